@@ -1,0 +1,161 @@
+# shortener: URL shortener server (bin/shortener), key generation service (bin/kgs) and admin
+# CLI (bin/shortenerctl). `make help` lists the targets.
+
+CC ?= cc
+PKGS := libmicrohttpd hiredis libpq libsodium jansson libcurl
+
+# Project flags are kept apart from the user's CFLAGS, which still apply on top.
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla \
+	-fno-common -Werror
+PROJECT_CFLAGS := -std=c17 -D_GNU_SOURCE -O2 -g $(WARN) -Iinclude -I/usr/include/postgresql \
+	-MMD -MP
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+# SANITIZE=1 builds the same programs with ASan+UBSan into build/asan.
+ifeq ($(SANITIZE),1)
+BUILD ?= build/asan
+BINDIR ?= $(BUILD)/bin
+PROJECT_CFLAGS += $(SAN_FLAGS)
+PROJECT_LDFLAGS += $(SAN_FLAGS)
+else
+BUILD ?= build/release
+BINDIR ?= bin
+endif
+
+LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lmicrohttpd -lhiredis -lpq -lsodium -ljansson -lcurl) -lpthread -lm
+
+LIB_SRCS := lib/base62.c lib/config.c lib/db.c lib/kgs_proto.c lib/log.c lib/sock.c
+# Modules of the API server; main.c is its entry point.
+SERVER_SRCS := src/apikey.c src/api.c src/cache.c src/http.c src/keys_client.c src/metrics.c \
+	src/request.c src/server.c src/store.c src/timefmt.c src/urlcheck.c src/visits.c
+CTL_SRCS := src/apikey.c src/ctl.c src/migrate.c src/timefmt.c
+KGS_SRCS := kgs/keypool.c kgs/keybuf.c
+
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+SERVER_OBJS := $(SERVER_SRCS:%.c=$(BUILD)/%.o)
+CTL_OBJS := $(CTL_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations_data.o
+KGS_OBJS := $(KGS_SRCS:%.c=$(BUILD)/%.o)
+LIBCOMMON := $(BUILD)/libcommon.a
+
+PROGRAMS := $(BINDIR)/shortener $(BINDIR)/kgs $(BINDIR)/shortenerctl
+
+UNIT_TESTS := base62 config kgs_proto sock urlcheck request timefmt apikey
+UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
+
+PYTEST := /usr/bin/python3 -m pytest
+
+.PHONY: all deps asan unit integration test check-format format cppcheck fuzz run up down \
+	bench clean help
+all: $(PROGRAMS)
+
+help:
+	@echo "make            build bin/shortener, bin/kgs, bin/shortenerctl"
+	@echo "make run        install what is missing, build, run the whole local stack in the foreground"
+	@echo "make up / down  the same stack in the background under var/ / stopped again"
+	@echo "make test       every check: format, cppcheck, unit and integration tests, plain and ASan+UBSan"
+	@echo "make bench      the benchmarks"
+
+# Installs the Debian packages the build, the local stack and the tests need (apt-get, as
+# root or through sudo); does nothing when they are all there.
+deps:
+	@deploy/install-deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIBCOMMON): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+# Migrations are compiled into shortenerctl so a deployment needs only the binary.
+$(BUILD)/gen/migrations_data.c: $(sort $(wildcard migrations/*.sql)) deploy/embed-migrations.sh
+	@mkdir -p $(dir $@)
+	deploy/embed-migrations.sh $(sort $(wildcard migrations/*.sql)) > $@
+
+$(BUILD)/gen/migrations_data.o: $(BUILD)/gen/migrations_data.c
+	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BINDIR)/shortener: $(BUILD)/src/main.o $(SERVER_OBJS) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BINDIR)/shortenerctl: $(CTL_OBJS) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BINDIR)/kgs: $(BUILD)/kgs/main.o $(KGS_OBJS) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# A unit test links its own module (which it #includes) and the common library only.
+$(BUILD)/tests/unit/test_%: tests/unit/test_%.c $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -Isrc -Ikgs $(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $< \
+		$(LIBCOMMON) -lcmocka $(LIBS)
+
+asan:
+	$(MAKE) SANITIZE=1 all unit-bins
+
+unit-bins: $(UNIT_BINS)
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+integration: all
+	SHORTENER_BIN_DIR=$(abspath $(BINDIR)) $(PYTEST) -q -p no:cacheprovider tests/integration
+
+C_FILES = $(wildcard include/*.h lib/*.c src/*.c src/*.h kgs/*.c kgs/*.h tests/unit/*.c \
+	tests/unit/*.h tests/fuzz/*.c tests/bench/*.c)
+
+check-format:
+	clang-format --dry-run -Werror $(C_FILES)
+
+format:
+	clang-format -i $(C_FILES)
+
+cppcheck:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+		--inline-suppr --std=c11 -D__GNUC__ -Iinclude lib src kgs
+
+test: deps
+	@echo "== format and static checks"
+	$(MAKE) check-format cppcheck
+	@echo "== plain build: unit tests"
+	$(MAKE) all unit
+	@echo "== ASan+UBSan build: unit tests"
+	$(MAKE) SANITIZE=1 all unit
+	$(MAKE) fuzz
+	@echo "== integration tests, plain build"
+	$(MAKE) integration
+	@echo "== integration tests, ASan+UBSan build"
+	$(MAKE) SANITIZE=1 integration
+
+# libFuzzer drivers, each run briefly over its checked-in corpus plus fresh inputs.
+FUZZ_TARGETS := request urlcheck kgs_proto
+fuzz:
+	@mkdir -p build/fuzz
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		clang -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -fsanitize=fuzzer,address,undefined \
+			-o build/fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c lib/*.c $(LIBS); \
+		mkdir -p build/fuzz/corpus_$$t; \
+		build/fuzz/fuzz_$$t -max_total_time=10 -max_len=4096 build/fuzz/corpus_$$t \
+			tests/fuzz/corpus/$$t 2>&1 | tail -n 2; \
+	done
+
+run: deps all
+	deploy/devstack.sh run
+
+up: deps all
+	deploy/devstack.sh up
+
+down:
+	deploy/devstack.sh down
+
+bench: deps all
+	tests/bench/run.sh
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,19 @@
+/* Base62 keys: the alphabet of generated short keys and API-key secrets. */
+#ifndef SHORTENER_BASE62_H
+#define SHORTENER_BASE62_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define BASE62_KEY_LEN 7
+
+/* Fills out[0..len-1] with uniformly random base62 digits (libsodium, no modulo bias) and
+ * NUL-terminates it: out must hold len + 1 bytes. Call sodium_init() first. */
+void base62_random(char *out, size_t len);
+
+bool base62_is_digit(char c);
+
+/* True when s[0..len-1] is exactly a generated key: BASE62_KEY_LEN base62 digits. */
+bool base62_is_key(const char *s, size_t len);
+
+#endif

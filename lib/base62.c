@@ -1,0 +1,28 @@
+/* Base62 digits drawn from libsodium's CSPRNG. */
+#include "base62.h"
+
+#include <sodium.h>
+
+static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+void base62_random(char *out, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        out[i] = alphabet[randombytes_uniform(62)];
+    out[len] = '\0';
+}
+
+bool base62_is_digit(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+bool base62_is_key(const char *s, size_t len)
+{
+    if (len != BASE62_KEY_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!base62_is_digit(s[i]))
+            return false;
+    return true;
+}

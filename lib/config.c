@@ -1,0 +1,184 @@
+/* Settings from defaults, environment and flags, described by one table per program. */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *field(void *cfg, const struct config_opt *opt)
+{
+    return (char *)cfg + opt->offset;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off", ""};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+int config_set(const struct config_opt *opt, void *cfg, const char *value, char *err,
+               size_t errlen)
+{
+    switch (opt->type) {
+    case CONFIG_STR: {
+        char **slot = field(cfg, opt);
+        char *copy = strdup(value);
+        if (!copy) {
+            snprintf(err, errlen, "out of memory");
+            return -ENOMEM;
+        }
+        free(*slot);
+        *slot = copy;
+        return 0;
+    }
+    case CONFIG_INT: {
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (errno || end == value || *end != '\0' || v < opt->min || v > opt->max) {
+            snprintf(err, errlen, "%s: expected an integer from %lld to %lld, got '%s'",
+                     opt->env, opt->min, opt->max, value);
+            return -EINVAL;
+        }
+        *(long long *)field(cfg, opt) = v;
+        return 0;
+    }
+    case CONFIG_BOOL:
+        if (parse_bool(value, field(cfg, opt)) < 0) {
+            snprintf(err, errlen, "%s: expected 0/1, true/false, yes/no or on/off, got '%s'",
+                     opt->env, value);
+            return -EINVAL;
+        }
+        return 0;
+    }
+    return -EINVAL;
+}
+
+static const struct config_opt *find_flag(const struct config_opt *opts, size_t n,
+                                          const char *name, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(opts[i].flag) == len && strncmp(opts[i].flag, name, len) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+int config_load(const struct config_opt *opts, size_t n, void *cfg, int argc, char **argv,
+                int *next, char *err, size_t errlen)
+{
+    int rc;
+    int i;
+
+    for (size_t k = 0; k < n; k++) {
+        const char *env = getenv(opts[k].env);
+        const char *value = env ? env : (opts[k].def ? opts[k].def : "");
+        rc = config_set(&opts[k], cfg, value, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    for (i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *name, *eq, *value;
+        const struct config_opt *opt;
+
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
+            return CONFIG_HELP;
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
+            break;
+        name = arg + 2;
+        eq = strchr(name, '=');
+        opt = find_flag(opts, n, name, eq ? (size_t)(eq - name) : strlen(name));
+        if (!opt) {
+            snprintf(err, errlen, "unknown option '%s' (see --help)", arg);
+            return -EINVAL;
+        }
+        if (eq) {
+            value = eq + 1;
+        } else if (opt->type == CONFIG_BOOL) {
+            value = "1";
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            snprintf(err, errlen, "option '%s' needs a value", arg);
+            return -EINVAL;
+        }
+        rc = config_set(opt, cfg, value, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    if (next)
+        *next = i;
+    return 0;
+}
+
+void config_release(const struct config_opt *opts, size_t n, void *cfg)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (opts[i].type == CONFIG_STR) {
+            char **slot = field(cfg, &opts[i]);
+            free(*slot);
+            *slot = NULL;
+        }
+    }
+}
+
+void config_usage(FILE *out, const struct config_opt *opts, size_t n)
+{
+    fprintf(out, "Settings (environment variable, or the flag, which wins):\n");
+    for (size_t i = 0; i < n; i++) {
+        const char *def = opts[i].secret ? "(secret)" : (opts[i].def ? opts[i].def : "");
+        fprintf(out, "  --%-22s %-18s %s", opts[i].flag, opts[i].env, opts[i].help);
+        if (*def)
+            fprintf(out, " [default: %s]", def);
+        fputc('\n', out);
+    }
+    fprintf(out, "  --%-22s %-18s %s\n", "help", "", "print this help and exit");
+}
+
+int config_load_env_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    int rc = 0;
+
+    if (!f)
+        return errno == ENOENT ? 0 : -errno;
+    while (fgets(line, sizeof(line), f)) {
+        char *eq, *end;
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] == '#' || line[0] == '\0')
+            continue;
+        eq = strchr(line, '=');
+        if (!eq || eq == line) {
+            rc = -EINVAL;
+            goto out;
+        }
+        *eq = '\0';
+        end = eq + 1;
+        /* Values may be quoted the way a shell would write them. */
+        size_t vlen = strlen(end);
+        if (vlen >= 2 && (end[0] == '\'' || end[0] == '"') && end[vlen - 1] == end[0]) {
+            end[vlen - 1] = '\0';
+            end++;
+        }
+        if (setenv(line, end, 0) < 0) {
+            rc = -errno;
+            goto out;
+        }
+    }
+out:
+    fclose(f);
+    return rc;
+}
