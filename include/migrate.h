@@ -2,6 +2,7 @@
 #ifndef SHORTENER_MIGRATE_H
 #define SHORTENER_MIGRATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct pg_conn;

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# The local development stack under var/: a private PostgreSQL cluster and Redis (never the
+# system services), kgs and shortener.
+#
+#   devstack.sh up     start everything in the background; prints the base URL and a dev key
+#   devstack.sh run    the same, with kgs and shortener in the foreground; Ctrl-C stops all
+#   devstack.sh down   stop everything
+#
+# PORT picks the HTTP port (default 8080). VAR_DIR moves the state (default ./var).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+var=${VAR_DIR:-$top/var}
+mkdir -p "$var"
+var=$(cd "$var" && pwd)
+port=${PORT:-8080}
+bin=$top/bin
+pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+run=$var/run
+log=$var/log
+
+say() { printf 'devstack: %s\n' "$*"; }
+die() { printf 'devstack: %s\n' "$*" >&2; exit 1; }
+
+# PostgreSQL refuses to run as root: then it runs as the postgres user.
+as_pg() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+start_postgres() {
+    [ -n "$pgbin" ] || die "PostgreSQL server binaries not found (run: make deps)"
+    mkdir -p "$var/pg" "$run" "$log"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres:postgres "$var/pg" "$run"
+        touch "$log/postgres.log" && chown postgres:postgres "$log/postgres.log"
+        as_pg test -w "$var/pg" ||
+            die "the postgres user cannot reach $var/pg; put the checkout where it can"
+    fi
+    if [ ! -f "$var/pg/PG_VERSION" ]; then
+        say "creating a PostgreSQL cluster in $var/pg"
+        as_pg "$pgbin/initdb" -D "$var/pg" -U shortener -A trust -E UTF8 --no-sync >/dev/null
+    fi
+    if ! as_pg "$pgbin/pg_ctl" -D "$var/pg" status >/dev/null 2>&1; then
+        as_pg "$pgbin/pg_ctl" -D "$var/pg" -l "$log/postgres.log" -w -t 60 \
+            -o "-k $run -c listen_addresses=''" start >/dev/null
+    fi
+    if ! as_pg "$pgbin/psql" -h "$run" -U shortener -d postgres -AtXc \
+        "SELECT 1 FROM pg_database WHERE datname = 'shortener'" | grep -q 1; then
+        as_pg "$pgbin/createdb" -h "$run" -U shortener shortener
+    fi
+}
+
+start_redis() {
+    mkdir -p "$run" "$log"
+    alive "$run/redis.pid" && return 0
+    redis-server --port 0 --unixsocket "$run/redis.sock" --unixsocketperm 770 \
+        --maxmemory 128mb --maxmemory-policy allkeys-lru --save '' --appendonly no \
+        --daemonize yes --pidfile "$run/redis.pid" --logfile "$log/redis.log" --dir "$var"
+    for _ in $(seq 50); do [ -S "$run/redis.sock" ] && return 0; sleep 0.1; done
+    die "redis did not start; see $log/redis.log"
+}
+
+write_env() {
+    cat > "$var/env" <<ENV
+DATABASE_URL=host=$run dbname=shortener user=shortener
+REDIS_URL=unix://$run/redis.sock
+KGS_SOCKET=$run/kgs.sock
+PORT=$port
+BASE_URL=http://localhost:$port
+ENV
+}
+
+load_env() {
+    set -a
+    # shellcheck disable=SC1091
+    . "$var/env"
+    set +a
+    export DATABASE_URL="host=$run dbname=shortener user=shortener"
+}
+
+wait_ready() {
+    for _ in $(seq 100); do
+        if curl -fsS -o /dev/null "http://127.0.0.1:$PORT/readyz" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    die "shortener did not become ready; see $log/"
+}
+
+wait_socket() {
+    for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done
+    die "$2 did not start; see $log/$2.log"
+}
+
+prepare() {
+    [ -x "$bin/shortener" ] || die "build first: make"
+    start_postgres
+    start_redis
+    write_env
+    load_env
+    "$bin/shortenerctl" migrate >/dev/null
+    if [ ! -s "$var/dev-api-key" ]; then
+        "$bin/shortenerctl" apikey create development | tail -n 1 > "$var/dev-api-key"
+    fi
+}
+
+greet() {
+    local key
+    key=$(cat "$var/dev-api-key")
+    say "shortener is ready at $BASE_URL"
+    say "development API key: $key"
+    cat <<TXT
+Try:
+  curl -H "Authorization: Bearer $key" -d url=https://example.com $BASE_URL/api/v1/urls
+TXT
+}
+
+stop_pidfile() {
+    local f=$1
+    if alive "$f"; then
+        kill "$(cat "$f")" 2>/dev/null || true
+        for _ in $(seq 50); do alive "$f" || break; sleep 0.1; done
+        alive "$f" && kill -9 "$(cat "$f")" 2>/dev/null || true
+    fi
+    rm -f "$f"
+}
+
+down() {
+    stop_pidfile "$run/shortener.pid"
+    stop_pidfile "$run/kgs.pid"
+    stop_pidfile "$run/redis.pid"
+    if [ -f "$var/pg/PG_VERSION" ] && [ -n "$pgbin" ] &&
+        as_pg "$pgbin/pg_ctl" -D "$var/pg" status >/dev/null 2>&1; then
+        as_pg "$pgbin/pg_ctl" -D "$var/pg" -m fast -w stop >/dev/null
+    fi
+    say "stopped"
+}
+
+case "${1:-}" in
+up)
+    prepare
+    if ! alive "$run/kgs.pid"; then
+        nohup "$bin/kgs" >>"$log/kgs.log" 2>&1 &
+        echo $! > "$run/kgs.pid"
+    fi
+    wait_socket "$KGS_SOCKET" kgs
+    if ! alive "$run/shortener.pid"; then
+        nohup "$bin/shortener" >>"$log/shortener.log" 2>&1 &
+        echo $! > "$run/shortener.pid"
+    fi
+    wait_ready
+    greet
+    ;;
+run)
+    prepare
+    trap 'trap - INT TERM EXIT; kill $(jobs -p) 2>/dev/null; wait; down' INT TERM EXIT
+    "$bin/kgs" &
+    echo $! > "$run/kgs.pid"
+    wait_socket "$KGS_SOCKET" kgs
+    "$bin/shortener" &
+    echo $! > "$run/shortener.pid"
+    wait_ready
+    greet
+    say "Ctrl-C stops everything"
+    wait
+    ;;
+down)
+    down
+    ;;
+*)
+    echo "usage: $0 up|run|down" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,49 @@
+/* The Redis read-through cache for redirects. One struct cache is one connection, used by one
+ * thread at a time. Redis is an accelerator only: every failure is reported as -EAGAIN and the
+ * caller goes to PostgreSQL. After a failure the connection is not retried for a second, so a
+ * dead Redis costs one timeout per second per thread, not one per request.
+ *
+ * An entry is "u:<key>" holding either "<expires_at>\n<url>" (expires_at 0: never) or "!" for
+ * a key known not to exist. */
+#ifndef SHORTENER_CACHE_H
+#define SHORTENER_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cache;
+
+/* redis_url: "redis://[:password@]host[:port][/db]" or "unix:///path/to/socket". Connects
+ * lazily. Returns NULL on a malformed URL or out of memory. */
+struct cache *cache_new(const char *redis_url);
+void cache_free(struct cache *c);
+
+/* Parses redis_url as cache_new does; exposed for tests and start-up validation.
+ * Returns 0 or -EINVAL. */
+int cache_parse_url(const char *redis_url, char *host, size_t hostcap, int *port, char *path,
+                    size_t pathcap, char *password, size_t passcap, int *db);
+
+const char *cache_error(const struct cache *c);
+
+enum { CACHE_HIT = 0, CACHE_NEGATIVE = 1 };
+
+/* CACHE_HIT with the URL copied into url (NUL-terminated, cap bytes at most) and its expiry,
+ * CACHE_NEGATIVE, -ENOENT on a miss, -EAGAIN when Redis is unavailable. */
+int cache_get(struct cache *c, const char *key, char *url, size_t cap, int64_t *expires_at);
+
+/* Read-through fills. They never overwrite an entry (SET NX): a tombstone written by a delete
+ * wins over a fill that raced with it. ttl in seconds, > 0. */
+int cache_fill(struct cache *c, const char *key, const char *url, int64_t expires_at,
+               int64_t ttl);
+int cache_fill_negative(struct cache *c, const char *key, int64_t ttl);
+
+/* After a create commits: drop whatever is cached for key (a negative entry, usually). */
+int cache_evict(struct cache *c, const char *key);
+
+/* After a delete commits: replace the entry with a negative one for ttl seconds, so that a
+ * read-through fill which read the row before the delete cannot bring it back. */
+int cache_tombstone(struct cache *c, const char *key, int64_t ttl);
+
+int cache_ping(struct cache *c);
+
+#endif

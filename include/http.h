@@ -1,0 +1,53 @@
+/* One HTTP request as the handlers see it, and the ways to answer it: JSON, problem+json
+ * (RFC 9457), redirects. libmicrohttpd's types stay inside http.c and server.c. */
+#ifndef SHORTENER_HTTP_H
+#define SHORTENER_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct MHD_Connection;
+struct server;
+struct worker;
+
+struct http_request {
+    struct server *srv;
+    struct worker *worker;
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *path;
+    uint64_t id;
+    /* The body, collected across calls; NUL-terminated. */
+    char *body;
+    size_t body_len, body_cap;
+    bool body_too_large;
+    bool answered;
+    unsigned status;
+};
+
+/* A request header's value, or NULL. */
+const char *http_header(struct http_request *r, const char *name);
+
+/* Sends status with body (may be empty) and extra headers given as name, value pairs ending
+ * with NULL. Returns 0, or -EIO when the response could not be queued (the connection is
+ * then closed by libmicrohttpd). */
+int http_send(struct http_request *r, unsigned status, const char *content_type,
+              const char *body, size_t len, const char *const *headers);
+
+/* Sends an application/problem+json error. type_slug names the problem kind (e.g.
+ * "invalid-url"); 503 and 429 get a Retry-After. */
+int http_problem(struct http_request *r, unsigned status, const char *type_slug,
+                 const char *detail_fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* 405 with an Allow header. */
+int http_method_not_allowed(struct http_request *r, const char *allow);
+
+/* 301 to location, cacheable by browsers for max_age seconds (0: not at all). */
+int http_redirect(struct http_request *r, const char *location, long long max_age);
+
+/* 404 for a short link: a small HTML page when the client prefers HTML, problem+json
+ * otherwise. */
+int http_link_not_found(struct http_request *r);
+
+#endif

@@ -1,0 +1,79 @@
+/* The API server's state: configuration, the libmicrohttpd daemon and one set of connections
+ * per worker thread. Everything mutable lives here; nothing is global. */
+#ifndef SHORTENER_SERVER_H
+#define SHORTENER_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "metrics.h"
+
+struct MHD_Daemon;
+struct store;
+struct cache;
+struct keys_client;
+struct visits;
+
+struct server_config {
+    char *database_url;
+    char *redis_url;
+    char *kgs_socket;
+    char *listen_address;
+    char *base_url; /* empty: http://localhost:PORT */
+    char *apikey_pepper;
+    char *log_level;
+    long long port;
+    long long threads;
+    long long default_ttl;
+    long long cache_ttl;
+    long long negative_ttl;
+    long long redirect_max_age;
+    long long visits_flush_ms;
+    long long max_connections;
+    long long per_ip_connections;
+    long long connection_timeout;
+    bool allow_anonymous;
+};
+
+/* What one libmicrohttpd worker thread owns: neither libpq nor hiredis connections may be
+ * shared between threads. */
+struct worker {
+    pthread_t thread;
+    bool bound;
+    struct store *store;
+    struct cache *cache;
+};
+
+struct server {
+    struct server_config cfg;
+    struct MHD_Daemon *daemon;
+    struct keys_client *keys;
+    struct visits *visits;
+    struct metrics metrics;
+    /* Slots are bound to threads on first use; the lock is taken only then. */
+    pthread_mutex_t workers_lock;
+    bool workers_lock_ready;
+    struct worker *workers;
+    unsigned nworkers;
+    atomic_uint_fast64_t next_request_id;
+    char base_url[512];   /* without a trailing slash */
+    char bodiless_marker; /* its address marks requests without a body we read */
+};
+
+/* Prepares everything but the listener; the server is not yet serving. Returns 0 or -errno
+ * with the reason logged. On failure server_release() still must be called. */
+int server_init(struct server *s);
+
+/* Starts listening; from now on requests are served on libmicrohttpd's threads. */
+int server_start(struct server *s);
+
+/* Stops listening, waits for in-flight requests, flushes visits, frees everything. */
+void server_release(struct server *s);
+
+/* The calling thread's worker slot, bound on first use. NULL only when more threads call
+ * than were configured, which would be a bug. */
+struct worker *server_worker(struct server *s);
+
+#endif

@@ -1,0 +1,381 @@
+/* Endpoints: create, redirect, read, delete, and the operational ones. */
+#include "api.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "apikey.h"
+#include "cache.h"
+#include "http.h"
+#include "keys_client.h"
+#include "log.h"
+#include "request.h"
+#include "server.h"
+#include "store.h"
+#include "timefmt.h"
+#include "urlcheck.h"
+#include "visits.h"
+
+#define API_PREFIX "/api/v1/urls"
+
+/* A generated key can collide with a custom alias spelt like one; the next key will not. */
+#define KEY_ATTEMPTS 5
+
+static int unavailable(struct http_request *r, const char *what)
+{
+    return http_problem(r, 503, "unavailable", "%s is unavailable; try again shortly", what);
+}
+
+/* Resolves the caller's API key. Returns 0 with key->id > 0 for a valid key, 0 with
+ * key->id == 0 for an anonymous caller when anonymous is acceptable, or a negative value
+ * once the error response has been sent. */
+static int authenticate(struct http_request *r, bool anonymous_ok, struct apikey_info *key)
+{
+    const char *auth = http_header(r, "Authorization");
+    const char *token = NULL;
+    unsigned char hash[APIKEY_HASH_LEN];
+    int rc;
+
+    memset(key, 0, sizeof(*key));
+    if (auth) {
+        if (strncasecmp(auth, "Bearer ", 7) != 0)
+            goto unauthorized;
+        token = auth + 7;
+        while (*token == ' ')
+            token++;
+    } else {
+        token = http_header(r, "X-API-Key");
+    }
+    if (!token) {
+        if (anonymous_ok)
+            return 0;
+        http_problem(r, 401, "unauthorized", "an API key is required (Authorization: Bearer)");
+        return -EACCES;
+    }
+    if (!apikey_well_formed(token, strlen(token)))
+        goto unauthorized;
+    if (apikey_hash(token, strlen(token), r->srv->cfg.apikey_pepper, hash) < 0)
+        goto unauthorized;
+    rc = store_authenticate(r->worker->store, hash, key);
+    if (rc == -ENOENT)
+        goto unauthorized;
+    if (rc < 0) {
+        metrics_inc(&r->srv->metrics.db_errors);
+        unavailable(r, "the database");
+        return rc;
+    }
+    return 0;
+unauthorized:
+    http_problem(r, 401, "unauthorized", "the API key is unknown or revoked");
+    return -EACCES;
+}
+
+/* The JSON description of a link; visits < 0 leaves the field out. Caller frees. */
+static char *link_json(struct server *s, const char *key, const char *url, int64_t created_at,
+                       int64_t expires_at, int64_t visits)
+{
+    char created[TIMEFMT_LEN], expires[TIMEFMT_LEN], short_url[700];
+    json_t *obj;
+    char *text;
+
+    timefmt_format(created_at, created);
+    timefmt_format(expires_at, expires);
+    snprintf(short_url, sizeof(short_url), "%s/%s", s->base_url, key);
+    obj = json_pack("{s:s, s:s, s:s, s:s, s:o}", "key", key, "short_url", short_url, "url", url,
+                    "created_at", created, "expires_at",
+                    expires_at ? json_string(expires) : json_null());
+    if (obj && visits >= 0)
+        json_object_set_new(obj, "visits", json_integer(visits));
+    text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    return text;
+}
+
+static int send_json(struct http_request *r, unsigned status, char *text,
+                     const char *const *headers)
+{
+    int rc;
+    if (!text)
+        return http_problem(r, 500, "internal", "out of memory");
+    rc = http_send(r, status, "application/json", text, strlen(text), headers);
+    free(text);
+    return rc;
+}
+
+static int handle_create(struct http_request *r)
+{
+    struct server *s = r->srv;
+    struct create_request req = {0};
+    struct apikey_info key;
+    char err[256], linkkey[ALIAS_MAX_LEN + 1], location[sizeof(API_PREFIX) + ALIAS_MAX_LEN + 2];
+    char *url = NULL;
+    int64_t expires_at, created_at = 0;
+    enum urlcheck_result uc;
+    enum body_type type;
+    int rc;
+
+    if (r->body_too_large)
+        return http_problem(r, 413, "body-too-large", "the body is over %d bytes",
+                            REQUEST_MAX_BODY);
+    if (authenticate(r, s->cfg.allow_anonymous, &key) < 0)
+        return 0;
+    type = request_body_type(http_header(r, "Content-Type"));
+    if (type == BODY_UNSUPPORTED)
+        return http_problem(r, 415, "unsupported-media-type",
+                            "send application/json or application/x-www-form-urlencoded");
+    if (request_parse_create(type, r->body ? r->body : "", r->body_len, &req, err,
+                             sizeof(err)) < 0)
+        return http_problem(r, 400, "invalid-body", "%s", err);
+    if (!req.url) {
+        rc = http_problem(r, 400, "invalid-url", "url is required");
+        goto out;
+    }
+    uc = urlcheck_validate(req.url, req.url_len, s->base_url, &url);
+    if (uc != URLCHECK_OK) {
+        rc = uc == URLCHECK_NOMEM ? http_problem(r, 500, "internal", "out of memory")
+                                  : http_problem(r, 400, "invalid-url", "%s",
+                                                 urlcheck_describe(uc));
+        goto out;
+    }
+    if (req.alias && request_check_alias(req.alias, err, sizeof(err)) < 0) {
+        rc = http_problem(r, 400, "invalid-alias", "%s", err);
+        goto out;
+    }
+    if (request_resolve_expiry(&req, time(NULL), s->cfg.default_ttl, &expires_at, err,
+                               sizeof(err)) < 0) {
+        rc = http_problem(r, 400, "invalid-expiry", "%s", err);
+        goto out;
+    }
+
+    if (req.alias) {
+        snprintf(linkkey, sizeof(linkkey), "%s", req.alias);
+        rc = store_insert_link(r->worker->store, linkkey, url, key.id, expires_at, &created_at);
+    } else {
+        rc = -EEXIST;
+        for (int attempt = 0; attempt < KEY_ATTEMPTS && rc == -EEXIST; attempt++) {
+            if (keys_client_take(s->keys, linkkey) < 0) {
+                metrics_inc(&s->metrics.kgs_errors);
+                rc = unavailable(r, "the key generation service");
+                goto out;
+            }
+            rc = store_insert_link(r->worker->store, linkkey, url, key.id, expires_at,
+                                   &created_at);
+        }
+    }
+    if (rc == -EEXIST) {
+        rc = req.alias ? http_problem(r, 409, "alias-taken", "the alias '%s' is taken", linkkey)
+                       : http_problem(r, 500, "internal", "could not find a free key");
+        goto out;
+    }
+    if (rc < 0) {
+        metrics_inc(&s->metrics.db_errors);
+        rc = rc == -EAGAIN ? unavailable(r, "the database")
+                           : http_problem(r, 500, "internal", "the link could not be stored");
+        goto out;
+    }
+    /* Committed: now drop any negative entry a lookup of this key left behind. */
+    if (cache_evict(r->worker->cache, linkkey) < 0)
+        metrics_inc(&s->metrics.cache_errors);
+    metrics_inc(&s->metrics.links_created);
+    snprintf(location, sizeof(location), API_PREFIX "/%s", linkkey);
+    const char *headers[] = {"Location", location, NULL};
+    rc = send_json(r, 201, link_json(s, linkkey, url, created_at, expires_at, -1), headers);
+out:
+    free(url);
+    create_request_release(&req);
+    return rc;
+}
+
+static int handle_read(struct http_request *r, const char *linkkey)
+{
+    struct apikey_info key;
+    struct link link = {0};
+    int rc;
+
+    if (authenticate(r, false, &key) < 0)
+        return 0;
+    rc = store_get_link(r->worker->store, linkkey, key.id, &link);
+    if (rc == -ENOENT)
+        return http_problem(r, 404, "not-found", "no link with this key");
+    if (rc < 0) {
+        metrics_inc(&r->srv->metrics.db_errors);
+        return unavailable(r, "the database");
+    }
+    rc = send_json(r, 200,
+                   link_json(r->srv, linkkey, link.url, link.created_at, link.expires_at,
+                             link.visits),
+                   NULL);
+    link_release(&link);
+    return rc;
+}
+
+static int handle_delete(struct http_request *r, const char *linkkey)
+{
+    struct apikey_info key;
+    int rc;
+
+    if (authenticate(r, false, &key) < 0)
+        return 0;
+    rc = store_delete_link(r->worker->store, linkkey, key.id);
+    if (rc == -ENOENT)
+        return http_problem(r, 404, "not-found", "no link with this key");
+    if (rc < 0) {
+        metrics_inc(&r->srv->metrics.db_errors);
+        return unavailable(r, "the database");
+    }
+    /* Committed first, then the cache: no server can serve the link from Redis after this. */
+    if (cache_tombstone(r->worker->cache, linkkey, r->srv->cfg.negative_ttl) < 0) {
+        metrics_inc(&r->srv->metrics.cache_errors);
+        log_warn("request %llu: deleted %s but could not evict it from redis: %s",
+                 (unsigned long long)r->id, linkkey, cache_error(r->worker->cache));
+    }
+    metrics_inc(&r->srv->metrics.links_deleted);
+    return http_send(r, 204, NULL, "", 0, NULL);
+}
+
+static long long min_ll(long long a, long long b)
+{
+    return a < b ? a : b;
+}
+
+static int handle_redirect(struct http_request *r, const char *linkkey, size_t len)
+{
+    struct server *s = r->srv;
+    struct worker *w = r->worker;
+    char url[URLCHECK_MAX_LEN + 1];
+    char *dburl = NULL;
+    int64_t expires_at = 0, remaining;
+    int rc;
+
+    if (!request_is_key(linkkey, len)) {
+        metrics_inc(&s->metrics.redirects[MR_INVALID]);
+        return http_link_not_found(r);
+    }
+    rc = cache_get(w->cache, linkkey, url, sizeof(url), &expires_at);
+    if (rc == CACHE_NEGATIVE) {
+        metrics_inc(&s->metrics.redirects[MR_CACHE_NEGATIVE]);
+        return http_link_not_found(r);
+    }
+    if (rc == CACHE_HIT) {
+        remaining = expires_at ? expires_at - (int64_t)time(NULL) : -1;
+        /* Redis expires entries itself; a clock step must still not serve a dead link. */
+        if (remaining == -1 || remaining > 0) {
+            metrics_inc(&s->metrics.redirects[MR_CACHE_HIT]);
+            if (!visits_record(s->visits, linkkey, len))
+                metrics_inc(&s->metrics.visits_dropped);
+            return http_redirect(r, url,
+                                 remaining < 0 ? s->cfg.redirect_max_age
+                                               : min_ll(remaining, s->cfg.redirect_max_age));
+        }
+    } else if (rc == -EAGAIN) {
+        metrics_inc(&s->metrics.cache_errors);
+    }
+
+    rc = store_lookup_redirect(w->store, linkkey, &dburl, &expires_at, &remaining);
+    if (rc == -ENOENT) {
+        metrics_inc(&s->metrics.redirects[MR_DB_MISS]);
+        cache_fill_negative(w->cache, linkkey, s->cfg.negative_ttl);
+        return http_link_not_found(r);
+    }
+    if (rc < 0) {
+        metrics_inc(&s->metrics.db_errors);
+        return unavailable(r, "the database");
+    }
+    metrics_inc(&s->metrics.redirects[MR_DB_HIT]);
+    if (remaining != 0) {
+        long long ttl = remaining < 0 ? s->cfg.cache_ttl : min_ll(remaining, s->cfg.cache_ttl);
+        cache_fill(w->cache, linkkey, dburl, expires_at, ttl);
+    }
+    if (!visits_record(s->visits, linkkey, len))
+        metrics_inc(&s->metrics.visits_dropped);
+    rc = http_redirect(r, dburl,
+                       remaining < 0 ? s->cfg.redirect_max_age
+                                     : min_ll(remaining, s->cfg.redirect_max_age));
+    free(dburl);
+    return rc;
+}
+
+static int handle_readyz(struct http_request *r)
+{
+    struct worker *w = r->worker;
+    char detail[768] = "";
+    size_t len = 0;
+
+    if (store_ping(w->store) < 0)
+        len += (size_t)snprintf(detail + len, sizeof(detail) - len, "postgres: %s; ",
+                                store_error(w->store));
+    if (len < sizeof(detail) && cache_ping(w->cache) < 0)
+        len += (size_t)snprintf(detail + len, sizeof(detail) - len, "redis: %s; ",
+                                cache_error(w->cache));
+    int krc = keys_client_ping(r->srv->keys);
+    if (len < sizeof(detail) && krc < 0)
+        len += (size_t)snprintf(detail + len, sizeof(detail) - len, "kgs: %s; ", strerror(-krc));
+    if (len > 0) {
+        if (len > 2 && len < sizeof(detail))
+            detail[len - 2] = '\0';
+        return http_problem(r, 503, "not-ready", "not ready: %s", detail);
+    }
+    static const char ok[] =
+        "{\"status\":\"ok\",\"checks\":{\"postgres\":\"ok\",\"redis\":\"ok\",\"kgs\":\"ok\"}}";
+    return http_send(r, 200, "application/json", ok, sizeof(ok) - 1, NULL);
+}
+
+static int handle_metrics(struct http_request *r)
+{
+    char buf[8192];
+    int len = metrics_render(&r->srv->metrics, keys_client_buffered(r->srv->keys),
+                             visits_pending(r->srv->visits), buf, sizeof(buf));
+    if (len < 0)
+        return http_problem(r, 500, "internal", "metrics do not fit their buffer");
+    return http_send(r, 200, "text/plain; version=0.0.4; charset=utf-8", buf, (size_t)len, NULL);
+}
+
+static bool is(const char *method, const char *want)
+{
+    return strcmp(method, want) == 0;
+}
+
+static bool get_or_head(const char *method)
+{
+    return is(method, "GET") || is(method, "HEAD");
+}
+
+int api_handle(struct http_request *r)
+{
+    const char *path = r->path, *m = r->method;
+
+    if (strcmp(path, "/healthz") == 0) {
+        static const char ok[] = "{\"status\":\"ok\"}";
+        if (!get_or_head(m))
+            return http_method_not_allowed(r, "GET, HEAD");
+        return http_send(r, 200, "application/json", ok, sizeof(ok) - 1, NULL);
+    }
+    if (strcmp(path, "/readyz") == 0)
+        return get_or_head(m) ? handle_readyz(r) : http_method_not_allowed(r, "GET, HEAD");
+    if (strcmp(path, "/metrics") == 0)
+        return get_or_head(m) ? handle_metrics(r) : http_method_not_allowed(r, "GET, HEAD");
+    if (strcmp(path, API_PREFIX) == 0 || strcmp(path, API_PREFIX "/") == 0)
+        return is(m, "POST") ? handle_create(r) : http_method_not_allowed(r, "POST");
+    if (strncmp(path, API_PREFIX "/", sizeof(API_PREFIX)) == 0) {
+        const char *key = path + sizeof(API_PREFIX);
+        if (!request_is_key(key, strlen(key)))
+            return http_problem(r, 404, "not-found", "no link with this key");
+        if (get_or_head(m))
+            return handle_read(r, key);
+        if (is(m, "DELETE"))
+            return handle_delete(r, key);
+        return http_method_not_allowed(r, "GET, HEAD, DELETE");
+    }
+    if (strcmp(path, "/api") == 0 || strncmp(path, "/api/", 5) == 0)
+        return http_problem(r, 404, "not-found", "no such endpoint");
+    if (path[0] == '/' && path[1] != '\0' && !strchr(path + 1, '/')) {
+        if (!get_or_head(m))
+            return http_method_not_allowed(r, "GET, HEAD");
+        return handle_redirect(r, path + 1, strlen(path + 1));
+    }
+    return http_problem(r, 404, "not-found", "no such page");
+}

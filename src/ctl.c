@@ -1,0 +1,263 @@
+/* bin/shortenerctl: schema migrations and API-key administration. */
+#include <errno.h>
+#include <libpq-fe.h>
+#include <sodium.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apikey.h"
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "migrate.h"
+#include "timefmt.h"
+
+struct ctl_config {
+    char *database_url;
+    char *redis_url;
+    char *apikey_pepper;
+    char *default_rate;
+    char *log_level;
+};
+
+#define OPT_STR(env, flag, def, help, secret, field)                                               \
+    {env, flag, CONFIG_STR, 0, 0, def, help, secret, offsetof(struct ctl_config, field)}
+
+static const struct config_opt options[] = {
+    OPT_STR("DATABASE_URL", "database-url", "dbname=shortener", "PostgreSQL conninfo or URI",
+            false, database_url),
+    OPT_STR("REDIS_URL", "redis-url", "redis://127.0.0.1:6379",
+            "Redis cache: redis://host:port or unix:///path", false, redis_url),
+    OPT_STR("APIKEY_PEPPER", "apikey-pepper", "",
+            "secret mixed into API-key hashes; the same as the servers'", true, apikey_pepper),
+    OPT_STR("DEFAULT_RATE", "default-rate", "100/s",
+            "rate of keys created without --rate: N/s, N/min or N/h", false, default_rate),
+    OPT_STR("LOG_LEVEL", "log-level", "warn", "error, warn, info or debug", false, log_level),
+};
+
+#define NOPTIONS (sizeof(options) / sizeof(options[0]))
+
+static void usage(void)
+{
+    printf("usage: shortenerctl [--option value]... COMMAND\n\n"
+           "Commands:\n"
+           "  migrate                                 apply pending schema migrations\n"
+           "  apikey create NAME [--rate N/s|N/min|N/h]\n"
+           "                                          create a key; prints it once, last line\n"
+           "  apikey list                             id, name, rate, created, last used, "
+           "revoked\n"
+           "  apikey revoke ID                        revoke a key at once\n\n"
+           "Settings are read from the environment, then from SHORTENER_ENV_FILE or ./var/env\n"
+           "(written by 'make up') for variables the environment does not set, then flags.\n\n");
+    config_usage(stdout, options, NOPTIONS);
+}
+
+static int cmd_migrate(PGconn *conn)
+{
+    char err[512];
+    int n = migrate_apply(conn, err, sizeof(err));
+    if (n < 0) {
+        fprintf(stderr, "shortenerctl: migrate failed: %s\n", err);
+        return 1;
+    }
+    printf("schema up to date (%d migration%s applied)\n", n, n == 1 ? "" : "s");
+    return 0;
+}
+
+static int cmd_apikey_create(PGconn *conn, const struct ctl_config *cfg, int argc, char **argv)
+{
+    const char *name = NULL, *rate = cfg->default_rate;
+    char key[APIKEY_LEN + 1], hex[2 + APIKEY_HASH_LEN * 2 + 1] = "\\x", limit[16], window[16];
+    unsigned char hash[APIKEY_HASH_LEN];
+    int rate_limit, rate_window, rc = 1;
+    PGresult *res = NULL;
+
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc)
+            rate = argv[++i];
+        else if (strncmp(argv[i], "--rate=", 7) == 0)
+            rate = argv[i] + 7;
+        else if (argv[i][0] != '-' && !name)
+            name = argv[i];
+        else {
+            fprintf(stderr, "shortenerctl: apikey create: unexpected '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!name || !*name || strlen(name) > 200) {
+        fprintf(stderr, "shortenerctl: apikey create needs a NAME of 1-200 characters\n");
+        return 2;
+    }
+    for (const char *p = name; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            fprintf(stderr, "shortenerctl: the NAME may not contain control characters\n");
+            return 2;
+        }
+    if (apikey_parse_rate(rate, &rate_limit, &rate_window) < 0) {
+        fprintf(stderr, "shortenerctl: invalid rate '%s': use N/s, N/min or N/h\n", rate);
+        return 2;
+    }
+    apikey_generate(key);
+    if (apikey_hash(key, strlen(key), cfg->apikey_pepper, hash) < 0)
+        goto out;
+    sodium_bin2hex(hex + 2, sizeof(hex) - 2, hash, sizeof(hash));
+    snprintf(limit, sizeof(limit), "%d", rate_limit);
+    snprintf(window, sizeof(window), "%d", rate_window);
+    const char *params[4] = {name, hex, limit, window};
+    res = PQexecParams(conn,
+                       "INSERT INTO api_keys (name, key_hash, rate_limit, rate_window)"
+                       " VALUES ($1, $2, $3, $4) RETURNING id",
+                       4, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "shortenerctl: cannot store the key: %s", PQerrorMessage(conn));
+        goto out;
+    }
+    char shown[32];
+    apikey_format_rate(rate_limit, rate_window, shown, sizeof(shown));
+    printf("created API key %s \"%s\" (rate %s); it is shown only this once:\n",
+           PQgetvalue(res, 0, 0), name, shown);
+    printf("%s\n", key);
+    rc = 0;
+out:
+    sodium_memzero(key, sizeof(key));
+    PQclear(res);
+    return rc;
+}
+
+static void print_time(const char *epoch_text)
+{
+    char buf[TIMEFMT_LEN];
+    if (!epoch_text || !*epoch_text) {
+        fputs("-", stdout);
+        return;
+    }
+    timefmt_format(strtoll(epoch_text, NULL, 10), buf);
+    fputs(buf, stdout);
+}
+
+static int cmd_apikey_list(PGconn *conn)
+{
+    PGresult *res = PQexec(conn, "SELECT id, name, rate_limit, rate_window,"
+                                 " floor(extract(epoch FROM created_at))::bigint,"
+                                 " floor(extract(epoch FROM last_used_at))::bigint,"
+                                 " floor(extract(epoch FROM revoked_at))::bigint"
+                                 " FROM api_keys ORDER BY id");
+    char rate[32];
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "shortenerctl: cannot list keys: %s", PQerrorMessage(conn));
+        PQclear(res);
+        return 1;
+    }
+    printf("id\tname\trate\tcreated\tlast_used\trevoked\n");
+    for (int i = 0; i < PQntuples(res); i++) {
+        apikey_format_rate(atoi(PQgetvalue(res, i, 2)), atoi(PQgetvalue(res, i, 3)), rate,
+                           sizeof(rate));
+        printf("%s\t%s\t%s\t", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), rate);
+        print_time(PQgetvalue(res, i, 4));
+        putchar('\t');
+        print_time(PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5));
+        putchar('\t');
+        print_time(PQgetisnull(res, i, 6) ? NULL : PQgetvalue(res, i, 6));
+        putchar('\n');
+    }
+    PQclear(res);
+    return 0;
+}
+
+static int cmd_apikey_revoke(PGconn *conn, int argc, char **argv)
+{
+    char *end;
+    int rc = 1;
+
+    if (argc != 1 || strtoll(argv[0], &end, 10) <= 0 || *end) {
+        fprintf(stderr, "shortenerctl: apikey revoke needs one numeric ID (see apikey list)\n");
+        return 2;
+    }
+    const char *params[1] = {argv[0]};
+    PGresult *res = PQexecParams(conn,
+                                 "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now())"
+                                 " WHERE id = $1 RETURNING revoked_at < now()",
+                                 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "shortenerctl: cannot revoke: %s", PQerrorMessage(conn));
+    } else if (PQntuples(res) == 0) {
+        fprintf(stderr, "shortenerctl: no API key with id %s\n", argv[0]);
+    } else {
+        printf("API key %s %s\n", argv[0],
+               strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? "was already revoked" : "revoked");
+        rc = 0;
+    }
+    PQclear(res);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct ctl_config cfg = {0};
+    PGconn *conn = NULL;
+    char err[512];
+    const char *env_file = getenv("SHORTENER_ENV_FILE");
+    enum log_level level;
+    int next, rc, status = 2;
+
+    /* The local stack's settings, so that after `make up` no flags are needed. */
+    rc = config_load_env_file(env_file ? env_file : "var/env");
+    if (rc < 0) {
+        fprintf(stderr, "shortenerctl: cannot read %s: %s\n", env_file ? env_file : "var/env",
+                strerror(-rc));
+        return 2;
+    }
+    rc = config_load(options, NOPTIONS, &cfg, argc, argv, &next, err, sizeof(err));
+    if (rc == CONFIG_HELP) {
+        usage();
+        status = 0;
+        goto out;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "shortenerctl: %s\n", err);
+        goto out;
+    }
+    if (next >= argc) {
+        usage();
+        goto out;
+    }
+    if (log_level_parse(cfg.log_level, &level) < 0)
+        level = LOG_WARN;
+    log_init("shortenerctl", level);
+    if (sodium_init() < 0) {
+        fprintf(stderr, "shortenerctl: cannot initialise libsodium\n");
+        goto out;
+    }
+    const char *cmd = argv[next];
+    const char *sub = next + 1 < argc ? argv[next + 1] : "";
+    bool known = strcmp(cmd, "migrate") == 0 ||
+                 (strcmp(cmd, "apikey") == 0 &&
+                  (strcmp(sub, "create") == 0 || strcmp(sub, "list") == 0 ||
+                   strcmp(sub, "revoke") == 0));
+    if (!known) {
+        fprintf(stderr, "shortenerctl: unknown command '%s%s%s' (see --help)\n", cmd,
+                *sub ? " " : "", sub);
+        goto out;
+    }
+    conn = db_connect(cfg.database_url, "shortenerctl", 0, err, sizeof(err));
+    if (!conn) {
+        fprintf(stderr, "shortenerctl: cannot connect to PostgreSQL: %s\n", err);
+        status = 1;
+        goto out;
+    }
+    if (strcmp(cmd, "migrate") == 0)
+        status = cmd_migrate(conn);
+    else if (strcmp(sub, "create") == 0)
+        status = cmd_apikey_create(conn, &cfg, argc - next - 2, argv + next + 2);
+    else if (strcmp(sub, "list") == 0)
+        status = cmd_apikey_list(conn);
+    else
+        status = cmd_apikey_revoke(conn, argc - next - 2, argv + next + 2);
+out:
+    PQfinish(conn);
+    config_release(options, NOPTIONS, &cfg);
+    return status;
+}

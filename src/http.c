@@ -1,0 +1,119 @@
+/* Building and queueing libmicrohttpd responses for the handlers. */
+#include "http.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "server.h"
+
+const char *http_header(struct http_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+int http_send(struct http_request *r, unsigned status, const char *content_type,
+              const char *body, size_t len, const char *const *headers)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ok;
+
+    resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return -ENOMEM;
+    ok = MHD_YES;
+    if (content_type)
+        ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    for (size_t i = 0; ok == MHD_YES && headers && headers[i]; i += 2)
+        ok = MHD_add_response_header(resp, headers[i], headers[i + 1]);
+    if (ok == MHD_YES)
+        ok = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    if (ok != MHD_YES) {
+        log_error("request %llu: cannot queue a %u response", (unsigned long long)r->id, status);
+        return -EIO;
+    }
+    r->answered = true;
+    r->status = status;
+    return 0;
+}
+
+static const char *reason(unsigned status)
+{
+    const char *p = MHD_get_reason_phrase_for(status);
+    return p && *p ? p : "Error";
+}
+
+int http_problem(struct http_request *r, unsigned status, const char *type_slug,
+                 const char *detail_fmt, ...)
+{
+    char detail[1024], type[128];
+    va_list ap;
+    json_t *obj;
+    char *text;
+    int rc;
+
+    va_start(ap, detail_fmt);
+    vsnprintf(detail, sizeof(detail), detail_fmt, ap);
+    va_end(ap);
+    snprintf(type, sizeof(type), "https://shortener.invalid/problems/%s", type_slug);
+    obj = json_pack("{s:s, s:s, s:i, s:s}", "type", type, "title", reason(status), "status",
+                    (int)status, "detail", detail);
+    text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (!text)
+        return -ENOMEM;
+    const char *retry[] = {"Retry-After", "1", NULL};
+    rc = http_send(r, status, "application/problem+json", text, strlen(text),
+                   status == 503 || status == 429 ? retry : NULL);
+    free(text);
+    return rc;
+}
+
+int http_method_not_allowed(struct http_request *r, const char *allow)
+{
+    char detail[128];
+    snprintf(detail, sizeof(detail), "%s is not allowed here; allowed: %s", r->method, allow);
+    json_t *obj =
+        json_pack("{s:s, s:s, s:i, s:s}", "type",
+                  "https://shortener.invalid/problems/method-not-allowed", "title",
+                  "Method Not Allowed", "status", 405, "detail", detail);
+    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (!text)
+        return -ENOMEM;
+    const char *headers[] = {"Allow", allow, NULL};
+    int rc = http_send(r, 405, "application/problem+json", text, strlen(text), headers);
+    free(text);
+    return rc;
+}
+
+int http_redirect(struct http_request *r, const char *location, long long max_age)
+{
+    char cache_control[64];
+    if (max_age > 0)
+        snprintf(cache_control, sizeof(cache_control), "private, max-age=%lld", max_age);
+    else
+        snprintf(cache_control, sizeof(cache_control), "no-store");
+    const char *headers[] = {"Location", location, "Cache-Control", cache_control, NULL};
+    return http_send(r, 301, NULL, "", 0, headers);
+}
+
+int http_link_not_found(struct http_request *r)
+{
+    static const char page[] =
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<title>Link not found</title></head>\n<body><h1>Link not found</h1>\n"
+        "<p>This short link does not exist, has expired or was deleted.</p></body></html>\n";
+    const char *accept = http_header(r, "Accept");
+
+    if (accept && strstr(accept, "text/html")) {
+        const char *headers[] = {"Cache-Control", "no-store", NULL};
+        return http_send(r, 404, "text/html; charset=utf-8", page, sizeof(page) - 1, headers);
+    }
+    return http_problem(r, 404, "not-found", "no link with this key");
+}

@@ -1,0 +1,129 @@
+/* bin/shortener: the HTTP API server. Reads its settings, starts serving and stops cleanly on
+ * SIGINT or SIGTERM. */
+#include <curl/curl.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
+#define OPT_STR(env, flag, def, help, secret, field)                                               \
+    {env, flag, CONFIG_STR, 0, 0, def, help, secret, offsetof(struct server_config, field)}
+#define OPT_INT(env, flag, lo, hi, def, help, field)                                               \
+    {env, flag, CONFIG_INT, lo, hi, def, help, false, offsetof(struct server_config, field)}
+
+static const struct config_opt options[] = {
+    OPT_STR("DATABASE_URL", "database-url", "dbname=shortener",
+            "PostgreSQL conninfo or URI", false, database_url),
+    OPT_STR("REDIS_URL", "redis-url", "redis://127.0.0.1:6379",
+            "Redis cache: redis://host:port or unix:///path", false, redis_url),
+    OPT_STR("KGS_SOCKET", "kgs-socket", "/run/shortener/kgs.sock",
+            "Unix socket of the key generation service", false, kgs_socket),
+    OPT_INT("PORT", "port", 1, 65535, "8080", "HTTP port", port),
+    OPT_STR("LISTEN_ADDRESS", "listen-address", "0.0.0.0",
+            "numeric address to listen on (0.0.0.0, 127.0.0.1, ::)", false, listen_address),
+    OPT_STR("BASE_URL", "base-url", "",
+            "scheme and host of short links [default: http://localhost:PORT]", false, base_url),
+    OPT_INT("DEFAULT_TTL", "default-ttl", 0, 3153600000LL, "31536000",
+            "seconds a link lives when the caller names no expiry; 0 means forever",
+            default_ttl),
+    {"ALLOW_ANONYMOUS", "allow-anonymous", CONFIG_BOOL, 0, 0, "0",
+     "let callers without an API key create links", false,
+     offsetof(struct server_config, allow_anonymous)},
+    OPT_STR("APIKEY_PEPPER", "apikey-pepper", "",
+            "secret mixed into API-key hashes; the same for every program", true, apikey_pepper),
+    OPT_INT("THREADS", "threads", 1, 64, "2", "request threads (libmicrohttpd epoll pool)",
+            threads),
+    OPT_INT("CACHE_TTL", "cache-ttl", 1, 86400 * 30, "3600",
+            "longest time in seconds a redirect stays in Redis", cache_ttl),
+    OPT_INT("NEGATIVE_TTL", "negative-ttl", 1, 3600, "5",
+            "seconds an unknown key stays cached as unknown", negative_ttl),
+    OPT_INT("REDIRECT_MAX_AGE", "redirect-max-age", 0, 86400 * 365, "300",
+            "longest browser cache lifetime of a redirect, in seconds", redirect_max_age),
+    OPT_INT("VISITS_FLUSH_MS", "visits-flush-ms", 10, 60000, "1000",
+            "how often visit counts are written to PostgreSQL, in milliseconds",
+            visits_flush_ms),
+    OPT_INT("MAX_CONNECTIONS", "max-connections", 16, 1000000, "4096",
+            "concurrent HTTP connections", max_connections),
+    OPT_INT("PER_IP_CONNECTIONS", "per-ip-connections", 0, 1000000, "1024",
+            "concurrent HTTP connections from one address; 0: no limit", per_ip_connections),
+    OPT_INT("CONNECTION_TIMEOUT", "connection-timeout", 1, 3600, "30",
+            "seconds an idle HTTP connection is kept", connection_timeout),
+    OPT_STR("LOG_LEVEL", "log-level", "info", "error, warn, info or debug", false, log_level),
+};
+
+#define NOPTIONS (sizeof(options) / sizeof(options[0]))
+
+static void usage(void)
+{
+    printf("usage: shortener [--option value]...\n\n"
+           "The shortener HTTP API server. It needs PostgreSQL (migrated with\n"
+           "'shortenerctl migrate'), Redis and a running kgs.\n\n");
+    config_usage(stdout, options, NOPTIONS);
+}
+
+/* Each connection is a file descriptor: take what the hard limit allows. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct server s = {0};
+    char err[256];
+    enum log_level level;
+    sigset_t stop;
+    int sig, next, rc, status = 1;
+
+    rc = config_load(options, NOPTIONS, &s.cfg, argc, argv, &next, err, sizeof(err));
+    if (rc == CONFIG_HELP) {
+        usage();
+        status = 0;
+        goto out;
+    }
+    if (rc < 0 || next < argc) {
+        fprintf(stderr, "shortener: %s\n", rc < 0 ? err : "unexpected argument (see --help)");
+        status = 2;
+        goto out;
+    }
+    if (log_level_parse(s.cfg.log_level, &level) < 0) {
+        fprintf(stderr, "shortener: LOG_LEVEL must be error, warn, info or debug\n");
+        status = 2;
+        goto out;
+    }
+    log_init("shortener", level);
+    if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_NOTHING) != CURLE_OK) {
+        log_error("cannot initialise libsodium or libcurl");
+        goto out;
+    }
+    /* Signals are taken synchronously by this thread; every thread started later inherits
+     * the mask, so none of them is interrupted. */
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+
+    if (server_init(&s) < 0 || server_start(&s) < 0)
+        goto out;
+    sigwait(&stop, &sig);
+    log_info("received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    status = 0;
+out:
+    server_release(&s);
+    config_release(options, NOPTIONS, &s.cfg);
+    curl_global_cleanup();
+    return status;
+}

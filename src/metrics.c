@@ -1,0 +1,93 @@
+/* Prometheus exposition of the server's counters. */
+#include "metrics.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+static const unsigned status_codes[MS_COUNT] = {200, 201, 204, 301, 400, 401, 404, 405,
+                                                409, 413, 415, 429, 500, 503, 0};
+
+static const char *const redirect_results[MR_COUNT] = {"cache_hit", "cache_negative", "db_hit",
+                                                       "db_miss", "invalid"};
+
+void metrics_count_status(struct metrics *m, unsigned status)
+{
+    for (int i = 0; i < MS_OTHER; i++)
+        if (status_codes[i] == status) {
+            metrics_inc(&m->responses[i]);
+            return;
+        }
+    metrics_inc(&m->responses[MS_OTHER]);
+}
+
+struct out {
+    char *buf;
+    size_t cap, len;
+    int err;
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct out *o, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    if (o->err)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= o->cap - o->len) {
+        o->err = -ENOSPC;
+        return;
+    }
+    o->len += (size_t)n;
+}
+
+static unsigned long long get(const atomic_ullong *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+int metrics_render(const struct metrics *m, size_t keys_buffered, size_t visits_pending,
+                   char *buf, size_t cap)
+{
+    struct out o = {.buf = buf, .cap = cap};
+
+    put(&o, "# HELP shortener_http_responses_total HTTP responses by status code.\n"
+            "# TYPE shortener_http_responses_total counter\n");
+    for (int i = 0; i < MS_OTHER; i++)
+        put(&o, "shortener_http_responses_total{code=\"%u\"} %llu\n", status_codes[i],
+            get(&m->responses[i]));
+    put(&o, "shortener_http_responses_total{code=\"other\"} %llu\n",
+        get(&m->responses[MS_OTHER]));
+    put(&o, "# HELP shortener_redirects_total Redirect look-ups by where they were answered.\n"
+            "# TYPE shortener_redirects_total counter\n");
+    for (int i = 0; i < MR_COUNT; i++)
+        put(&o, "shortener_redirects_total{result=\"%s\"} %llu\n", redirect_results[i],
+            get(&m->redirects[i]));
+    put(&o,
+        "# HELP shortener_links_created_total Links created.\n"
+        "# TYPE shortener_links_created_total counter\n"
+        "shortener_links_created_total %llu\n"
+        "# HELP shortener_links_deleted_total Links deleted through the API.\n"
+        "# TYPE shortener_links_deleted_total counter\n"
+        "shortener_links_deleted_total %llu\n"
+        "# HELP shortener_dependency_errors_total Failed calls to a dependency.\n"
+        "# TYPE shortener_dependency_errors_total counter\n"
+        "shortener_dependency_errors_total{dependency=\"redis\"} %llu\n"
+        "shortener_dependency_errors_total{dependency=\"postgres\"} %llu\n"
+        "shortener_dependency_errors_total{dependency=\"kgs\"} %llu\n"
+        "# HELP shortener_visits_dropped_total Visits not counted because the buffer was full.\n"
+        "# TYPE shortener_visits_dropped_total counter\n"
+        "shortener_visits_dropped_total %llu\n"
+        "# HELP shortener_keys_buffered Generated keys held locally, fetched from kgs.\n"
+        "# TYPE shortener_keys_buffered gauge\n"
+        "shortener_keys_buffered %zu\n"
+        "# HELP shortener_visits_pending Links with visits not yet written to PostgreSQL.\n"
+        "# TYPE shortener_visits_pending gauge\n"
+        "shortener_visits_pending %zu\n",
+        get(&m->links_created), get(&m->links_deleted), get(&m->cache_errors),
+        get(&m->db_errors), get(&m->kgs_errors), get(&m->visits_dropped), keys_buffered,
+        visits_pending);
+    return o.err ? o.err : (int)o.len;
+}

@@ -1,0 +1,274 @@
+/* The libmicrohttpd daemon: request life cycle, worker slots and start/stop. */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "api.h"
+#include "cache.h"
+#include "http.h"
+#include "keys_client.h"
+#include "log.h"
+#include "request.h"
+#include "store.h"
+#include "visits.h"
+
+#define KEYS_BATCH 256
+#define VISITS_MAX_KEYS 200000
+
+struct worker *server_worker(struct server *s)
+{
+    pthread_t self = pthread_self();
+    struct worker *w = NULL;
+
+    /* Bound slots are never rebound, so reading them without the lock is safe once seen. */
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (__atomic_load_n(&s->workers[i].bound, __ATOMIC_ACQUIRE) &&
+            pthread_equal(s->workers[i].thread, self))
+            return &s->workers[i];
+    pthread_mutex_lock(&s->workers_lock);
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (!s->workers[i].bound) {
+            w = &s->workers[i];
+            w->thread = self;
+            __atomic_store_n(&w->bound, true, __ATOMIC_RELEASE);
+            break;
+        }
+    pthread_mutex_unlock(&s->workers_lock);
+    if (!w)
+        log_error("more request threads than worker slots (%u)", s->nworkers);
+    return w;
+}
+
+/* GET, HEAD and DELETE requests carry no body we read: they share this marker as their
+ * request context instead of allocating one, which keeps redirects allocation-free here. */
+static bool bodiless(const char *method)
+{
+    return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
+           strcmp(method, "DELETE") == 0;
+}
+
+static int append_body(struct http_request *r, const char *data, size_t len)
+{
+    if (r->body_too_large)
+        return 0;
+    if (r->body_len + len > REQUEST_MAX_BODY) {
+        r->body_too_large = true;
+        free(r->body);
+        r->body = NULL;
+        r->body_len = r->body_cap = 0;
+        return 0;
+    }
+    if (r->body_len + len + 1 > r->body_cap) {
+        size_t cap = r->body_cap ? r->body_cap : 1024;
+        while (cap < r->body_len + len + 1)
+            cap *= 2;
+        char *p = realloc(r->body, cap);
+        if (!p)
+            return -ENOMEM;
+        r->body = p;
+        r->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, data, len);
+    r->body_len += len;
+    r->body[r->body_len] = '\0';
+    return 0;
+}
+
+static enum MHD_Result answer(struct server *s, struct http_request *r)
+{
+    r->worker = server_worker(s);
+    if (!r->worker)
+        return MHD_NO;
+    r->id = atomic_fetch_add_explicit(&s->next_request_id, 1, memory_order_relaxed);
+    if (api_handle(r) < 0 || !r->answered)
+        return MHD_NO;
+    metrics_count_status(&s->metrics, r->status);
+    log_debug("request %llu: %s %s -> %u", (unsigned long long)r->id, r->method, r->path,
+              r->status);
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **req_cls)
+{
+    struct server *s = cls;
+    struct http_request *r;
+    (void)version;
+
+    /* Queueing a response on the first call makes libmicrohttpd 0.9.75 close the
+     * connection (NOTES.md): the first call only sets up, the answer comes on the next. */
+    if (*req_cls == NULL) {
+        if (bodiless(method)) {
+            *req_cls = &s->bodiless_marker;
+            return MHD_YES;
+        }
+        r = calloc(1, sizeof(*r));
+        if (!r)
+            return MHD_NO;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > REQUEST_MAX_BODY)
+            r->body_too_large = true;
+        *req_cls = r;
+        return MHD_YES;
+    }
+    if (*req_cls == &s->bodiless_marker) {
+        /* A body sent with GET or DELETE is read and ignored. */
+        if (*upload_data_size) {
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        struct http_request stack = {.srv = s, .conn = conn, .method = method, .path = url};
+        return answer(s, &stack);
+    }
+    r = *req_cls;
+    if (*upload_data_size) {
+        if (append_body(r, upload_data, *upload_data_size) < 0)
+            return MHD_NO;
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    r->srv = s;
+    r->conn = conn;
+    r->method = method;
+    r->path = url;
+    return answer(s, r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct server *s = cls;
+    struct http_request *r = *req_cls;
+    (void)conn;
+    (void)toe;
+
+    if (r && r != (void *)&s->bodiless_marker) {
+        free(r->body);
+        free(r);
+    }
+    *req_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    (void)cls;
+    vsnprintf(line, sizeof(line), fmt, ap);
+    line[strcspn(line, "\n")] = '\0';
+    log_warn("libmicrohttpd: %s", line);
+}
+
+int server_init(struct server *s)
+{
+    const struct server_config *c = &s->cfg;
+
+    atomic_init(&s->next_request_id, 1);
+    if (c->base_url[0])
+        snprintf(s->base_url, sizeof(s->base_url), "%s", c->base_url);
+    else
+        snprintf(s->base_url, sizeof(s->base_url), "http://localhost:%lld", c->port);
+    size_t n = strlen(s->base_url);
+    while (n > 0 && s->base_url[n - 1] == '/')
+        s->base_url[--n] = '\0';
+
+    if (pthread_mutex_init(&s->workers_lock, NULL) != 0)
+        return -ENOMEM;
+    s->workers_lock_ready = true;
+    s->nworkers = (unsigned)c->threads;
+    s->workers = calloc(s->nworkers, sizeof(*s->workers));
+    if (!s->workers)
+        return -ENOMEM;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        s->workers[i].store = store_new(c->database_url, "shortener");
+        s->workers[i].cache = cache_new(c->redis_url);
+        if (!s->workers[i].store || !s->workers[i].cache) {
+            log_error("invalid REDIS_URL '%s' (redis://host:port or unix:///path)",
+                      c->redis_url);
+            return -EINVAL;
+        }
+    }
+    s->keys = keys_client_new(c->kgs_socket, KEYS_BATCH);
+    if (!s->keys)
+        return -ENOMEM;
+    struct store *vstore = store_new(c->database_url, "shortener-visits");
+    s->visits = vstore ? visits_new(vstore, (unsigned)c->visits_flush_ms, VISITS_MAX_KEYS) : NULL;
+    if (!s->visits)
+        return -ENOMEM;
+    return 0;
+}
+
+static int resolve_listen(const struct server_config *c, struct sockaddr_storage *addr)
+{
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE,
+                             .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res;
+    char port[8];
+
+    snprintf(port, sizeof(port), "%lld", c->port);
+    if (getaddrinfo(c->listen_address, port, &hints, &res) != 0 || !res)
+        return -EINVAL;
+    memcpy(addr, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+int server_start(struct server *s)
+{
+    const struct server_config *c = &s->cfg;
+    struct sockaddr_storage addr;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+
+    if (resolve_listen(c, &addr) < 0) {
+        log_error("LISTEN_ADDRESS '%s' is not a numeric IPv4 or IPv6 address",
+                  c->listen_address);
+        return -EINVAL;
+    }
+    if (addr.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    if (visits_start(s->visits) < 0)
+        return -ENOMEM;
+    s->daemon = MHD_start_daemon(
+        flags, (uint16_t)c->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)c->per_ip_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->connection_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_END);
+    if (!s->daemon) {
+        log_error("cannot listen on %s port %lld", c->listen_address, c->port);
+        return -EADDRINUSE;
+    }
+    log_info("listening on %s port %lld with %lld threads; short links at %s/",
+             c->listen_address, c->port, c->threads, s->base_url);
+    return 0;
+}
+
+void server_release(struct server *s)
+{
+    if (s->daemon)
+        MHD_stop_daemon(s->daemon);
+    s->daemon = NULL;
+    visits_free(s->visits);
+    s->visits = NULL;
+    keys_client_free(s->keys);
+    s->keys = NULL;
+    for (unsigned i = 0; s->workers && i < s->nworkers; i++) {
+        store_free(s->workers[i].store);
+        cache_free(s->workers[i].cache);
+    }
+    free(s->workers);
+    s->workers = NULL;
+    if (s->workers_lock_ready)
+        pthread_mutex_destroy(&s->workers_lock);
+    s->workers_lock_ready = false;
+}

@@ -1,0 +1,232 @@
+/* In-memory visit counters and the thread that writes them to PostgreSQL. */
+#include "visits.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "request.h"
+#include "store.h"
+
+struct slot {
+    int64_t count; /* 0: empty */
+    uint8_t len;
+    char key[ALIAS_MAX_LEN + 1];
+};
+
+struct table {
+    struct slot *slots;
+    size_t cap; /* a power of two */
+    size_t used;
+};
+
+struct visits {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t thread;
+    bool started, stopping;
+    struct table table;
+    size_t max_keys;
+    unsigned flush_ms;
+    struct store *store;
+};
+
+#define INITIAL_CAP 1024
+
+static uint64_t hash(const char *key, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)key[i]) * 1099511628211ULL;
+    return h;
+}
+
+static int table_init(struct table *t, size_t cap)
+{
+    t->slots = calloc(cap, sizeof(*t->slots));
+    t->cap = cap;
+    t->used = 0;
+    return t->slots ? 0 : -ENOMEM;
+}
+
+static struct slot *table_find(struct table *t, const char *key, size_t len)
+{
+    size_t i = (size_t)hash(key, len) & (t->cap - 1);
+    for (;;) {
+        struct slot *s = &t->slots[i];
+        if (s->count == 0 || (s->len == len && memcmp(s->key, key, len) == 0))
+            return s;
+        i = (i + 1) & (t->cap - 1);
+    }
+}
+
+static int table_grow(struct table *t)
+{
+    struct table bigger;
+    if (table_init(&bigger, t->cap * 2) < 0)
+        return -ENOMEM;
+    for (size_t i = 0; i < t->cap; i++) {
+        struct slot *s = &t->slots[i];
+        if (s->count)
+            *table_find(&bigger, s->key, s->len) = *s;
+    }
+    bigger.used = t->used;
+    free(t->slots);
+    *t = bigger;
+    return 0;
+}
+
+/* Adds n visits to key; false when the table is full. Called with the lock held. */
+static bool table_add(struct visits *v, const char *key, size_t len, int64_t n)
+{
+    struct table *t = &v->table;
+    struct slot *s = table_find(t, key, len);
+
+    if (s->count == 0) {
+        if (t->used >= v->max_keys)
+            return false;
+        /* Keep the load factor at or under one half so probes stay short. */
+        if ((t->used + 1) * 2 > t->cap) {
+            if (table_grow(t) < 0)
+                return false;
+            s = table_find(t, key, len);
+        }
+        memcpy(s->key, key, len);
+        s->key[len] = '\0';
+        s->len = (uint8_t)len;
+        t->used++;
+    }
+    s->count += n;
+    return true;
+}
+
+struct visits *visits_new(struct store *store, unsigned flush_ms, size_t max_keys)
+{
+    struct visits *v = calloc(1, sizeof(*v));
+    if (!v) {
+        store_free(store);
+        return NULL;
+    }
+    v->store = store;
+    v->flush_ms = flush_ms;
+    v->max_keys = max_keys;
+    if (table_init(&v->table, INITIAL_CAP) < 0 || pthread_mutex_init(&v->lock, NULL) != 0 ||
+        pthread_cond_init(&v->wake, NULL) != 0) {
+        visits_free(v);
+        return NULL;
+    }
+    return v;
+}
+
+bool visits_record(struct visits *v, const char *key, size_t len)
+{
+    bool ok;
+    if (len > ALIAS_MAX_LEN)
+        return false;
+    pthread_mutex_lock(&v->lock);
+    ok = table_add(v, key, len, 1);
+    pthread_mutex_unlock(&v->lock);
+    return ok;
+}
+
+size_t visits_pending(struct visits *v)
+{
+    pthread_mutex_lock(&v->lock);
+    size_t n = v->table.used;
+    pthread_mutex_unlock(&v->lock);
+    return n;
+}
+
+/* Writes one table's counts; on failure they go back into the live table. */
+static void flush(struct visits *v)
+{
+    struct table full, fresh;
+    const char **keys = NULL;
+    int64_t *counts = NULL;
+    size_t n = 0;
+
+    if (table_init(&fresh, INITIAL_CAP) < 0)
+        return;
+    pthread_mutex_lock(&v->lock);
+    full = v->table;
+    v->table = fresh;
+    pthread_mutex_unlock(&v->lock);
+    if (full.used == 0)
+        goto out;
+    keys = malloc(full.used * sizeof(*keys));
+    counts = malloc(full.used * sizeof(*counts));
+    if (!keys || !counts)
+        goto restore;
+    for (size_t i = 0; i < full.cap; i++)
+        if (full.slots[i].count) {
+            keys[n] = full.slots[i].key;
+            counts[n++] = full.slots[i].count;
+        }
+    if (store_add_visits(v->store, keys, counts, n) == 0)
+        goto out;
+restore:
+    pthread_mutex_lock(&v->lock);
+    for (size_t i = 0; i < full.cap; i++)
+        if (full.slots[i].count)
+            table_add(v, full.slots[i].key, full.slots[i].len, full.slots[i].count);
+    pthread_mutex_unlock(&v->lock);
+out:
+    free(keys);
+    free(counts);
+    free(full.slots);
+}
+
+static void *flush_thread(void *arg)
+{
+    struct visits *v = arg;
+    struct timespec until;
+
+    pthread_mutex_lock(&v->lock);
+    while (!v->stopping) {
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += v->flush_ms / 1000;
+        until.tv_nsec += (long)(v->flush_ms % 1000) * 1000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&v->wake, &v->lock, &until);
+        pthread_mutex_unlock(&v->lock);
+        flush(v);
+        pthread_mutex_lock(&v->lock);
+    }
+    pthread_mutex_unlock(&v->lock);
+    return NULL;
+}
+
+int visits_start(struct visits *v)
+{
+    int rc = pthread_create(&v->thread, NULL, flush_thread, v);
+    if (rc != 0)
+        return -rc;
+    v->started = true;
+    return 0;
+}
+
+void visits_free(struct visits *v)
+{
+    if (!v)
+        return;
+    if (v->started) {
+        pthread_mutex_lock(&v->lock);
+        v->stopping = true;
+        pthread_cond_signal(&v->wake);
+        pthread_mutex_unlock(&v->lock);
+        pthread_join(v->thread, NULL);
+        flush(v);
+    }
+    pthread_mutex_destroy(&v->lock);
+    pthread_cond_destroy(&v->wake);
+    free(v->table.slots);
+    store_free(v->store);
+    free(v);
+}
