@@ -21,6 +21,7 @@ struct http_request {
     /* The body, collected across calls; NUL-terminated. */
     char *body;
     size_t body_len, body_cap;
+    size_t received; /* body bytes seen, kept or not */
     bool body_too_large;
     bool answered;
     unsigned status;

@@ -21,6 +21,7 @@
 
 #define KEYS_BATCH 256
 #define VISITS_MAX_KEYS 200000
+#define DISCARD_LIMIT   (4 * REQUEST_MAX_BODY)
 
 struct worker *server_worker(struct server *s)
 {
@@ -95,6 +96,24 @@ static enum MHD_Result answer(struct server *s, struct http_request *r)
     return MHD_YES;
 }
 
+/* Answers 413 before the rest of an oversized body is read; libmicrohttpd then closes the
+ * connection instead of reading on. */
+static enum MHD_Result refuse_too_large(struct server *s, struct http_request *r,
+                                        struct MHD_Connection *conn, const char *method,
+                                        const char *url)
+{
+    r->srv = s;
+    r->conn = conn;
+    r->method = method;
+    r->path = url;
+    r->body_too_large = true;
+    if (http_problem(r, 413, "body-too-large", "the body is over %d bytes", REQUEST_MAX_BODY) <
+        0)
+        return MHD_NO;
+    metrics_count_status(&s->metrics, r->status);
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -114,10 +133,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r = calloc(1, sizeof(*r));
         if (!r)
             return MHD_NO;
+        *req_cls = r;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > REQUEST_MAX_BODY)
-            r->body_too_large = true;
-        *req_cls = r;
+            return refuse_too_large(s, r, conn, method, url);
         return MHD_YES;
     }
     if (*req_cls == &s->bodiless_marker) {
@@ -130,12 +149,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return answer(s, &stack);
     }
     r = *req_cls;
+    if (r->answered) {
+        /* Refused already: whatever else arrives is dropped with the connection. */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
     if (*upload_data_size) {
+        /* libmicrohttpd 0.9.75 cannot answer in the middle of an upload, so an oversized
+         * chunked body is read and dropped, then refused; one that goes on far past the
+         * limit just loses its connection. */
+        r->received += *upload_data_size;
+        if (r->received > DISCARD_LIMIT)
+            return MHD_NO;
         if (append_body(r, upload_data, *upload_data_size) < 0)
             return MHD_NO;
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (r->body_too_large)
+        return refuse_too_large(s, r, conn, method, url);
     r->srv = s;
     r->conn = conn;
     r->method = method;

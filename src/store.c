@@ -149,10 +149,13 @@ static int run(struct store *st, enum stmt s, int nparams, const char *const *pa
         db_error(st->conn, st->error, sizeof(st->error));
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         bool unique = state && strcmp(state, "23505") == 0;
+        /* Class 08 (connection exception) and 57P (shutdown, crash recovery) mean the server
+         * went away even if libpq has not noticed yet. */
+        bool gone = state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0);
         PQclear(res);
         if (unique)
             return -EEXIST;
-        if (PQstatus(st->conn) != CONNECTION_OK) {
+        if (gone || PQstatus(st->conn) != CONNECTION_OK) {
             log_warn("postgres: connection lost: %s", st->error);
             disconnect(st);
             if (retry && attempt == 0) {
