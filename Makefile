@@ -136,7 +136,8 @@ FUZZ_TARGETS := request urlcheck kgs_proto
 fuzz:
 	@mkdir -p build/fuzz
 	@set -e; for t in $(FUZZ_TARGETS); do \
-		clang -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -fsanitize=fuzzer,address,undefined \
+		clang -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -I/usr/include/postgresql \
+			-fsanitize=fuzzer,address,undefined \
 			-o build/fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c lib/*.c $(LIBS); \
 		mkdir -p build/fuzz/corpus_$$t; \
 		build/fuzz/fuzz_$$t -max_total_time=10 -max_len=4096 build/fuzz/corpus_$$t \

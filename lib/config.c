@@ -28,8 +28,7 @@ static int parse_bool(const char *s, bool *out)
     return -EINVAL;
 }
 
-int config_set(const struct config_opt *opt, void *cfg, const char *value, char *err,
-               size_t errlen)
+int config_set(const struct config_opt *opt, void *cfg, const char *value, char *err, size_t errlen)
 {
     switch (opt->type) {
     case CONFIG_STR: {
@@ -47,9 +46,11 @@ int config_set(const struct config_opt *opt, void *cfg, const char *value, char 
         char *end;
         errno = 0;
         long long v = strtoll(value, &end, 10);
-        if (errno || end == value || *end != '\0' || v < opt->min || v > opt->max) {
-            snprintf(err, errlen, "%s: expected an integer from %lld to %lld, got '%s'",
-                     opt->env, opt->min, opt->max, value);
+        /* strtoll would also take leading blanks and a '+': a typo should not pass. */
+        bool digits = (value[0] >= '0' && value[0] <= '9') || value[0] == '-';
+        if (!digits || errno || end == value || *end != '\0' || v < opt->min || v > opt->max) {
+            snprintf(err, errlen, "%s: expected an integer from %lld to %lld, got '%s'", opt->env,
+                     opt->min, opt->max, value);
             return -EINVAL;
         }
         *(long long *)field(cfg, opt) = v;
@@ -66,8 +67,8 @@ int config_set(const struct config_opt *opt, void *cfg, const char *value, char 
     return -EINVAL;
 }
 
-static const struct config_opt *find_flag(const struct config_opt *opts, size_t n,
-                                          const char *name, size_t len)
+static const struct config_opt *find_flag(const struct config_opt *opts, size_t n, const char *name,
+                                          size_t len)
 {
     for (size_t i = 0; i < n; i++)
         if (strlen(opts[i].flag) == len && strncmp(opts[i].flag, name, len) == 0)
@@ -95,7 +96,11 @@ int config_load(const struct config_opt *opts, size_t n, void *cfg, int argc, ch
 
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
             return CONFIG_HELP;
-        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
+        if (strcmp(arg, "--") == 0) {
+            i++;
+            break;
+        }
+        if (strncmp(arg, "--", 2) != 0)
             break;
         name = arg + 2;
         eq = strchr(name, '=');

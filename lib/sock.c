@@ -58,20 +58,20 @@ int sock_unix_connect(const char *path, int timeout_ms)
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -errno;
-    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-        if (errno != EINPROGRESS && errno != EAGAIN) {
+    /* A Unix connect() never completes later: it succeeds, fails, or says EAGAIN when the
+     * listener's backlog is full, which means "try again", not "in progress". */
+    while (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN) {
             rc = -errno;
             goto fail;
         }
-        rc = wait_fd(fd, POLLOUT, deadline);
-        if (rc < 0)
-            goto fail;
-        int soerr = 0;
-        socklen_t sl = sizeof(soerr);
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) {
-            rc = soerr ? -soerr : -errno;
+        if (now_ms() >= deadline) {
+            rc = -ETIMEDOUT;
             goto fail;
         }
+        poll(NULL, 0, 5);
     }
     flags = fcntl(fd, F_GETFL);
     if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
@@ -98,8 +98,13 @@ int sock_unix_listen(const char *path, int backlog)
         close(rc);
         return -EADDRINUSE;
     }
-    if (rc == -ECONNREFUSED)
+    /* ...and only a socket: a regular file at the path is somebody's mistake, not ours. */
+    if (rc == -ECONNREFUSED) {
+        struct stat st;
+        if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+            return -EEXIST;
         unlink(path);
+    }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;

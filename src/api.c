@@ -127,8 +127,10 @@ static int handle_create(struct http_request *r)
     if (type == BODY_UNSUPPORTED)
         return http_problem(r, 415, "unsupported-media-type",
                             "send application/json or application/x-www-form-urlencoded");
-    if (request_parse_create(type, r->body ? r->body : "", r->body_len, &req, err,
-                             sizeof(err)) < 0)
+    rc = request_parse_create(type, r->body ? r->body : "", r->body_len, &req, err, sizeof(err));
+    if (rc == -ENOMEM)
+        return http_problem(r, 500, "internal", "out of memory");
+    if (rc < 0)
         return http_problem(r, 400, "invalid-body", "%s", err);
     if (!req.url) {
         rc = http_problem(r, 400, "invalid-url", "url is required");
@@ -136,9 +138,9 @@ static int handle_create(struct http_request *r)
     }
     uc = urlcheck_validate(req.url, req.url_len, s->base_url, &url);
     if (uc != URLCHECK_OK) {
-        rc = uc == URLCHECK_NOMEM ? http_problem(r, 500, "internal", "out of memory")
-                                  : http_problem(r, 400, "invalid-url", "%s",
-                                                 urlcheck_describe(uc));
+        rc = uc == URLCHECK_NOMEM
+                 ? http_problem(r, 500, "internal", "out of memory")
+                 : http_problem(r, 400, "invalid-url", "%s", urlcheck_describe(uc));
         goto out;
     }
     if (req.alias && request_check_alias(req.alias, err, sizeof(err)) < 0) {
@@ -162,8 +164,7 @@ static int handle_create(struct http_request *r)
                 rc = unavailable(r, "the key generation service");
                 goto out;
             }
-            rc = store_insert_link(r->worker->store, linkkey, url, key.id, expires_at,
-                                   &created_at);
+            rc = store_insert_link(r->worker->store, linkkey, url, key.id, expires_at, &created_at);
         }
     }
     if (rc == -EEXIST) {
@@ -205,10 +206,9 @@ static int handle_read(struct http_request *r, const char *linkkey)
         metrics_inc(&r->srv->metrics.db_errors);
         return unavailable(r, "the database");
     }
-    rc = send_json(r, 200,
-                   link_json(r->srv, linkkey, link.url, link.created_at, link.expires_at,
-                             link.visits),
-                   NULL);
+    rc = send_json(
+        r, 200, link_json(r->srv, linkkey, link.url, link.created_at, link.expires_at, link.visits),
+        NULL);
     link_release(&link);
     return rc;
 }

@@ -1,0 +1,416 @@
+/* The create-link request body, from JSON or an HTML-style form, turned into one struct with
+ * every field type-checked, so the handler deals only with meaning (is the URL acceptable,
+ * is the alias free). Error sentences go to clients verbatim inside problem+json, so they
+ * never echo unchecked input and are always printable ASCII. */
+#include "request.h"
+
+#include "timefmt.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Julian years, so that any reasonable reckoning of "10 years" in seconds is accepted. */
+#define YEAR_SECONDS    31557600LL
+#define TTL_MAX         (10 * YEAR_SECONDS)
+#define EXPIRES_MAX_OUT (100 * YEAR_SECONDS)
+
+enum field { FIELD_URL, FIELD_ALIAS, FIELD_EXPIRES_AT, FIELD_TTL, FIELD_COUNT };
+
+static const char *const field_names[FIELD_COUNT] = {"url", "alias", "expires_at", "ttl"};
+
+/* Paths the service itself answers, or may one day; an alias must not shadow them. */
+static const char *const reserved_aliases[] = {
+    "api",    "healthz", "readyz", "metrics",    "static", "admin", "assets", "docs",   "login",
+    "logout", "favicon", "robots", "well-known", "www",    "help",  "about",  "status",
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static bool is_key_char(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' ||
+           c == '-';
+}
+
+enum body_type request_body_type(const char *content_type)
+{
+    static const struct {
+        const char *name;
+        enum body_type type;
+    } types[] = {{"application/json", BODY_JSON}, {"application/x-www-form-urlencoded", BODY_FORM}};
+    const char *p = content_type;
+    size_t n;
+
+    if (!p)
+        return BODY_UNSUPPORTED;
+    p += strspn(p, " \t");
+    n = strcspn(p, " \t;");
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        if (strlen(types[i].name) == n && strncasecmp(p, types[i].name, n) == 0) {
+            p += n;
+            p += strspn(p, " \t");
+            /* Parameters (charset and the like) change nothing for us. */
+            return *p == '\0' || *p == ';' ? types[i].type : BODY_UNSUPPORTED;
+        }
+    }
+    return BODY_UNSUPPORTED;
+}
+
+void create_request_release(struct create_request *req)
+{
+    free(req->url);
+    free(req->alias);
+    memset(req, 0, sizeof(*req));
+}
+
+static int dup_value(const char *v, size_t len, char **out)
+{
+    char *copy = malloc(len + 1);
+
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, v, len);
+    copy[len] = '\0';
+    *out = copy;
+    return 0;
+}
+
+/* Stores one string-valued field; shared by both body types so they agree on meaning. */
+static int set_field(struct create_request *out, enum field f, const char *v, size_t len, char *err,
+                     size_t errlen)
+{
+    int rc = 0;
+
+    if (memchr(v, '\0', len)) {
+        set_err(err, errlen, "%s contains a NUL character", field_names[f]);
+        return -EINVAL;
+    }
+    switch (f) {
+    case FIELD_URL:
+        rc = dup_value(v, len, &out->url);
+        out->url_len = len;
+        break;
+    case FIELD_ALIAS:
+        rc = dup_value(v, len, &out->alias);
+        break;
+    case FIELD_EXPIRES_AT:
+        if (timefmt_parse(v, len, &out->expires_at) < 0) {
+            set_err(err, errlen,
+                    "expires_at is not an RFC 3339 date-time such as 2030-01-31T12:00:00Z");
+            return -EINVAL;
+        }
+        out->has_expires_at = true;
+        break;
+    case FIELD_TTL:
+    case FIELD_COUNT:
+        return -EINVAL;
+    }
+    if (rc < 0)
+        set_err(err, errlen, "out of memory");
+    return rc;
+}
+
+static int set_ttl(struct create_request *out, long long ttl, char *err, size_t errlen)
+{
+    if (ttl <= 0) {
+        set_err(err, errlen, "ttl must be a positive whole number of seconds");
+        return -EINVAL;
+    }
+    if (ttl > TTL_MAX) {
+        set_err(err, errlen, "ttl must be at most %lld seconds (10 years)", TTL_MAX);
+        return -EINVAL;
+    }
+    out->ttl = ttl;
+    out->has_ttl = true;
+    return 0;
+}
+
+/* jansson's messages may quote the input; keep only what is safe to send back. */
+static void make_printable(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            *s = '?';
+}
+
+static int parse_json(const char *body, size_t len, struct create_request *out, char *err,
+                      size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root;
+    int rc = -EINVAL;
+
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        set_err(err, errlen, "malformed JSON at line %d, column %d: %s", jerr.line, jerr.column,
+                jerr.text);
+        if (err && errlen > 0)
+            make_printable(err);
+        goto out;
+    }
+    if (!json_is_object(root)) {
+        set_err(err, errlen, "the body must be a JSON object");
+        goto out;
+    }
+    for (int f = 0; f < FIELD_COUNT; f++) {
+        json_t *v = json_object_get(root, field_names[f]);
+        if (!v || json_is_null(v))
+            continue;
+        if (f == FIELD_TTL) {
+            if (!json_is_integer(v)) {
+                set_err(err, errlen, "ttl must be a positive whole number of seconds");
+                rc = -EINVAL;
+                goto out;
+            }
+            rc = set_ttl(out, json_integer_value(v), err, errlen);
+        } else {
+            if (!json_is_string(v)) {
+                set_err(err, errlen, "%s must be a string", field_names[f]);
+                rc = -EINVAL;
+                goto out;
+            }
+            rc = set_field(out, (enum field)f, json_string_value(v), json_string_length(v), err,
+                           errlen);
+        }
+        if (rc < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+static bool is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Decodes one form name or value: '+' is a space, %XX a byte. The caller has checked that
+ * every '%' starts a valid escape. *out is malloc'd. */
+static int form_decode(const char *s, size_t len, char **out, size_t *out_len)
+{
+    char *plus = NULL, *dec = NULL;
+    int dlen = 0, rc = -ENOMEM;
+
+    if (dup_value(s, len, &plus) < 0)
+        goto out;
+    for (size_t i = 0; i < len; i++)
+        if (plus[i] == '+')
+            plus[i] = ' ';
+    dec = curl_easy_unescape(NULL, plus, (int)len, &dlen);
+    if (!dec || dlen < 0)
+        goto out;
+    rc = dup_value(dec, (size_t)dlen, out);
+    if (rc == 0)
+        *out_len = (size_t)dlen;
+out:
+    curl_free(dec);
+    free(plus);
+    return rc;
+}
+
+/* A form ttl is plain decimal digits; anything else reads as -1, and values past TTL_MAX
+ * stop growing so that they cannot overflow. */
+static long long form_ttl(const char *v, size_t len)
+{
+    long long ttl = 0;
+
+    if (len == 0)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        ttl = ttl * 10 + (v[i] - '0');
+        if (ttl > TTL_MAX)
+            ttl = TTL_MAX + 1;
+    }
+    return ttl;
+}
+
+static int parse_form(const char *body, size_t len, struct create_request *out, char *err,
+                      size_t errlen)
+{
+    bool seen[FIELD_COUNT] = {false};
+    char *name = NULL, *value = NULL;
+    size_t pos = 0;
+    int rc = -EINVAL;
+
+    for (size_t i = 0; i < len; i++) {
+        if (body[i] == '%' && (len - i < 3 || !is_hex(body[i + 1]) || !is_hex(body[i + 2]))) {
+            set_err(err, errlen, "the form body has a malformed %%-escape");
+            goto out;
+        }
+    }
+    while (pos < len) {
+        const char *seg = body + pos, *amp = memchr(seg, '&', len - pos), *eq;
+        size_t seg_len = amp ? (size_t)(amp - seg) : len - pos, raw_name_len, name_len, value_len;
+        int f;
+
+        pos += seg_len + 1;
+        if (seg_len == 0)
+            continue; /* "a=1&&b=2" and a trailing '&' are harmless */
+        eq = memchr(seg, '=', seg_len);
+        raw_name_len = eq ? (size_t)(eq - seg) : seg_len;
+        free(name);
+        name = NULL;
+        if (form_decode(seg, raw_name_len, &name, &name_len) < 0) {
+            rc = -ENOMEM;
+            set_err(err, errlen, "out of memory");
+            goto out;
+        }
+        for (f = 0; f < FIELD_COUNT; f++)
+            if (strlen(field_names[f]) == name_len && memcmp(name, field_names[f], name_len) == 0)
+                break;
+        if (f == FIELD_COUNT)
+            continue; /* unknown fields are ignored, as in JSON */
+        if (seen[f]) {
+            set_err(err, errlen, "the field %s is given more than once", field_names[f]);
+            rc = -EINVAL;
+            goto out;
+        }
+        seen[f] = true;
+        free(value);
+        value = NULL;
+        /* A name without '=' has an empty value, as browsers read it. */
+        if (form_decode(eq ? eq + 1 : seg + seg_len, eq ? seg_len - raw_name_len - 1 : 0, &value,
+                        &value_len) < 0) {
+            rc = -ENOMEM;
+            set_err(err, errlen, "out of memory");
+            goto out;
+        }
+        if (f == FIELD_TTL)
+            rc = set_ttl(out, form_ttl(value, value_len), err, errlen);
+        else
+            rc = set_field(out, (enum field)f, value, value_len, err, errlen);
+        if (rc < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    free(name);
+    free(value);
+    return rc;
+}
+
+int request_parse_create(enum body_type type, const char *body, size_t len,
+                         struct create_request *out, char *err, size_t errlen)
+{
+    int rc = -EINVAL;
+
+    memset(out, 0, sizeof(*out));
+    if (!body && len > 0) {
+        set_err(err, errlen, "the body is missing");
+        goto out;
+    }
+    if (!body)
+        body = "";
+    if (len > REQUEST_MAX_BODY) {
+        set_err(err, errlen, "the body is over %d bytes", REQUEST_MAX_BODY);
+        goto out;
+    }
+    switch (type) {
+    case BODY_JSON:
+        rc = parse_json(body, len, out, err, errlen);
+        break;
+    case BODY_FORM:
+        rc = parse_form(body, len, out, err, errlen);
+        break;
+    case BODY_UNSUPPORTED:
+        set_err(err, errlen, "the body is neither JSON nor a form");
+        break;
+    }
+    if (rc == 0 && out->has_expires_at && out->has_ttl) {
+        set_err(err, errlen, "expires_at and ttl are exclusive");
+        rc = -EINVAL;
+    }
+out:
+    if (rc < 0)
+        create_request_release(out);
+    return rc;
+}
+
+int request_check_alias(const char *alias, char *err, size_t errlen)
+{
+    size_t len;
+
+    if (!alias) {
+        set_err(err, errlen, "the alias is missing");
+        return -EINVAL;
+    }
+    len = strnlen(alias, ALIAS_MAX_LEN + 1);
+    if (len < ALIAS_MIN_LEN || len > ALIAS_MAX_LEN) {
+        set_err(err, errlen, "the alias must be %d to %d characters long", ALIAS_MIN_LEN,
+                ALIAS_MAX_LEN);
+        return -EINVAL;
+    }
+    if (!request_is_key(alias, len)) {
+        set_err(err, errlen, "the alias may contain only letters, digits, '_' and '-'");
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < sizeof(reserved_aliases) / sizeof(reserved_aliases[0]); i++) {
+        if (strcasecmp(alias, reserved_aliases[i]) == 0) {
+            /* Safe to quote: it has just passed the character check. */
+            set_err(err, errlen, "the alias '%s' is reserved", alias);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+int request_resolve_expiry(const struct create_request *req, int64_t now, int64_t default_ttl,
+                           int64_t *expires_at, char *err, size_t errlen)
+{
+    if (req->has_expires_at) {
+        if (req->expires_at <= now) {
+            set_err(err, errlen, "expiry is in the past");
+            return -EINVAL;
+        }
+        if (req->expires_at - now > EXPIRES_MAX_OUT) {
+            set_err(err, errlen, "expires_at is more than 100 years away");
+            return -EINVAL;
+        }
+        *expires_at = req->expires_at;
+        return 0;
+    }
+    if (req->has_ttl) {
+        /* request_parse_create bounds ttl; a hand-built request might not. */
+        if (req->ttl <= 0 || req->ttl > TTL_MAX) {
+            set_err(err, errlen, "ttl must be from 1 to %lld seconds", TTL_MAX);
+            return -EINVAL;
+        }
+        *expires_at = now + req->ttl;
+        return 0;
+    }
+    /* DEFAULT_TTL is bounded by the config table; a negative one means no expiry too. */
+    *expires_at = default_ttl > 0 ? now + default_ttl : 0;
+    return 0;
+}
+
+bool request_is_key(const char *s, size_t len)
+{
+    if (!s || len < ALIAS_MIN_LEN || len > ALIAS_MAX_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!is_key_char(s[i]))
+            return false;
+    return true;
+}

@@ -1,0 +1,293 @@
+/* Checks the long URLs users shorten before they are stored and later sent back as a
+ * Location header, so that every stored URL is an absolute http(s) URL a browser can follow
+ * and no link points back at this service (which would let short links chain or loop).
+ *
+ * libcurl parses; we are stricter than it on purpose. It accepts "http:/host" and
+ * "http:///host" (one to three slashes) and takes a host from the path, so the "//" and a
+ * non-empty authority are checked here first. Its output may also carry raw non-ASCII bytes,
+ * which are unsafe in a Location header and invalid in JSON when they are not UTF-8: such
+ * bytes are percent-encoded outside the host (as browsers do), and a non-ASCII host is refused
+ * since libcurl's IDN conversion depends on the process locale: international names must
+ * come in their xn-- form. */
+#include "urlcheck.h"
+
+#include <curl/curl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static bool is_alpha(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static bool is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* RFC 3986 scheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":". Returns its length
+ * without the colon, or 0 when url does not start with one. */
+static size_t scheme_len(const char *url, size_t len)
+{
+    size_t i;
+
+    if (len == 0 || !is_alpha((unsigned char)url[0]))
+        return 0;
+    for (i = 1; i < len; i++) {
+        unsigned char c = (unsigned char)url[i];
+        if (c == ':')
+            return i;
+        if (!is_alpha(c) && !is_digit(c) && c != '+' && c != '-' && c != '.')
+            return 0;
+    }
+    return 0;
+}
+
+/* The characters that end an authority; url never holds a NUL here. */
+static bool ends_authority(char c)
+{
+    return c == '/' || c == '?' || c == '#';
+}
+
+/* Checks the host (with any port): what follows the authority's last '@'. auth is the
+ * offset of the authority, just after "//". Percent-escapes are refused there: curl decodes
+ * them only after normalising numeric addresses, so "%33" would be host "3" now and
+ * "0.0.0.3" when parsed again, and they serve mostly to disguise a host, such as ours. */
+static bool host_acceptable(const char *url, size_t len, size_t auth)
+{
+    size_t end = auth, host = auth;
+
+    while (end < len && !ends_authority(url[end]))
+        end++;
+    for (size_t i = auth; i < end; i++)
+        if (url[i] == '@')
+            host = i + 1;
+    for (size_t i = host; i < end; i++)
+        if ((unsigned char)url[i] >= 0x80 || url[i] == '%')
+            return false;
+    return true;
+}
+
+/* Copies url with every byte >= 0x80 percent-encoded, as browsers send them. */
+static char *encode_non_ascii(const char *url, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *buf = malloc(len * 3 + 1);
+    size_t o = 0;
+
+    if (!buf)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)url[i];
+        if (c >= 0x80) {
+            buf[o++] = '%';
+            buf[o++] = hex[c >> 4];
+            buf[o++] = hex[c & 0xf];
+        } else {
+            buf[o++] = (char)c;
+        }
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+static enum urlcheck_result from_curl(CURLUcode rc)
+{
+    switch (rc) {
+    case CURLUE_OUT_OF_MEMORY:
+        return URLCHECK_NOMEM;
+    case CURLUE_NO_HOST:
+        return URLCHECK_NO_HOST;
+    case CURLUE_UNSUPPORTED_SCHEME:
+        return URLCHECK_BAD_SCHEME;
+    default:
+        return URLCHECK_UNPARSABLE;
+    }
+}
+
+/* Host (trailing dot dropped: "sho.rt." is the same DNS name) and effective port of a
+ * parsed URL, for the self-link comparison. host is curl's; curl_free() it. */
+static enum urlcheck_result host_port(CURLU *h, char **host, long *port)
+{
+    char *p = NULL;
+    CURLUcode rc;
+    size_t n;
+
+    rc = curl_url_get(h, CURLUPART_HOST, host, 0);
+    if (rc != CURLUE_OK)
+        return from_curl(rc);
+    n = strlen(*host);
+    if (n > 1 && (*host)[n - 1] == '.')
+        (*host)[n - 1] = '\0';
+    rc = curl_url_get(h, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT);
+    if (rc != CURLUE_OK)
+        return from_curl(rc);
+    *port = strtol(p, NULL, 10);
+    curl_free(p);
+    return URLCHECK_OK;
+}
+
+/* True when base_url names the same host and port. A missing or unparsable base_url is a
+ * configuration matter checked at start-up; here it simply matches nothing. */
+static enum urlcheck_result is_self(const char *host, long port, const char *base_url, bool *self)
+{
+    enum urlcheck_result res = URLCHECK_OK;
+    CURLU *b;
+    char *bhost = NULL;
+    long bport = 0;
+
+    *self = false;
+    if (!base_url || !*base_url)
+        return URLCHECK_OK;
+    b = curl_url();
+    if (!b)
+        return URLCHECK_NOMEM;
+    if (curl_url_set(b, CURLUPART_URL, base_url, 0) != CURLUE_OK)
+        goto out;
+    res = host_port(b, &bhost, &bport);
+    if (res == URLCHECK_NOMEM)
+        goto out;
+    if (res == URLCHECK_OK)
+        *self = strcasecmp(host, bhost) == 0 && port == bport;
+    res = URLCHECK_OK;
+out:
+    curl_free(bhost);
+    curl_url_cleanup(b);
+    return res;
+}
+
+enum urlcheck_result urlcheck_validate(const char *url, size_t len, const char *base_url,
+                                       char **normalized)
+{
+    enum urlcheck_result res;
+    char *copy = NULL, *norm = NULL, *host = NULL, *scheme = NULL;
+    CURLU *h = NULL;
+    CURLUcode rc;
+    size_t slen, norm_len;
+    long port = 0;
+    bool self;
+
+    *normalized = NULL;
+    if (!url || len == 0)
+        return URLCHECK_EMPTY;
+    if (len > URLCHECK_MAX_LEN)
+        return URLCHECK_TOO_LONG;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)url[i];
+        if (c <= 0x20 || c == 0x7f)
+            return URLCHECK_CONTROL_CHARS;
+    }
+
+    slen = scheme_len(url, len);
+    if (slen == 0 || !((slen == 4 && strncasecmp(url, "http", 4) == 0) ||
+                       (slen == 5 && strncasecmp(url, "https", 5) == 0)))
+        return URLCHECK_BAD_SCHEME;
+    if (len < slen + 3 || url[slen + 1] != '/' || url[slen + 2] != '/')
+        return URLCHECK_UNPARSABLE;
+    if (len == slen + 3 || ends_authority(url[slen + 3]))
+        return URLCHECK_NO_HOST;
+
+    if (!host_acceptable(url, len, slen + 3))
+        return URLCHECK_UNPARSABLE;
+    copy = encode_non_ascii(url, len);
+    if (!copy)
+        return URLCHECK_NOMEM;
+    h = curl_url();
+    if (!h) {
+        res = URLCHECK_NOMEM;
+        goto out;
+    }
+    rc = curl_url_set(h, CURLUPART_URL, copy, 0);
+    if (rc != CURLUE_OK) {
+        res = from_curl(rc);
+        goto out;
+    }
+    /* Ours was checked above; curl's lower-case view guards against the two disagreeing. */
+    rc = curl_url_get(h, CURLUPART_SCHEME, &scheme, 0);
+    if (rc != CURLUE_OK) {
+        res = from_curl(rc);
+        goto out;
+    }
+    if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
+        res = URLCHECK_BAD_SCHEME;
+        goto out;
+    }
+    res = host_port(h, &host, &port);
+    if (res != URLCHECK_OK)
+        goto out;
+    if (!*host) {
+        res = URLCHECK_NO_HOST;
+        goto out;
+    }
+    if (port <= 0 || port > 65535) {
+        res = URLCHECK_UNPARSABLE;
+        goto out;
+    }
+    res = is_self(host, port, base_url, &self);
+    if (res != URLCHECK_OK)
+        goto out;
+    if (self) {
+        res = URLCHECK_SELF;
+        goto out;
+    }
+
+    rc = curl_url_get(h, CURLUPART_URL, &norm, CURLU_NO_DEFAULT_PORT);
+    if (rc != CURLUE_OK) {
+        res = from_curl(rc);
+        goto out;
+    }
+    /* Percent-encoding may have grown it; the byte check is a last line of defence. */
+    norm_len = strlen(norm);
+    if (norm_len > URLCHECK_MAX_LEN) {
+        res = URLCHECK_TOO_LONG;
+        goto out;
+    }
+    for (size_t i = 0; i < norm_len; i++) {
+        unsigned char c = (unsigned char)norm[i];
+        if (c <= 0x20 || c >= 0x7f) {
+            res = URLCHECK_UNPARSABLE;
+            goto out;
+        }
+    }
+    *normalized = malloc(norm_len + 1);
+    if (!*normalized) {
+        res = URLCHECK_NOMEM;
+        goto out;
+    }
+    memcpy(*normalized, norm, norm_len + 1);
+    res = URLCHECK_OK;
+out:
+    curl_free(norm);
+    curl_free(host);
+    curl_free(scheme);
+    curl_url_cleanup(h);
+    free(copy);
+    return res;
+}
+
+const char *urlcheck_describe(enum urlcheck_result r)
+{
+    switch (r) {
+    case URLCHECK_OK:
+        return "the url is valid";
+    case URLCHECK_EMPTY:
+        return "the url is empty";
+    case URLCHECK_TOO_LONG:
+        return "the url is longer than 8192 bytes";
+    case URLCHECK_CONTROL_CHARS:
+        return "the url contains spaces or control characters";
+    case URLCHECK_UNPARSABLE:
+        return "the url is not a well-formed URL";
+    case URLCHECK_BAD_SCHEME:
+        return "the url must be absolute and start with http:// or https://";
+    case URLCHECK_NO_HOST:
+        return "the url has no host";
+    case URLCHECK_SELF:
+        return "the url points at this service's own short links";
+    case URLCHECK_NOMEM:
+        return "out of memory";
+    }
+    return "the url is invalid";
+}

@@ -1,0 +1,402 @@
+/* Unit tests for lib/config.c: one table read from defaults, the environment, flags and an
+ * env file, in that order of strength. Variables are prefixed TCFG_ so the test's own
+ * environment cannot interfere. */
+#include "../../lib/config.c"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+struct test_cfg {
+    char *name;
+    long long port;
+    bool verbose;
+    char *secret;
+};
+
+static const struct config_opt opts[] = {
+    {"TCFG_NAME", "name", CONFIG_STR, 0, 0, "def", "a name", false,
+     offsetof(struct test_cfg, name)},
+    {"TCFG_PORT", "port", CONFIG_INT, 1, 65535, "8080", "a port", false,
+     offsetof(struct test_cfg, port)},
+    {"TCFG_VERBOSE", "verbose", CONFIG_BOOL, 0, 0, "0", "chatty", false,
+     offsetof(struct test_cfg, verbose)},
+    {"TCFG_SECRET", "secret", CONFIG_STR, 0, 0, "hunter2", "a secret", true,
+     offsetof(struct test_cfg, secret)},
+};
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+static char err[256];
+
+static int clear_env(void **state)
+{
+    (void)state;
+    unsetenv("TCFG_NAME");
+    unsetenv("TCFG_PORT");
+    unsetenv("TCFG_VERBOSE");
+    unsetenv("TCFG_SECRET");
+    unsetenv("TCFG_FILE_A");
+    unsetenv("TCFG_FILE_B");
+    unsetenv("TCFG_FILE_C");
+    unsetenv("TCFG_FILE_D");
+    return 0;
+}
+
+/* Runs config_load over a NULL-terminated argument list (argv[0] included). */
+static int load(struct test_cfg *cfg, int *next, char **argv)
+{
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    memset(cfg, 0, sizeof(*cfg));
+    err[0] = '\0';
+    return config_load(opts, NOPTS, cfg, argc, argv, next, err, sizeof(err));
+}
+
+static void test_defaults(void **state)
+{
+    struct test_cfg cfg;
+    char *argv[] = {"prog", NULL};
+    int next = -1;
+    (void)state;
+    assert_int_equal(load(&cfg, &next, argv), 0);
+    assert_string_equal(cfg.name, "def");
+    assert_int_equal(cfg.port, 8080);
+    assert_false(cfg.verbose);
+    assert_string_equal(cfg.secret, "hunter2");
+    assert_int_equal(next, 1);
+    config_release(opts, NOPTS, &cfg);
+    assert_null(cfg.name);
+    assert_null(cfg.secret);
+}
+
+static void test_null_default_is_empty(void **state)
+{
+    static const struct config_opt one[] = {
+        {"TCFG_NAME", "name", CONFIG_STR, 0, 0, NULL, "unset", false,
+         offsetof(struct test_cfg, name)},
+    };
+    struct test_cfg cfg = {0};
+    char *argv[] = {"prog", NULL};
+    (void)state;
+    assert_int_equal(config_load(one, 1, &cfg, 1, argv, NULL, err, sizeof(err)), 0);
+    assert_string_equal(cfg.name, "");
+    config_release(one, 1, &cfg);
+}
+
+static void test_precedence(void **state)
+{
+    struct test_cfg cfg;
+    char *plain[] = {"prog", NULL};
+    char *flags[] = {"prog", "--name=flag", "--port", "9000", NULL};
+    (void)state;
+    setenv("TCFG_NAME", "env", 1);
+    setenv("TCFG_PORT", "7000", 1);
+    setenv("TCFG_VERBOSE", "yes", 1);
+    assert_int_equal(load(&cfg, NULL, plain), 0);
+    assert_string_equal(cfg.name, "env");
+    assert_int_equal(cfg.port, 7000);
+    assert_true(cfg.verbose);
+    config_release(opts, NOPTS, &cfg);
+
+    assert_int_equal(load(&cfg, NULL, flags), 0);
+    assert_string_equal(cfg.name, "flag");
+    assert_int_equal(cfg.port, 9000);
+    assert_true(cfg.verbose); /* no flag: the environment still counts */
+    config_release(opts, NOPTS, &cfg);
+
+    /* An empty variable is set: it overrides the default. */
+    setenv("TCFG_NAME", "", 1);
+    assert_int_equal(load(&cfg, NULL, plain), 0);
+    assert_string_equal(cfg.name, "");
+    config_release(opts, NOPTS, &cfg);
+}
+
+static void test_flag_forms(void **state)
+{
+    struct test_cfg cfg;
+    char *argv[] = {"prog", "--name", "a b", "--port=1", "--verbose", "--secret=x=y", NULL};
+    char *empty[] = {"prog", "--name=", NULL};
+    char *twice[] = {"prog", "--name=one", "--name", "two", NULL};
+    int next = 0;
+    (void)state;
+    assert_int_equal(load(&cfg, &next, argv), 0);
+    assert_string_equal(cfg.name, "a b");
+    assert_int_equal(cfg.port, 1);
+    assert_true(cfg.verbose);
+    assert_string_equal(cfg.secret, "x=y");
+    assert_int_equal(next, 6);
+    config_release(opts, NOPTS, &cfg);
+
+    assert_int_equal(load(&cfg, NULL, empty), 0);
+    assert_string_equal(cfg.name, "");
+    config_release(opts, NOPTS, &cfg);
+
+    /* The last one wins, and the first copy is not leaked (ASan build). */
+    assert_int_equal(load(&cfg, NULL, twice), 0);
+    assert_string_equal(cfg.name, "two");
+    config_release(opts, NOPTS, &cfg);
+}
+
+static void test_stops_at_first_argument(void **state)
+{
+    struct test_cfg cfg;
+    char *argv[] = {"prog", "--port=2", "apikey", "--port=3", "create", NULL};
+    char *bool_then_arg[] = {"prog", "--verbose", "migrate", NULL};
+    char *dash[] = {"prog", "-", "--port=3", NULL};
+    int next = 0;
+    (void)state;
+    assert_int_equal(load(&cfg, &next, argv), 0);
+    assert_int_equal(cfg.port, 2);
+    assert_int_equal(next, 2);
+    config_release(opts, NOPTS, &cfg);
+
+    /* A bool flag without '=' takes no value: the next word is an argument. */
+    assert_int_equal(load(&cfg, &next, bool_then_arg), 0);
+    assert_true(cfg.verbose);
+    assert_int_equal(next, 2);
+    config_release(opts, NOPTS, &cfg);
+
+    assert_int_equal(load(&cfg, &next, dash), 0);
+    assert_int_equal(cfg.port, 8080);
+    assert_int_equal(next, 1);
+    config_release(opts, NOPTS, &cfg);
+}
+
+static void test_bools(void **state)
+{
+    static const char *const yes[] = {"1", "true", "TRUE", "yes", "Yes", "on", "ON"};
+    static const char *const no[] = {"0", "false", "False", "no", "NO", "off", ""};
+    static const char *const bad[] = {"2", "y", "n", "enable", " 1", "1 ", "truee", "-1"};
+    struct test_cfg cfg = {0};
+    (void)state;
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        cfg.verbose = false;
+        assert_int_equal(config_set(&opts[2], &cfg, yes[i], err, sizeof(err)), 0);
+        assert_true(cfg.verbose);
+    }
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+        cfg.verbose = true;
+        assert_int_equal(config_set(&opts[2], &cfg, no[i], err, sizeof(err)), 0);
+        assert_false(cfg.verbose);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        if (config_set(&opts[2], &cfg, bad[i], err, sizeof(err)) != -EINVAL)
+            fail_msg("bool '%s' accepted", bad[i]);
+        assert_non_null(strstr(err, "TCFG_VERBOSE"));
+    }
+}
+
+static void test_int_bounds(void **state)
+{
+    static const char *const bad[] = {
+        "0", "65536", "-1", "abc", "", "12x", "1.5", "0x10", "99999999999999999999999"};
+    struct test_cfg cfg = {0};
+    (void)state;
+    assert_int_equal(config_set(&opts[1], &cfg, "1", err, sizeof(err)), 0);
+    assert_int_equal(cfg.port, 1);
+    assert_int_equal(config_set(&opts[1], &cfg, "65535", err, sizeof(err)), 0);
+    assert_int_equal(cfg.port, 65535);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        if (config_set(&opts[1], &cfg, bad[i], err, sizeof(err)) != -EINVAL)
+            fail_msg("port '%s' accepted", bad[i]);
+        assert_int_equal(cfg.port, 65535);
+        assert_non_null(strstr(err, "1 to 65535"));
+    }
+}
+
+static void test_bad_values_from_env_and_flags(void **state)
+{
+    struct test_cfg cfg;
+    char *plain[] = {"prog", NULL};
+    char *flag[] = {"prog", "--port=70000", NULL};
+    (void)state;
+    setenv("TCFG_PORT", "http", 1);
+    assert_int_equal(load(&cfg, NULL, plain), -EINVAL);
+    assert_non_null(strstr(err, "TCFG_PORT"));
+    config_release(opts, NOPTS, &cfg);
+    unsetenv("TCFG_PORT");
+
+    assert_int_equal(load(&cfg, NULL, flag), -EINVAL);
+    assert_non_null(strstr(err, "70000"));
+    config_release(opts, NOPTS, &cfg);
+}
+
+static void test_unknown_and_missing(void **state)
+{
+    struct test_cfg cfg;
+    char *unknown[] = {"prog", "--nam=x", NULL};
+    char *unknown_eq[] = {"prog", "--bogus", NULL};
+    char *prefix[] = {"prog", "--names=x", NULL};
+    char *missing[] = {"prog", "--port", NULL};
+    (void)state;
+    assert_int_equal(load(&cfg, NULL, unknown), -EINVAL);
+    assert_non_null(strstr(err, "unknown option '--nam=x'"));
+    config_release(opts, NOPTS, &cfg);
+    assert_int_equal(load(&cfg, NULL, unknown_eq), -EINVAL);
+    assert_non_null(strstr(err, "--bogus"));
+    config_release(opts, NOPTS, &cfg);
+    assert_int_equal(load(&cfg, NULL, prefix), -EINVAL);
+    config_release(opts, NOPTS, &cfg);
+    assert_int_equal(load(&cfg, NULL, missing), -EINVAL);
+    assert_non_null(strstr(err, "needs a value"));
+    config_release(opts, NOPTS, &cfg);
+}
+
+static void test_help(void **state)
+{
+    struct test_cfg cfg;
+    char *help[] = {"prog", "--help", NULL};
+    char *h[] = {"prog", "--port=1", "-h", NULL};
+    char *late[] = {"prog", "--port=0", "--help", NULL};
+    char *after_arg[] = {"prog", "cmd", "--help", NULL};
+    (void)state;
+    assert_int_equal(load(&cfg, NULL, help), CONFIG_HELP);
+    config_release(opts, NOPTS, &cfg);
+    assert_int_equal(load(&cfg, NULL, h), CONFIG_HELP);
+    config_release(opts, NOPTS, &cfg);
+    /* Flags are applied in order: a bad one before --help is reported. */
+    assert_int_equal(load(&cfg, NULL, late), -EINVAL);
+    config_release(opts, NOPTS, &cfg);
+    /* After the first argument, --help belongs to the subcommand. */
+    assert_int_equal(load(&cfg, NULL, after_arg), 0);
+    config_release(opts, NOPTS, &cfg);
+}
+
+static void test_usage(void **state)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    (void)state;
+    assert_non_null(out);
+    config_usage(out, opts, NOPTS);
+    fclose(out);
+    assert_non_null(strstr(text, "--name"));
+    assert_non_null(strstr(text, "TCFG_NAME"));
+    assert_non_null(strstr(text, "[default: def]"));
+    assert_non_null(strstr(text, "--port"));
+    assert_non_null(strstr(text, "[default: 8080]"));
+    assert_non_null(strstr(text, "--secret"));
+    assert_non_null(strstr(text, "(secret)"));
+    assert_null(strstr(text, "hunter2"));
+    assert_non_null(strstr(text, "--help"));
+    free(text);
+}
+
+static char env_path[64];
+
+static void write_env_file(const char *content)
+{
+    int fd;
+    snprintf(env_path, sizeof(env_path), "/tmp/test_config.XXXXXX");
+    fd = mkstemp(env_path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+    close(fd);
+}
+
+static void test_env_file(void **state)
+{
+    (void)state;
+    write_env_file("# a comment\n"
+                   "\n"
+                   "TCFG_FILE_A=plain\n"
+                   "TCFG_FILE_B='single quoted'\n"
+                   "TCFG_FILE_C=\"double=quoted\"\r\n"
+                   "TCFG_FILE_D=\n"
+                   "TCFG_NAME=from-file\n");
+    setenv("TCFG_NAME", "from-env", 1);
+    assert_int_equal(config_load_env_file(env_path), 0);
+    unlink(env_path);
+    assert_string_equal(getenv("TCFG_FILE_A"), "plain");
+    assert_string_equal(getenv("TCFG_FILE_B"), "single quoted");
+    assert_string_equal(getenv("TCFG_FILE_C"), "double=quoted");
+    assert_string_equal(getenv("TCFG_FILE_D"), "");
+    /* The environment already set it: the file does not override. */
+    assert_string_equal(getenv("TCFG_NAME"), "from-env");
+}
+
+static void test_env_file_feeds_config(void **state)
+{
+    struct test_cfg cfg;
+    char *argv[] = {"prog", NULL};
+    (void)state;
+    write_env_file("TCFG_PORT=4242\n");
+    assert_int_equal(config_load_env_file(env_path), 0);
+    unlink(env_path);
+    assert_int_equal(load(&cfg, NULL, argv), 0);
+    assert_int_equal(cfg.port, 4242);
+    config_release(opts, NOPTS, &cfg);
+}
+
+static void test_env_file_errors(void **state)
+{
+    (void)state;
+    assert_int_equal(config_load_env_file("/nonexistent/dir/env"), 0);
+
+    write_env_file("TCFG_FILE_A=ok\njust words\n");
+    assert_int_equal(config_load_env_file(env_path), -EINVAL);
+    unlink(env_path);
+    write_env_file("=value\n");
+    assert_int_equal(config_load_env_file(env_path), -EINVAL);
+    unlink(env_path);
+}
+
+static void test_int_rejects_blanks_and_plus(void **state)
+{
+    struct test_cfg cfg;
+    (void)state;
+    setenv("TCFG_PORT", " 80", 1);
+    assert_int_equal(load(&cfg, NULL, (char *[]){"prog", NULL}), -EINVAL);
+    config_release(opts, NOPTS, &cfg);
+    setenv("TCFG_PORT", "+80", 1);
+    assert_int_equal(load(&cfg, NULL, (char *[]){"prog", NULL}), -EINVAL);
+    config_release(opts, NOPTS, &cfg);
+    setenv("TCFG_PORT", "80", 1);
+    assert_int_equal(load(&cfg, NULL, (char *[]){"prog", NULL}), 0);
+    assert_int_equal(cfg.port, 80);
+    config_release(opts, NOPTS, &cfg);
+}
+
+static void test_double_dash_ends_flags(void **state)
+{
+    struct test_cfg cfg;
+    int next = -1;
+    (void)state;
+    assert_int_equal(load(&cfg, &next, (char *[]){"prog", "--port", "81", "--", "--name", NULL}),
+                     0);
+    assert_int_equal(cfg.port, 81);
+    assert_int_equal(next, 4);
+    assert_string_equal(cfg.name, "def");
+    config_release(opts, NOPTS, &cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_defaults, clear_env),
+        cmocka_unit_test_setup(test_null_default_is_empty, clear_env),
+        cmocka_unit_test_setup(test_precedence, clear_env),
+        cmocka_unit_test_setup(test_flag_forms, clear_env),
+        cmocka_unit_test_setup(test_stops_at_first_argument, clear_env),
+        cmocka_unit_test_setup(test_bools, clear_env),
+        cmocka_unit_test_setup(test_int_bounds, clear_env),
+        cmocka_unit_test_setup(test_bad_values_from_env_and_flags, clear_env),
+        cmocka_unit_test_setup(test_unknown_and_missing, clear_env),
+        cmocka_unit_test_setup(test_help, clear_env),
+        cmocka_unit_test_setup(test_usage, clear_env),
+        cmocka_unit_test_setup(test_env_file, clear_env),
+        cmocka_unit_test_setup(test_env_file_feeds_config, clear_env),
+        cmocka_unit_test_setup(test_env_file_errors, clear_env),
+        cmocka_unit_test_setup(test_int_rejects_blanks_and_plus, clear_env),
+        cmocka_unit_test_setup(test_double_dash_ends_flags, clear_env),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
