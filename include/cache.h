@@ -33,8 +33,7 @@ int cache_get(struct cache *c, const char *key, char *url, size_t cap, int64_t *
 
 /* Read-through fills. They never overwrite an entry (SET NX): a tombstone written by a delete
  * wins over a fill that raced with it. ttl in seconds, > 0. */
-int cache_fill(struct cache *c, const char *key, const char *url, int64_t expires_at,
-               int64_t ttl);
+int cache_fill(struct cache *c, const char *key, const char *url, int64_t expires_at, int64_t ttl);
 int cache_fill_negative(struct cache *c, const char *key, int64_t ttl);
 
 /* After a create commits: drop whatever is cached for key (a negative entry, usually). */

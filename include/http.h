@@ -33,8 +33,8 @@ const char *http_header(struct http_request *r, const char *name);
 /* Sends status with body (may be empty) and extra headers given as name, value pairs ending
  * with NULL. Returns 0, or -EIO when the response could not be queued (the connection is
  * then closed by libmicrohttpd). */
-int http_send(struct http_request *r, unsigned status, const char *content_type,
-              const char *body, size_t len, const char *const *headers);
+int http_send(struct http_request *r, unsigned status, const char *content_type, const char *body,
+              size_t len, const char *const *headers);
 
 /* Sends an application/problem+json error. type_slug names the problem kind (e.g.
  * "invalid-url"); 503 and 429 get a Retry-After. */

@@ -53,7 +53,7 @@ static inline void metrics_inc(atomic_ullong *c)
 
 /* Renders the Prometheus text format into buf. Returns the length written (truncated output
  * is never returned: -ENOSPC instead). gauges are passed in by the caller. */
-int metrics_render(const struct metrics *m, size_t keys_buffered, size_t visits_pending,
-                   char *buf, size_t cap);
+int metrics_render(const struct metrics *m, size_t keys_buffered, size_t visits_pending, char *buf,
+                   size_t cap);
 
 #endif

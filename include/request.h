@@ -7,8 +7,8 @@
 #include <stdint.h>
 
 #define REQUEST_MAX_BODY (64 * 1024)
-#define ALIAS_MIN_LEN 3
-#define ALIAS_MAX_LEN 64
+#define ALIAS_MIN_LEN    3
+#define ALIAS_MAX_LEN    64
 
 enum body_type { BODY_JSON, BODY_FORM, BODY_UNSUPPORTED };
 

@@ -65,7 +65,6 @@ int store_authenticate(struct store *st, const unsigned char hash[APIKEY_HASH_LE
                        struct apikey_info *out);
 
 /* Adds counts[i] visits to keys[i] for i < n, in one statement. */
-int store_add_visits(struct store *st, const char *const *keys, const int64_t *counts,
-                     size_t n);
+int store_add_visits(struct store *st, const char *const *keys, const int64_t *counts, size_t n);
 
 #endif

@@ -219,8 +219,7 @@ static int simple(redisReply *r)
     return 0;
 }
 
-int cache_fill(struct cache *c, const char *key, const char *url, int64_t expires_at,
-               int64_t ttl)
+int cache_fill(struct cache *c, const char *key, const char *url, int64_t expires_at, int64_t ttl)
 {
     char head[24];
     if (ensure(c) < 0)

@@ -23,11 +23,13 @@ struct ctl_config {
 };
 
 #define OPT_STR(env, flag, def, help, secret, field)                                               \
-    {env, flag, CONFIG_STR, 0, 0, def, help, secret, offsetof(struct ctl_config, field)}
+    {                                                                                              \
+        env, flag, CONFIG_STR, 0, 0, def, help, secret, offsetof(struct ctl_config, field)         \
+    }
 
 static const struct config_opt options[] = {
-    OPT_STR("DATABASE_URL", "database-url", "dbname=shortener", "PostgreSQL conninfo or URI",
-            false, database_url),
+    OPT_STR("DATABASE_URL", "database-url", "dbname=shortener", "PostgreSQL conninfo or URI", false,
+            database_url),
     OPT_STR("REDIS_URL", "redis-url", "redis://127.0.0.1:6379",
             "Redis cache: redis://host:port or unix:///path", false, redis_url),
     OPT_STR("APIKEY_PEPPER", "apikey-pepper", "",
@@ -233,10 +235,10 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[next];
     const char *sub = next + 1 < argc ? argv[next + 1] : "";
-    bool known = strcmp(cmd, "migrate") == 0 ||
-                 (strcmp(cmd, "apikey") == 0 &&
-                  (strcmp(sub, "create") == 0 || strcmp(sub, "list") == 0 ||
-                   strcmp(sub, "revoke") == 0));
+    bool known =
+        strcmp(cmd, "migrate") == 0 ||
+        (strcmp(cmd, "apikey") == 0 &&
+         (strcmp(sub, "create") == 0 || strcmp(sub, "list") == 0 || strcmp(sub, "revoke") == 0));
     if (!known) {
         fprintf(stderr, "shortenerctl: unknown command '%s%s%s' (see --help)\n", cmd,
                 *sub ? " " : "", sub);

@@ -16,8 +16,8 @@ const char *http_header(struct http_request *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
-int http_send(struct http_request *r, unsigned status, const char *content_type,
-              const char *body, size_t len, const char *const *headers)
+int http_send(struct http_request *r, unsigned status, const char *content_type, const char *body,
+              size_t len, const char *const *headers)
 {
     struct MHD_Response *resp;
     enum MHD_Result ok;
@@ -78,10 +78,9 @@ int http_method_not_allowed(struct http_request *r, const char *allow)
 {
     char detail[128];
     snprintf(detail, sizeof(detail), "%s is not allowed here; allowed: %s", r->method, allow);
-    json_t *obj =
-        json_pack("{s:s, s:s, s:i, s:s}", "type",
-                  "https://shortener.invalid/problems/method-not-allowed", "title",
-                  "Method Not Allowed", "status", 405, "detail", detail);
+    json_t *obj = json_pack("{s:s, s:s, s:i, s:s}", "type",
+                            "https://shortener.invalid/problems/method-not-allowed", "title",
+                            "Method Not Allowed", "status", 405, "detail", detail);
     char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
     if (!text)

@@ -14,13 +14,17 @@
 #include "server.h"
 
 #define OPT_STR(env, flag, def, help, secret, field)                                               \
-    {env, flag, CONFIG_STR, 0, 0, def, help, secret, offsetof(struct server_config, field)}
+    {                                                                                              \
+        env, flag, CONFIG_STR, 0, 0, def, help, secret, offsetof(struct server_config, field)      \
+    }
 #define OPT_INT(env, flag, lo, hi, def, help, field)                                               \
-    {env, flag, CONFIG_INT, lo, hi, def, help, false, offsetof(struct server_config, field)}
+    {                                                                                              \
+        env, flag, CONFIG_INT, lo, hi, def, help, false, offsetof(struct server_config, field)     \
+    }
 
 static const struct config_opt options[] = {
-    OPT_STR("DATABASE_URL", "database-url", "dbname=shortener",
-            "PostgreSQL conninfo or URI", false, database_url),
+    OPT_STR("DATABASE_URL", "database-url", "dbname=shortener", "PostgreSQL conninfo or URI", false,
+            database_url),
     OPT_STR("REDIS_URL", "redis-url", "redis://127.0.0.1:6379",
             "Redis cache: redis://host:port or unix:///path", false, redis_url),
     OPT_STR("KGS_SOCKET", "kgs-socket", "/run/shortener/kgs.sock",
@@ -31,8 +35,7 @@ static const struct config_opt options[] = {
     OPT_STR("BASE_URL", "base-url", "",
             "scheme and host of short links [default: http://localhost:PORT]", false, base_url),
     OPT_INT("DEFAULT_TTL", "default-ttl", 0, 3153600000LL, "31536000",
-            "seconds a link lives when the caller names no expiry; 0 means forever",
-            default_ttl),
+            "seconds a link lives when the caller names no expiry; 0 means forever", default_ttl),
     {"ALLOW_ANONYMOUS", "allow-anonymous", CONFIG_BOOL, 0, 0, "0",
      "let callers without an API key create links", false,
      offsetof(struct server_config, allow_anonymous)},
@@ -47,8 +50,7 @@ static const struct config_opt options[] = {
     OPT_INT("REDIRECT_MAX_AGE", "redirect-max-age", 0, 86400 * 365, "300",
             "longest browser cache lifetime of a redirect, in seconds", redirect_max_age),
     OPT_INT("VISITS_FLUSH_MS", "visits-flush-ms", 10, 60000, "1000",
-            "how often visit counts are written to PostgreSQL, in milliseconds",
-            visits_flush_ms),
+            "how often visit counts are written to PostgreSQL, in milliseconds", visits_flush_ms),
     OPT_INT("MAX_CONNECTIONS", "max-connections", 16, 1000000, "4096",
             "concurrent HTTP connections", max_connections),
     OPT_INT("PER_IP_CONNECTIONS", "per-ip-connections", 0, 1000000, "1024",

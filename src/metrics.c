@@ -48,8 +48,8 @@ static unsigned long long get(const atomic_ullong *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-int metrics_render(const struct metrics *m, size_t keys_buffered, size_t visits_pending,
-                   char *buf, size_t cap)
+int metrics_render(const struct metrics *m, size_t keys_buffered, size_t visits_pending, char *buf,
+                   size_t cap)
 {
     struct out o = {.buf = buf, .cap = cap};
 
@@ -58,8 +58,7 @@ int metrics_render(const struct metrics *m, size_t keys_buffered, size_t visits_
     for (int i = 0; i < MS_OTHER; i++)
         put(&o, "shortener_http_responses_total{code=\"%u\"} %llu\n", status_codes[i],
             get(&m->responses[i]));
-    put(&o, "shortener_http_responses_total{code=\"other\"} %llu\n",
-        get(&m->responses[MS_OTHER]));
+    put(&o, "shortener_http_responses_total{code=\"other\"} %llu\n", get(&m->responses[MS_OTHER]));
     put(&o, "# HELP shortener_redirects_total Redirect look-ups by where they were answered.\n"
             "# TYPE shortener_redirects_total counter\n");
     for (int i = 0; i < MR_COUNT; i++)
@@ -86,8 +85,7 @@ int metrics_render(const struct metrics *m, size_t keys_buffered, size_t visits_
         "# HELP shortener_visits_pending Links with visits not yet written to PostgreSQL.\n"
         "# TYPE shortener_visits_pending gauge\n"
         "shortener_visits_pending %zu\n",
-        get(&m->links_created), get(&m->links_deleted), get(&m->cache_errors),
-        get(&m->db_errors), get(&m->kgs_errors), get(&m->visits_dropped), keys_buffered,
-        visits_pending);
+        get(&m->links_created), get(&m->links_deleted), get(&m->cache_errors), get(&m->db_errors),
+        get(&m->kgs_errors), get(&m->visits_dropped), keys_buffered, visits_pending);
     return o.err ? o.err : (int)o.len;
 }

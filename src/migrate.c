@@ -19,8 +19,8 @@ static int applied(PGconn *conn, int version, bool *yes, char *err, size_t errle
     int rc = 0;
 
     snprintf(v, sizeof(v), "%d", version);
-    res = PQexecParams(conn, "SELECT 1 FROM schema_migrations WHERE version = $1", 1, NULL,
-                       params, NULL, NULL, 0);
+    res = PQexecParams(conn, "SELECT 1 FROM schema_migrations WHERE version = $1", 1, NULL, params,
+                       NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         db_error(conn, err, errlen);
         rc = -EIO;
@@ -54,11 +54,10 @@ static int apply_one(PGconn *conn, const struct migration *m, char *err, size_t 
     if (rc < 0)
         goto rollback;
     return db_exec(conn, "COMMIT", err, errlen);
-rollback:
-    {
-        char ignored[64];
-        db_exec(conn, "ROLLBACK", ignored, sizeof(ignored));
-    }
+rollback : {
+    char ignored[64];
+    db_exec(conn, "ROLLBACK", ignored, sizeof(ignored));
+}
     return rc;
 }
 

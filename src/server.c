@@ -19,7 +19,7 @@
 #include "store.h"
 #include "visits.h"
 
-#define KEYS_BATCH 256
+#define KEYS_BATCH      256
 #define VISITS_MAX_KEYS 200000
 #define DISCARD_LIMIT   (4 * REQUEST_MAX_BODY)
 
@@ -107,17 +107,15 @@ static enum MHD_Result refuse_too_large(struct server *s, struct http_request *r
     r->method = method;
     r->path = url;
     r->body_too_large = true;
-    if (http_problem(r, 413, "body-too-large", "the body is over %d bytes", REQUEST_MAX_BODY) <
-        0)
+    if (http_problem(r, 413, "body-too-large", "the body is over %d bytes", REQUEST_MAX_BODY) < 0)
         return MHD_NO;
     metrics_count_status(&s->metrics, r->status);
     return MHD_YES;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     struct server *s = cls;
     struct http_request *r;
@@ -223,8 +221,7 @@ int server_init(struct server *s)
         s->workers[i].store = store_new(c->database_url, "shortener");
         s->workers[i].cache = cache_new(c->redis_url);
         if (!s->workers[i].store || !s->workers[i].cache) {
-            log_error("invalid REDIS_URL '%s' (redis://host:port or unix:///path)",
-                      c->redis_url);
+            log_error("invalid REDIS_URL '%s' (redis://host:port or unix:///path)", c->redis_url);
             return -EINVAL;
         }
     }
@@ -240,8 +237,7 @@ int server_init(struct server *s)
 
 static int resolve_listen(const struct server_config *c, struct sockaddr_storage *addr)
 {
-    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE,
-                             .ai_socktype = SOCK_STREAM};
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res;
     char port[8];
 
@@ -260,8 +256,7 @@ int server_start(struct server *s)
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
 
     if (resolve_listen(c, &addr) < 0) {
-        log_error("LISTEN_ADDRESS '%s' is not a numeric IPv4 or IPv6 address",
-                  c->listen_address);
+        log_error("LISTEN_ADDRESS '%s' is not a numeric IPv4 or IPv6 address", c->listen_address);
         return -EINVAL;
     }
     if (addr.ss_family == AF_INET6)
@@ -280,8 +275,8 @@ int server_start(struct server *s)
         log_error("cannot listen on %s port %lld", c->listen_address, c->port);
         return -EADDRINUSE;
     }
-    log_info("listening on %s port %lld with %lld threads; short links at %s/",
-             c->listen_address, c->port, c->threads, s->base_url);
+    log_info("listening on %s port %lld with %lld threads; short links at %s/", c->listen_address,
+             c->port, c->threads, s->base_url);
     return 0;
 }
 

@@ -26,14 +26,13 @@ static const struct {
                    " COALESCE(floor(extract(epoch FROM expires_at - now()))::bigint, -1)"
                    " FROM urls WHERE key = $1 AND (expires_at IS NULL OR expires_at > now())"},
     /* An expired row that cleanup has not reached yet must not block its alias forever. */
-    [ST_INSERT] = {"insert",
-                   "INSERT INTO urls AS u (key, url, owner_id, expires_at)"
-                   " VALUES ($1, $2, $3, to_timestamp($4))"
-                   " ON CONFLICT (key) DO UPDATE SET url = EXCLUDED.url,"
-                   " owner_id = EXCLUDED.owner_id, created_at = now(),"
-                   " expires_at = EXCLUDED.expires_at, visits = 0"
-                   " WHERE u.expires_at IS NOT NULL AND u.expires_at <= now()"
-                   " RETURNING floor(extract(epoch FROM created_at))::bigint"},
+    [ST_INSERT] = {"insert", "INSERT INTO urls AS u (key, url, owner_id, expires_at)"
+                             " VALUES ($1, $2, $3, to_timestamp($4))"
+                             " ON CONFLICT (key) DO UPDATE SET url = EXCLUDED.url,"
+                             " owner_id = EXCLUDED.owner_id, created_at = now(),"
+                             " expires_at = EXCLUDED.expires_at, visits = 0"
+                             " WHERE u.expires_at IS NOT NULL AND u.expires_at <= now()"
+                             " RETURNING floor(extract(epoch FROM created_at))::bigint"},
     [ST_GET] = {"get", "SELECT url, floor(extract(epoch FROM created_at))::bigint,"
                        " COALESCE(floor(extract(epoch FROM expires_at))::bigint, 0), visits"
                        " FROM urls WHERE key = $1 AND ($2::bigint IS NULL OR owner_id = $2)"
@@ -106,8 +105,7 @@ static int connect_and_prepare(struct store *st)
         return 0;
     if (time(NULL) < st->retry_at)
         return -EAGAIN;
-    st->conn = db_connect(st->conninfo, st->application_name, 5000, st->error,
-                          sizeof(st->error));
+    st->conn = db_connect(st->conninfo, st->application_name, 5000, st->error, sizeof(st->error));
     if (!st->conn) {
         log_warn("postgres: cannot connect: %s", st->error);
         st->retry_at = time(NULL) + 1;
