@@ -24,7 +24,7 @@ endif
 
 LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lmicrohttpd -lhiredis -lpq -lsodium -ljansson -lcurl) -lpthread -lm
 
-LIB_SRCS := lib/base62.c lib/config.c lib/db.c lib/kgs_proto.c lib/log.c lib/sock.c
+LIB_SRCS := lib/base62.c lib/config.c lib/db.c lib/deadline.c lib/kgs_proto.c lib/log.c lib/sock.c
 # Modules of the API server; main.c is its entry point.
 SERVER_SRCS := src/apikey.c src/api.c src/cache.c src/http.c src/keys_client.c src/metrics.c \
 	src/request.c src/server.c src/store.c src/timefmt.c src/urlcheck.c src/visits.c

@@ -1,6 +1,7 @@
 /* A ring of claimed keys guarded by one mutex. Critical sections are memcpy's of a few
  * kilobytes, so one lock is not what limits throughput; shuffling happens outside it. */
 #include "keybuf.h"
+#include "deadline.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -59,17 +60,6 @@ void keybuf_release(struct keybuf *b)
     b->slots = NULL;
 }
 
-static void deadline_after(struct timespec *ts, int timeout_ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += timeout_ms / 1000;
-    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 static void shuffle(char (*keys)[KEYBUF_SLOT], size_t n)
 {
     char tmp[KEYBUF_SLOT];
@@ -110,7 +100,7 @@ int keybuf_take(struct keybuf *b, size_t n, char (*out)[KEYBUF_SLOT], int timeou
 
     if (n == 0 || n > b->cap)
         return -EINVAL;
-    deadline_after(&deadline, timeout_ms);
+    deadline_after(CLOCK_MONOTONIC, timeout_ms, &deadline);
     pthread_mutex_lock(&b->lock);
     while (b->count < n && !b->stopping) {
         if (pthread_cond_timedwait(&b->filled, &b->lock, &deadline) == ETIMEDOUT && b->count < n) {
@@ -146,7 +136,7 @@ size_t keybuf_wait_below(struct keybuf *b, size_t level, int timeout_ms)
     struct timespec deadline;
     size_t n;
 
-    deadline_after(&deadline, timeout_ms);
+    deadline_after(CLOCK_MONOTONIC, timeout_ms, &deadline);
     pthread_mutex_lock(&b->lock);
     while (b->count >= level && !b->stopping)
         if (pthread_cond_timedwait(&b->drained, &b->lock, &deadline) == ETIMEDOUT)

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "deadline.h"
 #include "keybuf.h"
 #include "keypool.h"
 #include "kgs_proto.h"
@@ -115,17 +116,6 @@ static void usage(void)
            "Unix socket. It needs PostgreSQL migrated with 'shortenerctl migrate'.\n\n",
            BASE62_KEY_LEN);
     config_usage(stdout, options, NOPTIONS);
-}
-
-static void deadline_after(struct timespec *ts, int timeout_ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += timeout_ms / 1000;
-    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
 }
 
 /* ---- refill thread ---- */
@@ -403,7 +393,7 @@ static bool clients_stop(struct kgs *k)
     struct timespec deadline;
     bool done;
 
-    deadline_after(&deadline, STOP_WAIT_MS);
+    deadline_after(CLOCK_MONOTONIC, STOP_WAIT_MS, &deadline);
     pthread_mutex_lock(&k->clients_lock);
     for (struct client *c = k->clients; c; c = c->next)
         shutdown(c->fd, SHUT_RDWR);
@@ -533,8 +523,7 @@ static bool kgs_stop(struct kgs *k)
     }
     if (k->refill_started) {
         struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += STOP_WAIT_MS / 1000;
+        deadline_after(CLOCK_REALTIME, STOP_WAIT_MS, &deadline);
         /* A statement in flight may take a while; its claimed keys are lost, never reused. */
         if (pthread_timedjoin_np(k->refill, NULL, &deadline) != 0) {
             log_warn("the refill thread did not finish in time");

@@ -1,5 +1,6 @@
 /* Unix sockets: listen, connect and line-oriented reading, each bounded by a deadline. */
 #include "sock.h"
+#include "deadline.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,17 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int wait_fd(int fd, short events, long long deadline)
 {
     for (;;) {
-        long long left = deadline - now_ms();
+        long long left = deadline - deadline_now_ms();
         struct pollfd p = {.fd = fd, .events = events};
         int rc;
         if (left <= 0)
@@ -50,7 +44,7 @@ int sock_unix_connect(const char *path, int timeout_ms)
 {
     struct sockaddr_un addr;
     int fd, rc, flags;
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = deadline_now_ms() + timeout_ms;
 
     rc = fill_addr(&addr, path);
     if (rc < 0)
@@ -67,7 +61,7 @@ int sock_unix_connect(const char *path, int timeout_ms)
             rc = -errno;
             goto fail;
         }
-        if (now_ms() >= deadline) {
+        if (deadline_now_ms() >= deadline) {
             rc = -ETIMEDOUT;
             goto fail;
         }
@@ -120,7 +114,7 @@ int sock_unix_listen(const char *path, int backlog)
 int sock_write_all(int fd, const void *buf, size_t len, int timeout_ms)
 {
     const char *p = buf;
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = deadline_now_ms() + timeout_ms;
 
     while (len > 0) {
         ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -178,7 +172,7 @@ static int fill(struct sock_reader *r, long long deadline)
 
 int sock_read_line(struct sock_reader *r, char *out, size_t cap, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = deadline_now_ms() + timeout_ms;
 
     for (;;) {
         char *nl = memchr(r->buf + r->start, '\n', r->end - r->start);
@@ -201,7 +195,7 @@ int sock_read_line(struct sock_reader *r, char *out, size_t cap, int timeout_ms)
 
 int sock_read_exact(struct sock_reader *r, char *out, size_t len, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = deadline_now_ms() + timeout_ms;
 
     while (len > 0) {
         size_t have = r->end - r->start;

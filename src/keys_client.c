@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "kgs_proto.h"
 #include "log.h"
 #include "sock.h"
@@ -27,13 +28,6 @@ struct keys_client {
     long long retry_at_ms;
     bool down_logged;
 };
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct keys_client *keys_client_new(const char *socket_path, unsigned batch)
 {
@@ -127,7 +121,7 @@ int keys_client_take(struct keys_client *kc, char out[BASE62_KEY_LEN + 1])
 
     pthread_mutex_lock(&kc->lock);
     if (kc->count == 0) {
-        if (now_ms() < kc->retry_at_ms) {
+        if (deadline_now_ms() < kc->retry_at_ms) {
             rc = -EAGAIN;
             goto out;
         }
@@ -136,7 +130,7 @@ int keys_client_take(struct keys_client *kc, char out[BASE62_KEY_LEN + 1])
             if (!kc->down_logged)
                 log_warn("kgs: no keys available: %s", strerror(rc < 0 ? -rc : EAGAIN));
             kc->down_logged = true;
-            kc->retry_at_ms = now_ms() + KGS_BACKOFF_MS;
+            kc->retry_at_ms = deadline_now_ms() + KGS_BACKOFF_MS;
             rc = -EAGAIN;
             goto out;
         }

@@ -205,6 +205,16 @@ out:
     return rc;
 }
 
+/* The text of an owner id for a statement parameter; NULL (SQL NULL: no owner, or any owner
+ * in a filter) for 0. */
+static const char *owner_param(int64_t owner, char buf[24])
+{
+    if (owner <= 0)
+        return NULL;
+    snprintf(buf, 24, "%" PRId64, owner);
+    return buf;
+}
+
 void link_release(struct link *l)
 {
     free(l->url);
@@ -219,10 +229,7 @@ int store_insert_link(struct store *st, const char *key, const char *url, int64_
     const char *params[4] = {key, url, NULL, NULL};
     int rc;
 
-    if (owner > 0) {
-        snprintf(owner_text, sizeof(owner_text), "%" PRId64, owner);
-        params[2] = owner_text;
-    }
+    params[2] = owner_param(owner, owner_text);
     if (expires_at > 0) {
         snprintf(expires_text, sizeof(expires_text), "%" PRId64, expires_at);
         params[3] = expires_text;
@@ -245,10 +252,7 @@ int store_get_link(struct store *st, const char *key, int64_t owner, struct link
     const char *params[2] = {key, NULL};
     int rc;
 
-    if (owner > 0) {
-        snprintf(owner_text, sizeof(owner_text), "%" PRId64, owner);
-        params[1] = owner_text;
-    }
+    params[1] = owner_param(owner, owner_text);
     rc = run(st, ST_GET, 2, params, PGRES_TUPLES_OK, &res);
     if (rc < 0)
         return rc;
@@ -276,10 +280,7 @@ int store_delete_link(struct store *st, const char *key, int64_t owner)
     const char *params[2] = {key, NULL};
     int rc;
 
-    if (owner > 0) {
-        snprintf(owner_text, sizeof(owner_text), "%" PRId64, owner);
-        params[1] = owner_text;
-    }
+    params[1] = owner_param(owner, owner_text);
     rc = run(st, ST_DELETE, 2, params, PGRES_TUPLES_OK, &res);
     if (rc < 0)
         return rc;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "log.h"
 #include "request.h"
 #include "store.h"
@@ -187,13 +188,7 @@ static void *flush_thread(void *arg)
 
     pthread_mutex_lock(&v->lock);
     while (!v->stopping) {
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += v->flush_ms / 1000;
-        until.tv_nsec += (long)(v->flush_ms % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
+        deadline_after(CLOCK_REALTIME, (int)v->flush_ms, &until);
         pthread_cond_timedwait(&v->wake, &v->lock, &until);
         pthread_mutex_unlock(&v->lock);
         flush(v);
