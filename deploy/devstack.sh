@@ -160,7 +160,8 @@ up)
     ;;
 run)
     prepare
-    trap 'trap - INT TERM EXIT; kill $(jobs -p) 2>/dev/null; wait; down' INT TERM EXIT
+    # Ctrl-C reaches kgs and shortener too; stop what is left, then the databases.
+    trap 'trap - INT TERM EXIT; set +e; kill $(jobs -p) 2>/dev/null; wait; down' INT TERM EXIT
     "$bin/kgs" &
     echo $! > "$run/kgs.pid"
     wait_socket "$KGS_SOCKET" kgs
