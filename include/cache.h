@@ -8,14 +8,32 @@
 #ifndef SHORTENER_CACHE_H
 #define SHORTENER_CACHE_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#define CACHE_KEY_MAX     64
+#define CACHE_PENDING_MAX 4096
+
 struct cache;
 
+/* Deletions whose cache entry could not be removed because Redis was unreachable, shared by
+ * every connection of one server. Each connection removes them from Redis before it serves
+ * anything once Redis answers again. */
+struct cache_pending {
+    pthread_mutex_t lock;
+    atomic_size_t count;
+    char keys[CACHE_PENDING_MAX][CACHE_KEY_MAX + 1];
+};
+
+int cache_pending_init(struct cache_pending *p);
+void cache_pending_release(struct cache_pending *p);
+
 /* redis_url: "redis://[:password@]host[:port][/db]" or "unix:///path/to/socket". Connects
- * lazily. Returns NULL on a malformed URL or out of memory. */
-struct cache *cache_new(const char *redis_url);
+ * lazily. pending is shared with the server's other connections and outlives them. Returns
+ * NULL on a malformed URL or out of memory. */
+struct cache *cache_new(const char *redis_url, struct cache_pending *pending);
 void cache_free(struct cache *c);
 
 /* Parses redis_url as cache_new does; exposed for tests and start-up validation.
@@ -36,7 +54,9 @@ int cache_get(struct cache *c, const char *key, char *url, size_t cap, int64_t *
 int cache_fill(struct cache *c, const char *key, const char *url, int64_t expires_at, int64_t ttl);
 int cache_fill_negative(struct cache *c, const char *key, int64_t ttl);
 
-/* After a create commits: drop whatever is cached for key (a negative entry, usually). */
+/* After a create commits: drop whatever is cached for key (a negative entry, usually).
+ * When Redis cannot be reached this and cache_tombstone() remember the key and delete it
+ * when Redis answers again. */
 int cache_evict(struct cache *c, const char *key);
 
 /* After a delete commits: replace the entry with a negative one for ttl seconds, so that a

@@ -8,11 +8,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cache.h"
 #include "metrics.h"
 
 struct MHD_Daemon;
 struct store;
-struct cache;
 struct keys_client;
 struct visits;
 
@@ -52,6 +52,8 @@ struct server {
     struct keys_client *keys;
     struct visits *visits;
     struct metrics metrics;
+    struct cache_pending pending; /* deletions Redis has yet to hear of */
+    bool pending_ready;
     /* Slots are bound to threads on first use; the lock is taken only then. */
     pthread_mutex_t workers_lock;
     bool workers_lock_ready;

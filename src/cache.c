@@ -13,6 +13,8 @@
 
 #include "log.h"
 
+#define KEY_FMT "u:%s"
+
 /* Redis answers in microseconds; anything slower than this is treated as down. */
 #define CACHE_TIMEOUT_MS 250
 
@@ -23,6 +25,7 @@ struct cache {
     int port;
     int db;
     redisContext *ctx;
+    struct cache_pending *pending;
     time_t retry_at;
     bool down_logged;
     char error[256];
@@ -78,11 +81,23 @@ int cache_parse_url(const char *url, char *host, size_t hostcap, int *port, char
     return 0;
 }
 
-struct cache *cache_new(const char *redis_url)
+int cache_pending_init(struct cache_pending *p)
+{
+    atomic_init(&p->count, 0);
+    return pthread_mutex_init(&p->lock, NULL) == 0 ? 0 : -ENOMEM;
+}
+
+void cache_pending_release(struct cache_pending *p)
+{
+    pthread_mutex_destroy(&p->lock);
+}
+
+struct cache *cache_new(const char *redis_url, struct cache_pending *pending)
 {
     struct cache *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
+    c->pending = pending;
     if (cache_parse_url(redis_url, c->host, sizeof(c->host), &c->port, c->path, sizeof(c->path),
                         c->password, sizeof(c->password), &c->db) < 0) {
         free(c);
@@ -107,28 +122,53 @@ const char *cache_error(const struct cache *c)
 
 static void mark_down(struct cache *c, const char *why)
 {
-    snprintf(c->error, sizeof(c->error), "%s", why);
+    /* why may point into the context about to be freed: copy it first, log the copy. */
+    if (why != c->error)
+        snprintf(c->error, sizeof(c->error), "%s", why);
     if (c->ctx) {
         redisFree(c->ctx);
         c->ctx = NULL;
     }
     c->retry_at = time(NULL) + 1;
     if (!c->down_logged) {
-        log_warn("redis: unavailable, serving from postgres: %s", why);
+        log_warn("redis: unavailable, serving from postgres: %s", c->error);
         c->down_logged = true;
     }
 }
 
-static redisReply *command(struct cache *c, const char *fmt, ...);
+/* Runs one command on the connected context; NULL (and the connection dropped) on any
+ * failure, including an error reply. */
+static redisReply *vcommand(struct cache *c, const char *fmt, va_list ap)
+{
+    redisReply *r = redisvCommand(c->ctx, fmt, ap);
 
-static int ensure(struct cache *c)
+    if (!r) {
+        mark_down(c, c->ctx->errstr[0] ? c->ctx->errstr : "no reply");
+        return NULL;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        char why[256];
+        snprintf(why, sizeof(why), "%s", r->str);
+        freeReplyObject(r);
+        mark_down(c, why);
+        return NULL;
+    }
+    return r;
+}
+
+static redisReply *command(struct cache *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = vcommand(c, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+static int connect_now(struct cache *c)
 {
     struct timeval tv = {.tv_sec = 0, .tv_usec = CACHE_TIMEOUT_MS * 1000};
 
-    if (c->ctx)
-        return 0;
-    if (time(NULL) < c->retry_at)
-        return -EAGAIN;
     c->ctx = c->path[0] ? redisConnectUnixWithTimeout(c->path, tv)
                         : redisConnectWithTimeout(c->host, c->port, tv);
     if (!c->ctx || c->ctx->err) {
@@ -158,40 +198,92 @@ static int ensure(struct cache *c)
     return 0;
 }
 
-/* Runs one command on a connected context; NULL (and the connection dropped) on any failure,
- * including an error reply. */
-static redisReply *command(struct cache *c, const char *fmt, ...)
+/* Deletes the entries of links deleted while Redis could not be reached, before this
+ * connection serves anything. */
+static int drain_pending(struct cache *c)
+{
+    struct cache_pending *p = c->pending;
+    char key[CACHE_KEY_MAX + 1];
+
+    while (atomic_load_explicit(&p->count, memory_order_acquire) > 0) {
+        pthread_mutex_lock(&p->lock);
+        size_t n = atomic_load_explicit(&p->count, memory_order_relaxed);
+        if (n == 0) {
+            pthread_mutex_unlock(&p->lock);
+            break;
+        }
+        memcpy(key, p->keys[n - 1], sizeof(key));
+        pthread_mutex_unlock(&p->lock);
+        redisReply *r = command(c, "DEL " KEY_FMT, key);
+        if (!r)
+            return -EAGAIN;
+        freeReplyObject(r);
+        /* Remove it only now; another thread may have drained it too, which is harmless. */
+        pthread_mutex_lock(&p->lock);
+        n = atomic_load_explicit(&p->count, memory_order_relaxed);
+        for (size_t i = n; i-- > 0;)
+            if (strcmp(p->keys[i], key) == 0) {
+                memcpy(p->keys[i], p->keys[n - 1], sizeof(p->keys[i]));
+                atomic_store_explicit(&p->count, n - 1, memory_order_release);
+                break;
+            }
+        pthread_mutex_unlock(&p->lock);
+    }
+    return 0;
+}
+
+/* Runs a command, connecting first if needed. A connection that worked before and fails now
+ * (Redis restarted, say) gets one immediate reconnect and retry, so a restart costs no
+ * request; every command here may safely run twice. */
+static redisReply *run(struct cache *c, const char *fmt, ...)
 {
     va_list ap;
-    redisReply *r;
+    redisReply *r = NULL;
 
-    va_start(ap, fmt);
-    r = redisvCommand(c->ctx, fmt, ap);
-    va_end(ap);
-    if (!r) {
-        mark_down(c, c->ctx->errstr[0] ? c->ctx->errstr : "no reply");
-        return NULL;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        char why[256];
-        snprintf(why, sizeof(why), "%s", r->str);
-        freeReplyObject(r);
-        mark_down(c, why);
-        return NULL;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        bool fresh = !c->ctx;
+        if (fresh && time(NULL) < c->retry_at)
+            return NULL;
+        if (fresh && connect_now(c) < 0)
+            return NULL;
+        if (drain_pending(c) < 0) {
+            if (fresh)
+                return NULL;
+            c->retry_at = 0;
+            continue;
+        }
+        va_start(ap, fmt);
+        r = vcommand(c, fmt, ap);
+        va_end(ap);
+        if (r || fresh)
+            return r;
+        c->retry_at = 0;
     }
     return r;
 }
 
-#define KEY_FMT "u:%s"
+static void remember(struct cache *c, const char *key)
+{
+    struct cache_pending *p = c->pending;
+    pthread_mutex_lock(&p->lock);
+    size_t n = atomic_load_explicit(&p->count, memory_order_relaxed);
+    if (n < CACHE_PENDING_MAX) {
+        snprintf(p->keys[n], sizeof(p->keys[n]), "%s", key);
+        atomic_store_explicit(&p->count, n + 1, memory_order_release);
+    } else {
+        log_error("redis: more than %d deletions wait for redis; %s may be served from the cache "
+                  "until it expires there",
+                  CACHE_PENDING_MAX, key);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
 
 int cache_get(struct cache *c, const char *key, char *url, size_t cap, int64_t *expires_at)
 {
     redisReply *r;
     int rc = -ENOENT;
 
-    if (ensure(c) < 0)
-        return -EAGAIN;
-    r = command(c, "GET " KEY_FMT, key);
+    r = run(c, "GET " KEY_FMT, key);
     if (!r)
         return -EAGAIN;
     if (r->type == REDIS_REPLY_STRING) {
@@ -222,36 +314,32 @@ static int simple(redisReply *r)
 int cache_fill(struct cache *c, const char *key, const char *url, int64_t expires_at, int64_t ttl)
 {
     char head[24];
-    if (ensure(c) < 0)
-        return -EAGAIN;
     snprintf(head, sizeof(head), "%" PRId64 "\n", expires_at);
-    return simple(command(c, "SET " KEY_FMT " %s%s EX %" PRId64 " NX", key, head, url, ttl));
+    return simple(run(c, "SET " KEY_FMT " %s%s EX %" PRId64 " NX", key, head, url, ttl));
 }
 
 int cache_fill_negative(struct cache *c, const char *key, int64_t ttl)
 {
-    if (ensure(c) < 0)
-        return -EAGAIN;
-    return simple(command(c, "SET " KEY_FMT " ! EX %" PRId64 " NX", key, ttl));
+    return simple(run(c, "SET " KEY_FMT " ! EX %" PRId64 " NX", key, ttl));
 }
 
 int cache_evict(struct cache *c, const char *key)
 {
-    if (ensure(c) < 0)
-        return -EAGAIN;
-    return simple(command(c, "DEL " KEY_FMT, key));
+    int rc = simple(run(c, "DEL " KEY_FMT, key));
+    if (rc < 0)
+        remember(c, key);
+    return rc;
 }
 
 int cache_tombstone(struct cache *c, const char *key, int64_t ttl)
 {
-    if (ensure(c) < 0)
-        return -EAGAIN;
-    return simple(command(c, "SET " KEY_FMT " ! EX %" PRId64, key, ttl));
+    int rc = simple(run(c, "SET " KEY_FMT " ! EX %" PRId64, key, ttl));
+    if (rc < 0)
+        remember(c, key);
+    return rc;
 }
 
 int cache_ping(struct cache *c)
 {
-    if (ensure(c) < 0)
-        return -EAGAIN;
-    return simple(command(c, "PING"));
+    return simple(run(c, "PING"));
 }

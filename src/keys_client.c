@@ -125,7 +125,12 @@ int keys_client_take(struct keys_client *kc, char out[BASE62_KEY_LEN + 1])
             rc = -EAGAIN;
             goto out;
         }
+        /* A kept connection may be to a kgs that has since restarted: one failure on it
+         * earns one fresh connection at once, before backing off. */
+        bool reused = kc->fd >= 0;
         rc = refill(kc);
+        if (kc->count == 0 && reused && kc->fd < 0)
+            rc = refill(kc);
         if (kc->count == 0) {
             if (!kc->down_logged)
                 log_warn("kgs: no keys available: %s", strerror(rc < 0 ? -rc : EAGAIN));

@@ -213,13 +213,16 @@ int server_init(struct server *s)
     if (pthread_mutex_init(&s->workers_lock, NULL) != 0)
         return -ENOMEM;
     s->workers_lock_ready = true;
+    if (cache_pending_init(&s->pending) < 0)
+        return -ENOMEM;
+    s->pending_ready = true;
     s->nworkers = (unsigned)c->threads;
     s->workers = calloc(s->nworkers, sizeof(*s->workers));
     if (!s->workers)
         return -ENOMEM;
     for (unsigned i = 0; i < s->nworkers; i++) {
         s->workers[i].store = store_new(c->database_url, "shortener");
-        s->workers[i].cache = cache_new(c->redis_url);
+        s->workers[i].cache = cache_new(c->redis_url, &s->pending);
         if (!s->workers[i].store || !s->workers[i].cache) {
             log_error("invalid REDIS_URL '%s' (redis://host:port or unix:///path)", c->redis_url);
             return -EINVAL;
@@ -264,13 +267,13 @@ int server_start(struct server *s)
     if (visits_start(s->visits) < 0)
         return -ENOMEM;
     s->daemon = MHD_start_daemon(
-        flags, (uint16_t)c->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
+        flags, (uint16_t)c->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+        NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)c->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)c->per_ip_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_END);
+        on_completed, s, MHD_OPTION_END);
     if (!s->daemon) {
         log_error("cannot listen on %s port %lld", c->listen_address, c->port);
         return -EADDRINUSE;
@@ -295,6 +298,9 @@ void server_release(struct server *s)
     }
     free(s->workers);
     s->workers = NULL;
+    if (s->pending_ready)
+        cache_pending_release(&s->pending);
+    s->pending_ready = false;
     if (s->workers_lock_ready)
         pthread_mutex_destroy(&s->workers_lock);
     s->workers_lock_ready = false;

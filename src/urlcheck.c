@@ -225,6 +225,16 @@ enum urlcheck_result urlcheck_validate(const char *url, size_t len, const char *
         res = URLCHECK_UNPARSABLE;
         goto out;
     }
+    /* Host names are case-insensitive but curl keeps the case it was given: lower-case it so
+     * that equal links look equal (and compare equal with BASE_URL). */
+    for (char *q = host; *q; q++)
+        if (*q >= 'A' && *q <= 'Z')
+            *q = (char)(*q - 'A' + 'a');
+    rc = curl_url_set(h, CURLUPART_HOST, host, 0);
+    if (rc != CURLUE_OK) {
+        res = from_curl(rc);
+        goto out;
+    }
     res = is_self(host, port, base_url, &self);
     if (res != URLCHECK_OK)
         goto out;

@@ -56,6 +56,9 @@ static void test_normalizes_scheme_and_port(void **state)
     assert_normalizes("HtTpS://example.com:443/", BASE, "https://example.com/");
     assert_normalizes("https://example.com:8443/", BASE, "https://example.com:8443/");
     assert_normalizes("http://example.com/a/../b", BASE, "http://example.com/b");
+    /* Host names are case-insensitive, paths are not. */
+    assert_normalizes("HTTPS://WWW.Example.COM/Path/CaseKept", BASE,
+                      "https://www.example.com/Path/CaseKept");
 }
 
 static void test_encodes_non_ascii_outside_host(void **state)
