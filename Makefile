@@ -45,7 +45,7 @@ UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
 PYTEST := /usr/bin/python3 -m pytest
 
 .PHONY: all deps asan unit integration test check-format format cppcheck fuzz run up down \
-	bench clean help
+	clean help
 all: $(PROGRAMS)
 
 help:
@@ -53,7 +53,6 @@ help:
 	@echo "make run        install what is missing, build, run the whole local stack in the foreground"
 	@echo "make up / down  the same stack in the background under var/ / stopped again"
 	@echo "make test       every check: format, cppcheck, unit and integration tests, plain and ASan+UBSan"
-	@echo "make bench      the benchmarks"
 
 # Installs the Debian packages the build, the local stack and the tests need (apt-get, as
 # root or through sudo); does nothing when they are all there.
@@ -152,9 +151,6 @@ up: deps all
 
 down:
 	deploy/devstack.sh down
-
-bench: deps all
-	tests/bench/run.sh
 
 clean:
 	rm -rf build bin

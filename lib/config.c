@@ -150,6 +150,29 @@ void config_usage(FILE *out, const struct config_opt *opts, size_t n)
         fputc('\n', out);
     }
     fprintf(out, "  --%-22s %-18s %s\n", "help", "", "print this help and exit");
+
+    /* The settings every deployment shares, so one --help shows the whole picture even
+     * where this program does not read some of them. */
+    static const char *const shared[][2] = {
+        {"DATABASE_URL", "PostgreSQL conninfo or URI"},
+        {"REDIS_URL", "Redis cache: redis://host:port or unix:///path"},
+        {"KGS_SOCKET", "Unix socket of the key generation service"},
+        {"PORT", "HTTP port of shortener"},
+        {"BASE_URL", "scheme and host used in short_url"},
+        {"DEFAULT_TTL", "seconds a link lives when the caller names no expiry"},
+    };
+    bool header = false;
+    for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++) {
+        bool mine = false;
+        for (size_t k = 0; k < n && !mine; k++)
+            mine = strcmp(opts[k].env, shared[i][0]) == 0;
+        if (mine)
+            continue;
+        if (!header)
+            fprintf(out, "\nRead by the other shortener programs, not by this one:\n");
+        header = true;
+        fprintf(out, "  %-25s %-18s %s\n", "", shared[i][0], shared[i][1]);
+    }
 }
 
 int config_load_env_file(const char *path)

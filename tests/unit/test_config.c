@@ -287,6 +287,10 @@ static void test_usage(void **state)
     assert_non_null(strstr(text, "(secret)"));
     assert_null(strstr(text, "hunter2"));
     assert_non_null(strstr(text, "--help"));
+    /* The product's shared settings are named even by a program that does not read them. */
+    assert_non_null(strstr(text, "Read by the other shortener programs"));
+    assert_non_null(strstr(text, "DATABASE_URL"));
+    assert_non_null(strstr(text, "DEFAULT_TTL"));
     free(text);
 }
 
