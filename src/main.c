@@ -2,6 +2,7 @@
  * SIGINT or SIGTERM. */
 #include <curl/curl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <sodium.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -70,6 +71,20 @@ static void usage(void)
     config_usage(stdout, options, NOPTIONS);
 }
 
+static bool base_url_valid(const char *base_url)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL;
+    bool ok = u && curl_url_set(u, CURLUPART_URL, base_url, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host[0] &&
+              (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0);
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return ok;
+}
+
 /* Each connection is a file descriptor: take what the hard limit allows. */
 static void raise_fd_limit(void)
 {
@@ -118,6 +133,12 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
 
+    if (s.cfg.base_url[0] && !base_url_valid(s.cfg.base_url)) {
+        log_error("BASE_URL '%s' must be an absolute http or https URL with a host",
+                  s.cfg.base_url);
+        status = 2;
+        goto out;
+    }
     if (server_init(&s) < 0 || server_start(&s) < 0)
         goto out;
     sigwait(&stop, &sig);

@@ -9,8 +9,10 @@ import stack as stk
 
 SETTINGS = {
     "shortener": ["DATABASE_URL", "REDIS_URL", "KGS_SOCKET", "PORT", "BASE_URL", "DEFAULT_TTL"],
-    "kgs": ["DATABASE_URL", "KGS_SOCKET"],
-    "shortenerctl": ["DATABASE_URL"],
+    # Every program's --help names the settings the whole product shares.
+    "kgs": ["DATABASE_URL", "REDIS_URL", "KGS_SOCKET", "PORT", "BASE_URL", "DEFAULT_TTL"],
+    "shortenerctl": ["DATABASE_URL", "REDIS_URL", "KGS_SOCKET", "PORT", "BASE_URL",
+                     "DEFAULT_TTL"],
 }
 
 
@@ -81,3 +83,31 @@ def test_ctl_rejects_bad_arguments(stack, args):
 def test_revoke_unknown_id_fails(stack):
     res = stack.ctl("apikey", "revoke", "987654321")
     assert res.returncode != 0, res.stdout
+
+
+@pytest.mark.parametrize("program,env,args", [
+    ("shortener", {"BASE_URL": "ftp://sho.rt"}, []),
+    ("shortener", {"BASE_URL": "not a url"}, []),
+    ("shortener", {"PORT": "eighty"}, []),
+    ("shortener", {"PORT": "70000"}, []),
+    ("shortener", {"DEFAULT_TTL": "-5"}, []),
+    ("shortener", {"LOG_LEVEL": "loud"}, []),
+    ("shortener", {}, ["--no-such-flag"]),
+    ("shortener", {}, ["--port"]),
+    ("kgs", {"KGS_MEMORY_KEYS": "ten"}, []),
+    ("kgs", {}, ["--no-such-flag"]),
+    ("shortenerctl", {}, ["--no-such-flag", "migrate"]),
+], ids=["base-url-ftp", "base-url-junk", "port-word", "port-range", "ttl-negative",
+        "log-level", "shortener-flag", "flag-without-value", "kgs-memory-word", "kgs-flag",
+        "ctl-flag"])
+def test_bad_configuration_exits_2_with_a_message(program, env, args):
+    """A typo in the configuration stops the program at once with a clear message; it never
+    starts half-configured."""
+    with tempfile.TemporaryDirectory() as cwd:
+        res = subprocess.run([str(stk.BIN_DIR / program), *args], cwd=cwd,
+                             env={**stk.base_env(), **env}, stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, timeout=30)
+    assert res.returncode == 2, f"{program} {env} {args} exited {res.returncode}: {res.stderr}"
+    assert res.stderr.strip(), "no message on stderr"
+    for marker in stk.SANITIZER_MARKERS:
+        assert marker not in res.stderr, res.stderr
