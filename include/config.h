@@ -22,6 +22,40 @@ struct config_opt {
                       or bool according to type */
 };
 
+/* Table entries for a field of config struct T. */
+#define CONFIG_STR_OPT(T, env, flag, def, help, field)                                             \
+    {                                                                                              \
+        env, flag, CONFIG_STR, 0, 0, def, help, false, offsetof(T, field)                          \
+    }
+#define CONFIG_SECRET_OPT(T, env, flag, help, field)                                               \
+    {                                                                                              \
+        env, flag, CONFIG_STR, 0, 0, "", help, true, offsetof(T, field)                            \
+    }
+#define CONFIG_INT_OPT(T, env, flag, lo, hi, def, help, field)                                     \
+    {                                                                                              \
+        env, flag, CONFIG_INT, lo, hi, def, help, false, offsetof(T, field)                        \
+    }
+#define CONFIG_BOOL_OPT(T, env, flag, def, help, field)                                            \
+    {                                                                                              \
+        env, flag, CONFIG_BOOL, 0, 0, def, help, false, offsetof(T, field)                         \
+    }
+
+/* The settings several programs share, spelt once. */
+#define CONFIG_DATABASE_URL(T, field)                                                              \
+    CONFIG_STR_OPT(T, "DATABASE_URL", "database-url", "dbname=shortener",                          \
+                   "PostgreSQL conninfo or URI", field)
+#define CONFIG_REDIS_URL(T, field)                                                                 \
+    CONFIG_STR_OPT(T, "REDIS_URL", "redis-url", "redis://127.0.0.1:6379",                          \
+                   "Redis cache: redis://host:port or unix:///path", field)
+#define CONFIG_KGS_SOCKET(T, field)                                                                \
+    CONFIG_STR_OPT(T, "KGS_SOCKET", "kgs-socket", "/run/shortener/kgs.sock",                       \
+                   "Unix socket of the key generation service", field)
+#define CONFIG_APIKEY_PEPPER(T, field)                                                             \
+    CONFIG_SECRET_OPT(T, "APIKEY_PEPPER", "apikey-pepper",                                         \
+                      "secret mixed into API-key hashes; the same for every program", field)
+#define CONFIG_LOG_LEVEL(T, def, field)                                                            \
+    CONFIG_STR_OPT(T, "LOG_LEVEL", "log-level", def, "error, warn, info or debug", field)
+
 #define CONFIG_HELP 1
 
 /* Fills cfg from defaults, then the environment, then flags in argv[1..] up to the first

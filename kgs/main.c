@@ -85,27 +85,20 @@ struct kgs {
     unsigned long next_client_id;
 };
 
-#define OPT_STR(env, flag, def, help, field)                                                       \
-    {                                                                                              \
-        env, flag, CONFIG_STR, 0, 0, def, help, false, offsetof(struct kgs_config, field)          \
-    }
-#define OPT_INT(env, flag, lo, hi, def, help, field)                                               \
-    {                                                                                              \
-        env, flag, CONFIG_INT, lo, hi, def, help, false, offsetof(struct kgs_config, field)        \
-    }
-
+#define T struct kgs_config
 static const struct config_opt options[] = {
-    OPT_STR("DATABASE_URL", "database-url", "dbname=shortener", "PostgreSQL conninfo or URI",
-            database_url),
-    OPT_STR("KGS_SOCKET", "kgs-socket", "/run/shortener/kgs.sock", "Unix socket to serve keys on",
-            kgs_socket),
-    OPT_INT("KGS_POOL_SIZE", "kgs-pool-size", 1000, 100000000, "200000",
-            "unclaimed keys kept generated in PostgreSQL; refilled when below half", pool_size),
+    CONFIG_DATABASE_URL(T, database_url),
+    CONFIG_KGS_SOCKET(T, kgs_socket),
+    CONFIG_INT_OPT(T, "KGS_POOL_SIZE", "kgs-pool-size", 1000, 100000000, "200000",
+                   "unclaimed keys kept generated in PostgreSQL; refilled when below half",
+                   pool_size),
     /* At least one largest TAKE, or such a request could never be answered. */
-    OPT_INT("KGS_MEMORY_KEYS", "kgs-memory-keys", KGS_MAX_TAKE, 10000000, "20000",
-            "claimed keys held in memory, lost on a crash; refilled when below half", memory_keys),
-    OPT_STR("LOG_LEVEL", "log-level", "info", "error, warn, info or debug", log_level),
+    CONFIG_INT_OPT(T, "KGS_MEMORY_KEYS", "kgs-memory-keys", KGS_MAX_TAKE, 10000000, "20000",
+                   "claimed keys held in memory, lost on a crash; refilled when below half",
+                   memory_keys),
+    CONFIG_LOG_LEVEL(T, "info", log_level),
 };
+#undef T
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 

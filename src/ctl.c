@@ -22,22 +22,16 @@ struct ctl_config {
     char *log_level;
 };
 
-#define OPT_STR(env, flag, def, help, secret, field)                                               \
-    {                                                                                              \
-        env, flag, CONFIG_STR, 0, 0, def, help, secret, offsetof(struct ctl_config, field)         \
-    }
-
+#define T struct ctl_config
 static const struct config_opt options[] = {
-    OPT_STR("DATABASE_URL", "database-url", "dbname=shortener", "PostgreSQL conninfo or URI", false,
-            database_url),
-    OPT_STR("REDIS_URL", "redis-url", "redis://127.0.0.1:6379",
-            "Redis cache: redis://host:port or unix:///path", false, redis_url),
-    OPT_STR("APIKEY_PEPPER", "apikey-pepper", "",
-            "secret mixed into API-key hashes; the same as the servers'", true, apikey_pepper),
-    OPT_STR("DEFAULT_RATE", "default-rate", "100/s",
-            "rate of keys created without --rate: N/s, N/min or N/h", false, default_rate),
-    OPT_STR("LOG_LEVEL", "log-level", "warn", "error, warn, info or debug", false, log_level),
+    CONFIG_DATABASE_URL(T, database_url),
+    CONFIG_REDIS_URL(T, redis_url),
+    CONFIG_APIKEY_PEPPER(T, apikey_pepper),
+    CONFIG_STR_OPT(T, "DEFAULT_RATE", "default-rate", "100/s",
+                   "rate of keys created without --rate: N/s, N/min or N/h", default_rate),
+    CONFIG_LOG_LEVEL(T, "warn", log_level),
 };
+#undef T
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 

@@ -14,34 +14,24 @@
 #include "log.h"
 #include "server.h"
 
-#define OPT_STR(env, flag, def, help, secret, field)                                               \
-    {                                                                                              \
-        env, flag, CONFIG_STR, 0, 0, def, help, secret, offsetof(struct server_config, field)      \
-    }
-#define OPT_INT(env, flag, lo, hi, def, help, field)                                               \
-    {                                                                                              \
-        env, flag, CONFIG_INT, lo, hi, def, help, false, offsetof(struct server_config, field)     \
-    }
+#define T            struct server_config
+#define OPT_STR(...) CONFIG_STR_OPT(T, __VA_ARGS__)
+#define OPT_INT(...) CONFIG_INT_OPT(T, __VA_ARGS__)
 
 static const struct config_opt options[] = {
-    OPT_STR("DATABASE_URL", "database-url", "dbname=shortener", "PostgreSQL conninfo or URI", false,
-            database_url),
-    OPT_STR("REDIS_URL", "redis-url", "redis://127.0.0.1:6379",
-            "Redis cache: redis://host:port or unix:///path", false, redis_url),
-    OPT_STR("KGS_SOCKET", "kgs-socket", "/run/shortener/kgs.sock",
-            "Unix socket of the key generation service", false, kgs_socket),
+    CONFIG_DATABASE_URL(T, database_url),
+    CONFIG_REDIS_URL(T, redis_url),
+    CONFIG_KGS_SOCKET(T, kgs_socket),
     OPT_INT("PORT", "port", 1, 65535, "8080", "HTTP port", port),
     OPT_STR("LISTEN_ADDRESS", "listen-address", "0.0.0.0",
-            "numeric address to listen on (0.0.0.0, 127.0.0.1, ::)", false, listen_address),
+            "numeric address to listen on (0.0.0.0, 127.0.0.1, ::)", listen_address),
     OPT_STR("BASE_URL", "base-url", "",
-            "scheme and host of short links [default: http://localhost:PORT]", false, base_url),
+            "scheme and host of short links [default: http://localhost:PORT]", base_url),
     OPT_INT("DEFAULT_TTL", "default-ttl", 0, 3153600000LL, "31536000",
             "seconds a link lives when the caller names no expiry; 0 means forever", default_ttl),
-    {"ALLOW_ANONYMOUS", "allow-anonymous", CONFIG_BOOL, 0, 0, "0",
-     "let callers without an API key create links", false,
-     offsetof(struct server_config, allow_anonymous)},
-    OPT_STR("APIKEY_PEPPER", "apikey-pepper", "",
-            "secret mixed into API-key hashes; the same for every program", true, apikey_pepper),
+    CONFIG_BOOL_OPT(T, "ALLOW_ANONYMOUS", "allow-anonymous", "0",
+                    "let callers without an API key create links", allow_anonymous),
+    CONFIG_APIKEY_PEPPER(T, apikey_pepper),
     OPT_INT("THREADS", "threads", 1, 64, "2", "request threads (libmicrohttpd epoll pool)",
             threads),
     OPT_INT("CACHE_TTL", "cache-ttl", 1, 86400 * 30, "3600",
@@ -58,8 +48,11 @@ static const struct config_opt options[] = {
             "concurrent HTTP connections from one address; 0: no limit", per_ip_connections),
     OPT_INT("CONNECTION_TIMEOUT", "connection-timeout", 1, 3600, "30",
             "seconds an idle HTTP connection is kept", connection_timeout),
-    OPT_STR("LOG_LEVEL", "log-level", "info", "error, warn, info or debug", false, log_level),
+    CONFIG_LOG_LEVEL(T, "info", log_level),
 };
+#undef OPT_INT
+#undef OPT_STR
+#undef T
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
