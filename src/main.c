@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "cache.h"
 #include "config.h"
 #include "log.h"
 #include "server.h"
@@ -129,6 +130,16 @@ int main(int argc, char **argv)
     if (s.cfg.base_url[0] && !base_url_valid(s.cfg.base_url)) {
         log_error("BASE_URL '%s' must be an absolute http or https URL with a host",
                   s.cfg.base_url);
+        status = 2;
+        goto out;
+    }
+    char host[256], path[256], password[256];
+    int port, db;
+    if (cache_parse_url(s.cfg.redis_url, host, sizeof(host), &port, path, sizeof(path), password,
+                        sizeof(password), &db) < 0) {
+        log_error("REDIS_URL '%s' must be redis://[:password@]host[:port][/db] or "
+                  "unix:///path",
+                  s.cfg.redis_url);
         status = 2;
         goto out;
     }

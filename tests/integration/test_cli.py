@@ -92,13 +92,15 @@ def test_revoke_unknown_id_fails(stack):
     ("shortener", {"PORT": "70000"}, []),
     ("shortener", {"DEFAULT_TTL": "-5"}, []),
     ("shortener", {"LOG_LEVEL": "loud"}, []),
+    ("shortener", {"REDIS_URL": "http://cache:6379"}, []),
+    ("shortener", {"REDIS_URL": "redis://cache:99999"}, []),
     ("shortener", {}, ["--no-such-flag"]),
     ("shortener", {}, ["--port"]),
     ("kgs", {"KGS_MEMORY_KEYS": "ten"}, []),
     ("kgs", {}, ["--no-such-flag"]),
     ("shortenerctl", {}, ["--no-such-flag", "migrate"]),
 ], ids=["base-url-ftp", "base-url-junk", "port-word", "port-range", "ttl-negative",
-        "log-level", "shortener-flag", "flag-without-value", "kgs-memory-word", "kgs-flag",
+        "log-level", "redis-url-scheme", "redis-url-port", "shortener-flag", "flag-without-value", "kgs-memory-word", "kgs-flag",
         "ctl-flag"])
 def test_bad_configuration_exits_2_with_a_message(program, env, args):
     """A typo in the configuration stops the program at once with a clear message; it never
