@@ -6,6 +6,7 @@
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -48,18 +49,15 @@ static const char *reason(unsigned status)
     return p && *p ? p : "Error";
 }
 
-int http_problem(struct http_request *r, unsigned status, const char *type_slug,
-                 const char *detail_fmt, ...)
+/* The problem+json body of RFC 9457, sent with extra headers (name, value, ..., NULL). */
+static int send_problem(struct http_request *r, unsigned status, const char *type_slug,
+                        const char *detail, const char *const *headers)
 {
-    char detail[1024], type[128];
-    va_list ap;
+    char type[128];
     json_t *obj;
     char *text;
     int rc;
 
-    va_start(ap, detail_fmt);
-    vsnprintf(detail, sizeof(detail), detail_fmt, ap);
-    va_end(ap);
     snprintf(type, sizeof(type), "https://shortener.invalid/problems/%s", type_slug);
     obj = json_pack("{s:s, s:s, s:i, s:s}", "type", type, "title", reason(status), "status",
                     (int)status, "detail", detail);
@@ -67,28 +65,32 @@ int http_problem(struct http_request *r, unsigned status, const char *type_slug,
     json_decref(obj);
     if (!text)
         return -ENOMEM;
-    const char *retry[] = {"Retry-After", "1", NULL};
-    rc = http_send(r, status, "application/problem+json", text, strlen(text),
-                   status == 503 || status == 429 ? retry : NULL);
+    rc = http_send(r, status, "application/problem+json", text, strlen(text), headers);
     free(text);
     return rc;
 }
 
+int http_problem(struct http_request *r, unsigned status, const char *type_slug,
+                 const char *detail_fmt, ...)
+{
+    static const char *const retry[] = {"Retry-After", "1", NULL};
+    char detail[1024];
+    va_list ap;
+
+    va_start(ap, detail_fmt);
+    vsnprintf(detail, sizeof(detail), detail_fmt, ap);
+    va_end(ap);
+    return send_problem(r, status, type_slug, detail,
+                        status == 503 || status == 429 ? retry : NULL);
+}
+
 int http_method_not_allowed(struct http_request *r, const char *allow)
 {
-    char detail[128];
-    snprintf(detail, sizeof(detail), "%s is not allowed here; allowed: %s", r->method, allow);
-    json_t *obj = json_pack("{s:s, s:s, s:i, s:s}", "type",
-                            "https://shortener.invalid/problems/method-not-allowed", "title",
-                            "Method Not Allowed", "status", 405, "detail", detail);
-    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-    json_decref(obj);
-    if (!text)
-        return -ENOMEM;
     const char *headers[] = {"Allow", allow, NULL};
-    int rc = http_send(r, 405, "application/problem+json", text, strlen(text), headers);
-    free(text);
-    return rc;
+    char detail[128];
+
+    snprintf(detail, sizeof(detail), "%s is not allowed here; allowed: %s", r->method, allow);
+    return send_problem(r, 405, "method-not-allowed", detail, headers);
 }
 
 int http_redirect(struct http_request *r, const char *location, long long max_age)
