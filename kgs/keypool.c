@@ -1,61 +1,100 @@
-/* kgs_keys through libpq: prepared statements for generating, counting and claiming keys. */
+/* kgs_state through libpq: the permutation secret and the claim counter. */
 #include "keypool.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <libpq-fe.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "db.h"
 
-/* Generous next to the ~100 ms a batch takes, yet a wedged server cannot stall the refill
- * thread (and so shutdown) for long. */
 #define KEYPOOL_STATEMENT_TIMEOUT_MS 10000
 
-/* unnest() of one array literal: one round trip and one parse per batch. A key that
- * exists already, or twice in the batch, is skipped rather than failing the batch. */
-#define SQL_GENERATE "INSERT INTO kgs_keys (key) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING"
+/* ON CONFLICT DO NOTHING: two kgs starting on an empty database both offer a secret, one
+ * wins, and both then read the winner's. */
+#define SQL_OFFER_SECRET                                                                           \
+    "INSERT INTO kgs_state (id, algorithm, secret, next_index) VALUES (1, $1, $2, 0) "             \
+    "ON CONFLICT (id) DO NOTHING"
+#define SQL_READ_SECRET "SELECT algorithm, secret FROM kgs_state WHERE id = 1"
 
-/* An estimate, not count(*): both ends come from the partial index on seq in O(log n), while
- * counting reads every unclaimed entry (hundreds of thousands) on each pass of the refill
- * loop. The range overcounts only by gaps in seq (a rare ON CONFLICT skip, a failed batch,
- * rows another kgs is claiming right now), which merely delays a refill a little. */
-#define SQL_UNCLAIMED                                                                              \
-    "SELECT coalesce(max(seq) - min(seq) + 1, 0) FROM kgs_keys WHERE claimed_at IS NULL"
-
-/* SKIP LOCKED lets two kgs claim side by side without waiting for or sharing rows; the outer
- * "claimed_at IS NULL" is re-checked on the locked row version, so a row claimed by someone
- * else in the meantime can never come back.
- *
- * "key = ANY(ARRAY(...))" rather than "key IN (...)": the same rows, but the array is
- * computed first and then looked up through the primary key whatever the statistics say,
- * while the IN form let the planner hash-join against every unclaimed row (measured: 140-170
- * ms per 10,000 keys against 75-85 ms). */
+/* The row lock serialises concurrent claims; each returns a range nobody else got. */
 #define SQL_CLAIM                                                                                  \
-    "UPDATE kgs_keys SET claimed_at = now() WHERE key = ANY(ARRAY(SELECT key FROM kgs_keys "       \
-    "WHERE claimed_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)) "                     \
-    "AND claimed_at IS NULL RETURNING key"
+    "UPDATE kgs_state SET next_index = next_index + $1::bigint WHERE id = 1 "                      \
+    "AND next_index <= $2::bigint - $1::bigint RETURNING next_index - $1::bigint"
+
+#define SQL_CLAIMED "SELECT next_index FROM kgs_state WHERE id = 1"
 
 static const struct {
     const char *name;
     const char *sql;
     int nparams;
 } statements[] = {
-    {"kgs_generate", SQL_GENERATE, 1},
-    {"kgs_unclaimed", SQL_UNCLAIMED, 0},
-    {"kgs_claim", SQL_CLAIM, 1},
+    {"kgs_claim", SQL_CLAIM, 2},
+    {"kgs_claimed", SQL_CLAIMED, 0},
 };
 
-PGconn *keypool_connect(const char *conninfo, char *err, size_t errlen)
+static int load_secret(PGconn *conn, unsigned char secret[KEYPERM_SECRET_LEN], char *err,
+                       size_t errlen)
+{
+    unsigned char fresh[KEYPERM_SECRET_LEN];
+    char hex[2 + KEYPERM_SECRET_LEN * 2 + 1] = "\\x", algorithm[16];
+    const char *params[2] = {algorithm, hex};
+    PGresult *res = NULL;
+    unsigned char *raw = NULL;
+    size_t rawlen = 0;
+    int rc = -EIO;
+
+    randombytes_buf(fresh, sizeof(fresh));
+    sodium_bin2hex(hex + 2, sizeof(hex) - 2, fresh, sizeof(fresh));
+    sodium_memzero(fresh, sizeof(fresh));
+    snprintf(algorithm, sizeof(algorithm), "%d", KEYPERM_ALGORITHM);
+    res = PQexecParams(conn, SQL_OFFER_SECRET, 2, NULL, params, NULL, NULL, 0);
+    sodium_memzero(hex, sizeof(hex));
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        db_error(conn, err, errlen);
+        goto out;
+    }
+    PQclear(res);
+    res = PQexecParams(conn, SQL_READ_SECRET, 0, NULL, NULL, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        db_error(conn, err, errlen);
+        goto out;
+    }
+    if (atoi(PQgetvalue(res, 0, 0)) != KEYPERM_ALGORITHM) {
+        snprintf(err, errlen, "kgs_state uses key algorithm %s; this kgs knows only %d",
+                 PQgetvalue(res, 0, 0), KEYPERM_ALGORITHM);
+        rc = -EINVAL;
+        goto out;
+    }
+    raw = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 1), &rawlen);
+    if (!raw || rawlen != KEYPERM_SECRET_LEN) {
+        snprintf(err, errlen, "kgs_state holds a malformed secret");
+        goto out;
+    }
+    memcpy(secret, raw, KEYPERM_SECRET_LEN);
+    rc = 0;
+out:
+    if (raw) {
+        sodium_memzero(raw, rawlen);
+        PQfreemem(raw);
+    }
+    PQclear(res);
+    return rc;
+}
+
+PGconn *keypool_connect(const char *conninfo, unsigned char secret[KEYPERM_SECRET_LEN], char *err,
+                        size_t errlen)
 {
     PGconn *conn = db_connect(conninfo, "kgs", KEYPOOL_STATEMENT_TIMEOUT_MS, err, errlen);
     PGresult *res = NULL;
 
     if (!conn)
         return NULL;
-    /* A claim must be on disk before its keys are handed out, or a server crash could bring
-     * issued keys back as unclaimed. Whatever the server or role default says. */
+    /* A claim must be on disk before its keys are handed out, or a server crash could move
+     * the counter back under keys already issued. Whatever the server or role default says. */
     if (db_exec(conn, "SET synchronous_commit = on", err, errlen) < 0)
         goto fail;
     for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
@@ -67,6 +106,8 @@ PGconn *keypool_connect(const char *conninfo, char *err, size_t errlen)
         PQclear(res);
         res = NULL;
     }
+    if (load_secret(conn, secret, err, errlen) < 0)
+        goto fail;
     return conn;
 fail:
     PQclear(res);
@@ -74,49 +115,41 @@ fail:
     return NULL;
 }
 
-int keypool_generate(PGconn *conn, size_t n, char *err, size_t errlen)
+int keypool_claim(PGconn *conn, size_t n, uint64_t *first, char *err, size_t errlen)
 {
-    PGresult *res = NULL;
-    const char *param;
-    char *literal, *p;
-    int rc;
+    char count[24], domain[24];
+    const char *params[2] = {count, domain};
+    PGresult *res;
+    int rc = -EIO;
 
     if (n < 1 || n > KEYPOOL_MAX_BATCH) {
         snprintf(err, errlen, "batch of %zu keys out of range", n);
         return -EINVAL;
     }
-    /* "{k1,k2,...}": base62 digits need no quoting inside an array literal. */
-    literal = malloc(n * (BASE62_KEY_LEN + 1) + 2);
-    if (!literal) {
-        snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
-    p = literal;
-    *p++ = '{';
-    for (size_t i = 0; i < n; i++) {
-        base62_random(p, BASE62_KEY_LEN);
-        p += BASE62_KEY_LEN;
-        *p++ = ',';
-    }
-    p[-1] = '}';
-    *p = '\0';
-    param = literal;
-    res = PQexecPrepared(conn, "kgs_generate", 1, &param, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+    snprintf(count, sizeof(count), "%zu", n);
+    snprintf(domain, sizeof(domain), "%llu", KEYPERM_DOMAIN);
+    /* Autocommitted: when the result arrives, the UPDATE has committed and been flushed. */
+    res = PQexecPrepared(conn, "kgs_claim", 2, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         db_error(conn, err, errlen);
-        rc = -EIO;
         goto out;
     }
-    rc = atoi(PQcmdTuples(res));
+    if (PQntuples(res) == 0) {
+        /* No row, or the counter would pass the end of the key space. */
+        snprintf(err, errlen, "the key space is used up (or kgs_state is empty)");
+        rc = 0;
+        goto out;
+    }
+    *first = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    rc = (int)n;
 out:
     PQclear(res);
-    free(literal);
     return rc;
 }
 
-long long keypool_unclaimed(PGconn *conn, char *err, size_t errlen)
+long long keypool_claimed(PGconn *conn, char *err, size_t errlen)
 {
-    PGresult *res = PQexecPrepared(conn, "kgs_unclaimed", 0, NULL, NULL, NULL, 0);
+    PGresult *res = PQexecPrepared(conn, "kgs_claimed", 0, NULL, NULL, NULL, 0);
     long long n = -EIO;
 
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
@@ -125,38 +158,4 @@ long long keypool_unclaimed(PGconn *conn, char *err, size_t errlen)
         db_error(conn, err, errlen);
     PQclear(res);
     return n;
-}
-
-int keypool_claim(PGconn *conn, size_t n, char (*out_keys)[BASE62_KEY_LEN + 1], char *err,
-                  size_t errlen)
-{
-    PGresult *res = NULL;
-    char limit[24];
-    const char *param = limit;
-    int rows, got = 0;
-
-    if (n < 1 || n > KEYPOOL_MAX_BATCH) {
-        snprintf(err, errlen, "batch of %zu keys out of range", n);
-        return -EINVAL;
-    }
-    snprintf(limit, sizeof(limit), "%zu", n);
-    /* Autocommitted: when the result arrives, the UPDATE has committed and been flushed. */
-    res = PQexecPrepared(conn, "kgs_claim", 1, &param, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        db_error(conn, err, errlen);
-        got = -EIO;
-        goto out;
-    }
-    rows = PQntuples(res);
-    for (int i = 0; i < rows && (size_t)got < n; i++) {
-        /* The table's CHECK makes anything else impossible; a row skipped here is claimed
-         * and so simply never issued. */
-        if (PQgetlength(res, i, 0) != BASE62_KEY_LEN)
-            continue;
-        memcpy(out_keys[got], PQgetvalue(res, i, 0), BASE62_KEY_LEN + 1);
-        got++;
-    }
-out:
-    PQclear(res);
-    return got;
 }

@@ -18,7 +18,6 @@ struct kgs_config {
     char *database_url;
     char *kgs_socket;
     char *log_level;
-    long long pool_size;
     long long memory_keys;
 };
 

@@ -31,11 +31,8 @@
 static const struct config_opt options[] = {
     CONFIG_DATABASE_URL(T, database_url),
     CONFIG_KGS_SOCKET(T, kgs_socket),
-    CONFIG_INT_OPT(T, "KGS_POOL_SIZE", "kgs-pool-size", 1000, 100000000, "200000",
-                   "unclaimed keys kept generated in PostgreSQL; refilled when below half",
-                   pool_size),
     /* At least one largest TAKE, or such a request could never be answered. */
-    CONFIG_INT_OPT(T, "KGS_MEMORY_KEYS", "kgs-memory-keys", KGS_MAX_TAKE, 10000000, "20000",
+    CONFIG_INT_OPT(T, "KGS_MEMORY_KEYS", "kgs-memory-keys", KGS_MAX_TAKE, 10000000, "100000",
                    "claimed keys held in memory, lost on a crash; refilled when below half",
                    memory_keys),
     CONFIG_LOG_LEVEL(T, "info", log_level),
@@ -133,8 +130,8 @@ static int kgs_start(struct kgs *k)
     rc = refill_start(k);
     if (rc < 0)
         return rc;
-    log_info("serving keys on %s (memory %lld keys, pool %lld keys)", k->cfg.kgs_socket,
-             k->cfg.memory_keys, k->cfg.pool_size);
+    log_info("serving keys on %s (up to %lld keys in memory)", k->cfg.kgs_socket,
+             k->cfg.memory_keys);
     return 0;
 }
 

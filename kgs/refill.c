@@ -1,28 +1,33 @@
-/* The refill thread of kgs: keeps claimed keys in memory and unclaimed keys in the
- * PostgreSQL pool above their low-water marks, through one connection it owns. */
+/* The refill thread of kgs: keeps claimed keys in memory above their low-water mark,
+ * claiming index ranges through one PostgreSQL connection it owns. */
 #include <errno.h>
 #include <libpq-fe.h>
+#include <sodium.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "deadline.h"
+#include "keyperm.h"
 #include "keypool.h"
 #include "kgs.h"
 #include "log.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 1000
-/* How often the refill thread looks at the pool when nothing drains memory: other kgs
- * instances may be emptying it meanwhile. */
-#define POOL_CHECK_MS 1000
+/* How often an idle refill thread wakes: only to notice a stop, since nobody else can take
+ * the keys it holds. */
+#define IDLE_CHECK_MS 1000
 
 struct refill_state {
     PGconn *conn;
     bool outage_logged;
     unsigned failures;
     int backoff_ms;
-    bool mem_filling, pool_filling;
+    bool mem_filling;
+    bool perm_ready;
+    struct keyperm perm;
     char (*batch)[KEYBUF_SLOT];
     char err[512];
 };
@@ -59,63 +64,50 @@ static void refill_recovered(struct kgs *k, struct refill_state *st)
     atomic_store(&k->db_down, false);
 }
 
-/* One pass: claim into memory if it is low, top the pool up if it is low. Returns 1 when it
- * did some work, 0 when both levels are fine, -EIO on a database error (reason in st->err).
- * Each level has hysteresis: below half it is filled right up to its target again. */
+/* One pass: claim into memory if it is low. Returns 1 when it did some work, 0 when memory
+ * is full enough, -EIO on a database error (reason in st->err). Below half it is filled
+ * right up again, so claims come in big ranges rather than one per taken batch. */
 static int refill_pass(struct kgs *k, struct refill_state *st)
 {
     size_t cap = (size_t)k->cfg.memory_keys;
-    long long target = k->cfg.pool_size;
     size_t have = keybuf_count(&k->buf);
-    bool pool_short = false, worked = false;
-    long long pool;
+    uint64_t first = 0;
     int rc;
 
     if (have < cap / 2)
         st->mem_filling = true;
-    if (st->mem_filling) {
-        size_t want = cap - have < KEYPOOL_MAX_BATCH ? cap - have : KEYPOOL_MAX_BATCH;
-        if (want > 0) {
-            rc = keypool_claim(st->conn, want, st->batch, st->err, sizeof(st->err));
-            if (rc < 0)
-                return rc;
-            /* Only this thread puts, so the room counted above is still there. */
-            size_t stored = keybuf_put(&k->buf, st->batch, (size_t)rc);
-            if (stored < (size_t)rc)
-                log_warn("discarded %zu claimed keys: memory full", (size_t)rc - stored);
-            log_debug("claimed %d keys, %zu in memory", rc, have + stored);
-            pool_short = (size_t)rc < want;
-            have += stored;
-            worked = rc > 0;
-        }
-        if (have >= cap)
-            st->mem_filling = false;
+    if (!st->mem_filling)
+        return 0;
+    size_t want = cap - have < KEYPOOL_MAX_BATCH ? cap - have : KEYPOOL_MAX_BATCH;
+    if (want == 0) {
+        st->mem_filling = false;
+        return 0;
     }
-    pool = keypool_unclaimed(st->conn, st->err, sizeof(st->err));
-    if (pool < 0)
-        return (int)pool;
-    if (pool < target / 2 || pool_short)
-        st->pool_filling = true;
-    else if (pool >= target)
-        st->pool_filling = false;
-    if (st->pool_filling) {
-        long long want = target - pool < KEYPOOL_MAX_BATCH ? target - pool : KEYPOOL_MAX_BATCH;
-        /* A short claim proves the pool dry, whatever the estimate says (gaps in seq). */
-        if (pool_short || want < 1)
-            want = KEYPOOL_MAX_BATCH;
-        rc = keypool_generate(st->conn, (size_t)want, st->err, sizeof(st->err));
-        if (rc < 0)
-            return rc;
-        log_debug("generated %d keys, about %lld unclaimed", rc, pool + rc);
-        worked = true;
+    rc = keypool_claim(st->conn, want, &first, st->err, sizeof(st->err));
+    if (rc < 0)
+        return rc;
+    if (rc == 0) {
+        log_error("cannot claim keys: %s", st->err);
+        return -ENOSPC;
     }
-    return worked ? 1 : 0;
+    for (size_t i = 0; i < want; i++)
+        keyperm_key(&st->perm, first + i, st->batch[i]);
+    /* Only this thread puts, so the room counted above is still there. */
+    size_t stored = keybuf_put(&k->buf, st->batch, want);
+    if (stored < want)
+        log_warn("discarded %zu claimed keys: memory full", want - stored);
+    log_debug("claimed %zu keys from index %llu, %zu in memory", want, (unsigned long long)first,
+              have + stored);
+    if (have + stored >= cap)
+        st->mem_filling = false;
+    return 1;
 }
 
 static void *refill_main(void *arg)
 {
     struct kgs *k = arg;
-    struct refill_state st = {.mem_filling = true, .pool_filling = true};
+    struct refill_state st = {.mem_filling = true};
+    unsigned char secret[KEYPERM_SECRET_LEN];
     size_t low = (size_t)k->cfg.memory_keys / 2;
 
     st.batch = malloc(KEYPOOL_MAX_BATCH * sizeof(*st.batch));
@@ -125,11 +117,16 @@ static void *refill_main(void *arg)
     }
     while (!keybuf_stopping(&k->buf)) {
         if (!st.conn) {
-            st.conn = keypool_connect(k->cfg.database_url, st.err, sizeof(st.err));
+            st.conn = keypool_connect(k->cfg.database_url, secret, st.err, sizeof(st.err));
             if (!st.conn) {
                 refill_failed(k, &st);
                 continue;
             }
+            if (!st.perm_ready) {
+                keyperm_init(&st.perm, secret);
+                st.perm_ready = true;
+            }
+            sodium_memzero(secret, sizeof(secret));
         }
         int rc = refill_pass(k, &st);
         if (rc < 0) {
@@ -138,10 +135,11 @@ static void *refill_main(void *arg)
         }
         refill_recovered(k, &st);
         if (rc == 0)
-            keybuf_wait_below(&k->buf, low, POOL_CHECK_MS);
+            keybuf_wait_below(&k->buf, low, IDLE_CHECK_MS);
     }
     if (st.conn)
         PQfinish(st.conn);
+    keyperm_release(&st.perm);
     free(st.batch);
     return NULL;
 }

@@ -639,6 +639,19 @@ class Stack:
     def count_urls(self):
         return int(self.psql("SELECT count(*) FROM urls"))
 
+    def kgs_state(self):
+        """kgs's permutation round keys (see keyperm.py) and how many indices it claimed."""
+        import keyperm
+        secret_hex, claimed = self.psql(
+            "SELECT encode(secret, 'hex'), next_index FROM kgs_state").split("|")
+        return keyperm.round_keys(bytes.fromhex(secret_hex)), int(claimed)
+
+    def issued_by_kgs(self, keys):
+        """The keys among keys that kgs did not make from an index it had claimed."""
+        import keyperm
+        rounds, claimed = self.kgs_state()
+        return [k for k in keys if keyperm.index_of(rounds, k) >= claimed]
+
     # ------------------------------------------------------------ diagnostics and teardown
 
     def log_tails(self, lines=40):

@@ -5,6 +5,7 @@ very key afterwards."""
 import random
 import re
 
+import keyperm
 import stack as stk
 
 B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -14,10 +15,26 @@ def test_generated_keys_are_distinct_and_issued_by_kgs(client, stack):
     keys = [client.create_ok(f"https://example.com/gen/{i}")["key"] for i in range(300)]
     assert all(stk.KEY_RE.match(k) for k in keys), [k for k in keys if not stk.KEY_RE.match(k)]
     assert len(set(keys)) == len(keys)
-    listed = ",".join(f"'{k}'" for k in keys)
-    n = stack.psql(f"SELECT count(*) FROM kgs_keys WHERE key IN ({listed}) "
-                   "AND claimed_at IS NOT NULL")
-    assert int(n) == len(keys), "some generated keys are not claimed kgs keys"
+    assert stack.issued_by_kgs(keys) == [], "some keys were not made from claimed indices"
+
+
+def test_python_permutation_matches_c_known_answers():
+    # The same known answers as tests/unit/test_keyperm.c: keyperm.py is the C code's twin.
+    rounds = keyperm.round_keys(bytes(range(32)))
+    assert keyperm.keyperm_key(rounds, 0) == "o7BC771"
+    assert keyperm.keyperm_key(rounds, 1) == "PYPTmvc"
+    assert keyperm.keyperm_key(rounds, keyperm.DOMAIN - 1) == "VW4loTx"
+    assert keyperm.index_of(rounds, "PYPTmvc") == 1
+
+
+def test_kgs_state_survives_restart_and_never_moves_back(stack, client):
+    rounds, before = stack.kgs_state()
+    stack.kgs.kill9()
+    stack.kgs.start()
+    client.create_ok("https://example.com/after-kgs-restart")
+    rounds_after, after = stack.kgs_state()
+    assert rounds_after == rounds, "the permutation secret changed"
+    assert after >= before
 
 
 def test_seven_char_aliases_never_break_later_creates(client, stack):
@@ -30,9 +47,10 @@ def test_seven_char_aliases_never_break_later_creates(client, stack):
     # shortener's buffer and will be handed out next. About 5% of them, so that a create
     # meets a squatted key now and then but never many in a row.
     client.create_ok("https://example.com/prime-the-buffer")
-    pending = stack.psql(
-        "SELECT k.key FROM kgs_keys k WHERE k.claimed_at IS NOT NULL "
-        "AND NOT EXISTS (SELECT 1 FROM urls u WHERE u.key = k.key)").split()
+    rounds, claimed = stack.kgs_state()
+    used = set(stack.psql("SELECT key FROM urls").split())
+    sample = random.sample(range(claimed), min(claimed, 12000))
+    pending = [k for k in (keyperm.keyperm_key(rounds, i) for i in sample) if k not in used]
     assert pending, "no claimed-but-unused keys: is a key buffer in use at all?"
     squats = random.sample(pending, max(1, min(len(pending) // 20, 600)))
     session = stk.Client(client.base, client.api_key)
