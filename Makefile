@@ -145,8 +145,13 @@ fuzz:
 			-fsanitize=fuzzer,address,undefined \
 			-o build/fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c lib/*.c $(LIBS); \
 		mkdir -p build/fuzz/corpus_$$t; \
-		build/fuzz/fuzz_$$t -max_total_time=10 -max_len=4096 build/fuzz/corpus_$$t \
-			tests/fuzz/corpus/$$t 2>&1 | tail -n 2; \
+		if ! build/fuzz/fuzz_$$t -max_total_time=10 -max_len=4096 \
+			-artifact_prefix=build/fuzz/crash_$$t- build/fuzz/corpus_$$t \
+			tests/fuzz/corpus/$$t >build/fuzz/$$t.log 2>&1; then \
+			tail -n 40 build/fuzz/$$t.log; echo "fuzz_$$t failed: see build/fuzz/$$t.log"; \
+			exit 1; \
+		fi; \
+		tail -n 1 build/fuzz/$$t.log; \
 	done
 
 run: deps all
