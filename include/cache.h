@@ -66,7 +66,8 @@ int cache_evict(struct cache *c, const char *key);
 int cache_evict_many(struct cache *c, const char *const *keys, size_t n);
 
 /* After a delete commits: replace the entry with a negative one for ttl seconds, so that a
- * read-through fill which read the row before the delete cannot bring it back. */
+ * read-through fill which read the row before the delete cannot bring it back, and publish
+ * the key on INVALIDATION_CHANNEL for the other servers' hot caches. */
 int cache_tombstone(struct cache *c, const char *key, int64_t ttl);
 
 int cache_ping(struct cache *c);

@@ -25,6 +25,7 @@ enum metric_status {
 };
 
 enum metric_redirect {
+    MR_HOT_HIT,
     MR_CACHE_HIT,
     MR_CACHE_NEGATIVE,
     MR_DB_HIT,
@@ -53,7 +54,13 @@ static inline void metrics_inc(atomic_ullong *c)
 
 /* Renders the Prometheus text format into buf. Returns the length written (truncated output
  * is never returned: -ENOSPC instead). gauges are passed in by the caller. */
-int metrics_render(const struct metrics *m, size_t keys_buffered, size_t visits_pending, char *buf,
-                   size_t cap);
+struct metrics_gauges {
+    size_t keys_buffered;
+    size_t visits_pending;
+    size_t hot_entries;
+    int hot_enabled;
+};
+
+int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char *buf, size_t cap);
 
 #endif

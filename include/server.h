@@ -15,6 +15,8 @@ struct MHD_Daemon;
 struct store;
 struct keys_client;
 struct visits;
+struct hotcache;
+struct invalidation;
 
 struct server_config {
     char *database_url;
@@ -28,6 +30,8 @@ struct server_config {
     long long threads;
     long long default_ttl;
     long long cache_ttl;
+    long long hot_cache_entries;
+    long long hot_cache_max_age;
     long long negative_ttl;
     long long redirect_max_age;
     long long visits_flush_ms;
@@ -51,6 +55,8 @@ struct server {
     struct MHD_Daemon *daemon;
     struct keys_client *keys;
     struct visits *visits;
+    struct hotcache *hot;
+    struct invalidation *invalidation;
     struct metrics metrics;
     struct cache_pending pending; /* deletions Redis has yet to hear of */
     bool pending_ready;

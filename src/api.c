@@ -10,6 +10,7 @@
 
 #include "apikey.h"
 #include "cache.h"
+#include "hotcache.h"
 #include "http.h"
 #include "keys_client.h"
 #include "log.h"
@@ -227,6 +228,7 @@ static int handle_delete(struct http_request *r, const char *linkkey)
         metrics_inc(&r->srv->metrics.db_errors);
         return unavailable(r, "the database");
     }
+    hotcache_evict(r->srv->hot, linkkey, strlen(linkkey));
     /* Committed first, then the cache: no server can serve the link from Redis after this. */
     if (cache_tombstone(r->worker->cache, linkkey, r->srv->cfg.negative_ttl) < 0) {
         metrics_inc(&r->srv->metrics.cache_errors);
@@ -242,35 +244,58 @@ static long long min_ll(long long a, long long b)
     return a < b ? a : b;
 }
 
+/* Answers a redirect found in a cache: expires_at (0: never) is judged by our clock, since
+ * a cache may hold an entry a moment longer than the link lives. Returns 1 when the entry
+ * has expired and nothing was sent. */
+static int redirect_cached(struct http_request *r, enum metric_redirect where, const char *key,
+                           size_t len, const char *url, int64_t expires_at, int64_t now)
+{
+    struct server *s = r->srv;
+
+    if (expires_at && expires_at <= now)
+        return 1;
+    metrics_inc(&s->metrics.redirects[where]);
+    if (!visits_record(s->visits, key, len))
+        metrics_inc(&s->metrics.visits_dropped);
+    return http_redirect(r, url,
+                         expires_at ? min_ll(expires_at - now, s->cfg.redirect_max_age)
+                                    : s->cfg.redirect_max_age);
+}
+
 static int handle_redirect(struct http_request *r, const char *linkkey, size_t len)
 {
     struct server *s = r->srv;
     struct worker *w = r->worker;
     char url[URLCHECK_MAX_LEN + 1];
     char *dburl = NULL;
-    int64_t expires_at = 0, remaining;
+    int64_t expires_at = 0, remaining, now = (int64_t)time(NULL);
+    uint64_t epoch;
     int rc;
 
     if (!request_is_key(linkkey, len)) {
         metrics_inc(&s->metrics.redirects[MR_INVALID]);
         return http_link_not_found(r);
     }
+    if (hotcache_get(s->hot, linkkey, len, url, sizeof(url), &expires_at, now) == 0) {
+        rc = redirect_cached(r, MR_HOT_HIT, linkkey, len, url, expires_at, now);
+        if (rc <= 0)
+            return rc;
+        hotcache_evict(s->hot, linkkey, len);
+    }
+    /* Read before looking further: a deletion from now on keeps what we find out of the hot
+     * cache. */
+    epoch = hotcache_epoch(s->hot);
     rc = cache_get(w->cache, linkkey, url, sizeof(url), &expires_at);
     if (rc == CACHE_NEGATIVE) {
         metrics_inc(&s->metrics.redirects[MR_CACHE_NEGATIVE]);
         return http_link_not_found(r);
     }
     if (rc == CACHE_HIT) {
-        remaining = expires_at ? expires_at - (int64_t)time(NULL) : -1;
-        /* Redis expires entries itself; a clock step must still not serve a dead link. */
-        if (remaining == -1 || remaining > 0) {
-            metrics_inc(&s->metrics.redirects[MR_CACHE_HIT]);
-            if (!visits_record(s->visits, linkkey, len))
-                metrics_inc(&s->metrics.visits_dropped);
-            return http_redirect(r, url,
-                                 remaining < 0 ? s->cfg.redirect_max_age
-                                               : min_ll(remaining, s->cfg.redirect_max_age));
-        }
+        if (!expires_at || expires_at > now)
+            hotcache_put(s->hot, epoch, linkkey, len, url, expires_at, now);
+        rc = redirect_cached(r, MR_CACHE_HIT, linkkey, len, url, expires_at, now);
+        if (rc <= 0)
+            return rc;
     } else if (rc == -EAGAIN) {
         metrics_inc(&s->metrics.cache_errors);
     }
@@ -286,9 +311,12 @@ static int handle_redirect(struct http_request *r, const char *linkkey, size_t l
         return unavailable(r, "the database");
     }
     metrics_inc(&s->metrics.redirects[MR_DB_HIT]);
+    /* remaining is the database's view (-1: never expires), so a link in its last second is
+     * not cached anywhere. */
     if (remaining != 0) {
         long long ttl = remaining < 0 ? s->cfg.cache_ttl : min_ll(remaining, s->cfg.cache_ttl);
         cache_fill(w->cache, linkkey, dburl, expires_at, ttl);
+        hotcache_put(s->hot, epoch, linkkey, len, dburl, expires_at, now);
     }
     if (!visits_record(s->visits, linkkey, len))
         metrics_inc(&s->metrics.visits_dropped);
@@ -326,9 +354,15 @@ static int handle_readyz(struct http_request *r)
 
 static int handle_metrics(struct http_request *r)
 {
+    struct server *s = r->srv;
+    struct metrics_gauges g = {
+        .keys_buffered = keys_client_buffered(s->keys),
+        .visits_pending = visits_pending(s->visits),
+        .hot_entries = hotcache_count(s->hot),
+        .hot_enabled = hotcache_enabled(s->hot),
+    };
     char buf[8192];
-    int len = metrics_render(&r->srv->metrics, keys_client_buffered(r->srv->keys),
-                             visits_pending(r->srv->visits), buf, sizeof(buf));
+    int len = metrics_render(&s->metrics, &g, buf, sizeof(buf));
     if (len < 0)
         return http_problem(r, 500, "internal", "metrics do not fit their buffer");
     return http_send(r, 200, "text/plain; version=0.0.4; charset=utf-8", buf, (size_t)len, NULL);

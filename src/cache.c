@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "invalidation.h"
 #include "log.h"
 
 #define KEY_FMT "u:%s"
@@ -218,6 +219,10 @@ static int drain_pending(struct cache *c)
         if (!r)
             return -EAGAIN;
         freeReplyObject(r);
+        r = command(c, "PUBLISH " INVALIDATION_CHANNEL " %s", key);
+        if (!r)
+            return -EAGAIN;
+        freeReplyObject(r);
         /* Remove it only now; another thread may have drained it too, which is harmless. */
         pthread_mutex_lock(&p->lock);
         n = atomic_load_explicit(&p->count, memory_order_relaxed);
@@ -408,6 +413,9 @@ int cache_evict_many(struct cache *c, const char *const *keys, size_t n)
 int cache_tombstone(struct cache *c, const char *key, int64_t ttl)
 {
     int rc = simple(run(c, "SET " KEY_FMT " ! EX %" PRId64, key, ttl));
+    /* Other servers drop the key from their hot caches when they hear this. */
+    if (rc == 0)
+        rc = simple(run(c, "PUBLISH " INVALIDATION_CHANNEL " %s", key));
     if (rc < 0)
         remember(c, key);
     return rc;

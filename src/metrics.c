@@ -8,8 +8,8 @@
 static const unsigned status_codes[MS_COUNT] = {200, 201, 204, 301, 400, 401, 404, 405,
                                                 409, 413, 415, 429, 500, 503, 0};
 
-static const char *const redirect_results[MR_COUNT] = {"cache_hit", "cache_negative", "db_hit",
-                                                       "db_miss", "invalid"};
+static const char *const redirect_results[MR_COUNT] = {"hot_hit", "cache_hit", "cache_negative",
+                                                       "db_hit",  "db_miss",   "invalid"};
 
 void metrics_count_status(struct metrics *m, unsigned status)
 {
@@ -48,8 +48,7 @@ static unsigned long long get(const atomic_ullong *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-int metrics_render(const struct metrics *m, size_t keys_buffered, size_t visits_pending, char *buf,
-                   size_t cap)
+int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char *buf, size_t cap)
 {
     struct out o = {.buf = buf, .cap = cap};
 
@@ -84,8 +83,16 @@ int metrics_render(const struct metrics *m, size_t keys_buffered, size_t visits_
         "shortener_keys_buffered %zu\n"
         "# HELP shortener_visits_pending Links with visits not yet written to PostgreSQL.\n"
         "# TYPE shortener_visits_pending gauge\n"
-        "shortener_visits_pending %zu\n",
+        "shortener_visits_pending %zu\n"
+        "# HELP shortener_hot_cache_entries Links held in the in-process cache.\n"
+        "# TYPE shortener_hot_cache_entries gauge\n"
+        "shortener_hot_cache_entries %zu\n"
+        "# HELP shortener_hot_cache_enabled 1 while the in-process cache is in use (subscribed to "
+        "deletions).\n"
+        "# TYPE shortener_hot_cache_enabled gauge\n"
+        "shortener_hot_cache_enabled %d\n",
         get(&m->links_created), get(&m->links_deleted), get(&m->cache_errors), get(&m->db_errors),
-        get(&m->kgs_errors), get(&m->visits_dropped), keys_buffered, visits_pending);
+        get(&m->kgs_errors), get(&m->visits_dropped), g->keys_buffered, g->visits_pending,
+        g->hot_entries, g->hot_enabled);
     return o.err ? o.err : (int)o.len;
 }

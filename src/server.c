@@ -12,7 +12,9 @@
 
 #include "api.h"
 #include "cache.h"
+#include "hotcache.h"
 #include "http.h"
+#include "invalidation.h"
 #include "keys_client.h"
 #include "log.h"
 #include "request.h"
@@ -228,6 +230,9 @@ int server_init(struct server *s)
             return -EINVAL;
         }
     }
+    s->hot = hotcache_new((size_t)c->hot_cache_entries, c->hot_cache_max_age);
+    if (!s->hot)
+        return -ENOMEM;
     s->keys = keys_client_new(c->kgs_socket, KEYS_BATCH);
     if (!s->keys)
         return -ENOMEM;
@@ -266,6 +271,11 @@ int server_start(struct server *s)
         flags |= MHD_USE_IPv6;
     if (visits_start(s->visits) < 0)
         return -ENOMEM;
+    if (c->hot_cache_entries > 0) {
+        s->invalidation = invalidation_start(c->redis_url, s->hot);
+        if (!s->invalidation)
+            return -ENOMEM;
+    }
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)c->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
         NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
@@ -288,6 +298,10 @@ void server_release(struct server *s)
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
+    invalidation_stop(s->invalidation);
+    s->invalidation = NULL;
+    hotcache_free(s->hot);
+    s->hot = NULL;
     visits_free(s->visits);
     s->visits = NULL;
     keys_client_free(s->keys);

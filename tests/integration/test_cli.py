@@ -96,12 +96,17 @@ def test_revoke_unknown_id_fails(stack):
     ("shortener", {"REDIS_URL": "redis://cache:99999"}, []),
     ("shortener", {}, ["--no-such-flag"]),
     ("shortener", {}, ["--port"]),
+    ("shortener", {"HOT_CACHE_ENTRIES": "-1"}, []),
+    ("shortener", {"HOT_CACHE_ENTRIES": "lots"}, []),
+    ("shortener", {"HOT_CACHE_MAX_AGE": "0"}, []),
     ("kgs", {"KGS_MEMORY_KEYS": "ten"}, []),
+    ("kgs", {"KGS_MEMORY_KEYS": "9999"}, []),
     ("kgs", {}, ["--no-such-flag"]),
     ("shortenerctl", {}, ["--no-such-flag", "migrate"]),
 ], ids=["base-url-ftp", "base-url-junk", "port-word", "port-range", "ttl-negative",
-        "log-level", "redis-url-scheme", "redis-url-port", "shortener-flag", "flag-without-value", "kgs-memory-word", "kgs-flag",
-        "ctl-flag"])
+        "log-level", "redis-url-scheme", "redis-url-port", "shortener-flag", "flag-without-value",
+        "hot-cache-negative", "hot-cache-word", "hot-cache-age-zero", "kgs-memory-word",
+        "kgs-memory-below-take", "kgs-flag", "ctl-flag"])
 def test_bad_configuration_exits_2_with_a_message(program, env, args):
     """A typo in the configuration stops the program at once with a clear message; it never
     starts half-configured."""

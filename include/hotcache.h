@@ -1,0 +1,55 @@
+/* The in-process tier in front of Redis: a bounded cache of live links shared by a server's
+ * worker threads, so that a popular redirect costs neither a Redis nor a PostgreSQL round trip.
+ *
+ * It holds only links that exist (never "not found"), each with its expiry and the time it was
+ * cached. Deletions reach it in two ways: the server that deletes evicts at once, and every
+ * other server hears of it over Redis pub/sub (invalidation.c). While that channel is not
+ * known to work, the cache is disabled and empty, so nothing stale can be served from it.
+ *
+ * Fills race with evictions: a lookup may read a link from Redis just before it is deleted
+ * and try to cache it just after the eviction. Every eviction therefore advances an epoch; a
+ * caller reads the epoch before its lookup and passes it to hotcache_put(), which drops the
+ * entry if any eviction happened in between.
+ *
+ * All functions are thread-safe. Keys are at most HOTCACHE_KEY_MAX bytes. */
+#ifndef SHORTENER_HOTCACHE_H
+#define SHORTENER_HOTCACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HOTCACHE_KEY_MAX 64
+
+struct hotcache;
+
+/* A cache of up to about max_entries links, each trusted for at most max_age seconds (a
+ * bound on staleness should an invalidation ever be missed). It starts disabled. max_entries
+ * 0 gives a cache that is always disabled. Returns NULL when out of memory. */
+struct hotcache *hotcache_new(size_t max_entries, int64_t max_age);
+void hotcache_free(struct hotcache *h);
+
+/* 0 with the URL copied into url (NUL-terminated) and its expiry (0: never), or -ENOENT when
+ * the key is not cached, its entry is too old, or the URL does not fit in cap bytes. */
+int hotcache_get(struct hotcache *h, const char *key, size_t keylen, char *url, size_t cap,
+                 int64_t *expires_at, int64_t now);
+
+uint64_t hotcache_epoch(struct hotcache *h);
+
+/* Caches key -> url unless the cache is disabled or an eviction happened since epoch was read.
+ * Replaces what the key had; may push out a less recently used entry. */
+void hotcache_put(struct hotcache *h, uint64_t epoch, const char *key, size_t keylen,
+                  const char *url, int64_t expires_at, int64_t now);
+
+/* Forgets key. */
+void hotcache_evict(struct hotcache *h, const char *key, size_t keylen);
+
+/* Empties the cache and turns it off, or turns it on (empty). */
+void hotcache_set_enabled(struct hotcache *h, bool enabled);
+
+bool hotcache_enabled(struct hotcache *h);
+
+/* Entries cached now. */
+size_t hotcache_count(struct hotcache *h);
+
+#endif

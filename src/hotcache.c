@@ -1,0 +1,250 @@
+/* A set-associative table: the key's hash picks a set of HOT_WAYS entries guarded by one
+ * lock, and CLOCK (a referenced bit per entry) picks the victim inside the set. Lookups cost
+ * one hash, one uncontended lock and a short copy; a set never grows, so no key pattern can
+ * make an operation slower than HOT_WAYS comparisons. */
+#include "hotcache.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HOT_WAYS 8
+
+struct hot_entry {
+    int64_t expires_at;
+    int64_t cached_at;
+    uint16_t keylen;
+    uint16_t urllen;
+    char data[]; /* key, NUL, url, NUL */
+};
+
+struct hot_set {
+    pthread_mutex_t lock;
+    uint64_t tags[HOT_WAYS];
+    struct hot_entry *entries[HOT_WAYS];
+    uint8_t referenced; /* one bit per way */
+    uint8_t hand;
+};
+
+struct hotcache {
+    struct hot_set *sets;
+    size_t nsets; /* a power of two */
+    int64_t max_age;
+    atomic_uint_fast64_t epoch;
+    atomic_bool enabled;
+    atomic_size_t count;
+    /* Hash flooding could only crowd one set, but a secret key keeps sets evenly used. */
+    unsigned char hash_key[crypto_shorthash_KEYBYTES];
+};
+
+struct hotcache *hotcache_new(size_t max_entries, int64_t max_age)
+{
+    struct hotcache *h = calloc(1, sizeof(*h));
+    size_t nsets = 1;
+
+    if (!h)
+        return NULL;
+    atomic_init(&h->epoch, 1);
+    atomic_init(&h->enabled, false);
+    atomic_init(&h->count, 0);
+    h->max_age = max_age;
+    randombytes_buf(h->hash_key, sizeof(h->hash_key));
+    if (max_entries == 0)
+        return h;
+    while (nsets * HOT_WAYS < max_entries)
+        nsets *= 2;
+    h->sets = calloc(nsets, sizeof(*h->sets));
+    if (!h->sets) {
+        free(h);
+        return NULL;
+    }
+    h->nsets = nsets;
+    for (size_t i = 0; i < nsets; i++)
+        pthread_mutex_init(&h->sets[i].lock, NULL);
+    return h;
+}
+
+static void clear_set(struct hotcache *h, struct hot_set *set)
+{
+    for (int w = 0; w < HOT_WAYS; w++)
+        if (set->entries[w]) {
+            free(set->entries[w]);
+            set->entries[w] = NULL;
+            set->tags[w] = 0;
+            atomic_fetch_sub_explicit(&h->count, 1, memory_order_relaxed);
+        }
+    set->referenced = 0;
+}
+
+void hotcache_free(struct hotcache *h)
+{
+    if (!h)
+        return;
+    for (size_t i = 0; i < h->nsets; i++) {
+        clear_set(h, &h->sets[i]);
+        pthread_mutex_destroy(&h->sets[i].lock);
+    }
+    free(h->sets);
+    free(h);
+}
+
+static uint64_t hash_of(const struct hotcache *h, const char *key, size_t keylen)
+{
+    unsigned char out[crypto_shorthash_BYTES];
+    uint64_t v;
+
+    crypto_shorthash(out, (const unsigned char *)key, keylen, h->hash_key);
+    memcpy(&v, out, sizeof(v));
+    return v | 1; /* 0 marks an empty way */
+}
+
+static struct hot_set *set_of(struct hotcache *h, uint64_t hash)
+{
+    return &h->sets[(hash >> 32) & (h->nsets - 1)];
+}
+
+static int find(const struct hot_set *set, uint64_t tag, const char *key, size_t keylen)
+{
+    for (int w = 0; w < HOT_WAYS; w++)
+        if (set->tags[w] == tag && set->entries[w]->keylen == keylen &&
+            memcmp(set->entries[w]->data, key, keylen) == 0)
+            return w;
+    return -1;
+}
+
+int hotcache_get(struct hotcache *h, const char *key, size_t keylen, char *url, size_t cap,
+                 int64_t *expires_at, int64_t now)
+{
+    int rc = -ENOENT;
+
+    if (!h->nsets || keylen > HOTCACHE_KEY_MAX ||
+        !atomic_load_explicit(&h->enabled, memory_order_acquire))
+        return -ENOENT;
+    uint64_t tag = hash_of(h, key, keylen);
+    struct hot_set *set = set_of(h, tag);
+    pthread_mutex_lock(&set->lock);
+    int w = find(set, tag, key, keylen);
+    if (w >= 0) {
+        const struct hot_entry *e = set->entries[w];
+        if (now - e->cached_at <= h->max_age && (size_t)e->urllen < cap) {
+            memcpy(url, e->data + e->keylen + 1, (size_t)e->urllen + 1);
+            *expires_at = e->expires_at;
+            set->referenced |= (uint8_t)(1u << w);
+            rc = 0;
+        }
+    }
+    pthread_mutex_unlock(&set->lock);
+    return rc;
+}
+
+uint64_t hotcache_epoch(struct hotcache *h)
+{
+    return atomic_load_explicit(&h->epoch, memory_order_acquire);
+}
+
+/* CLOCK: the first way not referenced since the hand last passed it. */
+static int victim(struct hot_set *set)
+{
+    for (int w = 0; w < HOT_WAYS; w++)
+        if (!set->entries[w])
+            return w;
+    for (;;) {
+        int w = set->hand;
+        set->hand = (uint8_t)((set->hand + 1) % HOT_WAYS);
+        if (!(set->referenced & (1u << w)))
+            return w;
+        set->referenced &= (uint8_t) ~(1u << w);
+    }
+}
+
+void hotcache_put(struct hotcache *h, uint64_t epoch, const char *key, size_t keylen,
+                  const char *url, int64_t expires_at, int64_t now)
+{
+    size_t urllen = strlen(url);
+
+    if (!h->nsets || keylen > HOTCACHE_KEY_MAX || urllen > UINT16_MAX ||
+        !atomic_load_explicit(&h->enabled, memory_order_acquire))
+        return;
+    struct hot_entry *e = malloc(sizeof(*e) + keylen + urllen + 2);
+    if (!e)
+        return;
+    e->expires_at = expires_at;
+    e->cached_at = now;
+    e->keylen = (uint16_t)keylen;
+    e->urllen = (uint16_t)urllen;
+    memcpy(e->data, key, keylen);
+    e->data[keylen] = '\0';
+    memcpy(e->data + keylen + 1, url, urllen + 1);
+
+    uint64_t tag = hash_of(h, key, keylen);
+    struct hot_set *set = set_of(h, tag);
+    pthread_mutex_lock(&set->lock);
+    /* Checked under the set's lock: an eviction advances the epoch before it takes this lock,
+     * so either we see the new epoch here, or the eviction runs after us and removes e. */
+    if (atomic_load_explicit(&h->epoch, memory_order_acquire) != epoch ||
+        !atomic_load_explicit(&h->enabled, memory_order_acquire)) {
+        pthread_mutex_unlock(&set->lock);
+        free(e);
+        return;
+    }
+    int w = find(set, tag, key, keylen);
+    if (w < 0)
+        w = victim(set);
+    if (set->entries[w])
+        free(set->entries[w]);
+    else
+        atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+    set->entries[w] = e;
+    set->tags[w] = tag;
+    set->referenced &= (uint8_t) ~(1u << w);
+    pthread_mutex_unlock(&set->lock);
+}
+
+void hotcache_evict(struct hotcache *h, const char *key, size_t keylen)
+{
+    if (!h->nsets || keylen > HOTCACHE_KEY_MAX)
+        return;
+    atomic_fetch_add_explicit(&h->epoch, 1, memory_order_acq_rel);
+    uint64_t tag = hash_of(h, key, keylen);
+    struct hot_set *set = set_of(h, tag);
+    pthread_mutex_lock(&set->lock);
+    int w = find(set, tag, key, keylen);
+    if (w >= 0) {
+        free(set->entries[w]);
+        set->entries[w] = NULL;
+        set->tags[w] = 0;
+        set->referenced &= (uint8_t) ~(1u << w);
+        atomic_fetch_sub_explicit(&h->count, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&set->lock);
+}
+
+void hotcache_set_enabled(struct hotcache *h, bool enabled)
+{
+    if (!h->nsets)
+        return;
+    /* Off first, then empty: no put can slip in behind the sweep (puts re-check both under
+     * the set lock). Turning on also sweeps, since fills may have raced the last turn-off. */
+    atomic_store_explicit(&h->enabled, false, memory_order_release);
+    atomic_fetch_add_explicit(&h->epoch, 1, memory_order_acq_rel);
+    for (size_t i = 0; i < h->nsets; i++) {
+        pthread_mutex_lock(&h->sets[i].lock);
+        clear_set(h, &h->sets[i]);
+        pthread_mutex_unlock(&h->sets[i].lock);
+    }
+    if (enabled)
+        atomic_store_explicit(&h->enabled, true, memory_order_release);
+}
+
+bool hotcache_enabled(struct hotcache *h)
+{
+    return h->nsets && atomic_load_explicit(&h->enabled, memory_order_acquire);
+}
+
+size_t hotcache_count(struct hotcache *h)
+{
+    return atomic_load_explicit(&h->count, memory_order_relaxed);
+}

@@ -1,0 +1,142 @@
+"""The in-process hot cache in front of Redis: popular links are answered from memory, a
+delete on one server empties every other server's hot cache over Redis pub/sub within a
+second, and while that channel is down (Redis stopped or frozen) the hot cache is off and
+empty, so it can never serve a link deleted meanwhile."""
+
+import re
+import signal
+import time
+
+import pytest
+
+import stack as stk
+from stack import assert_problem, wait_until
+
+
+@pytest.fixture(scope="module")
+def hstack():
+    with stk.running_stack("hot") as st:
+        st.other = st.start_shortener()
+        st.api_key = st.create_apikey("hot")[0]
+        yield st
+
+
+def metric(server, name, labels=""):
+    text = stk.Client(server).request("GET", "/metrics", auth=False).text
+    m = re.search(r"^" + re.escape(name + labels) + r" (\d+)$", text, re.M)
+    assert m, f"{name}{labels} missing from /metrics"
+    return int(m.group(1))
+
+
+def hot_hits(server):
+    return metric(server, "shortener_redirects_total", '{result="hot_hit"}')
+
+
+def hot_enabled(server):
+    return metric(server, "shortener_hot_cache_enabled") == 1
+
+
+def wait_hot(server, on, timeout=5):
+    wait_until(f"hot cache {'on' if on else 'off'}", lambda: hot_enabled(server) == on, timeout,
+               interval=0.05)
+
+
+@pytest.fixture
+def clients(hstack):
+    hstack.revive()
+    wait_hot(hstack.server, True)
+    wait_hot(hstack.other, True)
+    return (stk.Client(hstack.server, hstack.api_key), stk.Client(hstack.other))
+
+
+def test_second_redirect_is_answered_from_memory(hstack, clients):
+    a, _ = clients
+    key = a.create_ok("https://example.com/hot/1")["key"]
+    before = hot_hits(hstack.server)
+    for _ in range(3):
+        r = a.resolve(key)
+        assert r.status_code == 301 and r.headers["Location"] == "https://example.com/hot/1"
+    assert hot_hits(hstack.server) - before == 2  # the first came from PostgreSQL
+    assert metric(hstack.server, "shortener_hot_cache_entries") >= 1
+
+
+def test_delete_reaches_the_other_servers_hot_cache(hstack, clients):
+    a, b = clients
+    for i in range(5):
+        key = a.create_ok(f"https://example.com/hot/del/{i}")["key"]
+        for _ in range(2):
+            assert b.resolve(key).status_code == 301
+        before = hot_hits(hstack.other)
+        assert b.resolve(key).status_code == 301
+        assert hot_hits(hstack.other) == before + 1, "the other server did not serve it from memory"
+        assert a.delete(key).status_code == 204
+        assert_problem(a.resolve(key), 404)
+        wait_until("the other server to forget the deleted link",
+                   lambda: b.resolve(key).status_code == 404, 1.0, interval=0.02)
+
+
+def test_hot_cache_serves_no_expired_link(hstack, clients):
+    a, _ = clients
+    key = a.create_ok("https://example.com/hot/expiring", ttl=2)["key"]
+    assert a.resolve(key).status_code == 301
+    r = a.resolve(key)
+    assert r.status_code == 301
+    max_age = int(r.headers["Cache-Control"].split("max-age=")[1])
+    assert 0 < max_age <= 2
+    wait_until("the link to expire", lambda: a.resolve(key).status_code == 404, 4, interval=0.1)
+    # A second after expiry too (an off-by-one once read "expired 1 s ago" as "never expires").
+    time.sleep(1.2)
+    assert_problem(a.resolve(key), 404)
+
+
+def test_redis_stopped_turns_it_off_and_nothing_stale_is_served(hstack, clients):
+    a, b = clients
+    key = a.create_ok("https://example.com/hot/outage")["key"]
+    for _ in range(3):
+        assert b.resolve(key).status_code == 301
+    hstack.redis.stop()
+    try:
+        wait_hot(hstack.other, False, timeout=2)
+        assert metric(hstack.other, "shortener_hot_cache_entries") == 0
+        # Deleted while nobody can publish: the other server must read PostgreSQL now.
+        r = a.delete(key)
+        assert r.status_code == 204, r.text
+        assert_problem(b.resolve(key), 404)
+        # Live links still resolve, from PostgreSQL.
+        live = a.create_ok("https://example.com/hot/outage-live")["key"]
+        assert b.resolve(live).status_code == 301
+    finally:
+        hstack.redis.start()
+    wait_hot(hstack.other, True)
+    assert_problem(b.resolve(key), 404)
+    assert b.resolve(live).status_code == 301
+
+
+def test_redis_frozen_turns_it_off_within_a_second(hstack, clients):
+    a, b = clients
+    key = a.create_ok("https://example.com/hot/frozen")["key"]
+    for _ in range(3):
+        assert b.resolve(key).status_code == 301
+    redis = hstack.redis.proc.popen
+    redis.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        wait_hot(hstack.other, False, timeout=3)
+        assert time.monotonic() - t0 < 1.5, "a frozen Redis went unnoticed too long"
+    finally:
+        redis.send_signal(signal.SIGCONT)
+    wait_hot(hstack.other, True)
+    assert b.resolve(key).status_code == 301
+
+
+def test_hot_cache_can_be_turned_off(hstack):
+    srv = hstack.start_shortener(HOT_CACHE_ENTRIES=0)
+    try:
+        c = stk.Client(srv, hstack.api_key)
+        key = c.create_ok("https://example.com/hot/off")["key"]
+        for _ in range(3):
+            assert c.resolve(key).status_code == 301
+        assert hot_hits(srv) == 0
+        assert not hot_enabled(srv)
+    finally:
+        assert srv.stop() is None

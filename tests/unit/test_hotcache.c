@@ -1,0 +1,165 @@
+/* Unit tests of the in-process hot cache: hits and misses, the epoch that keeps a fill racing
+ * an eviction out, disabling, the age bound, and that it never grows past its capacity. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cmocka.h>
+
+#include "hotcache.c"
+
+#define NOW 1000000
+
+static int setup(void **state)
+{
+    (void)state;
+    return sodium_init() < 0 ? -1 : 0;
+}
+
+static struct hotcache *enabled_cache(size_t entries)
+{
+    struct hotcache *h = hotcache_new(entries, 60);
+    assert_non_null(h);
+    hotcache_set_enabled(h, true);
+    return h;
+}
+
+static void test_put_then_get(void **state)
+{
+    struct hotcache *h = enabled_cache(64);
+    char url[64];
+    int64_t exp = -1;
+    (void)state;
+
+    assert_int_equal(hotcache_get(h, "abc", 3, url, sizeof(url), &exp, NOW), -ENOENT);
+    hotcache_put(h, hotcache_epoch(h), "abc", 3, "https://e.com/a", 0, NOW);
+    assert_int_equal(hotcache_get(h, "abc", 3, url, sizeof(url), &exp, NOW), 0);
+    assert_string_equal(url, "https://e.com/a");
+    assert_int_equal(exp, 0);
+    /* Replacing keeps one entry. */
+    hotcache_put(h, hotcache_epoch(h), "abc", 3, "https://e.com/b", NOW + 50, NOW);
+    assert_int_equal(hotcache_get(h, "abc", 3, url, sizeof(url), &exp, NOW), 0);
+    assert_string_equal(url, "https://e.com/b");
+    assert_int_equal(exp, NOW + 50);
+    assert_int_equal(hotcache_count(h), 1);
+    /* Keys differing only in length or one byte are different keys. */
+    assert_int_equal(hotcache_get(h, "ab", 2, url, sizeof(url), &exp, NOW), -ENOENT);
+    assert_int_equal(hotcache_get(h, "abd", 3, url, sizeof(url), &exp, NOW), -ENOENT);
+    hotcache_free(h);
+}
+
+static void test_evict_and_stale_fill(void **state)
+{
+    struct hotcache *h = enabled_cache(64);
+    char url[64];
+    int64_t exp;
+    (void)state;
+
+    hotcache_put(h, hotcache_epoch(h), "k1", 2, "https://e.com/1", 0, NOW);
+    uint64_t before = hotcache_epoch(h); /* a lookup of k2 starts */
+    hotcache_evict(h, "k1", 2);          /* a deletion of anything arrives meanwhile */
+    assert_int_equal(hotcache_get(h, "k1", 2, url, sizeof(url), &exp, NOW), -ENOENT);
+    /* The lookup that began before the eviction must not cache what it found. */
+    hotcache_put(h, before, "k2", 2, "https://e.com/2", 0, NOW);
+    assert_int_equal(hotcache_get(h, "k2", 2, url, sizeof(url), &exp, NOW), -ENOENT);
+    hotcache_put(h, hotcache_epoch(h), "k2", 2, "https://e.com/2", 0, NOW);
+    assert_int_equal(hotcache_get(h, "k2", 2, url, sizeof(url), &exp, NOW), 0);
+    assert_int_equal(hotcache_count(h), 1);
+    hotcache_free(h);
+}
+
+static void test_disabled_holds_nothing(void **state)
+{
+    struct hotcache *h = hotcache_new(64, 60);
+    char url[64];
+    int64_t exp;
+    (void)state;
+
+    assert_false(hotcache_enabled(h));
+    hotcache_put(h, hotcache_epoch(h), "k", 1, "https://e.com/", 0, NOW);
+    assert_int_equal(hotcache_get(h, "k", 1, url, sizeof(url), &exp, NOW), -ENOENT);
+    hotcache_set_enabled(h, true);
+    uint64_t e = hotcache_epoch(h);
+    hotcache_put(h, e, "k", 1, "https://e.com/", 0, NOW);
+    assert_int_equal(hotcache_count(h), 1);
+    /* Turning off empties it, and a fill begun while on is refused once it is off. */
+    hotcache_set_enabled(h, false);
+    assert_int_equal(hotcache_count(h), 0);
+    hotcache_put(h, e, "k", 1, "https://e.com/", 0, NOW);
+    assert_int_equal(hotcache_get(h, "k", 1, url, sizeof(url), &exp, NOW), -ENOENT);
+    /* A fill begun before it was turned back on is refused too. */
+    hotcache_set_enabled(h, true);
+    hotcache_put(h, e, "k", 1, "https://e.com/", 0, NOW);
+    assert_int_equal(hotcache_count(h), 0);
+    hotcache_free(h);
+
+    h = hotcache_new(0, 60); /* HOT_CACHE_ENTRIES=0 */
+    assert_non_null(h);
+    hotcache_set_enabled(h, true);
+    assert_false(hotcache_enabled(h));
+    hotcache_put(h, hotcache_epoch(h), "k", 1, "https://e.com/", 0, NOW);
+    assert_int_equal(hotcache_get(h, "k", 1, url, sizeof(url), &exp, NOW), -ENOENT);
+    hotcache_evict(h, "k", 1);
+    hotcache_free(h);
+}
+
+static void test_age_bound_and_sizes(void **state)
+{
+    struct hotcache *h = enabled_cache(64);
+    char url[16], key[HOTCACHE_KEY_MAX + 2];
+    int64_t exp;
+    (void)state;
+
+    hotcache_put(h, hotcache_epoch(h), "old", 3, "https://e.com/", 0, NOW);
+    assert_int_equal(hotcache_get(h, "old", 3, url, sizeof(url), &exp, NOW + 60), 0);
+    assert_int_equal(hotcache_get(h, "old", 3, url, sizeof(url), &exp, NOW + 61), -ENOENT);
+    /* A URL that does not fit the caller's buffer is a miss, not a truncation. */
+    hotcache_put(h, hotcache_epoch(h), "long", 4, "https://example.com/long", 0, NOW);
+    assert_int_equal(hotcache_get(h, "long", 4, url, sizeof(url), &exp, NOW), -ENOENT);
+    /* Keys longer than any alias are never cached. */
+    memset(key, 'a', sizeof(key) - 1);
+    key[sizeof(key) - 1] = '\0';
+    hotcache_put(h, hotcache_epoch(h), key, sizeof(key) - 1, "https://e.com/", 0, NOW);
+    assert_int_equal(hotcache_get(h, key, sizeof(key) - 1, url, sizeof(url), &exp, NOW), -ENOENT);
+    hotcache_free(h);
+}
+
+static void test_bounded_and_keeps_the_referenced(void **state)
+{
+    enum { CAP = 1024 };
+    struct hotcache *h = enabled_cache(CAP);
+    char key[16], url[64];
+    int64_t exp;
+    unsigned kept = 0;
+    (void)state;
+
+    for (int i = 0; i < 20 * CAP; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        hotcache_put(h, hotcache_epoch(h), key, strlen(key), "https://e.com/", 0, NOW);
+        /* k0..k99 are read after every insert: CLOCK must keep most of them. */
+        snprintf(key, sizeof(key), "k%d", i % 100);
+        hotcache_get(h, key, strlen(key), url, sizeof(url), &exp, NOW);
+    }
+    assert_true(hotcache_count(h) <= CAP);
+    assert_true(hotcache_count(h) >= CAP * 3 / 4);
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        kept += hotcache_get(h, key, strlen(key), url, sizeof(url), &exp, NOW) == 0;
+    }
+    assert_true(kept >= 90);
+    hotcache_free(h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_put_then_get),
+        cmocka_unit_test(test_evict_and_stale_fill),
+        cmocka_unit_test(test_disabled_holds_nothing),
+        cmocka_unit_test(test_age_bound_and_sizes),
+        cmocka_unit_test(test_bounded_and_keeps_the_referenced),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
