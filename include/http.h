@@ -10,6 +10,7 @@
 struct MHD_Connection;
 struct server;
 struct worker;
+struct link_job;
 
 struct http_request {
     struct server *srv;
@@ -25,7 +26,15 @@ struct http_request {
     bool body_too_large;
     bool answered;
     unsigned status;
+    /* A create waiting for the link writer: owned here, freed when the request ends. */
+    struct link_job *job;
+    bool suspended;
 };
+
+/* Parks the request: libmicrohttpd calls the handler again, with the same request, once
+ * http_resume() is called on its connection, from any thread. */
+void http_suspend(struct http_request *r);
+void http_resume(struct MHD_Connection *conn);
 
 /* A request header's value, or NULL. */
 const char *http_header(struct http_request *r, const char *name);

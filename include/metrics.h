@@ -59,6 +59,9 @@ struct metrics_gauges {
     size_t visits_pending;
     size_t hot_entries;
     int hot_enabled;
+    unsigned writer_queued;
+    unsigned long long writer_batches;
+    unsigned long long writer_links;
 };
 
 int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char *buf, size_t cap);

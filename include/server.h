@@ -17,6 +17,7 @@ struct keys_client;
 struct visits;
 struct hotcache;
 struct invalidation;
+struct linkwriter;
 
 struct server_config {
     char *database_url;
@@ -57,6 +58,7 @@ struct server {
     struct visits *visits;
     struct hotcache *hot;
     struct invalidation *invalidation;
+    struct linkwriter *writer;
     struct metrics metrics;
     struct cache_pending pending; /* deletions Redis has yet to hear of */
     bool pending_ready;

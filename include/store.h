@@ -41,11 +41,20 @@ struct link {
 
 void link_release(struct link *l);
 
-/* Inserts a link; owner 0 means anonymous and expires_at 0 means never. -EEXIST when the
- * key was ever given to a link, even one that has expired or been deleted since: a key is
- * never reused (browsers cache 301s). */
-int store_insert_link(struct store *st, const char *key, const char *url, int64_t owner,
-                      int64_t expires_at, int64_t *created_at);
+struct link_insert {
+    const char *key;
+    const char *url;
+    int64_t owner;      /* 0: anonymous */
+    int64_t expires_at; /* 0: never */
+    int rc;             /* out: 0, or -EEXIST when the key was ever given to a link */
+    int64_t created_at; /* out, when rc is 0 */
+};
+
+/* Inserts links[0..n) in one statement and so one commit, durable (synchronous_commit on)
+ * when this returns 0; each link's own outcome is in its rc. Returns -EAGAIN, -EIO or
+ * -ENOMEM when the statement failed as a whole (then no link was stored, unless the
+ * connection broke after the commit). */
+int store_insert_links(struct store *st, struct link_insert *links, size_t n);
 
 /* The live link under key if owner (0: any owner) owns it. */
 int store_get_link(struct store *st, const char *key, int64_t owner, struct link *out);

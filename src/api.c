@@ -13,6 +13,7 @@
 #include "hotcache.h"
 #include "http.h"
 #include "keys_client.h"
+#include "linkwriter.h"
 #include "log.h"
 #include "request.h"
 #include "server.h"
@@ -107,18 +108,75 @@ static int send_json(struct http_request *r, unsigned status, char *text,
     return rc;
 }
 
+static void resume_job(struct link_job *job)
+{
+    http_resume(job->ctx);
+}
+
+/* Hands the job to the link writer and parks the request until it is done. */
+static int submit(struct http_request *r, struct link_job *job)
+{
+    job->done = resume_job;
+    job->ctx = r->conn;
+    job->attempts++;
+    /* Suspended before it is queued: the writer may resume it at once. */
+    http_suspend(r);
+    if (linkwriter_submit(r->srv->writer, job) < 0) {
+        job->rc = -EAGAIN; /* shutting down */
+        http_resume(r->conn);
+    }
+    return 0;
+}
+
+static int take_key(struct http_request *r, struct link_job *job)
+{
+    if (keys_client_take(r->srv->keys, job->key) < 0) {
+        metrics_inc(&r->srv->metrics.kgs_errors);
+        return unavailable(r, "the key generation service");
+    }
+    return submit(r, job);
+}
+
+/* The writer is done with the request's link: answer, or try the next key. */
+static int create_finish(struct http_request *r)
+{
+    struct server *s = r->srv;
+    struct link_job *job = r->job;
+    char location[sizeof(API_PREFIX) + LINK_KEY_MAX + 2];
+
+    if (job->rc == -EEXIST && !job->alias && job->attempts < KEY_ATTEMPTS)
+        return take_key(r, job);
+    if (job->rc == -EEXIST)
+        return job->alias ? http_problem(r, 409, "alias-taken", "the alias '%s' is taken", job->key)
+                          : http_problem(r, 500, "internal", "could not find a free key");
+    if (job->rc < 0) {
+        metrics_inc(&s->metrics.db_errors);
+        return job->rc == -EAGAIN
+                   ? unavailable(r, "the database")
+                   : http_problem(r, 500, "internal", "the link could not be stored");
+    }
+    metrics_inc(&s->metrics.links_created);
+    snprintf(location, sizeof(location), API_PREFIX "/%s", job->key);
+    const char *headers[] = {"Location", location, NULL};
+    return send_json(r, 201, link_json(s, job->key, job->url, job->created_at, job->expires_at, -1),
+                     headers);
+}
+
 static int handle_create(struct http_request *r)
 {
     struct server *s = r->srv;
     struct create_request req = {0};
     struct apikey_info key;
-    char err[256], linkkey[ALIAS_MAX_LEN + 1], location[sizeof(API_PREFIX) + ALIAS_MAX_LEN + 2];
+    struct link_job *job = NULL;
+    char err[256];
     char *url = NULL;
-    int64_t expires_at, created_at = 0;
+    int64_t expires_at;
     enum urlcheck_result uc;
     enum body_type type;
     int rc;
 
+    if (r->job)
+        return create_finish(r);
     if (r->body_too_large)
         return http_problem(r, 413, "body-too-large", "the body is over %d bytes",
                             REQUEST_MAX_BODY);
@@ -153,39 +211,23 @@ static int handle_create(struct http_request *r)
         rc = http_problem(r, 400, "invalid-expiry", "%s", err);
         goto out;
     }
-
+    job = calloc(1, sizeof(*job));
+    if (!job) {
+        rc = http_problem(r, 500, "internal", "out of memory");
+        goto out;
+    }
+    job->url = url;
+    url = NULL;
+    job->owner = key.id;
+    job->expires_at = expires_at;
+    r->job = job;
     if (req.alias) {
-        snprintf(linkkey, sizeof(linkkey), "%s", req.alias);
-        rc = store_insert_link(r->worker->store, linkkey, url, key.id, expires_at, &created_at);
+        job->alias = true;
+        snprintf(job->key, sizeof(job->key), "%s", req.alias);
+        rc = submit(r, job);
     } else {
-        rc = -EEXIST;
-        for (int attempt = 0; attempt < KEY_ATTEMPTS && rc == -EEXIST; attempt++) {
-            if (keys_client_take(s->keys, linkkey) < 0) {
-                metrics_inc(&s->metrics.kgs_errors);
-                rc = unavailable(r, "the key generation service");
-                goto out;
-            }
-            rc = store_insert_link(r->worker->store, linkkey, url, key.id, expires_at, &created_at);
-        }
+        rc = take_key(r, job);
     }
-    if (rc == -EEXIST) {
-        rc = req.alias ? http_problem(r, 409, "alias-taken", "the alias '%s' is taken", linkkey)
-                       : http_problem(r, 500, "internal", "could not find a free key");
-        goto out;
-    }
-    if (rc < 0) {
-        metrics_inc(&s->metrics.db_errors);
-        rc = rc == -EAGAIN ? unavailable(r, "the database")
-                           : http_problem(r, 500, "internal", "the link could not be stored");
-        goto out;
-    }
-    /* Committed: now drop any negative entry a lookup of this key left behind. */
-    if (cache_evict(r->worker->cache, linkkey) < 0)
-        metrics_inc(&s->metrics.cache_errors);
-    metrics_inc(&s->metrics.links_created);
-    snprintf(location, sizeof(location), API_PREFIX "/%s", linkkey);
-    const char *headers[] = {"Location", location, NULL};
-    rc = send_json(r, 201, link_json(s, linkkey, url, created_at, expires_at, -1), headers);
 out:
     free(url);
     create_request_release(&req);
@@ -360,7 +402,9 @@ static int handle_metrics(struct http_request *r)
         .visits_pending = visits_pending(s->visits),
         .hot_entries = hotcache_count(s->hot),
         .hot_enabled = hotcache_enabled(s->hot),
+        .writer_queued = linkwriter_queued(s->writer),
     };
+    linkwriter_counts(s->writer, &g.writer_batches, &g.writer_links);
     char buf[8192];
     int len = metrics_render(&s->metrics, &g, buf, sizeof(buf));
     if (len < 0)

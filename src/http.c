@@ -12,6 +12,17 @@
 #include "log.h"
 #include "server.h"
 
+void http_suspend(struct http_request *r)
+{
+    r->suspended = true;
+    MHD_suspend_connection(r->conn);
+}
+
+void http_resume(struct MHD_Connection *conn)
+{
+    MHD_resume_connection(conn);
+}
+
 const char *http_header(struct http_request *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);

@@ -90,9 +90,18 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
         "# HELP shortener_hot_cache_enabled 1 while the in-process cache is in use (subscribed to "
         "deletions).\n"
         "# TYPE shortener_hot_cache_enabled gauge\n"
-        "shortener_hot_cache_enabled %d\n",
+        "shortener_hot_cache_enabled %d\n"
+        "# HELP shortener_create_queue Creates waiting for a link writer.\n"
+        "# TYPE shortener_create_queue gauge\n"
+        "shortener_create_queue %u\n"
+        "# HELP shortener_create_commits_total Commits of new links (each carries a batch).\n"
+        "# TYPE shortener_create_commits_total counter\n"
+        "shortener_create_commits_total %llu\n"
+        "# HELP shortener_create_batched_total Creates carried by those commits.\n"
+        "# TYPE shortener_create_batched_total counter\n"
+        "shortener_create_batched_total %llu\n",
         get(&m->links_created), get(&m->links_deleted), get(&m->cache_errors), get(&m->db_errors),
         get(&m->kgs_errors), get(&m->visits_dropped), g->keys_buffered, g->visits_pending,
-        g->hot_entries, g->hot_enabled);
+        g->hot_entries, g->hot_enabled, g->writer_queued, g->writer_batches, g->writer_links);
     return o.err ? o.err : (int)o.len;
 }

@@ -16,12 +16,16 @@
 #include "http.h"
 #include "invalidation.h"
 #include "keys_client.h"
+#include "linkwriter.h"
 #include "log.h"
 #include "request.h"
 #include "store.h"
 #include "visits.h"
 
-#define KEYS_BATCH      256
+#define KEYS_BATCH 1024
+/* Link writer threads: two, so that one gathers a batch while the other waits for its
+ * commit to reach the disk. */
+#define WRITERS         2
 #define VISITS_MAX_KEYS 200000
 #define DISCARD_LIMIT   (4 * REQUEST_MAX_BODY)
 
@@ -90,7 +94,12 @@ static enum MHD_Result answer(struct server *s, struct http_request *r)
     if (!r->worker)
         return MHD_NO;
     r->id = atomic_fetch_add_explicit(&s->next_request_id, 1, memory_order_relaxed);
-    if (api_handle(r) < 0 || !r->answered)
+    r->suspended = false;
+    if (api_handle(r) < 0)
+        return MHD_NO;
+    if (r->suspended)
+        return MHD_YES; /* answered when resumed */
+    if (!r->answered)
         return MHD_NO;
     metrics_count_status(&s->metrics, r->status);
     log_debug("request %llu: %s %s -> %u", (unsigned long long)r->id, r->method, r->path,
@@ -184,6 +193,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     (void)toe;
 
     if (r && r != (void *)&s->bodiless_marker) {
+        link_job_free(r->job);
         free(r->body);
         free(r);
     }
@@ -230,6 +240,9 @@ int server_init(struct server *s)
             return -EINVAL;
         }
     }
+    s->writer = linkwriter_start(c->database_url, c->redis_url, &s->pending, WRITERS);
+    if (!s->writer)
+        return -ENOMEM;
     s->hot = hotcache_new((size_t)c->hot_cache_entries, c->hot_cache_max_age);
     if (!s->hot)
         return -ENOMEM;
@@ -261,7 +274,8 @@ int server_start(struct server *s)
 {
     const struct server_config *c = &s->cfg;
     struct sockaddr_storage addr;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME;
 
     if (resolve_listen(c, &addr) < 0) {
         log_error("LISTEN_ADDRESS '%s' is not a numeric IPv4 or IPv6 address", c->listen_address);
@@ -295,9 +309,14 @@ int server_start(struct server *s)
 
 void server_release(struct server *s)
 {
+    /* Every parked create is finished and its connection resumed first: libmicrohttpd must
+     * not be stopped with suspended connections. */
+    linkwriter_close(s->writer);
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
+    linkwriter_free(s->writer);
+    s->writer = NULL;
     invalidation_stop(s->invalidation);
     s->invalidation = NULL;
     hotcache_free(s->hot);

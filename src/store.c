@@ -14,7 +14,7 @@
 #include "log.h"
 
 /* Statements run by the server: prepared once per connection, right after it opens. */
-enum stmt { ST_PING, ST_LOOKUP, ST_INSERT, ST_GET, ST_DELETE, ST_AUTH, ST_VISITS, ST_COUNT };
+enum stmt { ST_PING, ST_LOOKUP, ST_INSERT_MANY, ST_GET, ST_DELETE, ST_AUTH, ST_VISITS, ST_COUNT };
 
 static const struct {
     const char *name;
@@ -25,13 +25,20 @@ static const struct {
                    "SELECT url, COALESCE(floor(extract(epoch FROM expires_at))::bigint, 0),"
                    " COALESCE(floor(extract(epoch FROM expires_at - now()))::bigint, -1)"
                    " FROM urls WHERE key = $1 AND (expires_at IS NULL OR expires_at > now())"},
-    /* The key is registered for good in the same statement: no row back means the key was
-     * given to a link before, live or not, and is never handed out again. */
-    [ST_INSERT] = {"insert", "WITH reg AS (INSERT INTO link_keys (key) VALUES ($1)"
-                             " ON CONFLICT DO NOTHING RETURNING key)"
-                             " INSERT INTO urls (key, url, owner_id, expires_at)"
-                             " SELECT key, $2::text, $3::bigint, to_timestamp($4::float8) FROM reg"
-                             " RETURNING floor(extract(epoch FROM created_at))::bigint"},
+    /* A batch of links in one statement, so in one commit. Each key is registered for good
+     * in the same statement: a key with no row back was given to a link before, live or
+     * not, and is never handed out again. DISTINCT ON keeps the first of two equal keys in
+     * one batch (the second then finds the key taken) instead of failing them all. */
+    [ST_INSERT_MANY] = {"insert_many",
+                        "WITH input AS (SELECT DISTINCT ON (key) key, url, owner, exp"
+                        " FROM unnest($1::text[], $2::text[], $3::bigint[], $4::float8[])"
+                        " WITH ORDINALITY AS t(key, url, owner, exp, ord) ORDER BY key, ord),"
+                        " reg AS (INSERT INTO link_keys (key) SELECT key FROM input"
+                        " ON CONFLICT DO NOTHING RETURNING key)"
+                        " INSERT INTO urls (key, url, owner_id, expires_at)"
+                        " SELECT i.key, i.url, i.owner, to_timestamp(i.exp)"
+                        " FROM input i JOIN reg ON reg.key = i.key"
+                        " RETURNING key, floor(extract(epoch FROM created_at))::bigint"},
     [ST_GET] = {"get", "SELECT url, floor(extract(epoch FROM created_at))::bigint,"
                        " COALESCE(floor(extract(epoch FROM expires_at))::bigint, 0), visits"
                        " FROM urls WHERE key = $1 AND ($2::bigint IS NULL OR owner_id = $2)"
@@ -108,6 +115,13 @@ static int connect_and_prepare(struct store *st)
     if (!st->conn) {
         log_warn("postgres: cannot connect: %s", st->error);
         st->retry_at = time(NULL) + 1;
+        return -EAGAIN;
+    }
+    /* A create is acknowledged once its commit returns: it must be on disk by then, whatever
+     * the server's or role's default. */
+    if (db_exec(st->conn, "SET synchronous_commit = on", st->error, sizeof(st->error)) < 0) {
+        log_error("postgres: %s", st->error);
+        disconnect(st);
         return -EAGAIN;
     }
     for (int i = 0; i < ST_COUNT; i++) {
@@ -220,27 +234,97 @@ void link_release(struct link *l)
     l->url = NULL;
 }
 
-int store_insert_link(struct store *st, const char *key, const char *url, int64_t owner,
-                      int64_t expires_at, int64_t *created_at)
+/* Appends s to an array literal as a quoted element: only '"' and '\\' need escaping there. */
+static char *put_element(char *p, const char *s)
 {
-    PGresult *res;
-    char owner_text[24], expires_text[24];
-    const char *params[4] = {key, url, NULL, NULL};
-    int rc;
-
-    params[2] = owner_param(owner, owner_text);
-    if (expires_at > 0) {
-        snprintf(expires_text, sizeof(expires_text), "%" PRId64, expires_at);
-        params[3] = expires_text;
+    *p++ = '"';
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            *p++ = '\\';
+        *p++ = *s;
     }
-    rc = run(st, ST_INSERT, 4, params, PGRES_TUPLES_OK, &res);
+    *p++ = '"';
+    *p++ = ',';
+    return p;
+}
+
+/* Room per number: 20 digits and a sign, or NULL, and a comma. */
+#define NUMBER_ROOM 22
+
+static char *put_number(char *p, int64_t v, bool null)
+{
+    p += null ? snprintf(p, NUMBER_ROOM, "NULL") : snprintf(p, NUMBER_ROOM, "%" PRId64, v);
+    *p++ = ',';
+    return p;
+}
+
+static void close_array(char *p)
+{
+    if (p[-1] == ',')
+        p--;
+    *p++ = '}';
+    *p = '\0';
+}
+
+int store_insert_links(struct store *st, struct link_insert *links, size_t n)
+{
+    size_t keys_len = 2, urls_len = 2, nums_len = 2 + n * NUMBER_ROOM;
+    char *keys = NULL, *urls = NULL, *owners = NULL, *expiries = NULL, *p;
+    PGresult *res = NULL;
+    int rc = -ENOMEM;
+
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        keys_len += 2 * strlen(links[i].key) + 3;
+        urls_len += 2 * strlen(links[i].url) + 3;
+        links[i].rc = -EEXIST;
+        links[i].created_at = 0;
+    }
+    keys = malloc(keys_len);
+    urls = malloc(urls_len);
+    owners = malloc(nums_len);
+    expiries = malloc(nums_len);
+    if (!keys || !urls || !owners || !expiries)
+        goto out;
+    keys[0] = urls[0] = owners[0] = expiries[0] = '{';
+    p = keys + 1;
+    for (size_t i = 0; i < n; i++)
+        p = put_element(p, links[i].key);
+    close_array(p);
+    p = urls + 1;
+    for (size_t i = 0; i < n; i++)
+        p = put_element(p, links[i].url);
+    close_array(p);
+    p = owners + 1;
+    for (size_t i = 0; i < n; i++)
+        p = put_number(p, links[i].owner, links[i].owner <= 0);
+    close_array(p);
+    p = expiries + 1;
+    for (size_t i = 0; i < n; i++)
+        p = put_number(p, links[i].expires_at, links[i].expires_at <= 0);
+    close_array(p);
+
+    const char *params[4] = {keys, urls, owners, expiries};
+    rc = run(st, ST_INSERT_MANY, 4, params, PGRES_TUPLES_OK, &res);
     if (rc < 0)
-        return rc;
-    if (PQntuples(res) != 1)
-        rc = -EEXIST; /* the key was given to a link before */
-    else
-        *created_at = int_at(res, 0);
+        goto out;
+    /* Rows come back in no particular order; batches are small, so match them directly. */
+    for (int row = 0; row < PQntuples(res); row++) {
+        const char *key = PQgetvalue(res, row, 0);
+        for (size_t i = 0; i < n; i++)
+            if (links[i].rc == -EEXIST && strcmp(links[i].key, key) == 0) {
+                links[i].rc = 0;
+                links[i].created_at = strtoll(PQgetvalue(res, row, 1), NULL, 10);
+                break;
+            }
+    }
+out:
     PQclear(res);
+    free(keys);
+    free(urls);
+    free(owners);
+    free(expiries);
     return rc;
 }
 
