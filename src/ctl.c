@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <libpq-fe.h>
 #include <sodium.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,8 +41,11 @@ static void usage(void)
     printf("usage: shortenerctl [--option value]... COMMAND\n\n"
            "Commands:\n"
            "  migrate                                 apply pending schema migrations\n"
-           "  apikey create NAME [--rate N/s|N/min|N/h]\n"
-           "                                          create a key; prints it once, last line\n"
+           "  apikey create NAME [--rate N/s|N/min|N/h] [--burst B] [--admin]\n"
+           "                                          create a key; prints it once, last line.\n"
+           "                                          --burst: requests it may send at once\n"
+           "                                          (default: N); --admin: may read and\n"
+           "                                          delete any link\n"
            "  apikey list                             id, name, rate, created, last used, "
            "revoked\n"
            "  apikey revoke ID                        revoke a key at once\n\n"
@@ -64,10 +68,12 @@ static int cmd_migrate(PGconn *conn)
 
 static int cmd_apikey_create(PGconn *conn, const struct ctl_config *cfg, int argc, char **argv)
 {
-    const char *name = NULL, *rate = cfg->default_rate;
-    char key[APIKEY_LEN + 1], hex[2 + APIKEY_HASH_LEN * 2 + 1] = "\\x", limit[16], window[16];
+    const char *name = NULL, *rate = cfg->default_rate, *burst_text = NULL;
+    char key[APIKEY_LEN + 1], hex[2 + APIKEY_HASH_LEN * 2 + 1] = "\\x", limit[16], window[16],
+                                                            burst_buf[16];
     unsigned char hash[APIKEY_HASH_LEN];
-    int rate_limit, rate_window, rc = 1;
+    int rate_limit, rate_window, burst, rc = 1;
+    bool admin = false;
     PGresult *res = NULL;
 
     for (int i = 0; i < argc; i++) {
@@ -75,6 +81,12 @@ static int cmd_apikey_create(PGconn *conn, const struct ctl_config *cfg, int arg
             rate = argv[++i];
         else if (strncmp(argv[i], "--rate=", 7) == 0)
             rate = argv[i] + 7;
+        else if (strcmp(argv[i], "--burst") == 0 && i + 1 < argc)
+            burst_text = argv[++i];
+        else if (strncmp(argv[i], "--burst=", 8) == 0)
+            burst_text = argv[i] + 8;
+        else if (strcmp(argv[i], "--admin") == 0)
+            admin = true;
         else if (argv[i][0] != '-' && !name)
             name = argv[i];
         else {
@@ -95,25 +107,32 @@ static int cmd_apikey_create(PGconn *conn, const struct ctl_config *cfg, int arg
         fprintf(stderr, "shortenerctl: invalid rate '%s': use N/s, N/min or N/h\n", rate);
         return 2;
     }
+    burst = rate_limit;
+    if (burst_text && apikey_parse_burst(burst_text, &burst) < 0) {
+        fprintf(stderr, "shortenerctl: invalid burst '%s': use a whole number from 1 to %d\n",
+                burst_text, APIKEY_RATE_MAX);
+        return 2;
+    }
     apikey_generate(key);
     if (apikey_hash(key, strlen(key), cfg->apikey_pepper, hash) < 0)
         goto out;
     sodium_bin2hex(hex + 2, sizeof(hex) - 2, hash, sizeof(hash));
     snprintf(limit, sizeof(limit), "%d", rate_limit);
     snprintf(window, sizeof(window), "%d", rate_window);
-    const char *params[4] = {name, hex, limit, window};
+    snprintf(burst_buf, sizeof(burst_buf), "%d", burst);
+    const char *params[6] = {name, hex, limit, window, burst_buf, admin ? "t" : "f"};
     res = PQexecParams(conn,
-                       "INSERT INTO api_keys (name, key_hash, rate_limit, rate_window)"
-                       " VALUES ($1, $2, $3, $4) RETURNING id",
-                       4, NULL, params, NULL, NULL, 0);
+                       "INSERT INTO api_keys (name, key_hash, rate_limit, rate_window, burst,"
+                       " is_admin) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                       6, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         fprintf(stderr, "shortenerctl: cannot store the key: %s", PQerrorMessage(conn));
         goto out;
     }
     char shown[32];
     apikey_format_rate(rate_limit, rate_window, shown, sizeof(shown));
-    printf("created API key %s \"%s\" (rate %s); it is shown only this once:\n",
-           PQgetvalue(res, 0, 0), name, shown);
+    printf("created %sAPI key %s \"%s\" (rate %s, burst %d); it is shown only this once:\n",
+           admin ? "admin " : "", PQgetvalue(res, 0, 0), name, shown, burst);
     printf("%s\n", key);
     rc = 0;
 out:
