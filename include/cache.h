@@ -65,4 +65,12 @@ int cache_tombstone(struct cache *c, const char *key, int64_t ttl);
 
 int cache_ping(struct cache *c);
 
+/* Runs a Lua script on one key with integer arguments; its reply, an array of at least nout
+ * integers, goes to out. The script is loaded once per connection (SCRIPT LOAD) and run by
+ * its SHA (EVALSHA); should Redis have forgotten it (NOSCRIPT), it is sent again (EVAL).
+ * One round trip per call. script must outlive c. Returns 0, -EAGAIN when Redis is
+ * unavailable, or -EPROTO when the reply is not what was asked for. */
+int cache_eval(struct cache *c, const char *script, const char *key, const long long *args,
+               int nargs, long long *out, size_t nout);
+
 #endif

@@ -84,8 +84,20 @@ int metrics_render(const struct metrics *m, size_t keys_buffered, size_t visits_
         "shortener_keys_buffered %zu\n"
         "# HELP shortener_visits_pending Links with visits not yet written to PostgreSQL.\n"
         "# TYPE shortener_visits_pending gauge\n"
-        "shortener_visits_pending %zu\n",
+        "shortener_visits_pending %zu\n"
+        "# HELP shortener_ratelimited_total Requests refused with 429 by a rate limit.\n"
+        "# TYPE shortener_ratelimited_total counter\n"
+        "shortener_ratelimited_total %llu\n"
+        "# HELP shortener_ratelimit_fallback 1 while Redis is unreachable and limits are kept by "
+        "this instance alone.\n"
+        "# TYPE shortener_ratelimit_fallback gauge\n"
+        "shortener_ratelimit_fallback %llu\n"
+        "# HELP shortener_ratelimit_fallback_total Times rate limiting fell back to this "
+        "instance alone.\n"
+        "# TYPE shortener_ratelimit_fallback_total counter\n"
+        "shortener_ratelimit_fallback_total %llu\n",
         get(&m->links_created), get(&m->links_deleted), get(&m->cache_errors), get(&m->db_errors),
-        get(&m->kgs_errors), get(&m->visits_dropped), keys_buffered, visits_pending);
+        get(&m->kgs_errors), get(&m->visits_dropped), keys_buffered, visits_pending,
+        get(&m->ratelimited), get(&m->ratelimit_fallback), get(&m->ratelimit_fallbacks));
     return o.err ? o.err : (int)o.len;
 }

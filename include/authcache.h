@@ -1,0 +1,33 @@
+/* Recently confirmed API keys, shared by the server's threads, so that a busy key costs one
+ * PostgreSQL look-up per AUTHCACHE_TTL_MS instead of one per request. An entry is trusted for
+ * that long at most, so a revoked key stops working on every instance within it. Only valid
+ * keys are kept; unknown ones always go to the database (and count against the caller's
+ * failed-authentication limit). */
+#ifndef SHORTENER_AUTHCACHE_H
+#define SHORTENER_AUTHCACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "apikey.h"
+#include "store.h"
+
+#define AUTHCACHE_TTL_MS 500
+
+struct authcache;
+
+/* slots: a power of two. NULL when out of memory. */
+struct authcache *authcache_new(size_t slots);
+void authcache_free(struct authcache *ac);
+
+/* True, with the key's details, when hash was confirmed less than AUTHCACHE_TTL_MS before
+ * now_ms (a monotonic clock in milliseconds). */
+bool authcache_get(struct authcache *ac, const unsigned char hash[APIKEY_HASH_LEN], int64_t now_ms,
+                   struct apikey_info *out);
+
+/* Remembers a key the database just confirmed at now_ms. */
+void authcache_put(struct authcache *ac, const unsigned char hash[APIKEY_HASH_LEN], int64_t now_ms,
+                   const struct apikey_info *info);
+
+#endif
