@@ -29,7 +29,7 @@ LIB_SRCS := lib/base62.c lib/config.c lib/db.c lib/deadline.c lib/kgs_proto.c li
 SERVER_SRCS := src/apikey.c src/api.c src/authcache.c src/cache.c src/clientip.c src/http.c \
 	src/keys_client.c src/metrics.c src/ratelimit.c src/request.c src/server.c src/store.c \
 	src/timefmt.c src/urlcheck.c src/visits.c
-CTL_SRCS := src/apikey.c src/ctl.c src/migrate.c src/timefmt.c
+CTL_SRCS := src/apikey.c src/cache.c src/ctl.c src/migrate.c src/timefmt.c
 KGS_SRCS := kgs/clients.c kgs/keybuf.c kgs/keypool.c kgs/refill.c
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)

@@ -32,7 +32,14 @@ struct ratelimit_result {
     int64_t remaining; /* requests that may follow at once */
     int64_t reset_us;  /* until the whole burst is available again */
     int64_t retry_us;  /* refused: until a request would be admitted */
+    /* How many API-key revocations Redis has been told of (RATELIMIT_REVOCATIONS_KEY), read
+     * in the same round trip; -1 when Redis did not answer. */
+    int64_t revocations;
 };
+
+/* Counter that shortenerctl increments after each revocation, so servers know at once that
+ * the keys they confirmed before may no longer be valid. */
+#define RATELIMIT_REVOCATIONS_KEY "apikeys:revoked"
 
 /* The emission interval W/N in microseconds, rounded up so the limit is never exceeded. */
 int64_t ratelimit_interval_us(const struct ratelimit_policy *p);

@@ -41,16 +41,18 @@ static int64_t monotonic_ms(void)
 }
 
 /* Counts the request against the limit named key (e.g. "k:42") and keeps the result on r, so
- * that whatever answer follows carries the RateLimit fields. Returns 0 when admitted, or
- * -EBUSY once a 429 has been sent. */
-static int limit(struct http_request *r, const char *key, const struct ratelimit_policy *p,
-                 const char *what)
+ * that whatever answer follows carries the RateLimit fields. */
+static void count(struct http_request *r, const char *key, const struct ratelimit_policy *p,
+                  bool commit)
 {
-    ratelimit_check(&r->srv->ratelimit, r->worker->cache, key, p, true, &r->rl_result);
+    ratelimit_check(&r->srv->ratelimit, r->worker->cache, key, p, commit, &r->rl_result);
     r->rl_policy = *p;
     r->ratelimited = true;
-    if (r->rl_result.allowed)
-        return 0;
+}
+
+/* The 429 for a request count() refused. Returns -EBUSY. */
+static int refuse(struct http_request *r, const char *what)
+{
     metrics_inc(&r->srv->metrics.ratelimited);
     http_problem(r, 429, "rate-limited", "%s; retry in %lld s", what,
                  (long long)ratelimit_retry_after(&r->rl_result));
@@ -68,9 +70,13 @@ static void client_key(struct http_request *r, const char *prefix, char *out, si
 /* Admits the caller: authenticates its API key and counts the request against the key's
  * rate limit (or, for an anonymous caller when anonymous_ok, against its address's). Returns
  * 0 with key->id > 0 for a valid key or key->id == 0 for an anonymous caller; a negative
- * value once the refusal (401, 429, 503) has been sent. Every failed authentication costs
- * the client's address from its AUTH_FAILURE_RATE budget, and an address that has spent it
- * gets 429 before its key is even looked up. */
+ * value once the refusal (401, 429, 503) has been sent.
+ *
+ * Every failed authentication costs the client's address from its AUTH_FAILURE_RATE budget,
+ * and an address that has spent it gets 429 before its key is even looked up. A key
+ * confirmed in the last AUTHCACHE_TTL_MS is taken from the cache, unless the revocation
+ * count that came back with its rate limit has moved since: then it is looked up again,
+ * which makes revocation immediate while Redis answers. */
 static int api_admit(struct http_request *r, bool anonymous_ok, struct apikey_info *key)
 {
     struct server *s = r->srv;
@@ -78,7 +84,8 @@ static int api_admit(struct http_request *r, bool anonymous_ok, struct apikey_in
     const char *token = NULL;
     unsigned char hash[APIKEY_HASH_LEN];
     char name[RATELIMIT_KEY_MAX], fkey[RATELIMIT_KEY_MAX] = "";
-    bool limits = s->cfg.rate_limits, hashed = false;
+    bool limits = s->cfg.rate_limits, hashed = false, cached = false;
+    int64_t revocations = -1;
     int rc;
 
     memset(key, 0, sizeof(*key));
@@ -94,53 +101,60 @@ static int api_admit(struct http_request *r, bool anonymous_ok, struct apikey_in
             if (!limits)
                 return 0;
             client_key(r, "a:", name, sizeof(name));
-            return limit(r, name, &s->anonymous_policy, "too many anonymous requests");
+            count(r, name, &s->anonymous_policy, true);
+            return r->rl_result.allowed ? 0 : refuse(r, "too many anonymous requests");
         }
     }
     if (token && apikey_well_formed(token, strlen(token)) &&
         apikey_hash(token, strlen(token), s->cfg.apikey_pepper, hash) == 0) {
         hashed = true;
-        if (authcache_get(s->auth, hash, monotonic_ms(), key))
-            goto admitted;
+        cached = authcache_get(s->auth, hash, monotonic_ms(), key, &revocations);
     }
-    if (limits) {
-        struct ratelimit_result peek;
-        client_key(r, "f:", fkey, sizeof(fkey));
-        ratelimit_check(&s->ratelimit, r->worker->cache, fkey, &s->auth_failure_policy, false,
-                        &peek);
-        if (!peek.allowed) {
-            r->rl_policy = s->auth_failure_policy;
-            r->rl_result = peek;
-            r->ratelimited = true;
-            metrics_inc(&s->metrics.ratelimited);
-            http_problem(r, 429, "rate-limited",
-                         "too many failed authentications from this address; retry in %lld s",
-                         (long long)ratelimit_retry_after(&peek));
-            return -EBUSY;
+    if (!cached) {
+        if (limits) {
+            client_key(r, "f:", fkey, sizeof(fkey));
+            count(r, fkey, &s->auth_failure_policy, false);
+            if (!r->rl_result.allowed)
+                return refuse(r, "too many failed authentications from this address");
+            r->ratelimited = false;
         }
+        if (!hashed)
+            goto unauthorized;
+        rc = store_authenticate(r->worker->store, hash, key);
+        if (rc == -ENOENT)
+            goto unauthorized;
+        if (rc < 0)
+            goto db_error;
     }
-    if (!hashed)
-        goto unauthorized;
-    rc = store_authenticate(r->worker->store, hash, key);
-    if (rc == -ENOENT)
-        goto unauthorized;
-    if (rc < 0) {
-        metrics_inc(&s->metrics.db_errors);
-        unavailable(r, "the database");
-        return rc;
-    }
-    authcache_put(s->auth, hash, monotonic_ms(), key);
-admitted:
-    if (!limits)
+    if (!limits) {
+        if (!cached)
+            authcache_put(s->auth, hash, monotonic_ms(), key, -1);
         return 0;
+    }
     snprintf(name, sizeof(name), "k:%lld", (long long)key->id);
     struct ratelimit_policy p = {.limit = key->rate_limit,
                                  .window = key->rate_window,
                                  .burst = key->burst > 0 ? key->burst : key->rate_limit};
-    return limit(r, name, &p, "the API key's rate limit is exceeded");
+    count(r, name, &p, true);
+    if (cached && r->rl_result.revocations >= 0 && r->rl_result.revocations != revocations) {
+        /* A key was revoked somewhere since this one was confirmed: is it still valid? */
+        rc = store_authenticate(r->worker->store, hash, key);
+        if (rc == -ENOENT) {
+            r->ratelimited = false;
+            goto unauthorized;
+        }
+        if (rc < 0)
+            goto db_error;
+        cached = false;
+    }
+    if (!cached)
+        authcache_put(s->auth, hash, monotonic_ms(), key, r->rl_result.revocations);
+    return r->rl_result.allowed ? 0 : refuse(r, "the API key's rate limit is exceeded");
 unauthorized:
     if (limits) {
         struct ratelimit_result spent;
+        if (!fkey[0])
+            client_key(r, "f:", fkey, sizeof(fkey));
         ratelimit_check(&s->ratelimit, r->worker->cache, fkey, &s->auth_failure_policy, true,
                         &spent);
     }
@@ -150,6 +164,10 @@ unauthorized:
     else
         http_problem(r, 401, "unauthorized", "the API key is unknown or revoked");
     return -EACCES;
+db_error:
+    metrics_inc(&s->metrics.db_errors);
+    unavailable(r, "the database");
+    return -EAGAIN;
 }
 
 /* The owner whose links a key may see: its own, or anybody's for an admin key. */

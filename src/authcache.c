@@ -9,6 +9,7 @@
 struct entry {
     unsigned char hash[APIKEY_HASH_LEN];
     int64_t confirmed_ms;
+    int64_t revocations;
     bool used;
     struct apikey_info info;
 };
@@ -58,7 +59,7 @@ static struct entry *slot_of(struct authcache *ac, const unsigned char hash[APIK
 }
 
 bool authcache_get(struct authcache *ac, const unsigned char hash[APIKEY_HASH_LEN], int64_t now_ms,
-                   struct apikey_info *out)
+                   struct apikey_info *out, int64_t *revocations)
 {
     bool hit = false;
 
@@ -67,6 +68,7 @@ bool authcache_get(struct authcache *ac, const unsigned char hash[APIKEY_HASH_LE
     if (e->used && now_ms - e->confirmed_ms < AUTHCACHE_TTL_MS && now_ms >= e->confirmed_ms &&
         sodium_memcmp(e->hash, hash, APIKEY_HASH_LEN) == 0) {
         *out = e->info;
+        *revocations = e->revocations;
         hit = true;
     }
     pthread_mutex_unlock(&ac->lock);
@@ -74,13 +76,14 @@ bool authcache_get(struct authcache *ac, const unsigned char hash[APIKEY_HASH_LE
 }
 
 void authcache_put(struct authcache *ac, const unsigned char hash[APIKEY_HASH_LEN], int64_t now_ms,
-                   const struct apikey_info *info)
+                   const struct apikey_info *info, int64_t revocations)
 {
     pthread_mutex_lock(&ac->lock);
     struct entry *e = slot_of(ac, hash);
     memcpy(e->hash, hash, APIKEY_HASH_LEN);
     e->confirmed_ms = now_ms;
     e->info = *info;
+    e->revocations = revocations;
     e->used = true;
     pthread_mutex_unlock(&ac->lock);
 }

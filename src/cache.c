@@ -216,7 +216,7 @@ static int drain_pending(struct cache *c)
     struct cache_pending *p = c->pending;
     char key[CACHE_KEY_MAX + 1];
 
-    while (atomic_load_explicit(&p->count, memory_order_acquire) > 0) {
+    while (p && atomic_load_explicit(&p->count, memory_order_acquire) > 0) {
         pthread_mutex_lock(&p->lock);
         size_t n = atomic_load_explicit(&p->count, memory_order_relaxed);
         if (n == 0) {
@@ -304,6 +304,8 @@ static redisReply *run(struct cache *c, const char *fmt, ...)
 static void remember(struct cache *c, const char *key)
 {
     struct cache_pending *p = c->pending;
+    if (!p)
+        return;
     pthread_mutex_lock(&p->lock);
     size_t n = atomic_load_explicit(&p->count, memory_order_relaxed);
     if (n < CACHE_PENDING_MAX) {
@@ -385,15 +387,15 @@ int cache_ping(struct cache *c)
 
 #define EVAL_MAX_ARGS 8
 
-int cache_eval(struct cache *c, const char *script, const char *key, const long long *args,
-               int nargs, long long *out, size_t nout)
+int cache_eval(struct cache *c, const char *script, const char *const *keys, int nkeys,
+               const long long *args, int nargs, long long *out, size_t nout)
 {
-    char text[EVAL_MAX_ARGS][24];
-    const char *argv[4 + EVAL_MAX_ARGS];
+    char text[EVAL_MAX_ARGS][24], count[16];
+    const char *argv[3 + EVAL_MAX_ARGS * 2];
     redisReply *r;
-    int rc = -EPROTO;
+    int rc = -EPROTO, argc = 3;
 
-    if (nargs < 0 || nargs > EVAL_MAX_ARGS)
+    if (nargs < 0 || nargs > EVAL_MAX_ARGS || nkeys < 0 || nkeys > EVAL_MAX_ARGS)
         return -EINVAL;
     if (c->script != script) {
         r = run(c, "SCRIPT LOAD %s", script);
@@ -408,15 +410,17 @@ int cache_eval(struct cache *c, const char *script, const char *key, const long 
         if (c->script != script)
             return -EPROTO;
     }
+    snprintf(count, sizeof(count), "%d", nkeys);
     argv[0] = "EVALSHA";
     argv[1] = c->script_sha;
-    argv[2] = "1";
-    argv[3] = key;
+    argv[2] = count;
+    for (int i = 0; i < nkeys; i++)
+        argv[argc++] = keys[i];
     for (int i = 0; i < nargs; i++) {
         snprintf(text[i], sizeof(text[i]), "%lld", args[i]);
-        argv[4 + i] = text[i];
+        argv[argc++] = text[i];
     }
-    struct command cmd = {.argc = 4 + nargs, .argv = argv};
+    struct command cmd = {.argc = argc, .argv = argv};
     r = run_command(c, &cmd);
     if (r && r->type == REDIS_REPLY_ERROR) {
         freeReplyObject(r);
@@ -437,4 +441,9 @@ int cache_eval(struct cache *c, const char *script, const char *key, const long 
     }
     freeReplyObject(r);
     return rc;
+}
+
+int cache_incr(struct cache *c, const char *key)
+{
+    return simple(run(c, "INCR %s", key));
 }

@@ -9,10 +9,12 @@
 #include <string.h>
 
 #include "apikey.h"
+#include "cache.h"
 #include "config.h"
 #include "db.h"
 #include "log.h"
 #include "migrate.h"
+#include "ratelimit.h"
 #include "timefmt.h"
 
 struct ctl_config {
@@ -182,7 +184,21 @@ static int cmd_apikey_list(PGconn *conn)
     return 0;
 }
 
-static int cmd_apikey_revoke(PGconn *conn, int argc, char **argv)
+/* Servers trust a key they confirmed for half a second; this counter, which they read with
+ * every rate-limit check, tells them at once to look again. */
+static void announce_revocation(const struct ctl_config *cfg)
+{
+    struct cache *c = cache_new(cfg->redis_url, NULL);
+
+    if (!c || cache_incr(c, RATELIMIT_REVOCATIONS_KEY) < 0)
+        fprintf(stderr,
+                "shortenerctl: warning: could not tell the servers through Redis (%s); the key "
+                "stops working on all of them within a second anyway\n",
+                c ? cache_error(c) : "invalid REDIS_URL");
+    cache_free(c);
+}
+
+static int cmd_apikey_revoke(PGconn *conn, const struct ctl_config *cfg, int argc, char **argv)
 {
     char *end;
     int rc = 1;
@@ -203,6 +219,7 @@ static int cmd_apikey_revoke(PGconn *conn, int argc, char **argv)
     } else {
         printf("API key %s %s\n", argv[0],
                strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? "was already revoked" : "revoked");
+        announce_revocation(cfg);
         rc = 0;
     }
     PQclear(res);
@@ -270,7 +287,7 @@ int main(int argc, char **argv)
     else if (strcmp(sub, "list") == 0)
         status = cmd_apikey_list(conn);
     else
-        status = cmd_apikey_revoke(conn, argc - next - 2, argv + next + 2);
+        status = cmd_apikey_revoke(conn, &cfg, argc - next - 2, argv + next + 2);
 out:
     PQfinish(conn);
     config_release(options, NOPTIONS, &cfg);

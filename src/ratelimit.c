@@ -16,30 +16,33 @@
 #define LOCAL_SLOTS       8192
 #define LOCAL_PROBES      8
 #define REDIS_KEY_PREFIX  "rl:"
-#define REDIS_REPLY_COUNT 4
+#define REDIS_REPLY_COUNT 5
 
 /* ratelimit_gcra() in Lua, run by Redis atomically. TIME is Redis's clock, the same for every
  * server instance. Microseconds since 1970 (~2^51) are exact in Lua's doubles, and so are the
  * sums below: interval * burst is at most 3.6e9 * 1e6. The TAT is written with %.0f because
  * tostring() would round it to 14 digits. The key expires once the whole burst is back,
  * when the state would say nothing anyway.
- * KEYS[1]: the limit's key; ARGV: interval (us), burst, commit (1/0).
- * Reply: {admitted (1/0), remaining, reset (us), retry (us)}. */
+ * It also reads the revocation counter, which costs nothing extra here.
+ * KEYS[1]: the limit's key, KEYS[2]: RATELIMIT_REVOCATIONS_KEY; ARGV: interval (us), burst,
+ * commit (1/0). Reply: {admitted (1/0), remaining, reset (us), retry (us), revocations}. */
 static const char gcra_script[] =
     "local interval = tonumber(ARGV[1])\n"
     "local burst = tonumber(ARGV[2])\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local revoked = tonumber(redis.call('GET', KEYS[2]) or '0') or 0\n"
     "local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0\n"
     "if tat < now then tat = now end\n"
     "local new_tat = tat + interval\n"
     "local allow_at = new_tat - burst * interval\n"
-    "if now < allow_at then return {0, 0, tat - now, allow_at - now} end\n"
+    "if now < allow_at then return {0, 0, tat - now, allow_at - now, revoked} end\n"
     "if ARGV[3] == '1' then\n"
     "  redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',\n"
     "             math.floor((new_tat - now) / 1000) + 1)\n"
     "end\n"
-    "return {1, math.floor((now + burst * interval - new_tat) / interval), new_tat - now, 0}\n";
+    "return {1, math.floor((now + burst * interval - new_tat) / interval), new_tat - now, 0,\n"
+    "        revoked}\n";
 
 int64_t ratelimit_interval_us(const struct ratelimit_policy *p)
 {
@@ -57,7 +60,8 @@ void ratelimit_gcra(int64_t *tat, int64_t now_us, int64_t interval_us, int64_t b
         *out = (struct ratelimit_result){.allowed = false,
                                          .remaining = 0,
                                          .reset_us = t - now_us,
-                                         .retry_us = allow_at - now_us};
+                                         .retry_us = allow_at - now_us,
+                                         .revocations = -1};
         return;
     }
     if (commit)
@@ -66,7 +70,8 @@ void ratelimit_gcra(int64_t *tat, int64_t now_us, int64_t interval_us, int64_t b
                                      .remaining =
                                          (now_us + burst * interval_us - new_tat) / interval_us,
                                      .reset_us = new_tat - now_us,
-                                     .retry_us = 0};
+                                     .retry_us = 0,
+                                     .revocations = -1};
 }
 
 int ratelimit_parse_policy(const char *spec, struct ratelimit_policy *out)
@@ -193,10 +198,11 @@ void ratelimit_check(struct ratelimit *rl, struct cache *c, const char *key,
                      const struct ratelimit_policy *p, bool commit, struct ratelimit_result *out)
 {
     char rkey[sizeof(REDIS_KEY_PREFIX) + RATELIMIT_KEY_MAX];
+    const char *keys[2] = {rkey, RATELIMIT_REVOCATIONS_KEY};
     long long args[3] = {ratelimit_interval_us(p), p->burst, commit}, reply[REDIS_REPLY_COUNT];
 
     snprintf(rkey, sizeof(rkey), REDIS_KEY_PREFIX "%s", key);
-    if (cache_eval(c, gcra_script, rkey, args, 3, reply, REDIS_REPLY_COUNT) == 0) {
+    if (cache_eval(c, gcra_script, keys, 2, args, 3, reply, REDIS_REPLY_COUNT) == 0) {
         if (atomic_exchange(&rl->fallback, false)) {
             atomic_store(&rl->metrics->ratelimit_fallback, 0);
             log_info("ratelimit: redis answers again; limits are shared by every instance");
@@ -204,7 +210,8 @@ void ratelimit_check(struct ratelimit *rl, struct cache *c, const char *key,
         *out = (struct ratelimit_result){.allowed = reply[0] == 1,
                                          .remaining = reply[1],
                                          .reset_us = reply[2],
-                                         .retry_us = reply[3]};
+                                         .retry_us = reply[3],
+                                         .revocations = reply[4]};
         return;
     }
     if (!atomic_exchange(&rl->fallback, true)) {

@@ -25,21 +25,23 @@ static void test_hit_within_ttl_only(void **state)
                              .burst = 9,
                              .is_admin = true},
                        out = {0};
+    int64_t rev = 0;
     (void)state;
 
     assert_non_null(ac);
     hash_of(h, 1);
-    assert_false(authcache_get(ac, h, 1000, &out));
-    authcache_put(ac, h, 1000, &in);
-    assert_true(authcache_get(ac, h, 1000, &out));
+    assert_false(authcache_get(ac, h, 1000, &out, &rev));
+    authcache_put(ac, h, 1000, &in, 12);
+    assert_true(authcache_get(ac, h, 1000, &out, &rev));
+    assert_int_equal(rev, 12);
     assert_int_equal(out.id, 7);
     assert_int_equal(out.rate_limit, 5);
     assert_int_equal(out.rate_window, 60);
     assert_int_equal(out.burst, 9);
     assert_true(out.is_admin);
-    assert_true(authcache_get(ac, h, 1000 + AUTHCACHE_TTL_MS - 1, &out));
-    assert_false(authcache_get(ac, h, 1000 + AUTHCACHE_TTL_MS, &out));
-    assert_false(authcache_get(ac, h, 999, &out)); /* a clock that went back: do not trust */
+    assert_true(authcache_get(ac, h, 1000 + AUTHCACHE_TTL_MS - 1, &out, &rev));
+    assert_false(authcache_get(ac, h, 1000 + AUTHCACHE_TTL_MS, &out, &rev));
+    assert_false(authcache_get(ac, h, 999, &out, &rev)); /* a clock that went back: do not trust */
     authcache_free(ac);
 }
 
@@ -48,17 +50,18 @@ static void test_other_hash_misses(void **state)
     struct authcache *ac = authcache_new(1); /* one slot: every hash collides */
     unsigned char a[APIKEY_HASH_LEN], b[APIKEY_HASH_LEN];
     struct apikey_info ia = {.id = 1}, ib = {.id = 2}, out;
+    int64_t rev;
     (void)state;
 
     assert_non_null(ac);
     hash_of(a, 1);
     hash_of(b, 2);
-    authcache_put(ac, a, 10, &ia);
-    assert_false(authcache_get(ac, b, 10, &out));
-    authcache_put(ac, b, 10, &ib);
-    assert_true(authcache_get(ac, b, 10, &out));
+    authcache_put(ac, a, 10, &ia, -1);
+    assert_false(authcache_get(ac, b, 10, &out, &rev));
+    authcache_put(ac, b, 10, &ib, 0);
+    assert_true(authcache_get(ac, b, 10, &out, &rev));
     assert_int_equal(out.id, 2);
-    assert_false(authcache_get(ac, a, 10, &out));
+    assert_false(authcache_get(ac, a, 10, &out, &rev));
     authcache_free(ac);
     authcache_free(NULL);
     assert_null(authcache_new(3));

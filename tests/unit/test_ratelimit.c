@@ -19,17 +19,20 @@ static bool redis_up = true;
 static int64_t redis_now = 1700000000 * S;
 static int64_t redis_tat;
 static int redis_calls;
+static int64_t redis_revocations = 3;
 
-int cache_eval(struct cache *c, const char *script, const char *key, const long long *args,
-               int nargs, long long *out, size_t nout)
+int cache_eval(struct cache *c, const char *script, const char *const *keys, int nkeys,
+               const long long *args, int nargs, long long *out, size_t nout)
 {
     struct ratelimit_result r;
     (void)c;
-    (void)key;
     redis_calls++;
     assert_ptr_equal(script, gcra_script);
+    assert_int_equal(nkeys, 2);
+    assert_string_equal(keys[1], RATELIMIT_REVOCATIONS_KEY);
+    assert_true(strncmp(keys[0], "rl:", 3) == 0);
     assert_int_equal(nargs, 3);
-    assert_int_equal(nout, 4);
+    assert_int_equal(nout, 5);
     if (!redis_up)
         return -EAGAIN;
     ratelimit_gcra(&redis_tat, redis_now, args[0], args[1], args[2] == 1, &r);
@@ -37,6 +40,7 @@ int cache_eval(struct cache *c, const char *script, const char *key, const long 
     out[1] = r.remaining;
     out[2] = r.reset_us;
     out[3] = r.retry_us;
+    out[4] = redis_revocations;
     return 0;
 }
 
@@ -240,6 +244,7 @@ static void test_falls_back_and_returns(void **state)
     ratelimit_check(&rl, NULL, "k:9", &p, true, &r);
     assert_true(r.allowed);
     assert_int_equal(r.remaining, 2);
+    assert_int_equal(r.revocations, 3);
     assert_int_equal(atomic_load(&m.ratelimit_fallback), 0);
 
     /* Redis fails: the same limit in memory, counted once as a fallback. */
@@ -251,6 +256,7 @@ static void test_falls_back_and_returns(void **state)
     ratelimit_check(&rl, NULL, "k:9", &p, true, &r);
     assert_false(r.allowed);
     assert_true(r.retry_us > 0);
+    assert_int_equal(r.revocations, -1); /* unknown without Redis */
     assert_int_equal(atomic_load(&m.ratelimit_fallback), 1);
     assert_int_equal(atomic_load(&m.ratelimit_fallbacks), 1);
 
