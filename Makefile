@@ -29,7 +29,7 @@ LIB_SRCS := lib/base62.c lib/config.c lib/db.c lib/deadline.c lib/kgs_proto.c li
 SERVER_SRCS := src/apikey.c src/api.c src/authcache.c src/cache.c src/clientip.c src/http.c \
 	src/keys_client.c src/metrics.c src/ratelimit.c src/request.c src/server.c src/store.c \
 	src/timefmt.c src/urlcheck.c src/visits.c
-CTL_SRCS := src/apikey.c src/cache.c src/ctl.c src/migrate.c src/timefmt.c
+CTL_SRCS := src/apikey.c src/cache.c src/cleanup.c src/ctl.c src/migrate.c src/timefmt.c
 KGS_SRCS := kgs/clients.c kgs/keybuf.c kgs/keypool.c kgs/refill.c
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -41,7 +41,7 @@ LIBCOMMON := $(BUILD)/libcommon.a
 PROGRAMS := $(BINDIR)/shortener $(BINDIR)/kgs $(BINDIR)/shortenerctl
 
 UNIT_TESTS := base62 config kgs_proto sock urlcheck request timefmt apikey keybuf cache \
-	ratelimit clientip authcache
+	cleanup ratelimit clientip authcache
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
 
 PYTEST := /usr/bin/python3 -m pytest
@@ -147,8 +147,13 @@ fuzz:
 			-fsanitize=fuzzer,address,undefined \
 			-o build/fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c lib/*.c $(LIBS); \
 		mkdir -p build/fuzz/corpus_$$t; \
-		build/fuzz/fuzz_$$t -max_total_time=10 -max_len=4096 build/fuzz/corpus_$$t \
-			tests/fuzz/corpus/$$t 2>&1 | tail -n 2; \
+		if ! build/fuzz/fuzz_$$t -max_total_time=10 -max_len=4096 \
+			-artifact_prefix=build/fuzz/crash_$$t- build/fuzz/corpus_$$t \
+			tests/fuzz/corpus/$$t >build/fuzz/$$t.log 2>&1; then \
+			tail -n 40 build/fuzz/$$t.log; echo "fuzz_$$t failed: see build/fuzz/$$t.log"; \
+			exit 1; \
+		fi; \
+		tail -n 1 build/fuzz/$$t.log; \
 	done
 
 run: deps all

@@ -60,6 +60,12 @@ int cache_fill_negative(struct cache *c, const char *key, int64_t ttl);
  * when Redis answers again. */
 int cache_evict(struct cache *c, const char *key);
 
+/* After expired links are deleted in bulk: drops the entries of keys[0..n) in one round trip.
+ * Unlike cache_evict() nothing is remembered when Redis cannot be reached (-EAGAIN): those
+ * entries expire by themselves, since no entry outlives its link. -ENOMEM when out of
+ * memory. */
+int cache_evict_many(struct cache *c, const char *const *keys, size_t n);
+
 /* After a delete commits: replace the entry with a negative one for ttl seconds, so that a
  * read-through fill which read the row before the delete cannot bring it back. */
 int cache_tombstone(struct cache *c, const char *key, int64_t ttl);

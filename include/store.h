@@ -4,7 +4,7 @@
  *
  * Every function returns 0 on success or:
  *   -ENOENT  no such (live) row
- *   -EEXIST  the key is taken
+ *   -EEXIST  the key is taken, now or ever before
  *   -EAGAIN  PostgreSQL is unreachable: answer 503
  *   -EIO     the statement failed otherwise (logged) */
 #ifndef SHORTENER_STORE_H
@@ -42,8 +42,9 @@ struct link {
 
 void link_release(struct link *l);
 
-/* Inserts a link; owner 0 means anonymous and expires_at 0 means never. A row whose link has
- * already expired is replaced; a live one gives -EEXIST. */
+/* Inserts a link; owner 0 means anonymous and expires_at 0 means never. -EEXIST when the
+ * key was ever given to a link, even one that has expired or been deleted since: a key is
+ * never reused (browsers cache 301s). */
 int store_insert_link(struct store *st, const char *key, const char *url, int64_t owner,
                       int64_t expires_at, int64_t *created_at);
 

@@ -372,6 +372,80 @@ int cache_evict(struct cache *c, const char *key)
     return rc;
 }
 
+/* Keys per DEL command: small enough that Redis never blocks long on one. */
+#define EVICT_CHUNK 1000
+
+/* Sends DEL commands for keys[0..n) and reads their replies: one round trip in all. */
+static int evict_pipelined(struct cache *c, const char *const *keys, size_t n)
+{
+    const char *argv[EVICT_CHUNK + 1];
+    size_t argvlen[EVICT_CHUNK + 1];
+    char(*names)[CACHE_KEY_MAX + 3] = malloc(EVICT_CHUNK * sizeof(*names));
+    size_t sent = 0, failed = 0;
+    redisReply *r;
+    int rc = 0;
+
+    if (!names)
+        return -ENOMEM;
+    for (size_t at = 0; at < n; at += EVICT_CHUNK) {
+        size_t m = n - at < EVICT_CHUNK ? n - at : EVICT_CHUNK;
+        argv[0] = "DEL";
+        argvlen[0] = 3;
+        for (size_t i = 0; i < m; i++) {
+            int len = snprintf(names[i], sizeof(names[i]), KEY_FMT, keys[at + i]);
+            argv[i + 1] = names[i];
+            argvlen[i + 1] = (size_t)len < sizeof(names[i]) ? (size_t)len : sizeof(names[i]) - 1;
+        }
+        /* hiredis copies the arguments into its output buffer, so names is reused. */
+        if (redisAppendCommandArgv(c->ctx, (int)m + 1, argv, argvlen) != REDIS_OK) {
+            rc = -ENOMEM;
+            break;
+        }
+        sent++;
+    }
+    for (size_t i = 0; i < sent; i++) {
+        if (redisGetReply(c->ctx, (void **)&r) != REDIS_OK || !r) {
+            mark_down(c, c->ctx->errstr[0] ? c->ctx->errstr : "no reply");
+            rc = -EAGAIN;
+            break;
+        }
+        if (r->type == REDIS_REPLY_ERROR)
+            failed++;
+        freeReplyObject(r);
+    }
+    free(names);
+    if (rc == 0 && failed) {
+        mark_down(c, "DEL answered with an error");
+        rc = -EAGAIN;
+    }
+    return rc;
+}
+
+int cache_evict_many(struct cache *c, const char *const *keys, size_t n)
+{
+    int rc = -EAGAIN;
+
+    if (n == 0)
+        return 0;
+    /* As run(): one immediate retry on a connection that worked before; DEL may run twice. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        bool fresh = !c->ctx;
+        if (fresh && time(NULL) < c->retry_at)
+            return -EAGAIN;
+        if (fresh && connect_now(c) < 0)
+            return -EAGAIN;
+        if (drain_pending(c) == 0) {
+            rc = evict_pipelined(c, keys, n);
+            if (rc != -EAGAIN || fresh)
+                return rc;
+        } else if (fresh) {
+            return -EAGAIN;
+        }
+        c->retry_at = 0;
+    }
+    return rc;
+}
+
 int cache_tombstone(struct cache *c, const char *key, int64_t ttl)
 {
     int rc = simple(run(c, "SET " KEY_FMT " ! EX %" PRId64, key, ttl));

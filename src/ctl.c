@@ -1,6 +1,7 @@
-/* bin/shortenerctl: schema migrations and API-key administration. */
+/* bin/shortenerctl: schema migrations, API-key administration and expired-link cleanup. */
 #include <errno.h>
 #include <libpq-fe.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 
 #include "apikey.h"
 #include "cache.h"
+#include "cleanup.h"
 #include "config.h"
 #include "db.h"
 #include "log.h"
@@ -50,7 +52,13 @@ static void usage(void)
            "                                          delete any link\n"
            "  apikey list                             id, name, rate, created, last used, "
            "revoked\n"
-           "  apikey revoke ID                        revoke a key at once\n\n"
+           "  apikey revoke ID                        revoke a key at once\n"
+           "  cleanup [--batch N] [--max-seconds S] [--dry-run]\n"
+           "                                          delete expired links, N per transaction\n"
+           "                                          (default 5000, at most 100000), and their\n"
+           "                                          cache entries; no new batch after S\n"
+           "                                          seconds (default 0: no limit); --dry-run\n"
+           "                                          only counts them\n\n"
            "Settings are read from the environment, then from SHORTENER_ENV_FILE or ./var/env\n"
            "(written by 'make up') for variables the environment does not set, then flags.\n\n");
     config_usage(stdout, options, NOPTIONS);
@@ -226,6 +234,101 @@ static int cmd_apikey_revoke(PGconn *conn, const struct ctl_config *cfg, int arg
     return rc;
 }
 
+struct cleanup_ctx {
+    struct cache *cache;
+    sigset_t signals;
+    const char *cache_error; /* the first Redis failure, for the report */
+};
+
+static int cleanup_evict(void *arg, const char *const *keys, size_t n)
+{
+    struct cleanup_ctx *ctx = arg;
+    int rc = cache_evict_many(ctx->cache, keys, n);
+    if (rc < 0 && !ctx->cache_error)
+        ctx->cache_error = cache_error(ctx->cache);
+    return rc;
+}
+
+/* SIGINT and SIGTERM stay blocked during the run and are only looked at between batches, so
+ * a batch in flight always finishes and is reported. */
+static bool cleanup_stop(void *arg)
+{
+    sigset_t pending;
+    (void)arg;
+    if (sigpending(&pending) < 0)
+        return false;
+    return sigismember(&pending, SIGINT) == 1 || sigismember(&pending, SIGTERM) == 1;
+}
+
+static const char *plural(long long n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
+static int cmd_cleanup(PGconn *conn, const struct ctl_config *cfg, int argc, char **argv)
+{
+    struct cleanup_opts opts;
+    struct cleanup_result res;
+    struct cleanup_ctx ctx = {0};
+    struct cache_pending pending;
+    char err[512];
+    int rc;
+
+    if (cleanup_parse_args(argc, argv, &opts, err, sizeof(err)) < 0) {
+        fprintf(stderr, "shortenerctl: cleanup: %s\n", err);
+        return 2;
+    }
+    if (opts.dry_run) {
+        long long n;
+        if (cleanup_count(conn, &n, err, sizeof(err)) < 0) {
+            fprintf(stderr, "shortenerctl: cleanup: cannot count expired links: %s\n", err);
+            return 1;
+        }
+        printf("cleanup: %lld expired %s would be deleted (dry run)\n", n,
+               plural(n, "link", "links"));
+        return 0;
+    }
+    if (cache_pending_init(&pending) < 0) {
+        fprintf(stderr, "shortenerctl: out of memory\n");
+        return 1;
+    }
+    ctx.cache = cache_new(cfg->redis_url, &pending);
+    if (!ctx.cache) {
+        fprintf(stderr,
+                "shortenerctl: invalid REDIS_URL '%s' (redis://host:port or "
+                "unix:///path)\n",
+                cfg->redis_url);
+        cache_pending_release(&pending);
+        return 2;
+    }
+    sigemptyset(&ctx.signals);
+    sigaddset(&ctx.signals, SIGINT);
+    sigaddset(&ctx.signals, SIGTERM);
+    sigprocmask(SIG_BLOCK, &ctx.signals, NULL);
+
+    struct cleanup_hooks hooks = {.evict = cleanup_evict, .stop = cleanup_stop, .ctx = &ctx};
+    rc = cleanup_run(conn, &opts, &hooks, &res, err, sizeof(err));
+    printf("cleanup: deleted %lld expired %s in %lld %s in %.2f s%s\n", res.rows,
+           plural(res.rows, "link", "links"), res.batches, plural(res.batches, "batch", "batches"),
+           res.seconds,
+           rc < 0                          ? " before failing"
+           : res.end == CLEANUP_TIME_LIMIT ? " (time limit reached; the next run goes on)"
+           : res.end == CLEANUP_STOPPED    ? " (stopped by a signal; the next run goes on)"
+                                           : "");
+    fflush(stdout);
+    if (res.not_evicted > 0)
+        fprintf(stderr,
+                "shortenerctl: cleanup: redis unreachable (%s): %lld cache %s not evicted; they "
+                "expire on their own, never later than their links\n",
+                ctx.cache_error ? ctx.cache_error : "unknown error", res.not_evicted,
+                plural(res.not_evicted, "entry", "entries"));
+    if (rc < 0)
+        fprintf(stderr, "shortenerctl: cleanup: %s\n", err);
+    cache_free(ctx.cache);
+    cache_pending_release(&pending);
+    return rc < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     struct ctl_config cfg = {0};
@@ -266,7 +369,7 @@ int main(int argc, char **argv)
     const char *cmd = argv[next];
     const char *sub = next + 1 < argc ? argv[next + 1] : "";
     bool known =
-        strcmp(cmd, "migrate") == 0 ||
+        strcmp(cmd, "migrate") == 0 || strcmp(cmd, "cleanup") == 0 ||
         (strcmp(cmd, "apikey") == 0 &&
          (strcmp(sub, "create") == 0 || strcmp(sub, "list") == 0 || strcmp(sub, "revoke") == 0));
     if (!known) {
@@ -282,6 +385,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "migrate") == 0)
         status = cmd_migrate(conn);
+    else if (strcmp(cmd, "cleanup") == 0)
+        status = cmd_cleanup(conn, &cfg, argc - next - 1, argv + next + 1);
     else if (strcmp(sub, "create") == 0)
         status = cmd_apikey_create(conn, &cfg, argc - next - 2, argv + next + 2);
     else if (strcmp(sub, "list") == 0)

@@ -25,13 +25,12 @@ static const struct {
                    "SELECT url, COALESCE(floor(extract(epoch FROM expires_at))::bigint, 0),"
                    " COALESCE(floor(extract(epoch FROM expires_at - now()))::bigint, -1)"
                    " FROM urls WHERE key = $1 AND (expires_at IS NULL OR expires_at > now())"},
-    /* An expired row that cleanup has not reached yet must not block its alias forever. */
-    [ST_INSERT] = {"insert", "INSERT INTO urls AS u (key, url, owner_id, expires_at)"
-                             " VALUES ($1, $2, $3, to_timestamp($4))"
-                             " ON CONFLICT (key) DO UPDATE SET url = EXCLUDED.url,"
-                             " owner_id = EXCLUDED.owner_id, created_at = now(),"
-                             " expires_at = EXCLUDED.expires_at, visits = 0"
-                             " WHERE u.expires_at IS NOT NULL AND u.expires_at <= now()"
+    /* The key is registered for good in the same statement: no row back means the key was
+     * given to a link before, live or not, and is never handed out again. */
+    [ST_INSERT] = {"insert", "WITH reg AS (INSERT INTO link_keys (key) VALUES ($1)"
+                             " ON CONFLICT DO NOTHING RETURNING key)"
+                             " INSERT INTO urls (key, url, owner_id, expires_at)"
+                             " SELECT key, $2::text, $3::bigint, to_timestamp($4::float8) FROM reg"
                              " RETURNING floor(extract(epoch FROM created_at))::bigint"},
     [ST_GET] = {"get", "SELECT url, floor(extract(epoch FROM created_at))::bigint,"
                        " COALESCE(floor(extract(epoch FROM expires_at))::bigint, 0), visits"
@@ -239,7 +238,7 @@ int store_insert_link(struct store *st, const char *key, const char *url, int64_
     if (rc < 0)
         return rc;
     if (PQntuples(res) != 1)
-        rc = -EEXIST; /* a live link holds the key */
+        rc = -EEXIST; /* the key was given to a link before */
     else
         *created_at = int_at(res, 0);
     PQclear(res);

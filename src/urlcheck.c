@@ -107,26 +107,33 @@ static enum urlcheck_result from_curl(CURLUcode rc)
     }
 }
 
-/* Host (trailing dot dropped: "sho.rt." is the same DNS name) and effective port of a
- * parsed URL, for the self-link comparison. host is curl's; curl_free() it. */
+/* Host and effective port of a parsed URL. host is curl's; curl_free() it. */
 static enum urlcheck_result host_port(CURLU *h, char **host, long *port)
 {
     char *p = NULL;
     CURLUcode rc;
-    size_t n;
 
     rc = curl_url_get(h, CURLUPART_HOST, host, 0);
     if (rc != CURLUE_OK)
         return from_curl(rc);
-    n = strlen(*host);
-    if (n > 1 && (*host)[n - 1] == '.')
-        (*host)[n - 1] = '\0';
     rc = curl_url_get(h, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT);
     if (rc != CURLUE_OK)
         return from_curl(rc);
     *port = strtol(p, NULL, 10);
     curl_free(p);
     return URLCHECK_OK;
+}
+
+/* "sho.rt." is the same DNS name as "sho.rt". The dot stays in the stored URL, though:
+ * dropping it could turn "8." into the numeric host "8", which curl rewrites as "0.0.0.8". */
+static bool same_host(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 1 && a[la - 1] == '.')
+        la--;
+    if (lb > 1 && b[lb - 1] == '.')
+        lb--;
+    return la == lb && strncasecmp(a, b, la) == 0;
 }
 
 /* True when base_url names the same host and port. A missing or unparsable base_url is a
@@ -150,7 +157,7 @@ static enum urlcheck_result is_self(const char *host, long port, const char *bas
     if (res == URLCHECK_NOMEM)
         goto out;
     if (res == URLCHECK_OK)
-        *self = strcasecmp(host, bhost) == 0 && port == bport;
+        *self = same_host(host, bhost) && port == bport;
     res = URLCHECK_OK;
 out:
     curl_free(bhost);
@@ -219,6 +226,12 @@ enum urlcheck_result urlcheck_validate(const char *url, size_t len, const char *
         goto out;
     if (!*host) {
         res = URLCHECK_NO_HOST;
+        goto out;
+    }
+    /* An empty label is no DNS name, and curl would drop a trailing one on the next parse
+     * ("https://.../" becomes "https://../"), so the result would not be a fixed point. */
+    if (host[0] == '.' || strstr(host, "..")) {
+        res = URLCHECK_UNPARSABLE;
         goto out;
     }
     if (port <= 0 || port > 65535) {

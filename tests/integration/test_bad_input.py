@@ -66,6 +66,8 @@ def cases():
         Case("url-scheme-relative", 400, j(url="//example.com/x")),
         Case("url-ftp", 400, j(url="ftp://example.com/file")),
         Case("url-javascript", 400, j(url="javascript:alert(1)")),
+        Case("url-host-of-dots", 400, j(url="https://.../b?q=1#frag")),
+        Case("url-host-empty-label", 400, j(url="https://a..b/")),
         Case("url-data", 400, j(url="data:text/html,<script>alert(1)</script>")),
         Case("url-file", 400, j(url="file:///etc/passwd")),
         Case("url-mailto", 400, j(url="mailto:someone@example.com")),

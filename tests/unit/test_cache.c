@@ -104,6 +104,12 @@ static void test_cache_new_validates(void **state)
     /* A deletion Redis could not hear of is remembered for later. */
     assert_int_equal(cache_tombstone(c, "abc", 5), -EAGAIN);
     assert_int_equal(atomic_load(&pending.count), 1);
+    /* Bulk eviction after cleanup reports the failure and remembers nothing: the entries of
+     * expired links run out by themselves. */
+    const char *keys[] = {"k1", "k2"};
+    assert_int_equal(cache_evict_many(c, keys, 2), -EAGAIN);
+    assert_int_equal(cache_evict_many(c, keys, 0), 0);
+    assert_int_equal(atomic_load(&pending.count), 1);
     cache_free(c);
     assert_null(cache_new("ftp://x", &pending));
     cache_pending_release(&pending);

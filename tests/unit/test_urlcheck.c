@@ -182,6 +182,11 @@ static void test_unparsable(void **state)
         "http://example.com:port/",
         "http://exa\\mple.com/",
         "http://exa<mple.com/",
+        "https://.../b?q=1#frag", /* found by fuzz_urlcheck: not a fixed point */
+        "https://../",
+        "https://./",
+        "https://.example.com/",
+        "https://a..b/",
     };
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -203,6 +208,15 @@ static void test_rejects_escapes_in_host(void **state)
     /* Escapes in the user part, path, query and fragment are fine. */
     assert_normalizes("http://a%40b:p%3Aw@example.com/%33?%33#%33", BASE,
                       "http://a%40b:p%3Aw@example.com/%33?%33#%33");
+}
+
+/* A trailing dot stays: without it "8." would be the numeric host "8", i.e. "0.0.0.8", and
+ * the stored URL would not parse to itself (found by fuzz_urlcheck). */
+static void test_keeps_trailing_dot(void **state)
+{
+    (void)state;
+    assert_normalizes("http://8.", BASE, "http://8./");
+    assert_normalizes("https://Example.COM./x", BASE, "https://example.com./x");
 }
 
 /* curl rewrites numeric hosts to dotted quads; the result parses to itself. */
@@ -277,6 +291,7 @@ int main(void)
         cmocka_unit_test(test_no_host),
         cmocka_unit_test(test_unparsable),
         cmocka_unit_test(test_rejects_escapes_in_host),
+        cmocka_unit_test(test_keeps_trailing_dot),
         cmocka_unit_test(test_numeric_hosts),
         cmocka_unit_test(test_self_links),
         cmocka_unit_test(test_base_url_absent_or_broken),

@@ -1,0 +1,59 @@
+/* Deleting expired links in bulk (`shortenerctl cleanup`), safe to run at any time, twice at
+ * once, or killed half-way. Each batch is one short transaction that locks the rows it deletes
+ * with FOR UPDATE SKIP LOCKED: concurrent runs split the work instead of waiting for each
+ * other, and a killed run leaves only whole batches behind. Expired links answer 404 whether
+ * or not this has run; it only reclaims space. libpq's types stay out: struct pg_conn is
+ * libpq's PGconn. */
+#ifndef SHORTENER_CLEANUP_H
+#define SHORTENER_CLEANUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CLEANUP_BATCH_DEFAULT   5000
+#define CLEANUP_BATCH_MAX       100000
+#define CLEANUP_MAX_SECONDS_MAX 86400
+
+struct pg_conn;
+
+struct cleanup_opts {
+    long batch;       /* rows per transaction, 1..CLEANUP_BATCH_MAX */
+    long max_seconds; /* no new batch is started after this long; 0: no limit */
+    bool dry_run;     /* count, delete nothing */
+};
+
+/* Parses the arguments after "cleanup": --batch N, --max-seconds S (also --flag=value) and
+ * --dry-run, over the defaults. Returns 0 or -EINVAL with a message in err. */
+int cleanup_parse_args(int argc, char **argv, struct cleanup_opts *o, char *err, size_t errlen);
+
+struct cleanup_hooks {
+    /* Called after each commit with the keys just deleted (valid during the call only).
+     * Returns 0, or < 0 when their cache entries could not be removed: counted, not fatal. */
+    int (*evict)(void *ctx, const char *const *keys, size_t n);
+    /* Asked before each batch: true stops the run (a signal arrived, say). */
+    bool (*stop)(void *ctx);
+    void *ctx;
+};
+
+enum cleanup_end { CLEANUP_DONE, CLEANUP_TIME_LIMIT, CLEANUP_STOPPED };
+
+struct cleanup_result {
+    long long rows;        /* links deleted */
+    long long batches;     /* transactions that deleted at least one link */
+    long long not_evicted; /* deleted links whose cache entries may remain */
+    double seconds;        /* wall time of the run */
+    enum cleanup_end end;  /* why it stopped */
+};
+
+/* Sets the session's lock and statement timeouts, then deletes expired links batch by batch
+ * until none is left, the time limit passes or hooks->stop says so. Returns 0, or -EIO with
+ * the reason in err (PostgreSQL failed or went away); *res counts what was committed either
+ * way. */
+int cleanup_run(struct pg_conn *conn, const struct cleanup_opts *o,
+                const struct cleanup_hooks *hooks, struct cleanup_result *res, char *err,
+                size_t errlen);
+
+/* How many links have expired and wait for cleanup. Returns 0 or -EIO with err. */
+int cleanup_count(struct pg_conn *conn, long long *n, char *err, size_t errlen);
+
+#endif

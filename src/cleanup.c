@@ -1,0 +1,193 @@
+/* Expired-link cleanup: short transactions that never wait for a row lock. */
+#include "cleanup.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "deadline.h"
+
+/* A batch that waits this long for a table lock (a migration, say) gives up rather than
+ * queue in front of creates and redirects. Row locks are never waited for: SKIP LOCKED. */
+#define CLEANUP_LOCK_TIMEOUT "2s"
+/* Far above what the largest batch needs; a batch that takes longer is rolled back. */
+#define CLEANUP_STATEMENT_TIMEOUT "60s"
+
+/* The oldest expired rows come from urls_expires_at_idx (expires_at <= now() implies the
+ * index's expires_at IS NOT NULL), locked without waiting: rows another run or a visit flush
+ * holds are left to it or to the next batch. Autocommit: each batch is its own transaction. */
+#define BATCH_SQL                                                                                  \
+    "DELETE FROM urls WHERE key = ANY(ARRAY("                                                      \
+    "SELECT key FROM urls WHERE expires_at <= now()"                                               \
+    " ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED))"                                       \
+    " RETURNING key"
+
+static int parse_long(const char *flag, const char *text, long lo, long hi, long *out, char *err,
+                      size_t errlen)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(text, &end, 10);
+    if (!*text || *end || errno || v < lo || v > hi) {
+        snprintf(err, errlen, "%s wants a whole number from %ld to %ld, not '%s'", flag, lo, hi,
+                 text);
+        return -EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+int cleanup_parse_args(int argc, char **argv, struct cleanup_opts *o, char *err, size_t errlen)
+{
+    static const struct {
+        const char *name;
+        long lo, hi;
+        size_t offset;
+    } numeric[] = {
+        {"--batch", 1, CLEANUP_BATCH_MAX, offsetof(struct cleanup_opts, batch)},
+        {"--max-seconds", 0, CLEANUP_MAX_SECONDS_MAX, offsetof(struct cleanup_opts, max_seconds)},
+    };
+
+    o->batch = CLEANUP_BATCH_DEFAULT;
+    o->max_seconds = 0;
+    o->dry_run = false;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        bool matched = false;
+
+        if (strcmp(arg, "--dry-run") == 0) {
+            o->dry_run = true;
+            continue;
+        }
+        for (size_t k = 0; k < sizeof(numeric) / sizeof(numeric[0]) && !matched; k++) {
+            size_t len = strlen(numeric[k].name);
+            const char *value;
+
+            if (strncmp(arg, numeric[k].name, len) != 0)
+                continue;
+            if (arg[len] == '=') {
+                value = arg + len + 1;
+            } else if (arg[len] == '\0') {
+                if (i + 1 >= argc) {
+                    snprintf(err, errlen, "%s needs a value", numeric[k].name);
+                    return -EINVAL;
+                }
+                value = argv[++i];
+            } else {
+                continue;
+            }
+            long *field = (long *)((char *)o + numeric[k].offset);
+            if (parse_long(numeric[k].name, value, numeric[k].lo, numeric[k].hi, field, err,
+                           errlen) < 0)
+                return -EINVAL;
+            matched = true;
+        }
+        if (!matched) {
+            snprintf(err, errlen,
+                     "unexpected '%s' (cleanup takes --batch N, --max-seconds S, "
+                     "--dry-run)",
+                     arg);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+int cleanup_count(PGconn *conn, long long *n, char *err, size_t errlen)
+{
+    PGresult *res = PQexec(conn, "SELECT count(*) FROM urls WHERE expires_at <= now()");
+    int rc = 0;
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        db_error(conn, err, errlen);
+        rc = -EIO;
+    } else {
+        *n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    }
+    PQclear(res);
+    return rc;
+}
+
+static void fail(PGconn *conn, const char *what, char *err, size_t errlen)
+{
+    char why[400];
+    db_error(conn, why, sizeof(why));
+    snprintf(err, errlen, "%s: %s", what, why);
+}
+
+int cleanup_run(PGconn *conn, const struct cleanup_opts *o, const struct cleanup_hooks *hooks,
+                struct cleanup_result *out, char *err, size_t errlen)
+{
+    long long start = deadline_now_ms();
+    const char **keys = NULL;
+    char limit[24];
+    const char *params[1] = {limit};
+    PGresult *res = NULL;
+    int rc = -EIO;
+
+    memset(out, 0, sizeof(*out));
+    out->end = CLEANUP_DONE;
+    if (db_exec(conn,
+                "SET lock_timeout = '" CLEANUP_LOCK_TIMEOUT "';"
+                " SET statement_timeout = '" CLEANUP_STATEMENT_TIMEOUT "'",
+                err, errlen) < 0)
+        goto out;
+    res = PQprepare(conn, "cleanup_batch", BATCH_SQL, 0, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        fail(conn, "cannot prepare the batch statement", err, errlen);
+        goto out;
+    }
+    PQclear(res);
+    res = NULL;
+    keys = calloc((size_t)o->batch, sizeof(*keys));
+    if (!keys) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    snprintf(limit, sizeof(limit), "%ld", o->batch);
+    for (;;) {
+        if (o->max_seconds > 0 && deadline_now_ms() - start >= o->max_seconds * 1000LL) {
+            out->end = CLEANUP_TIME_LIMIT;
+            break;
+        }
+        if (hooks && hooks->stop && hooks->stop(hooks->ctx)) {
+            out->end = CLEANUP_STOPPED;
+            break;
+        }
+        res = PQexecPrepared(conn, "cleanup_batch", 1, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            fail(conn,
+                 PQstatus(conn) == CONNECTION_OK ? "a batch failed and was rolled back"
+                                                 : "lost the connection to PostgreSQL",
+                 err, errlen);
+            goto out;
+        }
+        /* Committed: the rows are gone, now their cache entries. */
+        int n = PQntuples(res);
+        for (int i = 0; i < n; i++)
+            keys[i] = PQgetvalue(res, i, 0);
+        if (n > 0) {
+            out->rows += n;
+            out->batches++;
+            if (hooks && hooks->evict && hooks->evict(hooks->ctx, keys, (size_t)n) < 0)
+                out->not_evicted += n;
+        }
+        PQclear(res);
+        res = NULL;
+        /* A short batch means every expired row was deleted or is held by someone who
+         * will delete it (another run) or whom the next run will outlast. */
+        if (n < o->batch)
+            break;
+    }
+    rc = 0;
+out:
+    PQclear(res);
+    free(keys);
+    out->seconds = (double)(deadline_now_ms() - start) / 1000.0;
+    return rc;
+}
