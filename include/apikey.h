@@ -11,6 +11,7 @@
 #define APIKEY_RANDOM_LEN 32 /* base62 digits: about 190 bits */
 #define APIKEY_LEN        (APIKEY_PREFIX_LEN + APIKEY_RANDOM_LEN)
 #define APIKEY_HASH_LEN   32
+#define APIKEY_RATE_MAX   1000000 /* largest N of a rate, and largest burst */
 
 /* Writes a fresh random key and its NUL into out (APIKEY_LEN + 1 bytes). */
 void apikey_generate(char out[APIKEY_LEN + 1]);
@@ -25,6 +26,9 @@ int apikey_hash(const char *key, size_t len, const char *pepper,
 
 /* Parses "N/s", "N/min" or "N/h" (1 <= N <= 1000000). Returns 0 or -EINVAL. */
 int apikey_parse_rate(const char *s, int *limit, int *window_seconds);
+
+/* Parses a burst: a decimal integer, 1 <= B <= APIKEY_RATE_MAX. Returns 0 or -EINVAL. */
+int apikey_parse_burst(const char *s, int *burst);
 
 /* Writes "N/s", "N/min" or "N/h". */
 void apikey_format_rate(int limit, int window_seconds, char *buf, size_t cap);

@@ -31,8 +31,9 @@ int cache_pending_init(struct cache_pending *p);
 void cache_pending_release(struct cache_pending *p);
 
 /* redis_url: "redis://[:password@]host[:port][/db]" or "unix:///path/to/socket". Connects
- * lazily. pending is shared with the server's other connections and outlives them. Returns
- * NULL on a malformed URL or out of memory. */
+ * lazily. pending is shared with the server's other connections and outlives them; NULL for
+ * a connection that never evicts links (shortenerctl's). Returns NULL on a malformed URL or
+ * out of memory. */
 struct cache *cache_new(const char *redis_url, struct cache_pending *pending);
 void cache_free(struct cache *c);
 
@@ -71,5 +72,16 @@ int cache_evict_many(struct cache *c, const char *const *keys, size_t n);
 int cache_tombstone(struct cache *c, const char *key, int64_t ttl);
 
 int cache_ping(struct cache *c);
+
+/* Runs a Lua script on nkeys keys with integer arguments (at most 8 of each); its reply, an
+ * array of at least nout integers, goes to out. The script is loaded once per connection
+ * (SCRIPT LOAD) and run by its SHA (EVALSHA); should Redis have forgotten it (NOSCRIPT), it
+ * is sent again (EVAL). One round trip per call. script must outlive c. Returns 0, -EAGAIN
+ * when Redis is unavailable, or -EPROTO when the reply is not what was asked for. */
+int cache_eval(struct cache *c, const char *script, const char *const *keys, int nkeys,
+               const long long *args, int nargs, long long *out, size_t nout);
+
+/* INCR key. Returns 0 or -EAGAIN. */
+int cache_incr(struct cache *c, const char *key);
 
 #endif

@@ -7,7 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ratelimit.h"
+
 struct MHD_Connection;
+struct sockaddr;
 struct server;
 struct worker;
 struct link_job;
@@ -29,6 +32,12 @@ struct http_request {
     /* A create waiting for the link writer: owned here, freed when the request ends. */
     struct link_job *job;
     bool suspended;
+    /* Set once the request was counted against a rate limit: every answer that follows,
+     * whenever it is sent, carries RateLimit-Policy and RateLimit, and a 429 its
+     * Retry-After. */
+    bool ratelimited;
+    struct ratelimit_policy rl_policy;
+    struct ratelimit_result rl_result;
 };
 
 /* Parks the request: libmicrohttpd calls the handler again, with the same request, once
@@ -39,6 +48,9 @@ void http_resume(struct MHD_Connection *conn);
 /* A request header's value, or NULL. */
 const char *http_header(struct http_request *r, const char *name);
 
+/* The client's socket address, or NULL when libmicrohttpd does not know it. */
+const struct sockaddr *http_peer(struct http_request *r);
+
 /* Sends status with body (may be empty) and extra headers given as name, value pairs ending
  * with NULL. Returns 0, or -EIO when the response could not be queued (the connection is
  * then closed by libmicrohttpd). */
@@ -46,7 +58,7 @@ int http_send(struct http_request *r, unsigned status, const char *content_type,
               size_t len, const char *const *headers);
 
 /* Sends an application/problem+json error. type_slug names the problem kind (e.g.
- * "invalid-url"); 503 and 429 get a Retry-After. */
+ * "invalid-url"); 503 and 429 get a Retry-After (a refused rate limit's own for 429). */
 int http_problem(struct http_request *r, unsigned status, const char *type_slug,
                  const char *detail_fmt, ...) __attribute__((format(printf, 4, 5)));
 

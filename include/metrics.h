@@ -43,6 +43,9 @@ struct metrics {
     atomic_ullong db_errors;
     atomic_ullong kgs_errors;
     atomic_ullong visits_dropped;
+    atomic_ullong ratelimited;         /* requests refused with 429 */
+    atomic_ullong ratelimit_fallbacks; /* times rate limiting fell back to in-process */
+    atomic_ullong ratelimit_fallback;  /* gauge: 1 while it is in-process */
 };
 
 void metrics_count_status(struct metrics *m, unsigned status);

@@ -6,15 +6,19 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cache.h"
+#include "clientip.h"
 #include "metrics.h"
+#include "ratelimit.h"
 
 struct MHD_Daemon;
 struct store;
 struct keys_client;
 struct visits;
+struct authcache;
 struct hotcache;
 struct invalidation;
 struct linkwriter;
@@ -27,6 +31,9 @@ struct server_config {
     char *base_url; /* empty: http://localhost:PORT */
     char *apikey_pepper;
     char *log_level;
+    char *anonymous_rate;
+    char *auth_failure_rate;
+    char *trusted_proxies;
     long long port;
     long long threads;
     long long default_ttl;
@@ -40,6 +47,7 @@ struct server_config {
     long long per_ip_connections;
     long long connection_timeout;
     bool allow_anonymous;
+    bool rate_limits;
 };
 
 /* What one libmicrohttpd worker thread owns: neither libpq nor hiredis connections may be
@@ -62,6 +70,11 @@ struct server {
     struct metrics metrics;
     struct cache_pending pending; /* deletions Redis has yet to hear of */
     bool pending_ready;
+    struct ratelimit ratelimit;
+    struct authcache *auth;
+    /* Parsed from the configuration by server_configure(). */
+    struct ratelimit_policy anonymous_policy, auth_failure_policy;
+    struct clientip_trusted trusted_proxies;
     /* Slots are bound to threads on first use; the lock is taken only then. */
     pthread_mutex_t workers_lock;
     bool workers_lock_ready;
@@ -71,6 +84,10 @@ struct server {
     char base_url[512];   /* without a trailing slash */
     char bodiless_marker; /* its address marks requests without a body we read */
 };
+
+/* Checks and parses the settings that need more than the config table does. Returns 0 or
+ * -EINVAL with the reason in err; server_release() frees what it made either way. */
+int server_configure(struct server *s, char *err, size_t errlen);
 
 /* Prepares everything but the listener; the server is not yet serving. Returns 0 or -errno
  * with the reason logged. On failure server_release() still must be called. */

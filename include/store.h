@@ -10,6 +10,7 @@
 #ifndef SHORTENER_STORE_H
 #define SHORTENER_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,6 +68,8 @@ struct apikey_info {
     int64_t id;
     int rate_limit;
     int rate_window;
+    int burst;
+    bool is_admin; /* may read and delete any link */
 };
 
 /* Finds the unrevoked API key with this hash, compared in constant time, and records its

@@ -9,12 +9,15 @@
 #include <time.h>
 
 #include "apikey.h"
+#include "authcache.h"
 #include "cache.h"
+#include "clientip.h"
 #include "hotcache.h"
 #include "http.h"
 #include "keys_client.h"
 #include "linkwriter.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "request.h"
 #include "server.h"
 #include "store.h"
@@ -32,48 +35,147 @@ static int unavailable(struct http_request *r, const char *what)
     return http_problem(r, 503, "unavailable", "%s is unavailable; try again shortly", what);
 }
 
-/* Resolves the caller's API key. Returns 0 with key->id > 0 for a valid key, 0 with
- * key->id == 0 for an anonymous caller when anonymous is acceptable, or a negative value
- * once the error response has been sent. */
-static int authenticate(struct http_request *r, bool anonymous_ok, struct apikey_info *key)
+static int64_t monotonic_ms(void)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Counts the request against the limit named key (e.g. "k:42") and keeps the result on r, so
+ * that whatever answer follows carries the RateLimit fields. */
+static void count(struct http_request *r, const char *key, const struct ratelimit_policy *p,
+                  bool commit)
+{
+    ratelimit_check(&r->srv->ratelimit, r->worker->cache, key, p, commit, &r->rl_result);
+    r->rl_policy = *p;
+    r->ratelimited = true;
+}
+
+/* The 429 for a request count() refused. Returns -EBUSY. */
+static int refuse(struct http_request *r, const char *what)
+{
+    metrics_inc(&r->srv->metrics.ratelimited);
+    http_problem(r, 429, "rate-limited", "%s; retry in %lld s", what,
+                 (long long)ratelimit_retry_after(&r->rl_result));
+    return -EBUSY;
+}
+
+/* The limit key of the client's address: prefix + address (see clientip.h). */
+static void client_key(struct http_request *r, const char *prefix, char *out, size_t cap)
+{
+    char ip[CLIENTIP_TEXT_MAX];
+    clientip_resolve(&r->srv->trusted_proxies, http_peer(r), http_header(r, "X-Forwarded-For"), ip);
+    snprintf(out, cap, "%s%s", prefix, ip);
+}
+
+/* Admits the caller: authenticates its API key and counts the request against the key's
+ * rate limit (or, for an anonymous caller when anonymous_ok, against its address's). Returns
+ * 0 with key->id > 0 for a valid key or key->id == 0 for an anonymous caller; a negative
+ * value once the refusal (401, 429, 503) has been sent.
+ *
+ * Every failed authentication costs the client's address from its AUTH_FAILURE_RATE budget,
+ * and an address that has spent it gets 429 before its key is even looked up. A key
+ * confirmed in the last AUTHCACHE_TTL_MS is taken from the cache, unless the revocation
+ * count that came back with its rate limit has moved since: then it is looked up again,
+ * which makes revocation immediate while Redis answers. */
+static int api_admit(struct http_request *r, bool anonymous_ok, struct apikey_info *key)
+{
+    struct server *s = r->srv;
     const char *auth = http_header(r, "Authorization");
     const char *token = NULL;
     unsigned char hash[APIKEY_HASH_LEN];
+    char name[RATELIMIT_KEY_MAX], fkey[RATELIMIT_KEY_MAX] = "";
+    bool limits = s->cfg.rate_limits, hashed = false, cached = false;
+    int64_t revocations = -1;
     int rc;
 
     memset(key, 0, sizeof(*key));
     if (auth) {
-        if (strncasecmp(auth, "Bearer ", 7) != 0)
-            goto unauthorized;
-        token = auth + 7;
-        while (*token == ' ')
-            token++;
+        if (strncasecmp(auth, "Bearer ", 7) == 0) {
+            token = auth + 7;
+            while (*token == ' ')
+                token++;
+        }
     } else {
         token = http_header(r, "X-API-Key");
+        if (!token && anonymous_ok) {
+            if (!limits)
+                return 0;
+            client_key(r, "a:", name, sizeof(name));
+            count(r, name, &s->anonymous_policy, true);
+            return r->rl_result.allowed ? 0 : refuse(r, "too many anonymous requests");
+        }
     }
-    if (!token) {
-        if (anonymous_ok)
-            return 0;
-        http_problem(r, 401, "unauthorized", "an API key is required (Authorization: Bearer)");
-        return -EACCES;
+    if (token && apikey_well_formed(token, strlen(token)) &&
+        apikey_hash(token, strlen(token), s->cfg.apikey_pepper, hash) == 0) {
+        hashed = true;
+        cached = authcache_get(s->auth, hash, monotonic_ms(), key, &revocations);
     }
-    if (!apikey_well_formed(token, strlen(token)))
-        goto unauthorized;
-    if (apikey_hash(token, strlen(token), r->srv->cfg.apikey_pepper, hash) < 0)
-        goto unauthorized;
-    rc = store_authenticate(r->worker->store, hash, key);
-    if (rc == -ENOENT)
-        goto unauthorized;
-    if (rc < 0) {
-        metrics_inc(&r->srv->metrics.db_errors);
-        unavailable(r, "the database");
-        return rc;
+    if (!cached) {
+        if (limits) {
+            client_key(r, "f:", fkey, sizeof(fkey));
+            count(r, fkey, &s->auth_failure_policy, false);
+            if (!r->rl_result.allowed)
+                return refuse(r, "too many failed authentications from this address");
+            r->ratelimited = false;
+        }
+        if (!hashed)
+            goto unauthorized;
+        rc = store_authenticate(r->worker->store, hash, key);
+        if (rc == -ENOENT)
+            goto unauthorized;
+        if (rc < 0)
+            goto db_error;
     }
-    return 0;
+    if (!limits) {
+        if (!cached)
+            authcache_put(s->auth, hash, monotonic_ms(), key, -1);
+        return 0;
+    }
+    snprintf(name, sizeof(name), "k:%lld", (long long)key->id);
+    struct ratelimit_policy p = {.limit = key->rate_limit,
+                                 .window = key->rate_window,
+                                 .burst = key->burst > 0 ? key->burst : key->rate_limit};
+    count(r, name, &p, true);
+    if (cached && r->rl_result.revocations >= 0 && r->rl_result.revocations != revocations) {
+        /* A key was revoked somewhere since this one was confirmed: is it still valid? */
+        rc = store_authenticate(r->worker->store, hash, key);
+        if (rc == -ENOENT) {
+            r->ratelimited = false;
+            goto unauthorized;
+        }
+        if (rc < 0)
+            goto db_error;
+        cached = false;
+    }
+    if (!cached)
+        authcache_put(s->auth, hash, monotonic_ms(), key, r->rl_result.revocations);
+    return r->rl_result.allowed ? 0 : refuse(r, "the API key's rate limit is exceeded");
 unauthorized:
-    http_problem(r, 401, "unauthorized", "the API key is unknown or revoked");
+    if (limits) {
+        struct ratelimit_result spent;
+        if (!fkey[0])
+            client_key(r, "f:", fkey, sizeof(fkey));
+        ratelimit_check(&s->ratelimit, r->worker->cache, fkey, &s->auth_failure_policy, true,
+                        &spent);
+    }
+    memset(key, 0, sizeof(*key));
+    if (!token && !auth)
+        http_problem(r, 401, "unauthorized", "an API key is required (Authorization: Bearer)");
+    else
+        http_problem(r, 401, "unauthorized", "the API key is unknown or revoked");
     return -EACCES;
+db_error:
+    metrics_inc(&s->metrics.db_errors);
+    unavailable(r, "the database");
+    return -EAGAIN;
+}
+
+/* The owner whose links a key may see: its own, or anybody's for an admin key. */
+static int64_t owner_filter(const struct apikey_info *key)
+{
+    return key->is_admin ? 0 : key->id;
 }
 
 /* The JSON description of a link; visits < 0 leaves the field out. Caller frees. */
@@ -180,7 +282,7 @@ static int handle_create(struct http_request *r)
     if (r->body_too_large)
         return http_problem(r, 413, "body-too-large", "the body is over %d bytes",
                             REQUEST_MAX_BODY);
-    if (authenticate(r, s->cfg.allow_anonymous, &key) < 0)
+    if (api_admit(r, s->cfg.allow_anonymous, &key) < 0)
         return 0;
     type = request_body_type(http_header(r, "Content-Type"));
     if (type == BODY_UNSUPPORTED)
@@ -240,9 +342,9 @@ static int handle_read(struct http_request *r, const char *linkkey)
     struct link link = {0};
     int rc;
 
-    if (authenticate(r, false, &key) < 0)
+    if (api_admit(r, false, &key) < 0)
         return 0;
-    rc = store_get_link(r->worker->store, linkkey, key.id, &link);
+    rc = store_get_link(r->worker->store, linkkey, owner_filter(&key), &link);
     if (rc == -ENOENT)
         return http_problem(r, 404, "not-found", "no link with this key");
     if (rc < 0) {
@@ -261,9 +363,9 @@ static int handle_delete(struct http_request *r, const char *linkkey)
     struct apikey_info key;
     int rc;
 
-    if (authenticate(r, false, &key) < 0)
+    if (api_admit(r, false, &key) < 0)
         return 0;
-    rc = store_delete_link(r->worker->store, linkkey, key.id);
+    rc = store_delete_link(r->worker->store, linkkey, owner_filter(&key));
     if (rc == -ENOENT)
         return http_problem(r, 404, "not-found", "no link with this key");
     if (rc < 0) {

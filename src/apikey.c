@@ -11,8 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define RATE_MAX 1000000
-
 static const struct {
     const char *unit;
     int seconds;
@@ -66,7 +64,7 @@ int apikey_parse_rate(const char *s, int *limit, int *window_seconds)
         return -EINVAL;
     for (; *p >= '0' && *p <= '9'; p++) {
         n = n * 10 + (*p - '0');
-        if (n > RATE_MAX)
+        if (n > APIKEY_RATE_MAX)
             return -EINVAL;
     }
     if (*p++ != '/')
@@ -79,6 +77,23 @@ int apikey_parse_rate(const char *s, int *limit, int *window_seconds)
         }
     }
     return -EINVAL;
+}
+
+int apikey_parse_burst(const char *s, int *burst)
+{
+    long n = 0;
+
+    if (!s || *s < '1' || *s > '9')
+        return -EINVAL;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        n = n * 10 + (*s - '0');
+        if (n > APIKEY_RATE_MAX)
+            return -EINVAL;
+    }
+    if (*s)
+        return -EINVAL;
+    *burst = (int)n;
+    return 0;
 }
 
 /* A window no rate specification produces is written in seconds, "N/Ws", for the eye only. */

@@ -30,6 +30,9 @@ struct cache {
     time_t retry_at;
     bool down_logged;
     char error[256];
+    /* The script cache_eval() loaded on this connection, and its SHA1. */
+    const char *script;
+    char script_sha[41];
 };
 
 int cache_parse_url(const char *url, char *host, size_t hostcap, int *port, char *path,
@@ -139,14 +142,16 @@ static void mark_down(struct cache *c, const char *why)
 
 /* Runs one command on the connected context; NULL (and the connection dropped) on any
  * failure, including an error reply. */
-static redisReply *vcommand(struct cache *c, const char *fmt, va_list ap)
+static redisReply *checked(struct cache *c, redisReply *r)
 {
-    redisReply *r = redisvCommand(c->ctx, fmt, ap);
-
     if (!r) {
         mark_down(c, c->ctx->errstr[0] ? c->ctx->errstr : "no reply");
         return NULL;
     }
+    /* The script cache was flushed, by a restart or SCRIPT FLUSH: cache_eval() sends the
+     * script itself; the connection is fine. */
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0)
+        return r;
     if (r->type == REDIS_REPLY_ERROR) {
         char why[256];
         snprintf(why, sizeof(why), "%s", r->str);
@@ -155,6 +160,11 @@ static redisReply *vcommand(struct cache *c, const char *fmt, va_list ap)
         return NULL;
     }
     return r;
+}
+
+static redisReply *vcommand(struct cache *c, const char *fmt, va_list ap)
+{
+    return checked(c, redisvCommand(c->ctx, fmt, ap));
 }
 
 static redisReply *command(struct cache *c, const char *fmt, ...)
@@ -170,6 +180,7 @@ static int connect_now(struct cache *c)
 {
     struct timeval tv = {.tv_sec = 0, .tv_usec = CACHE_TIMEOUT_MS * 1000};
 
+    c->script = NULL;
     c->ctx = c->path[0] ? redisConnectUnixWithTimeout(c->path, tv)
                         : redisConnectWithTimeout(c->host, c->port, tv);
     if (!c->ctx || c->ctx->err) {
@@ -206,7 +217,7 @@ static int drain_pending(struct cache *c)
     struct cache_pending *p = c->pending;
     char key[CACHE_KEY_MAX + 1];
 
-    while (atomic_load_explicit(&p->count, memory_order_acquire) > 0) {
+    while (p && atomic_load_explicit(&p->count, memory_order_acquire) > 0) {
         pthread_mutex_lock(&p->lock);
         size_t n = atomic_load_explicit(&p->count, memory_order_relaxed);
         if (n == 0) {
@@ -237,12 +248,32 @@ static int drain_pending(struct cache *c)
     return 0;
 }
 
+/* A command for run_command(): a format and its arguments, or an argument vector. */
+struct command {
+    const char *fmt;
+    va_list *ap;
+    int argc;
+    const char **argv;
+};
+
+static redisReply *send_command(struct cache *c, const struct command *cmd)
+{
+    va_list ap;
+    redisReply *r;
+
+    if (!cmd->fmt)
+        return checked(c, redisCommandArgv(c->ctx, cmd->argc, cmd->argv, NULL));
+    va_copy(ap, *cmd->ap);
+    r = vcommand(c, cmd->fmt, ap);
+    va_end(ap);
+    return r;
+}
+
 /* Runs a command, connecting first if needed. A connection that worked before and fails now
  * (Redis restarted, say) gets one immediate reconnect and retry, so a restart costs no
  * request; every command here may safely run twice. */
-static redisReply *run(struct cache *c, const char *fmt, ...)
+static redisReply *run_command(struct cache *c, const struct command *cmd)
 {
-    va_list ap;
     redisReply *r = NULL;
 
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -257,9 +288,7 @@ static redisReply *run(struct cache *c, const char *fmt, ...)
             c->retry_at = 0;
             continue;
         }
-        va_start(ap, fmt);
-        r = vcommand(c, fmt, ap);
-        va_end(ap);
+        r = send_command(c, cmd);
         if (r || fresh)
             return r;
         c->retry_at = 0;
@@ -267,9 +296,21 @@ static redisReply *run(struct cache *c, const char *fmt, ...)
     return r;
 }
 
+static redisReply *run(struct cache *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    struct command cmd = {.fmt = fmt, .ap = &ap};
+    redisReply *r = run_command(c, &cmd);
+    va_end(ap);
+    return r;
+}
+
 static void remember(struct cache *c, const char *key)
 {
     struct cache_pending *p = c->pending;
+    if (!p)
+        return;
     pthread_mutex_lock(&p->lock);
     size_t n = atomic_load_explicit(&p->count, memory_order_relaxed);
     if (n < CACHE_PENDING_MAX) {
@@ -424,4 +465,67 @@ int cache_tombstone(struct cache *c, const char *key, int64_t ttl)
 int cache_ping(struct cache *c)
 {
     return simple(run(c, "PING"));
+}
+
+#define EVAL_MAX_ARGS 8
+
+int cache_eval(struct cache *c, const char *script, const char *const *keys, int nkeys,
+               const long long *args, int nargs, long long *out, size_t nout)
+{
+    char text[EVAL_MAX_ARGS][24], count[16];
+    const char *argv[3 + EVAL_MAX_ARGS * 2];
+    redisReply *r;
+    int rc = -EPROTO, argc = 3;
+
+    if (nargs < 0 || nargs > EVAL_MAX_ARGS || nkeys < 0 || nkeys > EVAL_MAX_ARGS)
+        return -EINVAL;
+    if (c->script != script) {
+        r = run(c, "SCRIPT LOAD %s", script);
+        if (!r)
+            return -EAGAIN;
+        if (r->type == REDIS_REPLY_STRING && r->len < sizeof(c->script_sha)) {
+            memcpy(c->script_sha, r->str, r->len);
+            c->script_sha[r->len] = '\0';
+            c->script = script;
+        }
+        freeReplyObject(r);
+        if (c->script != script)
+            return -EPROTO;
+    }
+    snprintf(count, sizeof(count), "%d", nkeys);
+    argv[0] = "EVALSHA";
+    argv[1] = c->script_sha;
+    argv[2] = count;
+    for (int i = 0; i < nkeys; i++)
+        argv[argc++] = keys[i];
+    for (int i = 0; i < nargs; i++) {
+        snprintf(text[i], sizeof(text[i]), "%lld", args[i]);
+        argv[argc++] = text[i];
+    }
+    struct command cmd = {.argc = argc, .argv = argv};
+    r = run_command(c, &cmd);
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        freeReplyObject(r);
+        argv[0] = "EVAL";
+        argv[1] = script;
+        r = run_command(c, &cmd);
+    }
+    if (!r)
+        return -EAGAIN;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= nout) {
+        rc = 0;
+        for (size_t i = 0; i < nout && rc == 0; i++) {
+            if (r->element[i]->type != REDIS_REPLY_INTEGER)
+                rc = -EPROTO;
+            else
+                out[i] = r->element[i]->integer;
+        }
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int cache_incr(struct cache *c, const char *key)
+{
+    return simple(run(c, "INCR %s", key));
 }

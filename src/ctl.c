@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 #include <signal.h>
 #include <sodium.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "db.h"
 #include "log.h"
 #include "migrate.h"
+#include "ratelimit.h"
 #include "timefmt.h"
 
 struct ctl_config {
@@ -43,8 +45,11 @@ static void usage(void)
     printf("usage: shortenerctl [--option value]... COMMAND\n\n"
            "Commands:\n"
            "  migrate                                 apply pending schema migrations\n"
-           "  apikey create NAME [--rate N/s|N/min|N/h]\n"
-           "                                          create a key; prints it once, last line\n"
+           "  apikey create NAME [--rate N/s|N/min|N/h] [--burst B] [--admin]\n"
+           "                                          create a key; prints it once, last line.\n"
+           "                                          --burst: requests it may send at once\n"
+           "                                          (default: N); --admin: may read and\n"
+           "                                          delete any link\n"
            "  apikey list                             id, name, rate, created, last used, "
            "revoked\n"
            "  apikey revoke ID                        revoke a key at once\n"
@@ -73,10 +78,12 @@ static int cmd_migrate(PGconn *conn)
 
 static int cmd_apikey_create(PGconn *conn, const struct ctl_config *cfg, int argc, char **argv)
 {
-    const char *name = NULL, *rate = cfg->default_rate;
-    char key[APIKEY_LEN + 1], hex[2 + APIKEY_HASH_LEN * 2 + 1] = "\\x", limit[16], window[16];
+    const char *name = NULL, *rate = cfg->default_rate, *burst_text = NULL;
+    char key[APIKEY_LEN + 1], hex[2 + APIKEY_HASH_LEN * 2 + 1] = "\\x", limit[16], window[16],
+                                                            burst_buf[16];
     unsigned char hash[APIKEY_HASH_LEN];
-    int rate_limit, rate_window, rc = 1;
+    int rate_limit, rate_window, burst, rc = 1;
+    bool admin = false;
     PGresult *res = NULL;
 
     for (int i = 0; i < argc; i++) {
@@ -84,6 +91,12 @@ static int cmd_apikey_create(PGconn *conn, const struct ctl_config *cfg, int arg
             rate = argv[++i];
         else if (strncmp(argv[i], "--rate=", 7) == 0)
             rate = argv[i] + 7;
+        else if (strcmp(argv[i], "--burst") == 0 && i + 1 < argc)
+            burst_text = argv[++i];
+        else if (strncmp(argv[i], "--burst=", 8) == 0)
+            burst_text = argv[i] + 8;
+        else if (strcmp(argv[i], "--admin") == 0)
+            admin = true;
         else if (argv[i][0] != '-' && !name)
             name = argv[i];
         else {
@@ -104,25 +117,32 @@ static int cmd_apikey_create(PGconn *conn, const struct ctl_config *cfg, int arg
         fprintf(stderr, "shortenerctl: invalid rate '%s': use N/s, N/min or N/h\n", rate);
         return 2;
     }
+    burst = rate_limit;
+    if (burst_text && apikey_parse_burst(burst_text, &burst) < 0) {
+        fprintf(stderr, "shortenerctl: invalid burst '%s': use a whole number from 1 to %d\n",
+                burst_text, APIKEY_RATE_MAX);
+        return 2;
+    }
     apikey_generate(key);
     if (apikey_hash(key, strlen(key), cfg->apikey_pepper, hash) < 0)
         goto out;
     sodium_bin2hex(hex + 2, sizeof(hex) - 2, hash, sizeof(hash));
     snprintf(limit, sizeof(limit), "%d", rate_limit);
     snprintf(window, sizeof(window), "%d", rate_window);
-    const char *params[4] = {name, hex, limit, window};
+    snprintf(burst_buf, sizeof(burst_buf), "%d", burst);
+    const char *params[6] = {name, hex, limit, window, burst_buf, admin ? "t" : "f"};
     res = PQexecParams(conn,
-                       "INSERT INTO api_keys (name, key_hash, rate_limit, rate_window)"
-                       " VALUES ($1, $2, $3, $4) RETURNING id",
-                       4, NULL, params, NULL, NULL, 0);
+                       "INSERT INTO api_keys (name, key_hash, rate_limit, rate_window, burst,"
+                       " is_admin) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                       6, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         fprintf(stderr, "shortenerctl: cannot store the key: %s", PQerrorMessage(conn));
         goto out;
     }
     char shown[32];
     apikey_format_rate(rate_limit, rate_window, shown, sizeof(shown));
-    printf("created API key %s \"%s\" (rate %s); it is shown only this once:\n",
-           PQgetvalue(res, 0, 0), name, shown);
+    printf("created %sAPI key %s \"%s\" (rate %s, burst %d); it is shown only this once:\n",
+           admin ? "admin " : "", PQgetvalue(res, 0, 0), name, shown, burst);
     printf("%s\n", key);
     rc = 0;
 out:
@@ -172,7 +192,21 @@ static int cmd_apikey_list(PGconn *conn)
     return 0;
 }
 
-static int cmd_apikey_revoke(PGconn *conn, int argc, char **argv)
+/* Servers trust a key they confirmed for half a second; this counter, which they read with
+ * every rate-limit check, tells them at once to look again. */
+static void announce_revocation(const struct ctl_config *cfg)
+{
+    struct cache *c = cache_new(cfg->redis_url, NULL);
+
+    if (!c || cache_incr(c, RATELIMIT_REVOCATIONS_KEY) < 0)
+        fprintf(stderr,
+                "shortenerctl: warning: could not tell the servers through Redis (%s); the key "
+                "stops working on all of them within a second anyway\n",
+                c ? cache_error(c) : "invalid REDIS_URL");
+    cache_free(c);
+}
+
+static int cmd_apikey_revoke(PGconn *conn, const struct ctl_config *cfg, int argc, char **argv)
 {
     char *end;
     int rc = 1;
@@ -193,6 +227,7 @@ static int cmd_apikey_revoke(PGconn *conn, int argc, char **argv)
     } else {
         printf("API key %s %s\n", argv[0],
                strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? "was already revoked" : "revoked");
+        announce_revocation(cfg);
         rc = 0;
     }
     PQclear(res);
@@ -357,7 +392,7 @@ int main(int argc, char **argv)
     else if (strcmp(sub, "list") == 0)
         status = cmd_apikey_list(conn);
     else
-        status = cmd_apikey_revoke(conn, argc - next - 2, argv + next + 2);
+        status = cmd_apikey_revoke(conn, &cfg, argc - next - 2, argv + next + 2);
 out:
     PQfinish(conn);
     config_release(options, NOPTIONS, &cfg);

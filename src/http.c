@@ -28,6 +28,24 @@ const char *http_header(struct http_request *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+const struct sockaddr *http_peer(struct http_request *r)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    return info ? info->client_addr : NULL;
+}
+
+static enum MHD_Result add_ratelimit_headers(struct http_request *r, struct MHD_Response *resp)
+{
+    char policy[96], state[96];
+
+    ratelimit_format_policy(&r->rl_policy, policy, sizeof(policy));
+    ratelimit_format_state(&r->rl_result, state, sizeof(state));
+    if (MHD_add_response_header(resp, "RateLimit-Policy", policy) != MHD_YES)
+        return MHD_NO;
+    return MHD_add_response_header(resp, "RateLimit", state);
+}
+
 int http_send(struct http_request *r, unsigned status, const char *content_type, const char *body,
               size_t len, const char *const *headers)
 {
@@ -42,6 +60,8 @@ int http_send(struct http_request *r, unsigned status, const char *content_type,
         ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     for (size_t i = 0; ok == MHD_YES && headers && headers[i]; i += 2)
         ok = MHD_add_response_header(resp, headers[i], headers[i + 1]);
+    if (ok == MHD_YES && r->ratelimited)
+        ok = add_ratelimit_headers(r, resp);
     if (ok == MHD_YES)
         ok = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
@@ -84,13 +104,15 @@ static int send_problem(struct http_request *r, unsigned status, const char *typ
 int http_problem(struct http_request *r, unsigned status, const char *type_slug,
                  const char *detail_fmt, ...)
 {
-    static const char *const retry[] = {"Retry-After", "1", NULL};
-    char detail[1024];
+    char detail[1024], seconds[24] = "1";
+    const char *const retry[] = {"Retry-After", seconds, NULL};
     va_list ap;
 
     va_start(ap, detail_fmt);
     vsnprintf(detail, sizeof(detail), detail_fmt, ap);
     va_end(ap);
+    if (status == 429 && r->ratelimited && !r->rl_result.allowed)
+        snprintf(seconds, sizeof(seconds), "%lld", (long long)ratelimit_retry_after(&r->rl_result));
     return send_problem(r, status, type_slug, detail,
                         status == 503 || status == 429 ? retry : NULL);
 }

@@ -32,6 +32,17 @@ static const struct config_opt options[] = {
             "seconds a link lives when the caller names no expiry; 0 means forever", default_ttl),
     CONFIG_BOOL_OPT(T, "ALLOW_ANONYMOUS", "allow-anonymous", "0",
                     "let callers without an API key create links", allow_anonymous),
+    CONFIG_BOOL_OPT(T, "RATE_LIMITS", "rate-limits", "1",
+                    "enforce rate limits and send RateLimit headers; 0 when a gateway limits",
+                    rate_limits),
+    OPT_STR("ANONYMOUS_RATE", "anonymous-rate", "10/min",
+            "rate of anonymous creates per client address: N/s, N/min or N/h", anonymous_rate),
+    OPT_STR("AUTH_FAILURE_RATE", "auth-failure-rate", "60/min",
+            "failed authentications allowed per client address: N/s, N/min or N/h",
+            auth_failure_rate),
+    OPT_STR("TRUSTED_PROXIES", "trusted-proxies", "",
+            "proxies whose X-Forwarded-For is believed: IPs or CIDRs, comma-separated",
+            trusted_proxies),
     CONFIG_APIKEY_PEPPER(T, apikey_pepper),
     OPT_INT("THREADS", "threads", 1, 64, "2", "request threads (libmicrohttpd epoll pool)",
             threads),
@@ -145,6 +156,11 @@ int main(int argc, char **argv)
         log_error("REDIS_URL '%s' must be redis://[:password@]host[:port][/db] or "
                   "unix:///path",
                   s.cfg.redis_url);
+        status = 2;
+        goto out;
+    }
+    if (server_configure(&s, err, sizeof(err)) < 0) {
+        log_error("%s", err);
         status = 2;
         goto out;
     }

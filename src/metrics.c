@@ -84,6 +84,17 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
         "# HELP shortener_visits_pending Links with visits not yet written to PostgreSQL.\n"
         "# TYPE shortener_visits_pending gauge\n"
         "shortener_visits_pending %zu\n"
+        "# HELP shortener_ratelimited_total Requests refused with 429 by a rate limit.\n"
+        "# TYPE shortener_ratelimited_total counter\n"
+        "shortener_ratelimited_total %llu\n"
+        "# HELP shortener_ratelimit_fallback 1 while Redis is unreachable and limits are kept by "
+        "this instance alone.\n"
+        "# TYPE shortener_ratelimit_fallback gauge\n"
+        "shortener_ratelimit_fallback %llu\n"
+        "# HELP shortener_ratelimit_fallback_total Times rate limiting fell back to this "
+        "instance alone.\n"
+        "# TYPE shortener_ratelimit_fallback_total counter\n"
+        "shortener_ratelimit_fallback_total %llu\n"
         "# HELP shortener_hot_cache_entries Links held in the in-process cache.\n"
         "# TYPE shortener_hot_cache_entries gauge\n"
         "shortener_hot_cache_entries %zu\n"
@@ -102,6 +113,7 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
         "shortener_create_batched_total %llu\n",
         get(&m->links_created), get(&m->links_deleted), get(&m->cache_errors), get(&m->db_errors),
         get(&m->kgs_errors), get(&m->visits_dropped), g->keys_buffered, g->visits_pending,
+        get(&m->ratelimited), get(&m->ratelimit_fallback), get(&m->ratelimit_fallbacks),
         g->hot_entries, g->hot_enabled, g->writer_queued, g->writer_batches, g->writer_links);
     return o.err ? o.err : (int)o.len;
 }

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "api.h"
+#include "authcache.h"
 #include "cache.h"
 #include "hotcache.h"
 #include "http.h"
@@ -28,6 +29,7 @@
 #define WRITERS         2
 #define VISITS_MAX_KEYS 200000
 #define DISCARD_LIMIT   (4 * REQUEST_MAX_BODY)
+#define AUTHCACHE_SLOTS 4096
 
 struct worker *server_worker(struct server *s)
 {
@@ -209,6 +211,22 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     log_warn("libmicrohttpd: %s", line);
 }
 
+int server_configure(struct server *s, char *err, size_t errlen)
+{
+    const struct server_config *c = &s->cfg;
+
+    if (ratelimit_parse_policy(c->anonymous_rate, &s->anonymous_policy) < 0) {
+        snprintf(err, errlen, "ANONYMOUS_RATE '%s' must be N/s, N/min or N/h", c->anonymous_rate);
+        return -EINVAL;
+    }
+    if (ratelimit_parse_policy(c->auth_failure_rate, &s->auth_failure_policy) < 0) {
+        snprintf(err, errlen, "AUTH_FAILURE_RATE '%s' must be N/s, N/min or N/h",
+                 c->auth_failure_rate);
+        return -EINVAL;
+    }
+    return clientip_parse_trusted(c->trusted_proxies, &s->trusted_proxies, err, errlen);
+}
+
 int server_init(struct server *s)
 {
     const struct server_config *c = &s->cfg;
@@ -228,6 +246,11 @@ int server_init(struct server *s)
     if (cache_pending_init(&s->pending) < 0)
         return -ENOMEM;
     s->pending_ready = true;
+    if (ratelimit_init(&s->ratelimit, &s->metrics) < 0)
+        return -ENOMEM;
+    s->auth = authcache_new(AUTHCACHE_SLOTS);
+    if (!s->auth)
+        return -ENOMEM;
     s->nworkers = (unsigned)c->threads;
     s->workers = calloc(s->nworkers, sizeof(*s->workers));
     if (!s->workers)
@@ -331,6 +354,10 @@ void server_release(struct server *s)
     }
     free(s->workers);
     s->workers = NULL;
+    authcache_free(s->auth);
+    s->auth = NULL;
+    ratelimit_release(&s->ratelimit);
+    clientip_trusted_release(&s->trusted_proxies);
     if (s->pending_ready)
         cache_pending_release(&s->pending);
     s->pending_ready = false;

@@ -48,12 +48,13 @@ static const struct {
                              " RETURNING expires_at IS NULL OR expires_at > now()"},
     /* last_used_at is written at most once a minute per key: a write per request would
      * turn every authenticated call into a commit. */
-    [ST_AUTH] = {"auth", "WITH k AS (SELECT id, key_hash, rate_limit, rate_window, last_used_at"
+    [ST_AUTH] = {"auth", "WITH k AS (SELECT id, key_hash, rate_limit, rate_window, burst,"
+                         " is_admin, last_used_at"
                          " FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL),"
                          " u AS (UPDATE api_keys a SET last_used_at = now() FROM k"
                          " WHERE a.id = k.id AND (k.last_used_at IS NULL"
                          " OR k.last_used_at < now() - interval '60 seconds'))"
-                         " SELECT id, key_hash, rate_limit, rate_window FROM k"},
+                         " SELECT id, key_hash, rate_limit, rate_window, burst, is_admin FROM k"},
     [ST_VISITS] = {"visits", "UPDATE urls u SET visits = u.visits + v.n"
                              " FROM unnest($1::text[], $2::bigint[]) AS v(k, n)"
                              " WHERE u.key = v.k"},
@@ -395,6 +396,8 @@ int store_authenticate(struct store *st, const unsigned char hash[APIKEY_HASH_LE
     out->id = int_at(res, 0);
     out->rate_limit = (int)strtol(PQgetvalue(res, 0, 2), NULL, 10);
     out->rate_window = (int)strtol(PQgetvalue(res, 0, 3), NULL, 10);
+    out->burst = (int)strtol(PQgetvalue(res, 0, 4), NULL, 10);
+    out->is_admin = strcmp(PQgetvalue(res, 0, 5), "t") == 0;
 out:
     PQclear(res);
     return rc;

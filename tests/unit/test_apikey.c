@@ -207,6 +207,28 @@ static void test_format_rate(void **state)
     }
 }
 
+static void test_parse_burst(void **state)
+{
+    static const char *const bad[] = {
+        "",    "0",   "-1",   "+1", "01", " 1",      "1 ",
+        "1.5", "1e3", "0x10", "a",  "1a", "1000001", "99999999999999999999"};
+    int burst = -7;
+    (void)state;
+    assert_int_equal(apikey_parse_burst("1", &burst), 0);
+    assert_int_equal(burst, 1);
+    assert_int_equal(apikey_parse_burst("250", &burst), 0);
+    assert_int_equal(burst, 250);
+    assert_int_equal(apikey_parse_burst("1000000", &burst), 0);
+    assert_int_equal(burst, 1000000);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        burst = -7;
+        if (apikey_parse_burst(bad[i], &burst) != -EINVAL)
+            fail_msg("'%s' accepted", bad[i]);
+        assert_int_equal(burst, -7);
+    }
+    assert_int_equal(apikey_parse_burst(NULL, &burst), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,7 +236,7 @@ int main(void)
         cmocka_unit_test(test_well_formed),      cmocka_unit_test(test_hash_vectors),
         cmocka_unit_test(test_hash_long_pepper), cmocka_unit_test(test_hash_uses_len),
         cmocka_unit_test(test_parse_rate_ok),    cmocka_unit_test(test_parse_rate_bad),
-        cmocka_unit_test(test_format_rate),
+        cmocka_unit_test(test_format_rate),      cmocka_unit_test(test_parse_burst),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
