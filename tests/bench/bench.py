@@ -9,8 +9,8 @@ Settings (environment):
   BENCH_RUNS     measured runs per row, the median is reported (default 3)
   BENCH_CONNS    wrk connection counts for the redirect rows (default "64 256")
   BENCH_THREADS  shortener THREADS = nginx workers = ceiling threads (default 2)
-  BENCH_ONLY     run only these groups of rows (for working on the bench): reference cached
-                 redis-path uncached create kgs cleanup
+  BENCH_ONLY     run only these groups of rows (for working on the bench): cached (with nginx,
+                 the ceilings and redis-path), uncached, create, kgs, cleanup
   SHORTENER_BIN_DIR, BENCH_BIN_DIR  where the programs and ceiling/kgsload are (the Makefile
                  sets both)
 
@@ -71,6 +71,7 @@ TARGETS = {
     "create": "≥ 0.8× pgbench",
     "create, no limits": "limiting costs < 10%",
     "cached + cleanup": "(reported)",
+    "cached, before cleanup": None,
     "kgs": "≥ 200,000 keys/s",
 }
 
@@ -217,43 +218,41 @@ def wrk(url, conns, seconds, args):
     return r
 
 
-def measure(name, url, conns, args, pid, before_run=None, runs=None):
-    """Warm-up, then RUNS measured runs; the median of each figure, the peak RSS."""
-    runs = runs or RUNS
-    if before_run:
-        before_run()
-    wrk(url, conns, WARMUP, args)
-    results = []
-    peak = 0
-    for _ in range(runs):
-        if before_run:
-            before_run()
-        with RssSampler(pid) as rss:
-            results.append(wrk(url, conns, SECONDS, args))
-        peak = max(peak, rss.peak)
-    row = summarize(name, conns, results)
-    row["rss_mb"] = round(peak / 1024, 1) if peak else None
-    log(f"{name:<24} c={conns:<4} {row['rps']:>10.0f} req/s  p50 {row['p50_ms']} ms  "
-        f"p99 {row['p99_ms']} ms  errors {row['errors']}")
-    return row
+class Subject:
+    """One thing measured: a name, the pid whose RSS counts, run(seconds) -> result dict with
+    at least rps, and what to do before each run (flush Redis, say)."""
+
+    def __init__(self, name, pid, run, before=None):
+        self.name, self.pid, self.run, self.before = name, pid, run, before
 
 
-def measure_alternating(servers, conns, args):
-    """Like measure() for several (name, url, pid) servers at once, their runs interleaved."""
-    for _, url, _ in servers:
-        wrk(url, conns, WARMUP, args)
-    results = {name: [] for name, _, _ in servers}
-    peaks = {name: 0 for name, _, _ in servers}
+def wrk_subject(name, url, pid, conns, args, before=None):
+    return Subject(name, pid, lambda secs: wrk(url, conns, secs, args), before)
+
+
+def measure(subjects, conns):
+    """A warm-up for each subject, then RUNS rounds in which every subject runs once in turn.
+    Interleaving puts a row and its reference side by side in time, so whatever else the
+    machine does meanwhile weighs on both alike. Returns one row per subject: the median of
+    each figure and the peak RSS."""
+    for sub in subjects:
+        if sub.before:
+            sub.before()
+        sub.run(WARMUP)
+    results = {sub.name: [] for sub in subjects}
+    peaks = {sub.name: 0 for sub in subjects}
     for _ in range(RUNS):
-        for name, url, pid in servers:
-            with RssSampler(pid) as rss:
-                results[name].append(wrk(url, conns, SECONDS, args))
-            peaks[name] = max(peaks[name], rss.peak)
+        for sub in subjects:
+            if sub.before:
+                sub.before()
+            with RssSampler(sub.pid) as rss:
+                results[sub.name].append(sub.run(SECONDS))
+            peaks[sub.name] = max(peaks[sub.name], rss.peak)
     rows = []
-    for name, _, _ in servers:
-        row = summarize(name, conns, results[name])
-        row["rss_mb"] = round(peaks[name] / 1024, 1)
-        log(f"{name:<24} c={conns:<4} {row['rps']:>10.0f} req/s  p50 {row['p50_ms']} ms  "
+    for sub in subjects:
+        row = summarize(sub.name, conns, results[sub.name])
+        row["rss_mb"] = round(peaks[sub.name] / 1024, 1) if peaks[sub.name] else None
+        log(f"{sub.name:<26} c={conns:<4} {row['rps']:>10.0f}/s  p50 {row['p50_ms']} ms  "
             f"p99 {row['p99_ms']} ms  errors {row['errors']}")
         rows.append(row)
     return rows
@@ -261,12 +260,15 @@ def measure_alternating(servers, conns, args):
 
 def summarize(name, conns, results):
     med = statistics.median
+
+    def ms(field):
+        vals = [r[field] for r in results if r.get(field) is not None]
+        return round(med(vals) / 1000, 3) if vals else None
     return {
         "scenario": name, "conns": conns,
         "rps": round(med(r["rps"] for r in results), 1),
-        "p50_ms": round(med(r["p50_us"] for r in results) / 1000, 3),
-        "p99_ms": round(med(r["p99_us"] for r in results) / 1000, 3),
-        "errors": sum(r["errors"] for r in results),
+        "p50_ms": ms("p50_us"), "p99_ms": ms("p99_us"),
+        "errors": sum(r.get("errors", 0) for r in results),
         "runs": results,
     }
 
@@ -283,7 +285,7 @@ def pgbench(pg, script, clients, seconds):
     if res.returncode != 0 or not tps:
         raise RuntimeError(f"pgbench failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
     return {"rps": float(tps.group(1)), "latency_avg_ms": float(lat.group(1)) if lat else None,
-            "failed": int(failed.group(1)) if failed else 0}
+            "errors": int(failed.group(1)) if failed else 0}
 
 
 def kgsload(sock, seconds):
@@ -295,7 +297,7 @@ def kgsload(sock, seconds):
     if res.returncode != 0 or not m:
         raise RuntimeError(f"kgsload failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
     return {"keys": int(m.group(1)), "seconds": float(m.group(2)), "rps": int(m.group(3)),
-            "unavailable": int(m.group(4))}
+            "unavailable": int(m.group(4)), "errors": 0}
 
 
 # ---------------------------------------------------------------------------- the bench
@@ -472,15 +474,13 @@ http {{
     def run(self):
         self.start_stack()
         self.load_links()
-        redirect = ["random", self.keyfile]
-        steps = {"reference": self.reference_rows, "cached": self.cached_rows,
-                 "redis-path": self.redis_path_rows, "uncached": self.uncached_rows,
+        steps = {"cached": self.cached_rows, "uncached": self.uncached_rows,
                  "create": self.create_rows, "kgs": self.kgs_row, "cleanup": self.cleanup_row}
         for name, step in steps.items():
             if ONLY and name not in ONLY:
                 continue
             try:
-                step(redirect)
+                step()
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as e:  # noqa: BLE001 - one broken row must not lose the others
@@ -489,59 +489,52 @@ http {{
             finally:
                 Extra.stop_all()
 
-    def reference_rows(self, redirect):
-        nginx, url = self.start_nginx()
-        for c in CONNS:
-            self.add(measure("nginx return 301", url, c, redirect, nginx.pid))
-        nginx.stop()
-        ceiling, url = self.start_ceiling("const")
-        for c in CONNS:
-            self.add(measure("ceiling const", url, c, redirect, ceiling.pid),
-                     self.find("nginx return 301", c))
-        ceiling.stop()
-
-    def cached_rows(self, redirect):
+    def cached_rows(self):
+        """nginx, ceiling const, cached, ceiling redis and redis-path, side by side: all are
+        served from memory or from the Redis entries the warm-up pass left."""
+        redirect = ["random", self.keyfile]
         srv = self.restart_server()
         self.flush_redis()
         self.warm(srv.base_url)
+        hot = self.supports("HOT_CACHE_ENTRIES")
+        redis_path = "redis-path" if hot else "redis-path (no hot tier)"
+        note = None if hot else (
+            "this build has no in-process cache (no HOT_CACHE_ENTRIES): every cached redirect "
+            "is a Redis GET, so this row repeats 'cached'")
+        cold = self.stack.start_shortener(**self.server_env(HOT_CACHE_ENTRIES=0))
+        nginx, nginx_url = self.start_nginx()
+        const, const_url = self.start_ceiling("const")
+        ceiling, ceiling_url = self.start_ceiling("redis")
         for c in CONNS:
-            self.add(measure("cached", srv.base_url, c, redirect, srv.proc.pid),
-                     self.find("nginx return 301", c), TARGETS["cached"])
-        # Every entry is in Redis now: the ceiling's single GET finds it.
-        ceiling, url = self.start_ceiling("redis")
-        for c in CONNS:
-            self.add(measure("ceiling redis", url, c, redirect, ceiling.pid),
-                     self.find("nginx return 301", c))
-        ceiling.stop()
+            rows = measure([
+                wrk_subject("nginx return 301", nginx_url, nginx.pid, c, redirect),
+                wrk_subject("ceiling const", const_url, const.pid, c, redirect),
+                wrk_subject("cached", srv.base_url, srv.proc.pid, c, redirect),
+                wrk_subject("ceiling redis", ceiling_url, ceiling.pid, c, redirect),
+                wrk_subject(redis_path, cold.base_url, cold.proc.pid, c, redirect)], c)
+            ref, const_row, cached, ceiling_row, redis_row = rows
+            self.add(ref)
+            self.add(const_row, ref)
+            self.add(cached, ref, TARGETS["cached"])
+            self.add(ceiling_row, ref)
+            self.add(redis_row, ceiling_row, TARGETS["redis-path"], note)
+        cold.stop()
 
-    def redis_path_rows(self, redirect):
-        name = "redis-path"
-        note = None
-        if not self.supports("HOT_CACHE_ENTRIES"):
-            name = "redis-path (no hot tier)"
-            note = ("this build has no in-process cache (no HOT_CACHE_ENTRIES): every cached "
-                    "redirect is a Redis GET, so this row repeats 'cached'")
-        srv = self.restart_server(HOT_CACHE_ENTRIES=0)
-        for c in CONNS:
-            self.add(measure(name, srv.base_url, c, redirect, srv.proc.pid),
-                     self.find("ceiling redis", c), TARGETS["redis-path"], note)
-
-    def uncached_rows(self, redirect):
-        # Redis is flushed before every run and entries live 1 s, so nearly every request
-        # misses Redis and reads PostgreSQL, on both servers.
-        self.stack.server.stop()
+    def uncached_rows(self):
+        """Redis is flushed before every run and entries live 1 s, so nearly every request
+        misses Redis and reads PostgreSQL, on both servers."""
+        redirect = ["random", self.keyfile]
+        srv = self.restart_server(HOT_CACHE_ENTRIES=0, CACHE_TTL=1)
         ceiling, url = self.start_ceiling("chain", ttl=1)
         for c in CONNS:
-            self.add(measure("ceiling chain", url, c, redirect, ceiling.pid,
-                             before_run=self.flush_redis), self.find("nginx return 301", c))
-        ceiling.stop()
-        srv = self.restart_server(HOT_CACHE_ENTRIES=0, CACHE_TTL=1)
-        for c in CONNS:
-            self.add(measure("uncached", srv.base_url, c, redirect, srv.proc.pid,
-                             before_run=self.flush_redis),
-                     self.find("ceiling chain", c), TARGETS["uncached"])
+            ceiling_row, row = measure([
+                wrk_subject("ceiling chain", url, ceiling.pid, c, redirect, self.flush_redis),
+                wrk_subject("uncached", srv.base_url, srv.proc.pid, c, redirect,
+                            self.flush_redis)], c)
+            self.add(ceiling_row, self.find("nginx return 301", c))
+            self.add(row, ceiling_row, TARGETS["uncached"])
 
-    def create_rows(self, redirect):
+    def create_rows(self):
         self.psql("CREATE TABLE IF NOT EXISTS bench_insert (LIKE urls INCLUDING ALL)")
         script = self.stack.root / "insert.sql"
         script.write_text(
@@ -550,56 +543,46 @@ http {{
             "(substr(md5(:r::text || random()::text), 1, 12), "
             "'https://example.com/bench/' || :r, now() + interval '365 days') "
             "ON CONFLICT (key) DO NOTHING;\n")
-        pgbench(self.stack.pg, script, 8, WARMUP)
-        runs = [pgbench(self.stack.pg, script, 8, SECONDS) for _ in range(RUNS)]
-        ref = {"scenario": "pgbench INSERT (8 clients)", "conns": 8,
-               "rps": round(statistics.median(r["rps"] for r in runs), 1),
-               "p50_ms": None, "p99_ms": None, "errors": sum(r["failed"] for r in runs),
-               "latency_avg_ms": statistics.median(r["latency_avg_ms"] or 0 for r in runs),
-               "runs": runs, "rss_mb": None}
-        self.add(ref)
-        log(f"pgbench INSERT: {ref['rps']:.0f} tps, latency avg {ref['latency_avg_ms']} ms")
         sync = self.psql("SHOW synchronous_commit")
         if sync != "on":
             self.notes.append(f"synchronous_commit is {sync}, not on")
-
         key, _ = self.stack.create_apikey(rate="1000000/s")
         args = ["create", "-", key]
         srv = self.restart_server()
-        if not self.supports("RATE_LIMITS"):
-            self.add(measure("create", srv.base_url, CREATE_CONNS, args, srv.proc.pid), ref,
-                     TARGETS["create"])
+        subjects = [
+            Subject("pgbench INSERT (8 clients)", None,
+                    lambda secs: pgbench(self.stack.pg, script, 8, secs)),
+            wrk_subject("create", srv.base_url, srv.proc.pid, CREATE_CONNS, args)]
+        limits = self.supports("RATE_LIMITS")
+        if limits:
+            free = self.stack.start_shortener(**self.server_env(RATE_LIMITS=0))
+            subjects.append(wrk_subject("create, no limits", free.base_url, free.proc.pid,
+                                        CREATE_CONNS, args))
+        rows = measure(subjects, CREATE_CONNS)
+        ref = rows[0]
+        ref["conns"] = 8
+        ref["latency_avg_ms"] = statistics.median(r["latency_avg_ms"] or 0 for r in ref["runs"])
+        self.add(ref)
+        self.add(rows[1], ref, TARGETS["create"])
+        if not limits:
             self.skip("create, no limits", CREATE_CONNS,
                       "this build has no RATE_LIMITS setting: cost of limiting not measured")
             return
-        # Both servers run side by side and their runs alternate, so drift in what else the
-        # machine does falls on both alike: the difference sought is under 10%.
-        free = self.stack.start_shortener(**self.server_env(RATE_LIMITS=0))
-        limited, unlimited = measure_alternating(
-            [("create", srv.base_url, srv.proc.pid),
-             ("create, no limits", free.base_url, free.proc.pid)], CREATE_CONNS, args)
-        self.add(limited, ref, TARGETS["create"])
-        self.add(unlimited, ref, TARGETS["create, no limits"])
-        unlimited["limiting_cost_pct"] = round(100 * (1 - limited["rps"] / unlimited["rps"]), 1)
+        self.add(rows[2], ref, TARGETS["create, no limits"])
+        rows[2]["limiting_cost_pct"] = round(100 * (1 - rows[1]["rps"] / rows[2]["rps"]), 1)
         free.stop()
 
-    def kgs_row(self, redirect):
-        kgsload(self.stack.kgs.sock, WARMUP)
-        pid = self.stack.kgs.proc.pid
-        runs = []
-        peak = 0
-        for _ in range(RUNS):
-            with RssSampler(pid) as rss:
-                runs.append(kgsload(self.stack.kgs.sock, SECONDS))
-            peak = max(peak, rss.peak)
-        row = {"scenario": f"kgs TAKE {KGS_BATCH}", "conns": KGS_CONNS,
-               "rps": statistics.median(r["rps"] for r in runs), "p50_ms": None, "p99_ms": None,
-               "errors": 0, "unavailable": sum(r["unavailable"] for r in runs), "runs": runs,
-               "rss_mb": round(peak / 1024, 1)}
+    def kgs_row(self):
+        sock = self.stack.kgs.sock
+        (row,) = measure([Subject(f"kgs TAKE {KGS_BATCH}", self.stack.kgs.proc.pid,
+                                  lambda secs: kgsload(sock, secs))], KGS_CONNS)
+        row["unavailable"] = sum(r["unavailable"] for r in row["runs"])
         self.add(row, target=TARGETS["kgs"])
-        log(f"kgs: {row['rps']} keys/s ({row['unavailable']} 'unavailable' replies)")
+        if row["unavailable"]:
+            row["note"] = f"{row['unavailable']} 'unavailable' replies (pool ran dry)"
 
-    def cleanup_row(self, redirect):
+    def cleanup_row(self):
+        redirect = ["random", self.keyfile]
         name = "cached + cleanup"
         conns = CONNS[0]
         if not re.search(r"^\s*cleanup\b", self.ctl_help, re.M):
@@ -616,7 +599,10 @@ http {{
         srv = self.restart_server()
         self.flush_redis()
         self.warm(srv.base_url)
-        base = self.find("cached", conns)
+        # The baseline is measured right before, with the expired rows in place.
+        (base,) = measure([wrk_subject("cached, before cleanup", srv.base_url, srv.proc.pid,
+                                       conns, redirect)], conns)
+        self.add(base, self.find("nginx return 301", conns))
         env = {"DATABASE_URL": self.stack.pg.dsn, "REDIS_URL": self.stack.redis.url,
                "SHORTENER_ENV_FILE": self.stack.root / "no-such-env-file"}
         cleanup = Extra("cleanup", [str(st.BIN_DIR / "shortenerctl"), "cleanup"], self.stack.root,
@@ -638,8 +624,9 @@ http {{
         left = int(self.psql("SELECT count(*) FROM urls WHERE expires_at <= now()"))
         row = summarize(name, conns, results)
         row["rss_mb"] = round(peak / 1024, 1)
-        note = (f"cleanup exit {rc}, took {took:.1f}s, {left} expired rows left; "
-                f"{len(results)} run(s) of {SECONDS}s during it; it said: "
+        overlap = min(took, len(results) * SECONDS) / (len(results) * SECONDS)
+        note = (f"cleanup exit {rc}, took {took:.1f}s, {left} expired rows left; it ran during "
+                f"{overlap:.0%} of {len(results)} run(s) of {SECONDS}s; it said: "
                 f"{cleanup.tail(1 if rc == 0 else 5).strip()}")
         self.add(row, base, TARGETS[name], note)
         row["cleanup_seconds"] = round(took, 1)
