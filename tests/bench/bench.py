@@ -222,8 +222,9 @@ class Subject:
     """One thing measured: a name, the pid whose RSS counts, run(seconds) -> result dict with
     at least rps, and what to do before each run (flush Redis, say)."""
 
-    def __init__(self, name, pid, run, before=None):
+    def __init__(self, name, pid, run, before=None, conns=None):
         self.name, self.pid, self.run, self.before = name, pid, run, before
+        self.conns = conns  # when not the group's (pgbench's clients)
 
 
 def wrk_subject(name, url, pid, conns, args, before=None):
@@ -250,10 +251,12 @@ def measure(subjects, conns):
             peaks[sub.name] = max(peaks[sub.name], rss.peak)
     rows = []
     for sub in subjects:
-        row = summarize(sub.name, conns, results[sub.name])
+        row = summarize(sub.name, sub.conns or conns, results[sub.name])
         row["rss_mb"] = round(peaks[sub.name] / 1024, 1) if peaks[sub.name] else None
-        log(f"{sub.name:<26} c={conns:<4} {row['rps']:>10.0f}/s  p50 {row['p50_ms']} ms  "
-            f"p99 {row['p99_ms']} ms  errors {row['errors']}")
+        lat = (f"  p50 {row['p50_ms']} ms  p99 {row['p99_ms']} ms"
+               if row["p50_ms"] is not None else "")
+        log(f"{sub.name:<26} c={row['conns']:<4} {row['rps']:>10.0f}/s{lat}  "
+            f"errors {row['errors']}")
         rows.append(row)
     return rows
 
@@ -432,10 +435,12 @@ http {{
     }}
 }}
 """)
-        lease.release()
         proc = Extra("nginx", ["nginx", "-p", str(root), "-e", str(root / "error.log"),
                                "-c", str(conf)], self.stack.root)
-        wait_http(lease.port, proc, "nginx")
+        try:
+            wait_http(lease.port, proc, "nginx")
+        finally:
+            lease.release()
         return proc, f"http://127.0.0.1:{lease.port}"
 
     def start_ceiling(self, mode, ttl=None):
@@ -445,9 +450,11 @@ http {{
             argv += [self.stack.pg.dsn, self.stack.redis.url]
         if ttl:
             argv.append(str(ttl))
-        lease.release()
         proc = Extra(f"ceiling-{mode}", argv, self.stack.root)
-        wait_http(lease.port, proc, f"ceiling {mode}")
+        try:
+            wait_http(lease.port, proc, f"ceiling {mode}")
+        finally:
+            lease.release()
         return proc, f"http://127.0.0.1:{lease.port}"
 
     # ------------------------------------------------------------ rows
@@ -551,7 +558,7 @@ http {{
         srv = self.restart_server()
         subjects = [
             Subject("pgbench INSERT (8 clients)", None,
-                    lambda secs: pgbench(self.stack.pg, script, 8, secs)),
+                    lambda secs: pgbench(self.stack.pg, script, 8, secs), conns=8),
             wrk_subject("create", srv.base_url, srv.proc.pid, CREATE_CONNS, args)]
         limits = self.supports("RATE_LIMITS")
         if limits:
@@ -560,7 +567,6 @@ http {{
                                         CREATE_CONNS, args))
         rows = measure(subjects, CREATE_CONNS)
         ref = rows[0]
-        ref["conns"] = 8
         ref["latency_avg_ms"] = statistics.median(r["latency_avg_ms"] or 0 for r in ref["runs"])
         self.add(ref)
         self.add(rows[1], ref, TARGETS["create"])
