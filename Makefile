@@ -48,7 +48,7 @@ UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
 PYTEST := /usr/bin/python3 -m pytest
 
 .PHONY: all deps asan unit integration test check-format format banned cppcheck fuzz run up down \
-	clean help
+	clean help bench bench-bins
 all: $(PROGRAMS)
 
 help:
@@ -56,6 +56,7 @@ help:
 	@echo "make run        install what is missing, build, run the whole local stack in the foreground"
 	@echo "make up / down  the same stack in the background under var/ / stopped again"
 	@echo "make test       every check: format, cppcheck, unit and integration tests, plain and ASan+UBSan"
+	@echo "make bench      load benchmarks against their references (wrk, nginx, pgbench; ~12 min)"
 
 # Installs the Debian packages the build, the local stack and the tests need (apt-get, as
 # root or through sudo); does nothing when they are all there.
@@ -96,6 +97,23 @@ $(BUILD)/tests/unit/test_%: tests/unit/test_%.c $(LIBCOMMON)
 	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -Isrc -Ikgs $(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $< \
 		$(LIBCOMMON) -lcmocka $(LIBS)
 
+# The benchmark's own programs: the libmicrohttpd ceiling and the kgs load generator.
+BENCH_BINS := $(BUILD)/bench/ceiling $(BUILD)/bench/kgsload
+
+$(BUILD)/bench/%: tests/bench/%.c $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) $(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(LIBS)
+
+bench-bins: $(BENCH_BINS)
+
+# Loopback only, every load bounded in time; settings BENCH_LINKS, BENCH_SECONDS, BENCH_RUNS,
+# BENCH_CONNS, BENCH_THREADS (tests/bench/README.md). Always the plain (unsanitized) build.
+bench:
+	@deploy/install-deps.sh --bench
+	$(MAKE) SANITIZE= all bench-bins
+	SHORTENER_BIN_DIR=$(abspath bin) BENCH_BIN_DIR=$(abspath build/release/bench) \
+		/usr/bin/python3 tests/bench/bench.py
+
 asan:
 	$(MAKE) SANITIZE=1 all unit-bins
 
@@ -124,13 +142,13 @@ banned:
 
 cppcheck:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-		--inline-suppr --std=c11 -D__GNUC__ -Iinclude lib src kgs
+		--inline-suppr --std=c11 -D__GNUC__ -Iinclude lib src kgs tests/bench
 
 test: deps
 	@echo "== format and static checks"
 	$(MAKE) check-format banned cppcheck
 	@echo "== plain build: unit tests"
-	$(MAKE) all unit
+	$(MAKE) all unit bench-bins
 	@echo "== ASan+UBSan build: unit tests"
 	$(MAKE) SANITIZE=1 all unit
 	$(MAKE) fuzz

@@ -1,0 +1,768 @@
+#!/usr/bin/python3
+"""`make bench`: the real stack under wrk, side by side with the references it is judged
+against, all measured in one run on this machine, on loopback only. See README.md here for
+what each row measures.
+
+Settings (environment):
+  BENCH_LINKS    links loaded before the redirect rows (default 100000)
+  BENCH_SECONDS  length of one measured run (default 10); the warm-up is min(3, this)
+  BENCH_RUNS     measured runs per row, the median is reported (default 3)
+  BENCH_CONNS    wrk connection counts for the redirect rows (default "64 256")
+  BENCH_THREADS  shortener THREADS = nginx workers = ceiling threads (default 2)
+  BENCH_ONLY     run only these groups of rows (for working on the bench): cached (with nginx,
+                 the ceilings and redis-path), uncached, create, kgs, cleanup
+  SHORTENER_BIN_DIR, BENCH_BIN_DIR  where the programs and ceiling/kgsload are (the Makefile
+                 sets both)
+
+`bench.py --compare A.json B.json` prints the req/s of two result files side by side (100k
+against 1M links: is the per-request cost flat?).
+
+Every load (wrk, pgbench, kgsload, cleanup) has its own time bound; every process started
+here is stopped on the way out, also on Ctrl-C or an error. Targets are reported, never
+asserted: the exit status is 0 unless the harness itself failed.
+"""
+
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+import stack as st  # noqa: E402 - needs the path above
+
+BENCH_BIN = Path(os.environ.get("BENCH_BIN_DIR") or REPO / "build" / "release" / "bench")
+LINKS = int(os.environ.get("BENCH_LINKS") or 100000)
+SECONDS = int(os.environ.get("BENCH_SECONDS") or 10)
+RUNS = int(os.environ.get("BENCH_RUNS") or 3)
+CONNS = [int(c) for c in (os.environ.get("BENCH_CONNS") or "64 256").split()]
+THREADS = int(os.environ.get("BENCH_THREADS") or 2)
+WARMUP = min(3, SECONDS)
+ONLY = (os.environ.get("BENCH_ONLY") or "").split()
+CREATE_CONNS = 64 if 64 in CONNS else CONNS[0]
+WRK_THREADS = 2
+KGS_BATCH = 1000
+KGS_CONNS = 2
+CLEANUP_ROWS = 1_000_000
+CLEANUP_TIMEOUT = 600
+
+# Distinct, random-looking keys: i -> (i * MULT + OFFSET) mod 62^7 is a bijection because MULT
+# is prime to 62, written as 7 base62 digits. Rows n+1.. of the same sequence never collide
+# with rows 1..n, which the cleanup row relies on.
+KEYSPACE = 62 ** 7
+MULT = 2305843009
+OFFSET = 1234567890123
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+TARGETS = {
+    "cached": "≥ 0.8× nginx; p99 ≤ 2 ms at 64",
+    "redis-path": "≥ 0.9× ceiling",
+    "uncached": "≥ 0.9× ceiling",
+    "create": "≥ 0.8× pgbench",
+    "create, no limits": "limiting costs < 10%",
+    "cached + cleanup": "(reported)",
+    "cached, before cleanup": None,
+    "kgs": "≥ 200,000 keys/s",
+}
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------- processes
+
+
+class Extra:
+    """A process started here besides the stack's (nginx, ceiling, cleanup), stopped on exit."""
+
+    live = []
+
+    def __init__(self, name, argv, root, env=None):
+        self.name = name
+        self.log_path = root / f"{name}.log"
+        with open(self.log_path, "ab") as out:
+            self.popen = subprocess.Popen(argv, cwd=root, env=st.base_env(env),
+                                          stdin=subprocess.DEVNULL, stdout=out,
+                                          stderr=subprocess.STDOUT, start_new_session=True)
+        Extra.live.append(self)
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def stop(self, timeout=15):
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=30)
+        if self in Extra.live:
+            Extra.live.remove(self)
+
+    def tail(self, n=20):
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    @classmethod
+    def stop_all(cls):
+        for p in list(cls.live):
+            try:
+                p.stop(timeout=5)
+            except Exception as e:  # noqa: BLE001 - keep stopping the rest
+                log(f"stopping {p.name}: {e!r}")
+
+
+def wait_http(port, proc, what):
+    """Waits until something answers HTTP on 127.0.0.1:port."""
+    s = st.session()
+
+    def up():
+        if proc.popen.poll() is not None:
+            raise st.Fatal(f"{what} exited with {proc.popen.returncode}:\n{proc.tail()}")
+        try:
+            s.get(f"http://127.0.0.1:{port}/x", timeout=2, allow_redirects=False)
+            return True
+        except Exception:  # noqa: BLE001 - not up yet
+            return False
+    st.wait_until(f"{what} to answer", up, st.START_TIMEOUT, fail_fast=False)
+
+
+def descendants(pid):
+    """pid and every process below it (nginx workers)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            fields = text[text.rindex(")") + 2:].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def rss_kb(pids):
+    total = 0
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+class RssSampler:
+    """The largest total RSS of a server (and its children) while a load runs."""
+
+    def __init__(self, pid):
+        self.pids = descendants(pid) if pid else []
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_kb(self.pids))
+            self._stop.wait(0.1)
+
+    def __enter__(self):
+        if self.pids:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self.pids:
+            self._thread.join()
+            self.peak = max(self.peak, rss_kb(self.pids))
+
+
+# ---------------------------------------------------------------------------- load tools
+
+WRK_LINE = re.compile(r"^BENCH (.*)$", re.M)
+
+
+def wrk(url, conns, seconds, args):
+    """One wrk run; returns its counts and latencies (µs) from the script's done()."""
+    argv = ["wrk", f"-t{WRK_THREADS}", f"-c{conns}", f"-d{seconds}s", "--latency",
+            "-s", str(HERE / "bench.lua"), url, "--", *map(str, args)]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60,
+                         env=st.base_env(), stdin=subprocess.DEVNULL)
+    m = WRK_LINE.search(res.stdout)
+    if res.returncode != 0 or not m:
+        raise RuntimeError(f"wrk failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+    r = {k: int(float(v)) for k, v in (kv.split("=") for kv in m.group(1).split())}
+    r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+    r["errors"] = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
+    return r
+
+
+class Subject:
+    """One thing measured: a name, the pid whose RSS counts, run(seconds) -> result dict with
+    at least rps, and what to do before each run (flush Redis, say)."""
+
+    def __init__(self, name, pid, run, before=None, conns=None):
+        self.name, self.pid, self.run, self.before = name, pid, run, before
+        self.conns = conns  # when not the group's (pgbench's clients)
+
+
+def wrk_subject(name, url, pid, conns, args, before=None):
+    return Subject(name, pid, lambda secs: wrk(url, conns, secs, args), before)
+
+
+def measure(subjects, conns):
+    """A warm-up for each subject, then RUNS rounds in which every subject runs once in turn.
+    Interleaving puts a row and its reference side by side in time, so whatever else the
+    machine does meanwhile weighs on both alike. Returns one row per subject: the median of
+    each figure and the peak RSS."""
+    for sub in subjects:
+        if sub.before:
+            sub.before()
+        sub.run(WARMUP)
+    results = {sub.name: [] for sub in subjects}
+    peaks = {sub.name: 0 for sub in subjects}
+    for _ in range(RUNS):
+        for sub in subjects:
+            if sub.before:
+                sub.before()
+            with RssSampler(sub.pid) as rss:
+                results[sub.name].append(sub.run(SECONDS))
+            peaks[sub.name] = max(peaks[sub.name], rss.peak)
+    rows = []
+    for sub in subjects:
+        row = summarize(sub.name, sub.conns or conns, results[sub.name])
+        row["rss_mb"] = round(peaks[sub.name] / 1024, 1) if peaks[sub.name] else None
+        lat = (f"  p50 {row['p50_ms']} ms  p99 {row['p99_ms']} ms"
+               if row["p50_ms"] is not None else "")
+        log(f"{sub.name:<26} c={row['conns']:<4} {row['rps']:>10.0f}/s{lat}  "
+            f"errors {row['errors']}")
+        rows.append(row)
+    return rows
+
+
+def summarize(name, conns, results):
+    med = statistics.median
+
+    def ms(field):
+        vals = [r[field] for r in results if r.get(field) is not None]
+        return round(med(vals) / 1000, 3) if vals else None
+    return {
+        "scenario": name, "conns": conns,
+        "rps": round(med(r["rps"] for r in results), 1),
+        "p50_ms": ms("p50_us"), "p99_ms": ms("p99_us"),
+        "errors": sum(r.get("errors", 0) for r in results),
+        "runs": results,
+    }
+
+
+def pgbench(pg, script, clients, seconds):
+    argv = [str(st.PG_BIN / "pgbench"), "-n", "-M", "prepared", "-c", str(clients), "-j", "2",
+            "-T", str(seconds), "-f", str(script), "-h", str(pg.sockdir), "-U", "shortener",
+            "shortener"]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60,
+                         env=st.base_env(), stdin=subprocess.DEVNULL, cwd=pg.root)
+    tps = re.search(r"^tps = ([\d.]+)", res.stdout, re.M)
+    lat = re.search(r"^latency average = ([\d.]+) ms", res.stdout, re.M)
+    failed = re.search(r"^number of failed transactions: (\d+)", res.stdout, re.M)
+    if res.returncode != 0 or not tps:
+        raise RuntimeError(f"pgbench failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+    return {"rps": float(tps.group(1)), "latency_avg_ms": float(lat.group(1)) if lat else None,
+            "errors": int(failed.group(1)) if failed else 0}
+
+
+def kgsload(sock, seconds):
+    argv = [str(BENCH_BIN / "kgsload"), str(sock), str(seconds), str(KGS_CONNS), str(KGS_BATCH)]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60,
+                         env=st.base_env(), stdin=subprocess.DEVNULL)
+    m = re.search(r"keys=(\d+) seconds=([\d.]+) keys_per_s=(\d+) unavailable=(\d+) bad=(\d+)",
+                  res.stdout)
+    if res.returncode != 0 or not m:
+        raise RuntimeError(f"kgsload failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+    return {"keys": int(m.group(1)), "seconds": float(m.group(2)), "rps": int(m.group(3)),
+            "unavailable": int(m.group(4)), "errors": 0}
+
+
+# ---------------------------------------------------------------------------- the bench
+
+
+class Bench:
+    def __init__(self):
+        self.rows = []
+        self.notes = []
+        self.stack = None
+        self.keyfile = None
+        self.server_help = ""
+        # Other work on the machine skews every row: the report shows how busy it was.
+        self.loadavg = [round(x, 2) for x in os.getloadavg()]
+
+    # ------------------------------------------------------------ setup
+
+    def start_stack(self):
+        self.stack = st.Stack("bench")
+        # 1M cached links need more than the test suite's 64 MB of Redis.
+        argv = self.stack.redis.proc.argv
+        argv[argv.index("--maxmemory") + 1] = "1gb"
+        self.stack.start(**self.server_env())
+        self.keyfile = self.stack.root / "keys.txt"
+        self.server_help = subprocess.run([str(st.BIN_DIR / "shortener"), "--help"],
+                                          capture_output=True, text=True, timeout=10).stdout
+        self.ctl_help = self.stack.ctl("--help").stdout
+
+    def server_env(self, **extra):
+        env = {"THREADS": THREADS, "VISITS_FLUSH_MS": 1000, "NEGATIVE_TTL": 5, "LOG_LEVEL": "warn"}
+        env.update(extra)
+        return env
+
+    def restart_server(self, **extra):
+        if self.stack.server:
+            self.stack.server.stop()
+        self.stack.server = self.stack.start_shortener(**self.server_env(**extra))
+        return self.stack.server
+
+    def psql(self, sql):
+        return self.stack.psql(sql)
+
+    def key_sql(self, first, last):
+        """The i-th generated key for i in first..last, as a SELECT yielding column k."""
+        powers = ",".join(str(62 ** d) for d in range(7))
+        return (f"SELECT (SELECT string_agg(substr('{ALPHABET}', "
+                f"(((g * {MULT}::bigint + {OFFSET}) % {KEYSPACE}) / "
+                f"(ARRAY[{powers}]::bigint[])[d + 1] % 62)::int + 1, 1), '' ORDER BY d) "
+                f"FROM generate_series(0, 6) d) AS k FROM generate_series({first}, {last}) g")
+
+    def load_links(self):
+        t0 = time.monotonic()
+        self.psql(f"INSERT INTO urls (key, url, expires_at) SELECT k, "
+                  f"'https://example.com/bench/' || k, now() + interval '365 days' "
+                  f"FROM ({self.key_sql(1, LINKS)}) s")
+        self.register_keys()
+        self.psql("VACUUM ANALYZE urls")
+        self.psql("CHECKPOINT")
+        res = subprocess.run(["psql", self.stack.pg.dsn, "-AtXq", "-c",
+                              "COPY (SELECT key FROM urls) TO STDOUT"],
+                             capture_output=True, text=True, timeout=120, env=st.base_env())
+        keys = res.stdout.split()
+        if res.returncode != 0 or len(keys) != LINKS:
+            raise RuntimeError(f"exporting keys: {len(keys)} of {LINKS}: {res.stderr}")
+        self.keyfile.write_text("\n".join(keys) + "\n")
+        log(f"loaded {LINKS} links in {time.monotonic() - t0:.1f}s")
+
+    def register_keys(self):
+        """Where the schema has a registry of used keys (link_keys), the bulk-loaded keys go
+        there too, as the server's own inserts would put them."""
+        if self.psql("SELECT to_regclass('link_keys') IS NOT NULL") != "t":
+            return
+        try:
+            self.psql("INSERT INTO link_keys (key) SELECT key FROM urls ON CONFLICT DO NOTHING")
+        except RuntimeError as e:
+            self.notes.append(f"could not register the loaded keys in link_keys: {e}")
+
+    def redis(self, *cmd):
+        res = subprocess.run(["redis-cli", "-s", str(self.stack.redis.sock), *cmd],
+                             capture_output=True, text=True, timeout=60)
+        if res.returncode != 0:
+            raise RuntimeError(f"redis-cli {cmd}: {res.stdout}{res.stderr}")
+        return res.stdout.strip()
+
+    def flush_redis(self):
+        self.redis("FLUSHALL")
+
+    def warm(self, url):
+        """Requests every loaded key once, in order, through the server at url; passes of at
+        most 30 s until the whole file is covered."""
+        t0 = time.monotonic()
+        start = 1
+        while start <= LINKS:
+            r = wrk(url, 64, min(30, max(2, SECONDS)), ["walk", self.keyfile, start, WRK_THREADS])
+            if r["errors"] or r["walked_min"] <= 0:
+                raise RuntimeError(f"warm-up pass: {r['errors']} errors, "
+                                   f"{r['walked_min']} keys per thread: {r}")
+            start += WRK_THREADS * r["walked_min"]
+            if time.monotonic() - t0 > 600:
+                raise RuntimeError("warming the cache took over 10 minutes")
+        log(f"requested all {LINKS} keys once in {time.monotonic() - t0:.1f}s")
+
+    def supports(self, setting):
+        return re.search(rf"\b{setting}\b", self.server_help) is not None
+
+    # ------------------------------------------------------------ references
+
+    def start_nginx(self):
+        root = self.stack.root / "nginx"
+        root.mkdir(exist_ok=True)
+        lease = st.PortLease()
+        # keepalive_requests: nginx closes a connection after 1000 requests by default and
+        # shortener never does; without this nginx pays for reconnects the others do not.
+        conf = root / "nginx.conf"
+        conf.write_text(f"""
+worker_processes {THREADS};
+daemon off;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    server {{
+        listen 127.0.0.1:{lease.port};
+        location / {{ return 301 https://example.com/; }}
+    }}
+}}
+""")
+        proc = Extra("nginx", ["nginx", "-p", str(root), "-e", str(root / "error.log"),
+                               "-c", str(conf)], self.stack.root)
+        try:
+            wait_http(lease.port, proc, "nginx")
+        finally:
+            lease.release()
+        return proc, f"http://127.0.0.1:{lease.port}"
+
+    def start_ceiling(self, mode, ttl=None):
+        lease = st.PortLease()
+        argv = [str(BENCH_BIN / "ceiling"), mode, str(lease.port), str(THREADS)]
+        if mode != "const":
+            argv += [self.stack.pg.dsn, self.stack.redis.url]
+        if ttl:
+            argv.append(str(ttl))
+        proc = Extra(f"ceiling-{mode}", argv, self.stack.root)
+        try:
+            wait_http(lease.port, proc, f"ceiling {mode}")
+        finally:
+            lease.release()
+        return proc, f"http://127.0.0.1:{lease.port}"
+
+    # ------------------------------------------------------------ rows
+
+    def add(self, row, ref=None, target=None, note=None):
+        row["reference"] = ref["scenario"] if ref else None
+        row["ratio"] = round(row["rps"] / ref["rps"], 3) if ref and ref.get("rps") else None
+        row["target"] = target
+        if note:
+            row["note"] = note
+        self.rows.append(row)
+        return row
+
+    def find(self, scenario, conns):
+        for r in self.rows:
+            if r["scenario"] == scenario and r["conns"] == conns and r.get("rps"):
+                return r
+        return None
+
+    def skip(self, scenario, conns, why):
+        log(f"{scenario}: skipped: {why}")
+        self.rows.append({"scenario": scenario, "conns": conns, "rps": None, "skipped": why})
+
+    def run(self):
+        self.start_stack()
+        self.load_links()
+        steps = {"cached": self.cached_rows, "uncached": self.uncached_rows,
+                 "create": self.create_rows, "kgs": self.kgs_row, "cleanup": self.cleanup_row}
+        for name, step in steps.items():
+            if ONLY and name not in ONLY:
+                continue
+            try:
+                step()
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as e:  # noqa: BLE001 - one broken row must not lose the others
+                log(f"{step.__name__} failed: {e}")
+                self.notes.append(f"{step.__name__} failed: {e}")
+            finally:
+                Extra.stop_all()
+
+    def cached_rows(self):
+        """nginx, ceiling const, cached, ceiling redis and redis-path, side by side: all are
+        served from memory or from the Redis entries the warm-up pass left."""
+        redirect = ["random", self.keyfile]
+        srv = self.restart_server()
+        self.flush_redis()
+        self.warm(srv.base_url)
+        hot = self.supports("HOT_CACHE_ENTRIES")
+        redis_path = "redis-path" if hot else "redis-path (no hot tier)"
+        note = None if hot else (
+            "this build has no in-process cache (no HOT_CACHE_ENTRIES): every cached redirect "
+            "is a Redis GET, so this row repeats 'cached'")
+        cold = self.stack.start_shortener(**self.server_env(HOT_CACHE_ENTRIES=0))
+        nginx, nginx_url = self.start_nginx()
+        const, const_url = self.start_ceiling("const")
+        ceiling, ceiling_url = self.start_ceiling("redis")
+        for c in CONNS:
+            rows = measure([
+                wrk_subject("nginx return 301", nginx_url, nginx.pid, c, redirect),
+                wrk_subject("ceiling const", const_url, const.pid, c, redirect),
+                wrk_subject("cached", srv.base_url, srv.proc.pid, c, redirect),
+                wrk_subject("ceiling redis", ceiling_url, ceiling.pid, c, redirect),
+                wrk_subject(redis_path, cold.base_url, cold.proc.pid, c, redirect)], c)
+            ref, const_row, cached, ceiling_row, redis_row = rows
+            self.add(ref)
+            self.add(const_row, ref)
+            self.add(cached, ref, TARGETS["cached"])
+            self.add(ceiling_row, ref)
+            self.add(redis_row, ceiling_row, TARGETS["redis-path"], note)
+        cold.stop()
+
+    def uncached_rows(self):
+        """Redis is flushed before every run and entries live 1 s, so nearly every request
+        misses Redis and reads PostgreSQL, on both servers."""
+        redirect = ["random", self.keyfile]
+        srv = self.restart_server(HOT_CACHE_ENTRIES=0, CACHE_TTL=1)
+        ceiling, url = self.start_ceiling("chain", ttl=1)
+        for c in CONNS:
+            ceiling_row, row = measure([
+                wrk_subject("ceiling chain", url, ceiling.pid, c, redirect, self.flush_redis),
+                wrk_subject("uncached", srv.base_url, srv.proc.pid, c, redirect,
+                            self.flush_redis)], c)
+            self.add(ceiling_row, self.find("nginx return 301", c))
+            self.add(row, ceiling_row, TARGETS["uncached"])
+
+    def create_rows(self):
+        self.psql("CREATE TABLE IF NOT EXISTS bench_insert (LIKE urls INCLUDING ALL)")
+        script = self.stack.root / "insert.sql"
+        script.write_text(
+            "\\set r random(1, 1000000000000)\n"
+            "INSERT INTO bench_insert (key, url, expires_at) VALUES "
+            "(substr(md5(:r::text || random()::text), 1, 12), "
+            "'https://example.com/bench/' || :r, now() + interval '365 days') "
+            "ON CONFLICT (key) DO NOTHING;\n")
+        sync = self.psql("SHOW synchronous_commit")
+        if sync != "on":
+            self.notes.append(f"synchronous_commit is {sync}, not on")
+        key, _ = self.stack.create_apikey(rate="1000000/s")
+        args = ["create", "-", key]
+        srv = self.restart_server()
+        subjects = [
+            Subject("pgbench INSERT (8 clients)", None,
+                    lambda secs: pgbench(self.stack.pg, script, 8, secs), conns=8),
+            wrk_subject("create", srv.base_url, srv.proc.pid, CREATE_CONNS, args)]
+        limits = self.supports("RATE_LIMITS")
+        if limits:
+            free = self.stack.start_shortener(**self.server_env(RATE_LIMITS=0))
+            subjects.append(wrk_subject("create, no limits", free.base_url, free.proc.pid,
+                                        CREATE_CONNS, args))
+        rows = measure(subjects, CREATE_CONNS)
+        ref = rows[0]
+        ref["latency_avg_ms"] = statistics.median(r["latency_avg_ms"] or 0 for r in ref["runs"])
+        self.add(ref)
+        self.add(rows[1], ref, TARGETS["create"])
+        if not limits:
+            self.skip("create, no limits", CREATE_CONNS,
+                      "this build has no RATE_LIMITS setting: cost of limiting not measured")
+            return
+        self.add(rows[2], ref, TARGETS["create, no limits"])
+        rows[2]["limiting_cost_pct"] = round(100 * (1 - rows[1]["rps"] / rows[2]["rps"]), 1)
+        free.stop()
+
+    def kgs_row(self):
+        sock = self.stack.kgs.sock
+        (row,) = measure([Subject(f"kgs TAKE {KGS_BATCH}", self.stack.kgs.proc.pid,
+                                  lambda secs: kgsload(sock, secs))], KGS_CONNS)
+        row["unavailable"] = sum(r["unavailable"] for r in row["runs"])
+        self.add(row, target=TARGETS["kgs"])
+        if row["unavailable"]:
+            row["note"] = f"{row['unavailable']} 'unavailable' replies (pool ran dry)"
+
+    def cleanup_row(self):
+        redirect = ["random", self.keyfile]
+        name = "cached + cleanup"
+        conns = CONNS[0]
+        if not re.search(r"^\s*cleanup\b", self.ctl_help, re.M):
+            self.skip(name, conns, "this build has no 'shortenerctl cleanup'")
+            return
+        t0 = time.monotonic()
+        self.psql(f"INSERT INTO urls (key, url, expires_at) SELECT k, "
+                  f"'https://example.com/expired/' || k, now() - interval '1 day' "
+                  f"FROM ({self.key_sql(LINKS + 1, LINKS + CLEANUP_ROWS)}) s "
+                  f"ON CONFLICT DO NOTHING")
+        self.register_keys()
+        self.psql("VACUUM ANALYZE urls")
+        log(f"inserted {CLEANUP_ROWS} expired links in {time.monotonic() - t0:.1f}s")
+        srv = self.restart_server()
+        self.flush_redis()
+        self.warm(srv.base_url)
+        # The baseline is measured right before, with the expired rows in place.
+        (base,) = measure([wrk_subject("cached, before cleanup", srv.base_url, srv.proc.pid,
+                                       conns, redirect)], conns)
+        self.add(base, self.find("nginx return 301", conns))
+        env = {"DATABASE_URL": self.stack.pg.dsn, "REDIS_URL": self.stack.redis.url,
+               "SHORTENER_ENV_FILE": self.stack.root / "no-such-env-file"}
+        cleanup = Extra("cleanup", [str(st.BIN_DIR / "shortenerctl"), "cleanup"], self.stack.root,
+                        env)
+        t0 = time.monotonic()
+        results = []
+        peak = 0
+        # Runs back to back while cleanup lasts (at least one, at most RUNS).
+        while len(results) < RUNS and (not results or cleanup.popen.poll() is None):
+            with RssSampler(srv.proc.pid) as rss:
+                results.append(wrk(srv.base_url, conns, SECONDS, redirect))
+            peak = max(peak, rss.peak)
+        try:
+            rc = cleanup.popen.wait(timeout=CLEANUP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            rc = None
+        took = time.monotonic() - t0
+        cleanup.stop()
+        left = int(self.psql("SELECT count(*) FROM urls WHERE expires_at <= now()"))
+        row = summarize(name, conns, results)
+        row["rss_mb"] = round(peak / 1024, 1)
+        overlap = min(took, len(results) * SECONDS) / (len(results) * SECONDS)
+        note = (f"cleanup exit {rc}, took {took:.1f}s, {left} expired rows left; it ran during "
+                f"{overlap:.0%} of {len(results)} run(s) of {SECONDS}s; it said: "
+                f"{cleanup.tail(1 if rc == 0 else 5).strip()}")
+        self.add(row, base, TARGETS[name], note)
+        row["cleanup_seconds"] = round(took, 1)
+        log(f"{name}: {row['rps']:.0f} req/s; {note}")
+
+    # ------------------------------------------------------------ report
+
+    def report(self, started):
+        machine = {"nproc": os.cpu_count(), "kernel": platform.release(),
+                   "machine": platform.machine(), "loadavg_at_start": self.loadavg,
+                   "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]}
+        try:
+            machine["cpu"] = next(line.split(":", 1)[1].strip() for line in
+                                  open("/proc/cpuinfo") if line.startswith("model name"))
+        except (OSError, StopIteration):
+            pass
+        git = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                             capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"],
+                                capture_output=True, text=True).stdout.strip()
+        doc = {"started": started, "git": {"commit": commit, "describe": git},
+               "machine": machine,
+               "settings": {"links": LINKS, "seconds": SECONDS, "runs": RUNS, "warmup": WARMUP,
+                            "conns": CONNS, "threads": THREADS, "wrk_threads": WRK_THREADS,
+                            "kgs_batch": KGS_BATCH, "kgs_conns": KGS_CONNS},
+               "rows": self.rows, "notes": self.notes}
+        out = HERE / "results"
+        out.mkdir(exist_ok=True)
+        path = out / f"bench-{started.replace(':', '').replace('-', '')}.json"
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+
+        head = ["scenario", "conns", "req/s", "p50 ms", "p99 ms", "errors", "RSS MB",
+                "reference", "ratio", "target"]
+        lines = [head]
+        for r in self.rows:
+            if r.get("skipped"):
+                lines.append([r["scenario"], str(r["conns"]), "skipped", "", "", "", "", "", "",
+                              r["skipped"]])
+                continue
+            unit = " keys/s" if r["scenario"].startswith("kgs") else ""
+            lines.append([
+                r["scenario"], str(r["conns"]), f"{r['rps']:,.0f}{unit}",
+                fmt(r.get("p50_ms")), fmt(r.get("p99_ms")), str(r.get("errors", "")),
+                fmt(r.get("rss_mb"), 1), r.get("reference") or "",
+                f"{r['ratio']:.2f}×" if r.get("ratio") else "", r.get("target") or ""])
+        widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+        print(f"\nmake bench: {LINKS:,} links, {RUNS} × {SECONDS}s runs (median), "
+              f"THREADS={THREADS}, {machine['nproc']} CPUs, {machine['kernel']}, {git}; "
+              f"load average {self.loadavg[0]} at start, {machine['loadavg_at_end'][0]} at end")
+        for i, line in enumerate(lines):
+            print("  ".join(c.rjust(w) if 1 <= j <= 6 or j == 8 else c.ljust(w)
+                            for j, (c, w) in enumerate(zip(line, widths))).rstrip())
+            if i == 0:
+                print("  ".join("-" * w for w in widths))
+        seen = set()
+        for r in self.rows:
+            if r.get("latency_avg_ms"):
+                print(f"{r['scenario']}: latency average {r['latency_avg_ms']} ms")
+            if r.get("limiting_cost_pct") is not None:
+                print(f"cost of rate limiting on creates: {r['limiting_cost_pct']}% "
+                      "(target < 10%)")
+            if r.get("note") and (r["scenario"], r["note"]) not in seen:
+                seen.add((r["scenario"], r["note"]))
+                print(f"{r['scenario']}: {r['note']}")
+        for n in self.notes:
+            print(f"note: {n}")
+        print(f"results: {path.relative_to(REPO)}")
+
+    def close(self):
+        Extra.stop_all()
+        if self.stack:
+            problems = self.stack.close()
+            for p in problems:
+                log(f"stack: {p}")
+
+
+def fmt(v, digits=2):
+    return "" if v is None else f"{v:.{digits}f}"
+
+
+def compare(paths):
+    """Side by side req/s of two or more result files, e.g. 100k against 1M links: the
+    per-request cost is flat when the ratios stay near 1."""
+    docs = [json.loads(Path(p).read_text()) for p in paths]
+    print("scenario".ljust(28) + "conns".rjust(6) + "".join(
+        f"{d['settings']['links']:>12,} links" for d in docs) + "   last/first")
+    first = docs[0]
+    for row in first["rows"]:
+        if not row.get("rps"):
+            continue
+        vals = []
+        for d in docs:
+            match = [r for r in d["rows"] if r["scenario"] == row["scenario"]
+                     and r["conns"] == row["conns"] and r.get("rps")]
+            vals.append(match[0]["rps"] if match else None)
+        ratio = f"{vals[-1] / vals[0]:.2f}×" if vals[-1] else ""
+        print(row["scenario"].ljust(28) + str(row["conns"]).rjust(6) + "".join(
+            f"{v:>18,.0f}" if v else " " * 18 for v in vals) + ratio.rjust(14))
+    return 0
+
+
+def main():
+    if sys.argv[1:2] == ["--compare"]:
+        return compare(sys.argv[2:])
+    for tool in ("wrk", "nginx", "redis-cli"):
+        if not shutil.which(tool):
+            sys.exit(f"bench: {tool} is missing (deploy/install-deps.sh --bench installs it)")
+    for prog in ("ceiling", "kgsload"):
+        if not (BENCH_BIN / prog).exists():
+            sys.exit(f"bench: {BENCH_BIN / prog} is missing (make bench builds it)")
+
+    # SIGTERM takes the same way out as Ctrl-C: through close(), which stops everything.
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)
+
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    bench = Bench()
+    t0 = time.monotonic()
+    try:
+        bench.run()
+        bench.report(started)
+    except KeyboardInterrupt:
+        log("interrupted; stopping everything")
+        return 130
+    finally:
+        bench.close()
+        log(f"bench took {time.monotonic() - t0:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
