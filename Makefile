@@ -26,7 +26,7 @@ LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lmicrohttpd -lhir
 
 LIB_SRCS := lib/base62.c lib/config.c lib/db.c lib/deadline.c lib/kgs_proto.c lib/log.c lib/sock.c
 # Modules of the API server; main.c is its entry point.
-SERVER_SRCS := src/apikey.c src/api.c src/authcache.c src/cache.c src/clientip.c src/hotcache.c \
+SERVER_SRCS := src/admission.c src/apikey.c src/api.c src/authcache.c src/cache.c src/clientip.c src/hotcache.c \
 	src/http.c src/invalidation.c src/keys_client.c src/linkwriter.c src/metrics.c \
 	src/ratelimit.c src/request.c src/server.c src/store.c src/timefmt.c src/urlcheck.c \
 	src/visits.c

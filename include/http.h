@@ -14,6 +14,7 @@ struct sockaddr;
 struct server;
 struct worker;
 struct link_job;
+struct admit_state;
 
 struct http_request {
     struct server *srv;
@@ -31,6 +32,8 @@ struct http_request {
     unsigned status;
     /* A create waiting for the link writer: owned here, freed when the request ends. */
     struct link_job *job;
+    /* A create whose rate limit is being counted (api.c): freed when the request ends. */
+    struct admit_state *admit;
     bool suspended;
     /* Set once the request was counted against a rate limit: every answer that follows,
      * whenever it is sent, carries RateLimit-Policy and RateLimit, and a 429 its

@@ -29,6 +29,7 @@ struct link_job {
     void *ctx;                          /* for done() */
     bool alias;   /* the submitter's own: a custom alias rather than a generated key */
     int attempts; /* the submitter's own: keys tried */
+    int stage;    /* the submitter's own: where the request stands */
     /* Set before done(): 0 with created_at, -EEXIST when the key was ever used, -EAGAIN when
      * PostgreSQL is unreachable (the link may or may not be stored), -EIO otherwise. */
     int rc;

@@ -50,6 +50,13 @@ int64_t ratelimit_interval_us(const struct ratelimit_policy *p);
 void ratelimit_gcra(int64_t *tat, int64_t now_us, int64_t interval_us, int64_t burst, bool commit,
                     struct ratelimit_result *out);
 
+/* n requests arriving together: admits as many as n sequential GCRA steps would, in order,
+ * and returns how many (0..n). out describes the state after them: allowed when at least
+ * one was admitted, remaining after the last admitted, retry_us (when fewer than n were
+ * admitted) until the next would be. */
+int64_t ratelimit_gcra_n(int64_t *tat, int64_t now_us, int64_t interval_us, int64_t burst,
+                         int64_t n, bool commit, struct ratelimit_result *out);
+
 /* Parses a rate "N/s", "N/min" or "N/h"; the burst is N. Returns 0 or -EINVAL. */
 int ratelimit_parse_policy(const char *spec, struct ratelimit_policy *out);
 
@@ -84,6 +91,9 @@ void ratelimit_local_release(struct ratelimit_local *l);
 void ratelimit_local_check(struct ratelimit_local *l, const char *key, int64_t now_us,
                            const struct ratelimit_policy *p, bool commit,
                            struct ratelimit_result *out);
+int64_t ratelimit_local_check_n(struct ratelimit_local *l, const char *key, int64_t now_us,
+                                const struct ratelimit_policy *p, int64_t n, bool commit,
+                                struct ratelimit_result *out);
 
 struct ratelimit {
     struct ratelimit_local local;
@@ -99,5 +109,11 @@ void ratelimit_release(struct ratelimit *rl);
  * calling thread's connection c, else in this process. commit false only asks. */
 void ratelimit_check(struct ratelimit *rl, struct cache *c, const char *key,
                      const struct ratelimit_policy *p, bool commit, struct ratelimit_result *out);
+
+/* n requests under one key at once, in one round trip (see ratelimit_gcra_n). Returns how
+ * many were admitted; the first that many, in order, are. */
+int64_t ratelimit_check_n(struct ratelimit *rl, struct cache *c, const char *key,
+                          const struct ratelimit_policy *p, int64_t n, bool commit,
+                          struct ratelimit_result *out);
 
 #endif

@@ -22,6 +22,7 @@ struct authcache;
 struct hotcache;
 struct invalidation;
 struct linkwriter;
+struct admission;
 
 struct server_config {
     char *database_url;
@@ -67,6 +68,7 @@ struct server {
     struct hotcache *hot;
     struct invalidation *invalidation;
     struct linkwriter *writer;
+    struct admission *admission;
     struct metrics metrics;
     struct cache_pending pending; /* deletions Redis has yet to hear of */
     bool pending_ready;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "admission.h"
 #include "apikey.h"
 #include "authcache.h"
 #include "cache.h"
@@ -69,28 +70,64 @@ static void client_key(struct http_request *r, const char *prefix, char *out, si
     snprintf(out, cap, "%s%s", prefix, ip);
 }
 
-/* Admits the caller: authenticates its API key and counts the request against the key's
- * rate limit (or, for an anonymous caller when anonymous_ok, against its address's). Returns
- * 0 with key->id > 0 for a valid key or key->id == 0 for an anonymous caller; a negative
- * value once the refusal (401, 429, 503) has been sent.
+/* What admission found out before counting the request against its key's limit. */
+struct admit_state {
+    struct admission_job job; /* first: the job's address is the state's */
+    unsigned char hash[APIKEY_HASH_LEN];
+    bool cached;
+    int64_t revocations;
+    struct apikey_info key;
+};
+
+static int admit_unauthorized(struct http_request *r, const char *fkey_in, bool had_credentials)
+{
+    struct server *s = r->srv;
+    char fkey[RATELIMIT_KEY_MAX];
+
+    if (s->cfg.rate_limits) {
+        struct ratelimit_result spent;
+        if (fkey_in && fkey_in[0])
+            snprintf(fkey, sizeof(fkey), "%s", fkey_in);
+        else
+            client_key(r, "f:", fkey, sizeof(fkey));
+        ratelimit_check(&s->ratelimit, r->worker->cache, fkey, &s->auth_failure_policy, true,
+                        &spent);
+    }
+    if (!had_credentials)
+        http_problem(r, 401, "unauthorized", "an API key is required (Authorization: Bearer)");
+    else
+        http_problem(r, 401, "unauthorized", "the API key is unknown or revoked");
+    return -EACCES;
+}
+
+static int admit_db_error(struct http_request *r)
+{
+    metrics_inc(&r->srv->metrics.db_errors);
+    unavailable(r, "the database");
+    return -EAGAIN;
+}
+
+/* The first half of admission: everything up to counting the request against its key's
+ * limit. Returns 1 when that count is still to be made (st filled in), 0 when the caller is
+ * admitted already (no limits, or an anonymous caller when anonymous_ok), or a negative value
+ * once the refusal (401, 429, 503) has been sent.
  *
  * Every failed authentication costs the client's address from its AUTH_FAILURE_RATE budget,
  * and an address that has spent it gets 429 before its key is even looked up. A key
  * confirmed in the last AUTHCACHE_TTL_MS is taken from the cache, unless the revocation
- * count that came back with its rate limit has moved since: then it is looked up again,
- * which makes revocation immediate while Redis answers. */
-static int api_admit(struct http_request *r, bool anonymous_ok, struct apikey_info *key)
+ * count that comes back with its rate limit has moved since: then admit_counted() looks it up
+ * again, which makes revocation immediate while Redis answers. */
+static int admit_begin(struct http_request *r, bool anonymous_ok, struct admit_state *st)
 {
     struct server *s = r->srv;
     const char *auth = http_header(r, "Authorization");
     const char *token = NULL;
-    unsigned char hash[APIKEY_HASH_LEN];
     char name[RATELIMIT_KEY_MAX], fkey[RATELIMIT_KEY_MAX] = "";
-    bool limits = s->cfg.rate_limits, hashed = false, cached = false;
-    int64_t revocations = -1;
+    bool limits = s->cfg.rate_limits, hashed = false;
     int rc;
 
-    memset(key, 0, sizeof(*key));
+    memset(st, 0, sizeof(*st));
+    st->revocations = -1;
     if (auth) {
         if (strncasecmp(auth, "Bearer ", 7) == 0) {
             token = auth + 7;
@@ -108,11 +145,11 @@ static int api_admit(struct http_request *r, bool anonymous_ok, struct apikey_in
         }
     }
     if (token && apikey_well_formed(token, strlen(token)) &&
-        apikey_hash(token, strlen(token), s->cfg.apikey_pepper, hash) == 0) {
+        apikey_hash(token, strlen(token), s->cfg.apikey_pepper, st->hash) == 0) {
         hashed = true;
-        cached = authcache_get(s->auth, hash, monotonic_ms(), key, &revocations);
+        st->cached = authcache_get(s->auth, st->hash, monotonic_ms(), &st->key, &st->revocations);
     }
-    if (!cached) {
+    if (!st->cached) {
         if (limits) {
             client_key(r, "f:", fkey, sizeof(fkey));
             count(r, fkey, &s->auth_failure_policy, false);
@@ -121,55 +158,80 @@ static int api_admit(struct http_request *r, bool anonymous_ok, struct apikey_in
             r->ratelimited = false;
         }
         if (!hashed)
-            goto unauthorized;
-        rc = store_authenticate(r->worker->store, hash, key);
+            return admit_unauthorized(r, fkey, token || auth);
+        rc = store_authenticate(r->worker->store, st->hash, &st->key);
         if (rc == -ENOENT)
-            goto unauthorized;
+            return admit_unauthorized(r, fkey, true);
         if (rc < 0)
-            goto db_error;
+            return admit_db_error(r);
     }
     if (!limits) {
-        if (!cached)
-            authcache_put(s->auth, hash, monotonic_ms(), key, -1);
+        if (!st->cached)
+            authcache_put(s->auth, st->hash, monotonic_ms(), &st->key, -1);
         return 0;
     }
-    snprintf(name, sizeof(name), "k:%lld", (long long)key->id);
-    struct ratelimit_policy p = {.limit = key->rate_limit,
-                                 .window = key->rate_window,
-                                 .burst = key->burst > 0 ? key->burst : key->rate_limit};
-    count(r, name, &p, true);
-    if (cached && r->rl_result.revocations >= 0 && r->rl_result.revocations != revocations) {
+    snprintf(st->job.name, sizeof(st->job.name), "k:%lld", (long long)st->key.id);
+    st->job.policy =
+        (struct ratelimit_policy){.limit = st->key.rate_limit,
+                                  .window = st->key.rate_window,
+                                  .burst = st->key.burst > 0 ? st->key.burst : st->key.rate_limit};
+    return 1;
+}
+
+/* The second half, once r->rl_result holds the count: re-checks a cached key when a
+ * revocation happened meanwhile, caches a confirmed one, refuses over the limit. */
+static int admit_counted(struct http_request *r, struct admit_state *st)
+{
+    struct server *s = r->srv;
+    int rc;
+
+    r->rl_policy = st->job.policy;
+    r->ratelimited = true;
+    if (st->cached && r->rl_result.revocations >= 0 &&
+        r->rl_result.revocations != st->revocations) {
         /* A key was revoked somewhere since this one was confirmed: is it still valid? */
-        rc = store_authenticate(r->worker->store, hash, key);
+        rc = store_authenticate(r->worker->store, st->hash, &st->key);
         if (rc == -ENOENT) {
             r->ratelimited = false;
-            goto unauthorized;
+            memset(&st->key, 0, sizeof(st->key));
+            return admit_unauthorized(r, NULL, true);
         }
         if (rc < 0)
-            goto db_error;
-        cached = false;
+            return admit_db_error(r);
+        st->cached = false;
     }
-    if (!cached)
-        authcache_put(s->auth, hash, monotonic_ms(), key, r->rl_result.revocations);
+    if (!st->cached)
+        authcache_put(s->auth, st->hash, monotonic_ms(), &st->key, r->rl_result.revocations);
     return r->rl_result.allowed ? 0 : refuse(r, "the API key's rate limit is exceeded");
-unauthorized:
-    if (limits) {
-        struct ratelimit_result spent;
-        if (!fkey[0])
-            client_key(r, "f:", fkey, sizeof(fkey));
-        ratelimit_check(&s->ratelimit, r->worker->cache, fkey, &s->auth_failure_policy, true,
-                        &spent);
+}
+
+/* Admits the caller of a read or delete, counting it in this thread. Returns 0 with key->id
+ * > 0 for a valid key (0 for an anonymous caller when anonymous_ok), or a negative value
+ * once the refusal has been sent. */
+static int api_admit(struct http_request *r, bool anonymous_ok, struct apikey_info *key)
+{
+    struct admit_state st;
+    int rc = admit_begin(r, anonymous_ok, &st);
+
+    if (rc == 1) {
+        ratelimit_check(&r->srv->ratelimit, r->worker->cache, st.job.name, &st.job.policy, true,
+                        &r->rl_result);
+        rc = admit_counted(r, &st);
     }
-    memset(key, 0, sizeof(*key));
-    if (!token && !auth)
-        http_problem(r, 401, "unauthorized", "an API key is required (Authorization: Bearer)");
-    else
-        http_problem(r, 401, "unauthorized", "the API key is unknown or revoked");
-    return -EACCES;
-db_error:
-    metrics_inc(&s->metrics.db_errors);
-    unavailable(r, "the database");
-    return -EAGAIN;
+    *key = rc == 0 ? st.key : (struct apikey_info){0};
+    return rc;
+}
+
+/* Applies the count the admission thread made for a parked create (see handle_create). */
+static int admit_resume(struct http_request *r, struct apikey_info *key)
+{
+    struct admit_state *st = r->admit;
+    int rc;
+
+    r->rl_result = st->job.result;
+    rc = admit_counted(r, st);
+    *key = rc == 0 ? st->key : (struct apikey_info){0};
+    return rc;
 }
 
 /* The owner whose links a key may see: its own, or anybody's for an admin key. */
@@ -210,33 +272,55 @@ static int send_json(struct http_request *r, unsigned status, char *text,
     return rc;
 }
 
-static void resume_job(struct link_job *job)
+/* Where a create stands while its connection is parked (link_job.stage). */
+enum create_stage { STAGE_COUNTING, STAGE_COUNTED, STAGE_WRITING, STAGE_WRITTEN };
+
+/* On a writer thread: the link is stored or refused; wake the request. */
+static void written(struct link_job *job)
 {
-    http_resume(job->ctx);
+    struct http_request *r = job->ctx;
+    job->stage = STAGE_WRITTEN;
+    http_resume(r->conn);
 }
 
-/* Hands the job to the link writer and parks the request until it is done. */
-static int submit(struct http_request *r, struct link_job *job)
+/* Hands the link to the writer; the request must be parked already. */
+static void queue_write(struct http_request *r, struct link_job *job)
 {
-    job->done = resume_job;
-    job->ctx = r->conn;
+    job->done = written;
+    job->ctx = r;
     job->attempts++;
-    /* Suspended before it is queued: the writer may resume it at once. */
-    http_suspend(r);
+    job->stage = STAGE_WRITING;
     if (linkwriter_submit(r->srv->writer, job) < 0) {
         job->rc = -EAGAIN; /* shutting down */
+        job->stage = STAGE_WRITTEN;
         http_resume(r->conn);
     }
+}
+
+/* Parks the request and hands its link to the writer. */
+static int write_parked(struct http_request *r, struct link_job *job)
+{
+    /* Suspended before it is queued: the writer may resume it at once. */
+    http_suspend(r);
+    queue_write(r, job);
     return 0;
 }
 
-static int take_key(struct http_request *r, struct link_job *job)
+/* On the admission thread: the create was counted. The common case (admitted, key confirmed
+ * recently, no revocation since) goes straight on to the writer, so a create parks once;
+ * anything else wakes the request to decide (429, or a fresh look at the key). */
+static void counted(struct admission_job *aj)
 {
-    if (keys_client_take(r->srv->keys, job->key) < 0) {
-        metrics_inc(&r->srv->metrics.kgs_errors);
-        return unavailable(r, "the key generation service");
+    struct admit_state *st = (struct admit_state *)aj;
+    struct http_request *r = aj->ctx;
+
+    if (aj->result.allowed && st->cached &&
+        (aj->result.revocations < 0 || aj->result.revocations == st->revocations)) {
+        queue_write(r, r->job);
+        return;
     }
-    return submit(r, job);
+    r->job->stage = STAGE_COUNTED;
+    http_resume(r->conn);
 }
 
 /* The writer is done with the request's link: answer, or try the next key. */
@@ -246,8 +330,18 @@ static int create_finish(struct http_request *r)
     struct link_job *job = r->job;
     char location[sizeof(API_PREFIX) + LINK_KEY_MAX + 2];
 
-    if (job->rc == -EEXIST && !job->alias && job->attempts < KEY_ATTEMPTS)
-        return take_key(r, job);
+    if (r->admit) {
+        r->rl_result = r->admit->job.result;
+        r->rl_policy = r->admit->job.policy;
+        r->ratelimited = true;
+    }
+    if (job->rc == -EEXIST && !job->alias && job->attempts < KEY_ATTEMPTS) {
+        if (keys_client_take(s->keys, job->key) < 0) {
+            metrics_inc(&s->metrics.kgs_errors);
+            return unavailable(r, "the key generation service");
+        }
+        return write_parked(r, job);
+    }
     if (job->rc == -EEXIST)
         return job->alias ? http_problem(r, 409, "alias-taken", "the alias '%s' is taken", job->key)
                           : http_problem(r, 500, "internal", "could not find a free key");
@@ -264,76 +358,152 @@ static int create_finish(struct http_request *r)
                      headers);
 }
 
-static int handle_create(struct http_request *r)
+/* Why a create cannot go ahead, to be sent once it has been counted. */
+struct create_error {
+    unsigned status;
+    const char *type;
+    char detail[256];
+};
+
+/* Parses and validates the create's body into a link job (owned by the caller), taking a
+ * generated key unless it names an alias. Returns 0, or -1 with the answer to give in err. */
+static int build_job(struct http_request *r, int64_t owner, struct link_job **out,
+                     struct create_error *err)
 {
     struct server *s = r->srv;
     struct create_request req = {0};
-    struct apikey_info key;
     struct link_job *job = NULL;
-    char err[256];
     char *url = NULL;
     int64_t expires_at;
     enum urlcheck_result uc;
     enum body_type type;
-    int rc;
+    int rc = -1;
 
-    if (r->job)
-        return create_finish(r);
-    if (r->body_too_large)
-        return http_problem(r, 413, "body-too-large", "the body is over %d bytes",
-                            REQUEST_MAX_BODY);
-    if (api_admit(r, s->cfg.allow_anonymous, &key) < 0)
-        return 0;
+    *err = (struct create_error){.status = 400, .type = "invalid-body"};
     type = request_body_type(http_header(r, "Content-Type"));
-    if (type == BODY_UNSUPPORTED)
-        return http_problem(r, 415, "unsupported-media-type",
-                            "send application/json or application/x-www-form-urlencoded");
-    rc = request_parse_create(type, r->body ? r->body : "", r->body_len, &req, err, sizeof(err));
+    if (type == BODY_UNSUPPORTED) {
+        *err = (struct create_error){.status = 415, .type = "unsupported-media-type"};
+        snprintf(err->detail, sizeof(err->detail),
+                 "send application/json or application/x-www-form-urlencoded");
+        return -1;
+    }
+    rc = request_parse_create(type, r->body ? r->body : "", r->body_len, &req, err->detail,
+                              sizeof(err->detail));
     if (rc == -ENOMEM)
-        return http_problem(r, 500, "internal", "out of memory");
+        *err = (struct create_error){.status = 500, .type = "internal", .detail = "out of memory"};
     if (rc < 0)
-        return http_problem(r, 400, "invalid-body", "%s", err);
+        return -1;
+    rc = -1;
+    err->type = "invalid-url";
     if (!req.url) {
-        rc = http_problem(r, 400, "invalid-url", "url is required");
+        snprintf(err->detail, sizeof(err->detail), "url is required");
         goto out;
     }
     uc = urlcheck_validate(req.url, req.url_len, s->base_url, &url);
     if (uc != URLCHECK_OK) {
-        rc = uc == URLCHECK_NOMEM
-                 ? http_problem(r, 500, "internal", "out of memory")
-                 : http_problem(r, 400, "invalid-url", "%s", urlcheck_describe(uc));
+        if (uc == URLCHECK_NOMEM)
+            *err = (struct create_error){.status = 500, .type = "internal"};
+        snprintf(err->detail, sizeof(err->detail), "%s",
+                 uc == URLCHECK_NOMEM ? "out of memory" : urlcheck_describe(uc));
         goto out;
     }
-    if (req.alias && request_check_alias(req.alias, err, sizeof(err)) < 0) {
-        rc = http_problem(r, 400, "invalid-alias", "%s", err);
+    err->type = "invalid-alias";
+    if (req.alias && request_check_alias(req.alias, err->detail, sizeof(err->detail)) < 0)
         goto out;
-    }
-    if (request_resolve_expiry(&req, time(NULL), s->cfg.default_ttl, &expires_at, err,
-                               sizeof(err)) < 0) {
-        rc = http_problem(r, 400, "invalid-expiry", "%s", err);
+    err->type = "invalid-expiry";
+    if (request_resolve_expiry(&req, time(NULL), s->cfg.default_ttl, &expires_at, err->detail,
+                               sizeof(err->detail)) < 0)
         goto out;
-    }
     job = calloc(1, sizeof(*job));
     if (!job) {
-        rc = http_problem(r, 500, "internal", "out of memory");
+        *err = (struct create_error){.status = 500, .type = "internal", .detail = "out of memory"};
         goto out;
     }
     job->url = url;
     url = NULL;
-    job->owner = key.id;
+    job->owner = owner;
     job->expires_at = expires_at;
-    r->job = job;
     if (req.alias) {
         job->alias = true;
         snprintf(job->key, sizeof(job->key), "%s", req.alias);
-        rc = submit(r, job);
-    } else {
-        rc = take_key(r, job);
+    } else if (keys_client_take(s->keys, job->key) < 0) {
+        metrics_inc(&s->metrics.kgs_errors);
+        *err = (struct create_error){.status = 503, .type = "unavailable"};
+        snprintf(err->detail, sizeof(err->detail),
+                 "the key generation service is unavailable; try again shortly");
+        link_job_free(job);
+        job = NULL;
+        goto out;
     }
+    *out = job;
+    rc = 0;
 out:
     free(url);
     create_request_release(&req);
     return rc;
+}
+
+/* A create: admitted (API key, rate limit), validated, then parked while the admission
+ * thread counts it and the link writer stores it; answered when the writer is done. The
+ * count is made after validation so that a create parks only once in the common case; an
+ * invalid one is counted here before its error is sent. */
+static int handle_create(struct http_request *r)
+{
+    struct server *s = r->srv;
+    struct admit_state *st;
+    struct apikey_info key;
+    struct create_error err;
+    struct link_job *job = NULL;
+    int rc;
+
+    if (r->job && r->job->stage == STAGE_WRITTEN)
+        return create_finish(r);
+    if (r->job && r->job->stage == STAGE_COUNTED) {
+        if (admit_resume(r, &key) < 0)
+            return 0;
+        r->job->owner = key.id;
+        return write_parked(r, r->job);
+    }
+    if (r->body_too_large)
+        return http_problem(r, 413, "body-too-large", "the body is over %d bytes",
+                            REQUEST_MAX_BODY);
+    st = calloc(1, sizeof(*st));
+    if (!st)
+        return http_problem(r, 500, "internal", "out of memory");
+    rc = admit_begin(r, s->cfg.allow_anonymous, st);
+    if (rc < 0)
+        goto out;
+    if (build_job(r, st->key.id, &job, &err) < 0) {
+        if (rc == 1) {
+            ratelimit_check(&s->ratelimit, r->worker->cache, st->job.name, &st->job.policy, true,
+                            &r->rl_result);
+            if (admit_counted(r, st) < 0)
+                goto out;
+        }
+        http_problem(r, err.status, err.type, "%s", err.detail);
+        goto out;
+    }
+    r->job = job;
+    if (rc == 0) {
+        free(st);
+        return write_parked(r, job);
+    }
+    r->admit = st;
+    st->job.done = counted;
+    st->job.ctx = r;
+    job->stage = STAGE_COUNTING;
+    http_suspend(r);
+    if (admission_submit(s->admission, &st->job) < 0) {
+        /* Shutting down: count here, answer when resumed. */
+        ratelimit_check(&s->ratelimit, r->worker->cache, st->job.name, &st->job.policy, true,
+                        &st->job.result);
+        job->stage = STAGE_COUNTED;
+        http_resume(r->conn);
+    }
+    return 0;
+out:
+    free(st);
+    return 0;
 }
 
 static int handle_read(struct http_request *r, const char *linkkey)

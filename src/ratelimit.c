@@ -25,23 +25,30 @@
  * when the state would say nothing anyway.
  * It also reads the revocation counter, which costs nothing extra here.
  * KEYS[1]: the limit's key, KEYS[2]: RATELIMIT_REVOCATIONS_KEY; ARGV: interval (us), burst,
- * commit (1/0). Reply: {admitted (1/0), remaining, reset (us), retry (us), revocations}. */
+ * commit (1/0), n (requests, >= 1). Reply: {admitted (0..n), remaining, reset (us), retry (us),
+ * revocations}. n requests arriving together are admitted in order while the TAT allows, each
+ * moving it one interval on: the same as n calls, in one script run. */
 static const char gcra_script[] =
     "local interval = tonumber(ARGV[1])\n"
     "local burst = tonumber(ARGV[2])\n"
+    "local n = tonumber(ARGV[4])\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
     "local revoked = tonumber(redis.call('GET', KEYS[2]) or '0') or 0\n"
     "local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0\n"
     "if tat < now then tat = now end\n"
-    "local new_tat = tat + interval\n"
-    "local allow_at = new_tat - burst * interval\n"
-    "if now < allow_at then return {0, 0, tat - now, allow_at - now, revoked} end\n"
+    "local k = math.floor((now + (burst - 1) * interval - tat) / interval) + 1\n"
+    "if k > n then k = n end\n"
+    "if k <= 0 then return {0, 0, tat - now, tat + interval - burst * interval - now, revoked} "
+    "end\n"
+    "local new_tat = tat + k * interval\n"
     "if ARGV[3] == '1' then\n"
     "  redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',\n"
     "             math.floor((new_tat - now) / 1000) + 1)\n"
     "end\n"
-    "return {1, math.floor((now + burst * interval - new_tat) / interval), new_tat - now, 0,\n"
+    "local retry = 0\n"
+    "if k < n then retry = new_tat + interval - burst * interval - now end\n"
+    "return {k, math.floor((now + burst * interval - new_tat) / interval), new_tat - now, retry,\n"
     "        revoked}\n";
 
 int64_t ratelimit_interval_us(const struct ratelimit_policy *p)
@@ -49,29 +56,41 @@ int64_t ratelimit_interval_us(const struct ratelimit_policy *p)
     return (p->window * USEC + p->limit - 1) / p->limit;
 }
 
-void ratelimit_gcra(int64_t *tat, int64_t now_us, int64_t interval_us, int64_t burst, bool commit,
-                    struct ratelimit_result *out)
+int64_t ratelimit_gcra_n(int64_t *tat, int64_t now_us, int64_t interval_us, int64_t burst,
+                         int64_t n, bool commit, struct ratelimit_result *out)
 {
     int64_t t = *tat > now_us ? *tat : now_us;
-    int64_t new_tat = t + interval_us;
-    int64_t allow_at = new_tat - burst * interval_us;
+    /* Floor division: the numerator is negative once the TAT is more than a burst ahead. */
+    int64_t ahead = now_us + (burst - 1) * interval_us - t;
+    int64_t k =
+        (ahead >= 0 ? ahead / interval_us : -((-ahead + interval_us - 1) / interval_us)) + 1;
 
-    if (now_us < allow_at) {
+    if (k > n)
+        k = n;
+    if (k <= 0) {
         *out = (struct ratelimit_result){.allowed = false,
                                          .remaining = 0,
                                          .reset_us = t - now_us,
-                                         .retry_us = allow_at - now_us,
+                                         .retry_us = t + interval_us - burst * interval_us - now_us,
                                          .revocations = -1};
-        return;
+        return 0;
     }
+    int64_t new_tat = t + k * interval_us;
     if (commit)
         *tat = new_tat;
-    *out = (struct ratelimit_result){.allowed = true,
-                                     .remaining =
-                                         (now_us + burst * interval_us - new_tat) / interval_us,
-                                     .reset_us = new_tat - now_us,
-                                     .retry_us = 0,
-                                     .revocations = -1};
+    *out = (struct ratelimit_result){
+        .allowed = true,
+        .remaining = (now_us + burst * interval_us - new_tat) / interval_us,
+        .reset_us = new_tat - now_us,
+        .retry_us = k < n ? new_tat + interval_us - burst * interval_us - now_us : 0,
+        .revocations = -1};
+    return k;
+}
+
+void ratelimit_gcra(int64_t *tat, int64_t now_us, int64_t interval_us, int64_t burst, bool commit,
+                    struct ratelimit_result *out)
+{
+    ratelimit_gcra_n(tat, now_us, interval_us, burst, 1, commit, out);
 }
 
 int ratelimit_parse_policy(const char *spec, struct ratelimit_policy *out)
@@ -141,9 +160,9 @@ static uint64_t hash_key(const char *key)
     return h;
 }
 
-void ratelimit_local_check(struct ratelimit_local *l, const char *key, int64_t now_us,
-                           const struct ratelimit_policy *p, bool commit,
-                           struct ratelimit_result *out)
+int64_t ratelimit_local_check_n(struct ratelimit_local *l, const char *key, int64_t now_us,
+                                const struct ratelimit_policy *p, int64_t n, bool commit,
+                                struct ratelimit_result *out)
 {
     size_t mask = l->nslots - 1, at = (size_t)hash_key(key) & mask;
     struct ratelimit_slot *slot = NULL, *oldest = NULL;
@@ -164,8 +183,17 @@ void ratelimit_local_check(struct ratelimit_local *l, const char *key, int64_t n
         snprintf(slot->key, sizeof(slot->key), "%s", key);
         slot->tat = 0;
     }
-    ratelimit_gcra(&slot->tat, now_us, ratelimit_interval_us(p), p->burst, commit, out);
+    int64_t k =
+        ratelimit_gcra_n(&slot->tat, now_us, ratelimit_interval_us(p), p->burst, n, commit, out);
     pthread_mutex_unlock(&l->lock);
+    return k;
+}
+
+void ratelimit_local_check(struct ratelimit_local *l, const char *key, int64_t now_us,
+                           const struct ratelimit_policy *p, bool commit,
+                           struct ratelimit_result *out)
+{
+    ratelimit_local_check_n(l, key, now_us, p, 1, commit, out);
 }
 
 int ratelimit_init(struct ratelimit *rl, struct metrics *m)
@@ -194,25 +222,26 @@ static int64_t monotonic_us(void)
     return (int64_t)ts.tv_sec * USEC + ts.tv_nsec / 1000;
 }
 
-void ratelimit_check(struct ratelimit *rl, struct cache *c, const char *key,
-                     const struct ratelimit_policy *p, bool commit, struct ratelimit_result *out)
+int64_t ratelimit_check_n(struct ratelimit *rl, struct cache *c, const char *key,
+                          const struct ratelimit_policy *p, int64_t n, bool commit,
+                          struct ratelimit_result *out)
 {
     char rkey[sizeof(REDIS_KEY_PREFIX) + RATELIMIT_KEY_MAX];
     const char *keys[2] = {rkey, RATELIMIT_REVOCATIONS_KEY};
-    long long args[3] = {ratelimit_interval_us(p), p->burst, commit}, reply[REDIS_REPLY_COUNT];
+    long long args[4] = {ratelimit_interval_us(p), p->burst, commit, n}, reply[REDIS_REPLY_COUNT];
 
     snprintf(rkey, sizeof(rkey), REDIS_KEY_PREFIX "%s", key);
-    if (cache_eval(c, gcra_script, keys, 2, args, 3, reply, REDIS_REPLY_COUNT) == 0) {
+    if (cache_eval(c, gcra_script, keys, 2, args, 4, reply, REDIS_REPLY_COUNT) == 0) {
         if (atomic_exchange(&rl->fallback, false)) {
             atomic_store(&rl->metrics->ratelimit_fallback, 0);
             log_info("ratelimit: redis answers again; limits are shared by every instance");
         }
-        *out = (struct ratelimit_result){.allowed = reply[0] == 1,
+        *out = (struct ratelimit_result){.allowed = reply[0] > 0,
                                          .remaining = reply[1],
                                          .reset_us = reply[2],
                                          .retry_us = reply[3],
                                          .revocations = reply[4]};
-        return;
+        return reply[0];
     }
     if (!atomic_exchange(&rl->fallback, true)) {
         atomic_store(&rl->metrics->ratelimit_fallback, 1);
@@ -221,5 +250,11 @@ void ratelimit_check(struct ratelimit *rl, struct cache *c, const char *key,
                  "answers again",
                  cache_error(c));
     }
-    ratelimit_local_check(&rl->local, key, monotonic_us(), p, commit, out);
+    return ratelimit_local_check_n(&rl->local, key, monotonic_us(), p, n, commit, out);
+}
+
+void ratelimit_check(struct ratelimit *rl, struct cache *c, const char *key,
+                     const struct ratelimit_policy *p, bool commit, struct ratelimit_result *out)
+{
+    ratelimit_check_n(rl, c, key, p, 1, commit, out);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "admission.h"
 #include "api.h"
 #include "authcache.h"
 #include "cache.h"
@@ -196,6 +197,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 
     if (r && r != (void *)&s->bodiless_marker) {
         link_job_free(r->job);
+        free(r->admit);
         free(r->body);
         free(r);
     }
@@ -266,6 +268,9 @@ int server_init(struct server *s)
     s->writer = linkwriter_start(c->database_url, c->redis_url, &s->pending, WRITERS);
     if (!s->writer)
         return -ENOMEM;
+    s->admission = admission_start(&s->ratelimit, c->redis_url, &s->pending);
+    if (!s->admission)
+        return -ENOMEM;
     s->hot = hotcache_new((size_t)c->hot_cache_entries, c->hot_cache_max_age);
     if (!s->hot)
         return -ENOMEM;
@@ -334,12 +339,15 @@ void server_release(struct server *s)
 {
     /* Every parked create is finished and its connection resumed first: libmicrohttpd must
      * not be stopped with suspended connections. */
+    admission_close(s->admission);
     linkwriter_close(s->writer);
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
     linkwriter_free(s->writer);
     s->writer = NULL;
+    admission_free(s->admission);
+    s->admission = NULL;
     invalidation_stop(s->invalidation);
     s->invalidation = NULL;
     hotcache_free(s->hot);

@@ -31,12 +31,11 @@ int cache_eval(struct cache *c, const char *script, const char *const *keys, int
     assert_int_equal(nkeys, 2);
     assert_string_equal(keys[1], RATELIMIT_REVOCATIONS_KEY);
     assert_true(strncmp(keys[0], "rl:", 3) == 0);
-    assert_int_equal(nargs, 3);
+    assert_int_equal(nargs, 4);
     assert_int_equal(nout, 5);
     if (!redis_up)
         return -EAGAIN;
-    ratelimit_gcra(&redis_tat, redis_now, args[0], args[1], args[2] == 1, &r);
-    out[0] = r.allowed;
+    out[0] = ratelimit_gcra_n(&redis_tat, redis_now, args[0], args[1], args[3], args[2] == 1, &r);
     out[1] = r.remaining;
     out[2] = r.reset_us;
     out[3] = r.retry_us;
@@ -273,6 +272,34 @@ static void test_falls_back_and_returns(void **state)
     ratelimit_release(&rl);
 }
 
+/* n requests admitted at once must be exactly what n single steps at the same instant admit,
+ * leaving the same state: batching never lets more through. */
+static void test_gcra_n_equals_n_steps(void **state)
+{
+    (void)state;
+    const int64_t T = 50000, now0 = 1700000000LL * 1000000;
+    for (int64_t burst = 1; burst <= 7; burst++)
+        for (int64_t n = 1; n <= 12; n++)
+            for (int64_t lead = -3; lead <= 9; lead++) {
+                int64_t start = now0 + lead * T / 2, tat_n = start, tat_1 = start, admitted = 0;
+                struct ratelimit_result rn, r1;
+                int64_t k = ratelimit_gcra_n(&tat_n, now0, T, burst, n, true, &rn);
+                for (int64_t i = 0; i < n; i++) {
+                    ratelimit_gcra(&tat_1, now0, T, burst, true, &r1);
+                    admitted += r1.allowed;
+                }
+                assert_int_equal(k, admitted);
+                assert_int_equal(tat_n, tat_1);
+                assert_int_equal(rn.allowed, k > 0);
+                if (k > 0 && k < n)
+                    assert_true(rn.retry_us > 0);
+                if (k == 0) {
+                    assert_int_equal(rn.retry_us, r1.retry_us);
+                    assert_int_equal(rn.reset_us, r1.reset_us);
+                }
+            }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_gcra_burst_then_rate),
         cmocka_unit_test(test_gcra_never_exceeds_rate_plus_burst),
         cmocka_unit_test(test_gcra_peek_does_not_count),
+        cmocka_unit_test(test_gcra_n_equals_n_steps),
         cmocka_unit_test(test_parse_policy),
         cmocka_unit_test(test_header_fields),
         cmocka_unit_test(test_local_table_keys_are_separate),

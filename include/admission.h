@@ -1,0 +1,40 @@
+/* Group admission: rate-limit checks of parked requests, batched like commits. Request
+ * threads park a create (libmicrohttpd suspend) and queue its check; one thread takes all
+ * queued checks, runs one Redis script per limit key for all of that key's requests (see
+ * ratelimit_check_n: exactly what one script per request would admit, in order), and
+ * resumes them. A busy key then costs one Redis round trip per batch instead of one per
+ * request, and the limit stays exact across every server instance. */
+#ifndef SHORTENER_ADMISSION_H
+#define SHORTENER_ADMISSION_H
+
+#include <stdbool.h>
+
+#include "ratelimit.h"
+
+struct cache_pending;
+struct admission;
+
+struct admission_job {
+    char name[RATELIMIT_KEY_MAX]; /* the limit's key, e.g. "k:42" */
+    struct ratelimit_policy policy;
+    struct ratelimit_result result;          /* set before done() */
+    void (*done)(struct admission_job *job); /* called once, on the admission thread */
+    void *ctx;                               /* for done() */
+    struct admission_job *next;
+};
+
+/* Starts the thread with a Redis connection of its own. rl must outlive it. */
+struct admission *admission_start(struct ratelimit *rl, const char *redis_url,
+                                  struct cache_pending *pending);
+
+/* Queues job; done() follows exactly once, possibly before this returns. -ESHUTDOWN once
+ * closing (done() is then not called). */
+int admission_submit(struct admission *a, struct admission_job *job);
+
+/* Refuses new jobs, answers every queued one and stops the thread. */
+void admission_close(struct admission *a);
+
+/* Closes if need be and frees everything. */
+void admission_free(struct admission *a);
+
+#endif

@@ -1,0 +1,160 @@
+/* The admission thread and its queue. */
+#include "admission.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache.h"
+#include "log.h"
+
+#define ADMISSION_BATCH 1024
+
+struct admission {
+    struct ratelimit *rl;
+    struct cache *cache;
+    pthread_mutex_t lock;
+    pthread_cond_t nonempty;
+    struct admission_job *head, *tail;
+    bool stopping;
+    bool started;
+    pthread_t thread;
+    struct admission_job **batch;
+    bool grouped[ADMISSION_BATCH];
+};
+
+static size_t take(struct admission *a, struct admission_job **out)
+{
+    size_t n = 0;
+
+    pthread_mutex_lock(&a->lock);
+    while (!a->head && !a->stopping)
+        pthread_cond_wait(&a->nonempty, &a->lock);
+    while (a->head && n < ADMISSION_BATCH) {
+        out[n++] = a->head;
+        a->head = a->head->next;
+    }
+    if (!a->head)
+        a->tail = NULL;
+    pthread_mutex_unlock(&a->lock);
+    return n;
+}
+
+static bool same_limit(const struct admission_job *x, const struct admission_job *y)
+{
+    return strcmp(x->name, y->name) == 0 && x->policy.limit == y->policy.limit &&
+           x->policy.window == y->policy.window && x->policy.burst == y->policy.burst;
+}
+
+/* One script per distinct limit in the batch; each job's result says whether it was among
+ * the first ones admitted, in queue order. */
+static void admit_batch(struct admission *a, struct admission_job **jobs, size_t n)
+{
+    bool *done = a->grouped;
+
+    memset(done, 0, n * sizeof(*done));
+    for (size_t i = 0; i < n; i++) {
+        if (done[i])
+            continue;
+        int64_t count = 0, pos = 0;
+        for (size_t j = i; j < n; j++)
+            count += !done[j] && same_limit(jobs[i], jobs[j]);
+        struct ratelimit_result res;
+        int64_t admitted =
+            ratelimit_check_n(a->rl, a->cache, jobs[i]->name, &jobs[i]->policy, count, true, &res);
+        for (size_t j = i; j < n; j++) {
+            if (done[j] || !same_limit(jobs[i], jobs[j]))
+                continue;
+            done[j] = true;
+            struct ratelimit_result *r = &jobs[j]->result;
+            *r = res;
+            r->allowed = pos < admitted;
+            r->remaining = r->allowed ? res.remaining + (admitted - 1 - pos) : 0;
+            if (r->allowed)
+                r->retry_us = 0;
+            pos++;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        jobs[i]->done(jobs[i]);
+}
+
+static void *admission_main(void *arg)
+{
+    struct admission *a = arg;
+    size_t n;
+
+    while ((n = take(a, a->batch)) > 0)
+        admit_batch(a, a->batch, n);
+    return NULL;
+}
+
+struct admission *admission_start(struct ratelimit *rl, const char *redis_url,
+                                  struct cache_pending *pending)
+{
+    struct admission *a = calloc(1, sizeof(*a));
+
+    if (!a)
+        return NULL;
+    a->rl = rl;
+    pthread_mutex_init(&a->lock, NULL);
+    pthread_cond_init(&a->nonempty, NULL);
+    a->cache = cache_new(redis_url, pending);
+    a->batch = calloc(ADMISSION_BATCH, sizeof(*a->batch));
+    if (!a->cache || !a->batch)
+        goto fail;
+    if (pthread_create(&a->thread, NULL, admission_main, a) != 0) {
+        log_error("cannot start the admission thread");
+        goto fail;
+    }
+    a->started = true;
+    return a;
+fail:
+    admission_free(a);
+    return NULL;
+}
+
+int admission_submit(struct admission *a, struct admission_job *job)
+{
+    job->next = NULL;
+    pthread_mutex_lock(&a->lock);
+    if (a->stopping) {
+        pthread_mutex_unlock(&a->lock);
+        return -ESHUTDOWN;
+    }
+    if (a->tail)
+        a->tail->next = job;
+    else
+        a->head = job;
+    a->tail = job;
+    pthread_cond_signal(&a->nonempty);
+    pthread_mutex_unlock(&a->lock);
+    return 0;
+}
+
+void admission_close(struct admission *a)
+{
+    if (!a)
+        return;
+    pthread_mutex_lock(&a->lock);
+    a->stopping = true;
+    pthread_cond_broadcast(&a->nonempty);
+    pthread_mutex_unlock(&a->lock);
+    if (a->started) {
+        pthread_join(a->thread, NULL);
+        a->started = false;
+    }
+}
+
+void admission_free(struct admission *a)
+{
+    if (!a)
+        return;
+    admission_close(a);
+    cache_free(a->cache);
+    free(a->batch);
+    pthread_cond_destroy(&a->nonempty);
+    pthread_mutex_destroy(&a->lock);
+    free(a);
+}
