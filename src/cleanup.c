@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,10 +52,12 @@ int cleanup_parse_args(int argc, char **argv, struct cleanup_opts *o, char *err,
     } numeric[] = {
         {"--batch", 1, CLEANUP_BATCH_MAX, offsetof(struct cleanup_opts, batch)},
         {"--max-seconds", 0, CLEANUP_MAX_SECONDS_MAX, offsetof(struct cleanup_opts, max_seconds)},
+        {"--pause-ms", 0, CLEANUP_PAUSE_MS_MAX, offsetof(struct cleanup_opts, pause_ms)},
     };
 
     o->batch = CLEANUP_BATCH_DEFAULT;
     o->max_seconds = 0;
+    o->pause_ms = CLEANUP_PAUSE_MS_DEFAULT;
     o->dry_run = false;
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
@@ -183,6 +186,8 @@ int cleanup_run(PGconn *conn, const struct cleanup_opts *o, const struct cleanup
          * will delete it (another run) or whom the next run will outlast. */
         if (n < o->batch)
             break;
+        if (o->pause_ms > 0)
+            poll(NULL, 0, (int)o->pause_ms);
     }
     rc = 0;
 out:

@@ -53,12 +53,13 @@ static void usage(void)
            "  apikey list                             id, name, rate, created, last used, "
            "revoked\n"
            "  apikey revoke ID                        revoke a key at once\n"
-           "  cleanup [--batch N] [--max-seconds S] [--dry-run]\n"
+           "  cleanup [--batch N] [--max-seconds S] [--pause-ms MS] [--dry-run]\n"
            "                                          delete expired links, N per transaction\n"
            "                                          (default 5000, at most 100000), and their\n"
            "                                          cache entries; no new batch after S\n"
-           "                                          seconds (default 0: no limit); --dry-run\n"
-           "                                          only counts them\n\n"
+           "                                          seconds (default 0: no limit); a pause of\n"
+           "                                          MS (default 20) after each full batch;\n"
+           "                                          --dry-run only counts them\n\n"
            "Settings are read from the environment, then from SHORTENER_ENV_FILE or ./var/env\n"
            "(written by 'make up') for variables the environment does not set, then flags.\n\n");
     config_usage(stdout, options, NOPTIONS);

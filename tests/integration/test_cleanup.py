@@ -359,12 +359,15 @@ def test_postgres_down_fails_clearly(cst, args):
     ["--max-seconds", "1.5"],
     ["--max-seconds", "86401"],
     ["--max-seconds"],
+    ["--pause-ms", "-1"],
+    ["--pause-ms", "10001"],
+    ["--pause-ms", "soon"],
     ["--dry-run=yes"],
     ["--bogus"],
     ["now"],
 ], ids=["batch-zero", "batch-too-big", "batch-negative", "batch-word", "batch-missing",
         "batch-empty", "seconds-negative", "seconds-fraction", "seconds-too-big",
-        "seconds-missing", "dry-run-value", "unknown-flag", "extra-argument"])
+        "seconds-missing", "pause-negative", "pause-too-big", "pause-word", "dry-run-value", "unknown-flag", "extra-argument"])
 def test_bad_arguments_exit_2_and_delete_nothing(cst, owner, args):
     cst.psql("DELETE FROM urls WHERE expires_at <= now()")
     load(cst, owner[1], f"cf{os.urandom(3).hex()}", expired=5, live=0)
@@ -378,5 +381,5 @@ def test_bad_arguments_exit_2_and_delete_nothing(cst, owner, args):
 def test_help_mentions_cleanup(cst):
     res = cst.ctl("--help")
     assert res.returncode == 0
-    for word in ("cleanup", "--batch", "--max-seconds", "--dry-run"):
+    for word in ("cleanup", "--batch", "--max-seconds", "--pause-ms", "--dry-run"):
         assert word in res.stdout, res.stdout

@@ -31,6 +31,7 @@ static void test_defaults(void **state)
     assert_int_equal(parse(&o, err, sizeof(err), NULL), 0);
     assert_int_equal(o.batch, CLEANUP_BATCH_DEFAULT);
     assert_int_equal(o.max_seconds, 0);
+    assert_int_equal(o.pause_ms, CLEANUP_PAUSE_MS_DEFAULT);
     assert_false(o.dry_run);
 }
 
@@ -54,6 +55,11 @@ static void test_all_forms(void **state)
         parse(&o, err, sizeof(err), "--batch", "100000", "--max-seconds", "86400", NULL), 0);
     assert_int_equal(o.batch, CLEANUP_BATCH_MAX);
     assert_int_equal(o.max_seconds, CLEANUP_MAX_SECONDS_MAX);
+
+    assert_int_equal(parse(&o, err, sizeof(err), "--pause-ms", "0", NULL), 0);
+    assert_int_equal(o.pause_ms, 0);
+    assert_int_equal(parse(&o, err, sizeof(err), "--pause-ms=10000", NULL), 0);
+    assert_int_equal(o.pause_ms, CLEANUP_PAUSE_MS_MAX);
 }
 
 static void test_rejects(void **state)
@@ -74,6 +80,10 @@ static void test_rejects(void **state)
         {"--max-seconds", "86401", NULL},
         {"--max-seconds", "1.5", NULL},
         {"--max-seconds", NULL, NULL},
+        {"--pause-ms", "-1", NULL},
+        {"--pause-ms", "10001", NULL},
+        {"--pause-ms", "fast", NULL},
+        {"--pause-ms", NULL, NULL},
         {"--batches", "5", NULL},
         {"--dry-run=yes", NULL, NULL},
         {"now", NULL, NULL},
