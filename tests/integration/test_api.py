@@ -436,3 +436,14 @@ def test_default_ttl_applies_and_bounds_cache_control(extra_server, api_key):
         assert r.status_code == 301
         age = stk.cache_control_max_age(r)
         assert age is not None and age <= expires - t, (r.headers, expires - t)
+
+
+def test_oversized_request_headers_get_431_and_the_server_goes_on(client):
+    # libmicrohttpd answers this itself (its connection memory is 16 KiB); what matters is a
+    # clear refusal, a closed connection and a server that keeps serving.
+    key = client.create_ok("https://example.com/after-431")["key"]
+    for size in (17000, 40000):
+        r = client.s.get(client.base + "/" + key, headers={"Cookie": "a=" + "b" * size},
+                         allow_redirects=False, timeout=stk.HTTP_TIMEOUT)
+        assert r.status_code == 431
+    assert client.resolve(key).status_code == 301
