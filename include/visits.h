@@ -11,8 +11,8 @@ struct visits;
 struct store;
 
 /* The table holds at most max_keys distinct keys between flushes; visits to further keys are
- * dropped (visits_record says so). The store is owned by visits from here on, even when this
- * fails. */
+ * dropped (visits_record says so). Half full, it is flushed early. The store is owned by visits
+ * from here on, even when this fails. */
 struct visits *visits_new(struct store *store, unsigned flush_ms, size_t max_keys);
 
 /* Starts the flush thread. Returns 0 or -errno. */

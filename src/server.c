@@ -27,8 +27,10 @@
 #define KEYS_BATCH 1024
 /* Link writer threads: two, so that one gathers a batch while the other waits for its
  * commit to reach the disk. */
-#define WRITERS         2
-#define VISITS_MAX_KEYS 200000
+#define WRITERS 2
+/* Distinct links with unwritten visits; the table is written early when half full. 80 bytes
+ * each at a load factor of at most one half: up to 10 MiB, twice that while one is written. */
+#define VISITS_MAX_KEYS 65536
 #define DISCARD_LIMIT   (4 * REQUEST_MAX_BODY)
 /* libmicrohttpd's per-connection pool: request headers, and response headers including an
  * 8 KiB Location. It is zeroed for every request, so its size is paid on the hot path (32 KiB,

@@ -100,6 +100,10 @@ static bool table_add(struct visits *v, const char *key, size_t len, int64_t n)
         s->key[len] = '\0';
         s->len = (uint8_t)len;
         t->used++;
+        /* Many distinct keys: write them now rather than let the table (and the process)
+         * grow until the interval ends. */
+        if (t->used == v->max_keys / 2)
+            pthread_cond_signal(&v->wake);
     }
     s->count += n;
     return true;
