@@ -26,10 +26,10 @@ LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lmicrohttpd -lhir
 
 LIB_SRCS := lib/base62.c lib/config.c lib/db.c lib/deadline.c lib/kgs_proto.c lib/log.c lib/sock.c
 # Modules of the API server; main.c is its entry point.
-SERVER_SRCS := src/admission.c src/apikey.c src/api.c src/authcache.c src/cache.c src/clientip.c src/hotcache.c \
-	src/http.c src/invalidation.c src/keys_client.c src/linkwriter.c src/metrics.c \
-	src/ratelimit.c src/request.c src/server.c src/store.c src/timefmt.c src/urlcheck.c \
-	src/visits.c
+SERVER_SRCS := src/admission.c src/apikey.c src/api.c src/authcache.c src/cache.c \
+	src/clientip.c src/hotcache.c src/http.c src/invalidation.c src/jobqueue.c \
+	src/keys_client.c src/linkwriter.c src/metrics.c src/ratelimit.c src/request.c \
+	src/server.c src/store.c src/timefmt.c src/urlcheck.c src/visits.c
 CTL_SRCS := src/apikey.c src/cache.c src/cleanup.c src/ctl.c src/migrate.c src/timefmt.c
 KGS_SRCS := kgs/clients.c kgs/keybuf.c kgs/keyperm.c kgs/keypool.c kgs/refill.c
 
@@ -42,7 +42,7 @@ LIBCOMMON := $(BUILD)/libcommon.a
 PROGRAMS := $(BINDIR)/shortener $(BINDIR)/kgs $(BINDIR)/shortenerctl
 
 UNIT_TESTS := base62 config kgs_proto sock urlcheck request timefmt apikey keybuf keyperm cache \
-	hotcache cleanup ratelimit clientip authcache
+	hotcache jobqueue cleanup ratelimit clientip authcache
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
 
 PYTEST := /usr/bin/python3 -m pytest

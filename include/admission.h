@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 
+#include "jobqueue.h"
 #include "ratelimit.h"
 
 struct cache_pending;
@@ -20,7 +21,7 @@ struct admission_job {
     struct ratelimit_result result;          /* set before done() */
     void (*done)(struct admission_job *job); /* called once, on the admission thread */
     void *ctx;                               /* for done() */
-    struct admission_job *next;
+    struct jobq_node node;
 };
 
 /* Starts the thread with a Redis connection of its own. rl must outlive it. */

@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "jobqueue.h"
+
 #define LINK_KEY_MAX 64
 
 struct cache_pending;
@@ -34,7 +36,7 @@ struct link_job {
      * PostgreSQL is unreachable (the link may or may not be stored), -EIO otherwise. */
     int rc;
     int64_t created_at;
-    struct link_job *next; /* the writer's queue */
+    struct jobq_node node; /* the writer's queue */
 };
 
 /* Frees the job and its url; NULL is fine. */

@@ -14,32 +14,14 @@
 struct admission {
     struct ratelimit *rl;
     struct cache *cache;
-    pthread_mutex_t lock;
-    pthread_cond_t nonempty;
-    struct admission_job *head, *tail;
-    bool stopping;
+    struct jobqueue queue;
+    bool queue_ready;
     bool started;
     pthread_t thread;
-    struct admission_job **batch;
+    struct jobq_node *nodes[ADMISSION_BATCH];
+    struct admission_job *batch[ADMISSION_BATCH];
     bool grouped[ADMISSION_BATCH];
 };
-
-static size_t take(struct admission *a, struct admission_job **out)
-{
-    size_t n = 0;
-
-    pthread_mutex_lock(&a->lock);
-    while (!a->head && !a->stopping)
-        pthread_cond_wait(&a->nonempty, &a->lock);
-    while (a->head && n < ADMISSION_BATCH) {
-        out[n++] = a->head;
-        a->head = a->head->next;
-    }
-    if (!a->head)
-        a->tail = NULL;
-    pthread_mutex_unlock(&a->lock);
-    return n;
-}
 
 static bool same_limit(const struct admission_job *x, const struct admission_job *y)
 {
@@ -85,8 +67,11 @@ static void *admission_main(void *arg)
     struct admission *a = arg;
     size_t n;
 
-    while ((n = take(a, a->batch)) > 0)
+    while ((n = jobqueue_take(&a->queue, a->nodes, ADMISSION_BATCH)) > 0) {
+        for (size_t i = 0; i < n; i++)
+            a->batch[i] = JOBQ_ENTRY(a->nodes[i], struct admission_job, node);
         admit_batch(a, a->batch, n);
+    }
     return NULL;
 }
 
@@ -98,11 +83,11 @@ struct admission *admission_start(struct ratelimit *rl, const char *redis_url,
     if (!a)
         return NULL;
     a->rl = rl;
-    pthread_mutex_init(&a->lock, NULL);
-    pthread_cond_init(&a->nonempty, NULL);
+    if (jobqueue_init(&a->queue) < 0)
+        goto fail;
+    a->queue_ready = true;
     a->cache = cache_new(redis_url, pending);
-    a->batch = calloc(ADMISSION_BATCH, sizeof(*a->batch));
-    if (!a->cache || !a->batch)
+    if (!a->cache)
         goto fail;
     if (pthread_create(&a->thread, NULL, admission_main, a) != 0) {
         log_error("cannot start the admission thread");
@@ -117,30 +102,14 @@ fail:
 
 int admission_submit(struct admission *a, struct admission_job *job)
 {
-    job->next = NULL;
-    pthread_mutex_lock(&a->lock);
-    if (a->stopping) {
-        pthread_mutex_unlock(&a->lock);
-        return -ESHUTDOWN;
-    }
-    if (a->tail)
-        a->tail->next = job;
-    else
-        a->head = job;
-    a->tail = job;
-    pthread_cond_signal(&a->nonempty);
-    pthread_mutex_unlock(&a->lock);
-    return 0;
+    return jobqueue_push(&a->queue, &job->node);
 }
 
 void admission_close(struct admission *a)
 {
-    if (!a)
+    if (!a || !a->queue_ready)
         return;
-    pthread_mutex_lock(&a->lock);
-    a->stopping = true;
-    pthread_cond_broadcast(&a->nonempty);
-    pthread_mutex_unlock(&a->lock);
+    jobqueue_close(&a->queue);
     if (a->started) {
         pthread_join(a->thread, NULL);
         a->started = false;
@@ -153,8 +122,7 @@ void admission_free(struct admission *a)
         return;
     admission_close(a);
     cache_free(a->cache);
-    free(a->batch);
-    pthread_cond_destroy(&a->nonempty);
-    pthread_mutex_destroy(&a->lock);
+    if (a->queue_ready)
+        jobqueue_release(&a->queue);
     free(a);
 }

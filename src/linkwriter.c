@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,16 +22,14 @@ struct writer {
     struct store *store;
     struct cache *cache;
     struct link_insert *batch;
+    struct jobq_node **nodes;
     struct link_job **jobs;
 };
 
 struct linkwriter {
-    pthread_mutex_t lock;
-    pthread_cond_t nonempty;
-    struct link_job *head, *tail;
-    unsigned queued;
-    unsigned long long batches, links; /* under lock */
-    bool stopping;
+    struct jobqueue queue;
+    bool queue_ready;
+    atomic_ullong batches, links;
     unsigned nwriters;
     struct writer *writers;
 };
@@ -41,30 +40,6 @@ void link_job_free(struct link_job *job)
         return;
     free(job->url);
     free(job);
-}
-
-/* Takes up to WRITER_BATCH jobs, oldest first, waiting for one. Returns how many; 0 only when
- * stopping with nothing left. */
-static size_t take(struct linkwriter *lw, struct link_job **out)
-{
-    size_t n = 0;
-
-    pthread_mutex_lock(&lw->lock);
-    while (!lw->head && !lw->stopping)
-        pthread_cond_wait(&lw->nonempty, &lw->lock);
-    while (lw->head && n < WRITER_BATCH) {
-        out[n++] = lw->head;
-        lw->head = lw->head->next;
-        lw->queued--;
-    }
-    if (!lw->head)
-        lw->tail = NULL;
-    if (n) {
-        lw->batches++;
-        lw->links += n;
-    }
-    pthread_mutex_unlock(&lw->lock);
-    return n;
 }
 
 static void write_batch(struct writer *w, struct link_job **jobs, size_t n)
@@ -98,8 +73,13 @@ static void *writer_main(void *arg)
     struct writer *w = arg;
     size_t n;
 
-    while ((n = take(w->lw, w->jobs)) > 0)
+    while ((n = jobqueue_take(&w->lw->queue, w->nodes, WRITER_BATCH)) > 0) {
+        for (size_t i = 0; i < n; i++)
+            w->jobs[i] = JOBQ_ENTRY(w->nodes[i], struct link_job, node);
+        atomic_fetch_add_explicit(&w->lw->batches, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&w->lw->links, n, memory_order_relaxed);
         write_batch(w, w->jobs, n);
+    }
     return NULL;
 }
 
@@ -110,8 +90,11 @@ struct linkwriter *linkwriter_start(const char *conninfo, const char *redis_url,
 
     if (!lw)
         return NULL;
-    pthread_mutex_init(&lw->lock, NULL);
-    pthread_cond_init(&lw->nonempty, NULL);
+    atomic_init(&lw->batches, 0);
+    atomic_init(&lw->links, 0);
+    if (jobqueue_init(&lw->queue) < 0)
+        goto fail;
+    lw->queue_ready = true;
     lw->writers = calloc(nwriters, sizeof(*lw->writers));
     if (!lw->writers)
         goto fail;
@@ -122,8 +105,9 @@ struct linkwriter *linkwriter_start(const char *conninfo, const char *redis_url,
         w->store = store_new(conninfo, "shortener-writer");
         w->cache = cache_new(redis_url, pending);
         w->batch = calloc(WRITER_BATCH, sizeof(*w->batch));
+        w->nodes = calloc(WRITER_BATCH, sizeof(*w->nodes));
         w->jobs = calloc(WRITER_BATCH, sizeof(*w->jobs));
-        if (!w->store || !w->cache || !w->batch || !w->jobs)
+        if (!w->store || !w->cache || !w->batch || !w->nodes || !w->jobs)
             goto fail;
     }
     for (unsigned i = 0; i < nwriters; i++) {
@@ -141,48 +125,26 @@ fail:
 
 int linkwriter_submit(struct linkwriter *lw, struct link_job *job)
 {
-    job->next = NULL;
-    pthread_mutex_lock(&lw->lock);
-    if (lw->stopping) {
-        pthread_mutex_unlock(&lw->lock);
-        return -ESHUTDOWN;
-    }
-    if (lw->tail)
-        lw->tail->next = job;
-    else
-        lw->head = job;
-    lw->tail = job;
-    lw->queued++;
-    pthread_cond_signal(&lw->nonempty);
-    pthread_mutex_unlock(&lw->lock);
-    return 0;
+    return jobqueue_push(&lw->queue, &job->node);
 }
 
 unsigned linkwriter_queued(struct linkwriter *lw)
 {
-    pthread_mutex_lock(&lw->lock);
-    unsigned n = lw->queued;
-    pthread_mutex_unlock(&lw->lock);
-    return n;
+    return (unsigned)jobqueue_count(&lw->queue);
 }
 
 void linkwriter_counts(struct linkwriter *lw, unsigned long long *batches,
                        unsigned long long *links)
 {
-    pthread_mutex_lock(&lw->lock);
-    *batches = lw->batches;
-    *links = lw->links;
-    pthread_mutex_unlock(&lw->lock);
+    *batches = atomic_load_explicit(&lw->batches, memory_order_relaxed);
+    *links = atomic_load_explicit(&lw->links, memory_order_relaxed);
 }
 
 void linkwriter_close(struct linkwriter *lw)
 {
-    if (!lw)
+    if (!lw || !lw->queue_ready)
         return;
-    pthread_mutex_lock(&lw->lock);
-    lw->stopping = true;
-    pthread_cond_broadcast(&lw->nonempty);
-    pthread_mutex_unlock(&lw->lock);
+    jobqueue_close(&lw->queue);
     /* Writers leave only with the queue empty: every submitted job gets its done(). */
     for (unsigned i = 0; i < lw->nwriters; i++)
         if (lw->writers[i].started) {
@@ -200,10 +162,11 @@ void linkwriter_free(struct linkwriter *lw)
         store_free(lw->writers[i].store);
         cache_free(lw->writers[i].cache);
         free(lw->writers[i].batch);
+        free(lw->writers[i].nodes);
         free(lw->writers[i].jobs);
     }
     free(lw->writers);
-    pthread_cond_destroy(&lw->nonempty);
-    pthread_mutex_destroy(&lw->lock);
+    if (lw->queue_ready)
+        jobqueue_release(&lw->queue);
     free(lw);
 }
