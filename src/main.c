@@ -58,7 +58,7 @@ static const struct config_opt options[] = {
             "seconds an unknown key stays cached as unknown", negative_ttl),
     OPT_INT("REDIRECT_MAX_AGE", "redirect-max-age", 0, 86400 * 365, "300",
             "longest browser cache lifetime of a redirect, in seconds", redirect_max_age),
-    OPT_INT("VISITS_FLUSH_MS", "visits-flush-ms", 10, 60000, "1000",
+    OPT_INT("VISITS_FLUSH_MS", "visits-flush-ms", 10, 60000, "5000",
             "how often visit counts are written to PostgreSQL, in milliseconds", visits_flush_ms),
     OPT_INT("MAX_CONNECTIONS", "max-connections", 16, 1000000, "4096",
             "concurrent HTTP connections", max_connections),

@@ -28,9 +28,10 @@
 /* Link writer threads: two, so that one gathers a batch while the other waits for its
  * commit to reach the disk. */
 #define WRITERS 2
-/* Distinct links with unwritten visits; the table is written early when half full. 80 bytes
- * each at a load factor of at most one half: up to 10 MiB, twice that while one is written. */
-#define VISITS_MAX_KEYS 65536
+/* Distinct links with unwritten visits; the table is written early when half full. About 40
+ * bytes each (a 16-byte slot at a load factor of at most one half, and the key): up to 10 MiB,
+ * twice that while one is written. */
+#define VISITS_MAX_KEYS 262144
 #define DISCARD_LIMIT   (4 * REQUEST_MAX_BODY)
 /* libmicrohttpd's per-connection pool: request headers, and response headers including an
  * 8 KiB Location. It is zeroed for every request, so its size is paid on the hot path (32 KiB,

@@ -13,16 +13,20 @@
 #include "request.h"
 #include "store.h"
 
+/* 16 bytes; the key itself is in the table's arena. Keeping many distinct keys cheap matters:
+ * the more visits one flush sums per link, the fewer rows PostgreSQL has to update. */
 struct slot {
     int64_t count; /* 0: empty */
+    uint32_t off;  /* of the key in the arena */
     uint8_t len;
-    char key[ALIAS_MAX_LEN + 1];
 };
 
 struct table {
     struct slot *slots;
     size_t cap; /* a power of two */
     size_t used;
+    char *arena; /* the keys, NUL-terminated, one after another */
+    size_t arena_len, arena_cap;
 };
 
 struct visits {
@@ -51,7 +55,30 @@ static int table_init(struct table *t, size_t cap)
     t->slots = calloc(cap, sizeof(*t->slots));
     t->cap = cap;
     t->used = 0;
-    return t->slots ? 0 : -ENOMEM;
+    t->arena_cap = cap * 4;
+    t->arena_len = 0;
+    t->arena = malloc(t->arena_cap);
+    if (!t->slots || !t->arena) {
+        free(t->slots);
+        free(t->arena);
+        t->slots = NULL;
+        t->arena = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static void table_release(struct table *t)
+{
+    free(t->slots);
+    free(t->arena);
+    t->slots = NULL;
+    t->arena = NULL;
+}
+
+static const char *key_of(const struct table *t, const struct slot *s)
+{
+    return t->arena + s->off;
 }
 
 static struct slot *table_find(struct table *t, const char *key, size_t len)
@@ -59,7 +86,7 @@ static struct slot *table_find(struct table *t, const char *key, size_t len)
     size_t i = (size_t)hash(key, len) & (t->cap - 1);
     for (;;) {
         struct slot *s = &t->slots[i];
-        if (s->count == 0 || (s->len == len && memcmp(s->key, key, len) == 0))
+        if (s->count == 0 || (s->len == len && memcmp(key_of(t, s), key, len) == 0))
             return s;
         i = (i + 1) & (t->cap - 1);
     }
@@ -67,15 +94,18 @@ static struct slot *table_find(struct table *t, const char *key, size_t len)
 
 static int table_grow(struct table *t)
 {
-    struct table bigger;
-    if (table_init(&bigger, t->cap * 2) < 0)
+    struct table bigger = *t;
+
+    /* The arena stays: slots only point into it. */
+    bigger.cap = t->cap * 2;
+    bigger.slots = calloc(bigger.cap, sizeof(*bigger.slots));
+    if (!bigger.slots)
         return -ENOMEM;
     for (size_t i = 0; i < t->cap; i++) {
         struct slot *s = &t->slots[i];
         if (s->count)
-            *table_find(&bigger, s->key, s->len) = *s;
+            *table_find(&bigger, key_of(t, s), s->len) = *s;
     }
-    bigger.used = t->used;
     free(t->slots);
     *t = bigger;
     return 0;
@@ -96,8 +126,18 @@ static bool table_add(struct visits *v, const char *key, size_t len, int64_t n)
                 return false;
             s = table_find(t, key, len);
         }
-        memcpy(s->key, key, len);
-        s->key[len] = '\0';
+        if (t->arena_len + len + 1 > t->arena_cap) {
+            size_t cap = t->arena_cap * 2;
+            char *p = realloc(t->arena, cap);
+            if (!p)
+                return false;
+            t->arena = p;
+            t->arena_cap = cap;
+        }
+        memcpy(t->arena + t->arena_len, key, len);
+        t->arena[t->arena_len + len] = '\0';
+        s->off = (uint32_t)t->arena_len;
+        t->arena_len += len + 1;
         s->len = (uint8_t)len;
         t->used++;
         /* Many distinct keys: write them now rather than let the table (and the process)
@@ -162,13 +202,13 @@ static void flush(struct visits *v)
     pthread_mutex_unlock(&v->lock);
     if (full.used == 0)
         goto out;
-    keys = malloc(full.used * sizeof(*keys));
-    counts = malloc(full.used * sizeof(*counts));
+    keys = calloc(full.used, sizeof(*keys));
+    counts = calloc(full.used, sizeof(*counts));
     if (!keys || !counts)
         goto restore;
     for (size_t i = 0; i < full.cap; i++)
         if (full.slots[i].count) {
-            keys[n] = full.slots[i].key;
+            keys[n] = key_of(&full, &full.slots[i]);
             counts[n++] = full.slots[i].count;
         }
     if (store_add_visits(v->store, keys, counts, n) == 0)
@@ -177,12 +217,12 @@ restore:
     pthread_mutex_lock(&v->lock);
     for (size_t i = 0; i < full.cap; i++)
         if (full.slots[i].count)
-            table_add(v, full.slots[i].key, full.slots[i].len, full.slots[i].count);
+            table_add(v, key_of(&full, &full.slots[i]), full.slots[i].len, full.slots[i].count);
     pthread_mutex_unlock(&v->lock);
 out:
     free(keys);
     free(counts);
-    free(full.slots);
+    table_release(&full);
 }
 
 static void *flush_thread(void *arg)
@@ -225,7 +265,7 @@ void visits_free(struct visits *v)
     }
     pthread_mutex_destroy(&v->lock);
     pthread_cond_destroy(&v->wake);
-    free(v->table.slots);
+    table_release(&v->table);
     store_free(v->store);
     free(v);
 }
