@@ -23,16 +23,28 @@
 
 struct hotcache;
 
+/* Where visits counted in entries go: called with the key and its count when an entry holding
+ * uncounted visits leaves the cache, and for every such entry by hotcache_harvest(). Called
+ * with one of the cache's locks held: it must not call back into the cache. */
+typedef void (*hotcache_visits_fn)(void *ctx, const char *key, size_t keylen, uint32_t count);
+
 /* A cache of up to about max_entries links, each trusted for at most max_age seconds (a
  * bound on staleness should an invalidation ever be missed). It starts disabled. max_entries
- * 0 gives a cache that is always disabled. Returns NULL when out of memory. */
-struct hotcache *hotcache_new(size_t max_entries, int64_t max_age);
+ * 0 gives a cache that is always disabled. Visits counted by hotcache_get() go to visits_fn
+ * (may be NULL). Returns NULL when out of memory. */
+struct hotcache *hotcache_new(size_t max_entries, int64_t max_age, hotcache_visits_fn visits_fn,
+                              void *visits_ctx);
 void hotcache_free(struct hotcache *h);
 
 /* 0 with the URL copied into url (NUL-terminated) and its expiry (0: never), or -ENOENT when
- * the key is not cached, its entry is too old, or the URL does not fit in cap bytes. */
+ * the key is not cached, its entry is too old, or the URL does not fit in cap bytes. A hit
+ * that will be answered counts a visit in the entry when visit is true: a popular link's
+ * visits are then counted where it already is, without a table of their own per request. */
 int hotcache_get(struct hotcache *h, const char *key, size_t keylen, char *url, size_t cap,
-                 int64_t *expires_at, int64_t now);
+                 int64_t *expires_at, int64_t now, bool visit);
+
+/* Hands every entry's uncounted visits to the visits function and zeroes them. */
+void hotcache_harvest(struct hotcache *h);
 
 uint64_t hotcache_epoch(struct hotcache *h);
 

@@ -55,6 +55,11 @@ static inline void metrics_inc(atomic_ullong *c)
     atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
 
+static inline void metrics_add(atomic_ullong *c, unsigned long long n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
 /* Renders the Prometheus text format into buf. Returns the length written (truncated output
  * is never returned: -ENOSPC instead). gauges are passed in by the caller. */
 struct metrics_gauges {

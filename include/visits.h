@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct visits;
 struct store;
@@ -20,6 +21,13 @@ int visits_start(struct visits *v);
 
 /* Counts one visit to key. Returns false when the visit had to be dropped. */
 bool visits_record(struct visits *v, const char *key, size_t len);
+
+/* Counts n visits to key, counted elsewhere first (the hot cache). */
+bool visits_add(struct visits *v, const char *key, size_t len, uint32_t n);
+
+/* harvest(ctx) runs at the start of every flush, to hand in visits counted elsewhere (with
+ * visits_add). Set before visits_start(). */
+void visits_set_harvest(struct visits *v, void (*harvest)(void *ctx), void *ctx);
 
 size_t visits_pending(struct visits *v);
 

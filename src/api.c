@@ -569,7 +569,8 @@ static int redirect_cached(struct http_request *r, enum metric_redirect where, c
     if (expires_at && expires_at <= now)
         return 1;
     metrics_inc(&s->metrics.redirects[where]);
-    if (!visits_record(s->visits, key, len))
+    /* A hot hit's visit was counted in its entry already (hotcache_get). */
+    if (where != MR_HOT_HIT && !visits_record(s->visits, key, len))
         metrics_inc(&s->metrics.visits_dropped);
     return http_redirect(r, url,
                          expires_at ? min_ll(expires_at - now, s->cfg.redirect_max_age)
@@ -590,7 +591,7 @@ static int handle_redirect(struct http_request *r, const char *linkkey, size_t l
         metrics_inc(&s->metrics.redirects[MR_INVALID]);
         return http_link_not_found(r);
     }
-    if (hotcache_get(s->hot, linkkey, len, url, sizeof(url), &expires_at, now) == 0) {
+    if (hotcache_get(s->hot, linkkey, len, url, sizeof(url), &expires_at, now, true) == 0) {
         rc = redirect_cached(r, MR_HOT_HIT, linkkey, len, url, expires_at, now);
         if (rc <= 0)
             return rc;

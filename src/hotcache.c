@@ -18,7 +18,8 @@ struct hot_entry {
     int64_t cached_at;
     uint16_t keylen;
     uint16_t urllen;
-    char data[]; /* key, NUL, url, NUL */
+    uint32_t visits; /* counted since the last harvest */
+    char data[];     /* key, NUL, url, NUL */
 };
 
 struct hot_set {
@@ -36,11 +37,14 @@ struct hotcache {
     atomic_uint_fast64_t epoch;
     atomic_bool enabled;
     atomic_size_t count;
+    hotcache_visits_fn visits_fn;
+    void *visits_ctx;
     /* Hash flooding could only crowd one set, but a secret key keeps sets evenly used. */
     unsigned char hash_key[crypto_shorthash_KEYBYTES];
 };
 
-struct hotcache *hotcache_new(size_t max_entries, int64_t max_age)
+struct hotcache *hotcache_new(size_t max_entries, int64_t max_age, hotcache_visits_fn visits_fn,
+                              void *visits_ctx)
 {
     struct hotcache *h = calloc(1, sizeof(*h));
     size_t nsets = 1;
@@ -51,6 +55,8 @@ struct hotcache *hotcache_new(size_t max_entries, int64_t max_age)
     atomic_init(&h->enabled, false);
     atomic_init(&h->count, 0);
     h->max_age = max_age;
+    h->visits_fn = visits_fn;
+    h->visits_ctx = visits_ctx;
     randombytes_buf(h->hash_key, sizeof(h->hash_key));
     if (max_entries == 0)
         return h;
@@ -67,11 +73,19 @@ struct hotcache *hotcache_new(size_t max_entries, int64_t max_age)
     return h;
 }
 
+/* Frees an entry that leaves the cache, handing on the visits it holds. Set lock held. */
+static void drop(struct hotcache *h, struct hot_entry *e)
+{
+    if (e->visits && h->visits_fn)
+        h->visits_fn(h->visits_ctx, e->data, e->keylen, e->visits);
+    free(e);
+}
+
 static void clear_set(struct hotcache *h, struct hot_set *set)
 {
     for (int w = 0; w < HOT_WAYS; w++)
         if (set->entries[w]) {
-            free(set->entries[w]);
+            drop(h, set->entries[w]);
             set->entries[w] = NULL;
             set->tags[w] = 0;
             atomic_fetch_sub_explicit(&h->count, 1, memory_order_relaxed);
@@ -116,7 +130,7 @@ static int find(const struct hot_set *set, uint64_t tag, const char *key, size_t
 }
 
 int hotcache_get(struct hotcache *h, const char *key, size_t keylen, char *url, size_t cap,
-                 int64_t *expires_at, int64_t now)
+                 int64_t *expires_at, int64_t now, bool visit)
 {
     int rc = -ENOENT;
 
@@ -128,10 +142,12 @@ int hotcache_get(struct hotcache *h, const char *key, size_t keylen, char *url, 
     pthread_mutex_lock(&set->lock);
     int w = find(set, tag, key, keylen);
     if (w >= 0) {
-        const struct hot_entry *e = set->entries[w];
+        struct hot_entry *e = set->entries[w];
         if (now - e->cached_at <= h->max_age && (size_t)e->urllen < cap) {
             memcpy(url, e->data + e->keylen + 1, (size_t)e->urllen + 1);
             *expires_at = e->expires_at;
+            if (visit && (!e->expires_at || e->expires_at > now) && e->visits < UINT32_MAX)
+                e->visits++;
             set->referenced |= (uint8_t)(1u << w);
             rc = 0;
         }
@@ -175,6 +191,7 @@ void hotcache_put(struct hotcache *h, uint64_t epoch, const char *key, size_t ke
     e->cached_at = now;
     e->keylen = (uint16_t)keylen;
     e->urllen = (uint16_t)urllen;
+    e->visits = 0;
     memcpy(e->data, key, keylen);
     e->data[keylen] = '\0';
     memcpy(e->data + keylen + 1, url, urllen + 1);
@@ -194,7 +211,7 @@ void hotcache_put(struct hotcache *h, uint64_t epoch, const char *key, size_t ke
     if (w < 0)
         w = victim(set);
     if (set->entries[w])
-        free(set->entries[w]);
+        drop(h, set->entries[w]);
     else
         atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
     set->entries[w] = e;
@@ -213,7 +230,7 @@ void hotcache_evict(struct hotcache *h, const char *key, size_t keylen)
     pthread_mutex_lock(&set->lock);
     int w = find(set, tag, key, keylen);
     if (w >= 0) {
-        free(set->entries[w]);
+        drop(h, set->entries[w]);
         set->entries[w] = NULL;
         set->tags[w] = 0;
         set->referenced &= (uint8_t) ~(1u << w);
@@ -237,6 +254,24 @@ void hotcache_set_enabled(struct hotcache *h, bool enabled)
     }
     if (enabled)
         atomic_store_explicit(&h->enabled, true, memory_order_release);
+}
+
+void hotcache_harvest(struct hotcache *h)
+{
+    if (!h->visits_fn)
+        return;
+    for (size_t i = 0; i < h->nsets; i++) {
+        struct hot_set *set = &h->sets[i];
+        pthread_mutex_lock(&set->lock);
+        for (int w = 0; w < HOT_WAYS; w++) {
+            struct hot_entry *e = set->entries[w];
+            if (e && e->visits) {
+                h->visits_fn(h->visits_ctx, e->data, e->keylen, e->visits);
+                e->visits = 0;
+            }
+        }
+        pthread_mutex_unlock(&set->lock);
+    }
 }
 
 bool hotcache_enabled(struct hotcache *h)

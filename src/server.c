@@ -236,6 +236,21 @@ int server_configure(struct server *s, char *err, size_t errlen)
     return clientip_parse_trusted(c->trusted_proxies, &s->trusted_proxies, err, errlen);
 }
 
+/* Visits of hot links are counted in their hot cache entries; these bring them to the
+ * visits table, on eviction and before every flush. */
+static void hot_visits(void *ctx, const char *key, size_t keylen, uint32_t count)
+{
+    struct server *s = ctx;
+    if (!s->visits || !visits_add(s->visits, key, keylen, count))
+        metrics_add(&s->metrics.visits_dropped, count);
+}
+
+static void harvest_hot_visits(void *ctx)
+{
+    struct server *s = ctx;
+    hotcache_harvest(s->hot);
+}
+
 int server_init(struct server *s)
 {
     const struct server_config *c = &s->cfg;
@@ -278,7 +293,7 @@ int server_init(struct server *s)
     s->admission = admission_start(&s->ratelimit, c->redis_url, &s->pending);
     if (!s->admission)
         return -ENOMEM;
-    s->hot = hotcache_new((size_t)c->hot_cache_entries, c->hot_cache_max_age);
+    s->hot = hotcache_new((size_t)c->hot_cache_entries, c->hot_cache_max_age, hot_visits, s);
     if (!s->hot)
         return -ENOMEM;
     s->keys = keys_client_new(c->kgs_socket, KEYS_BATCH);
@@ -288,6 +303,7 @@ int server_init(struct server *s)
     s->visits = vstore ? visits_new(vstore, (unsigned)c->visits_flush_ms, VISITS_MAX_KEYS) : NULL;
     if (!s->visits)
         return -ENOMEM;
+    visits_set_harvest(s->visits, harvest_hot_visits, s);
     return 0;
 }
 
@@ -357,10 +373,14 @@ void server_release(struct server *s)
     s->admission = NULL;
     invalidation_stop(s->invalidation);
     s->invalidation = NULL;
-    hotcache_free(s->hot);
-    s->hot = NULL;
+    /* Visits counted in the hot cache go to the visits table (the cache is left off and
+     * empty), then the last flush writes them, then the cache goes. */
+    if (s->hot)
+        hotcache_set_enabled(s->hot, false);
     visits_free(s->visits);
     s->visits = NULL;
+    hotcache_free(s->hot);
+    s->hot = NULL;
     keys_client_free(s->keys);
     s->keys = NULL;
     for (unsigned i = 0; s->workers && i < s->nworkers; i++) {

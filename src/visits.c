@@ -37,6 +37,8 @@ struct visits {
     struct table table;
     size_t max_keys;
     unsigned flush_ms;
+    void (*harvest)(void *ctx);
+    void *harvest_ctx;
     struct store *store;
 };
 
@@ -178,6 +180,23 @@ bool visits_record(struct visits *v, const char *key, size_t len)
     return ok;
 }
 
+bool visits_add(struct visits *v, const char *key, size_t len, uint32_t n)
+{
+    bool ok;
+    if (len > ALIAS_MAX_LEN || n == 0)
+        return n == 0;
+    pthread_mutex_lock(&v->lock);
+    ok = table_add(v, key, len, n);
+    pthread_mutex_unlock(&v->lock);
+    return ok;
+}
+
+void visits_set_harvest(struct visits *v, void (*harvest)(void *ctx), void *ctx)
+{
+    v->harvest = harvest;
+    v->harvest_ctx = ctx;
+}
+
 size_t visits_pending(struct visits *v)
 {
     pthread_mutex_lock(&v->lock);
@@ -194,6 +213,8 @@ static void flush(struct visits *v)
     int64_t *counts = NULL;
     size_t n = 0;
 
+    if (v->harvest)
+        v->harvest(v->harvest_ctx);
     if (table_init(&fresh, INITIAL_CAP) < 0)
         return;
     pthread_mutex_lock(&v->lock);

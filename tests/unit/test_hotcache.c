@@ -12,6 +12,16 @@
 
 #define NOW 1000000
 
+static uint64_t visits_seen;
+
+static void count_visit(void *ctx, const char *key, size_t keylen, uint32_t count)
+{
+    (void)ctx;
+    (void)key;
+    (void)keylen;
+    visits_seen += count;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -20,7 +30,7 @@ static int setup(void **state)
 
 static struct hotcache *enabled_cache(size_t entries)
 {
-    struct hotcache *h = hotcache_new(entries, 60);
+    struct hotcache *h = hotcache_new(entries, 60, count_visit, NULL);
     assert_non_null(h);
     hotcache_set_enabled(h, true);
     return h;
@@ -33,20 +43,20 @@ static void test_put_then_get(void **state)
     int64_t exp = -1;
     (void)state;
 
-    assert_int_equal(hotcache_get(h, "abc", 3, url, sizeof(url), &exp, NOW), -ENOENT);
+    assert_int_equal(hotcache_get(h, "abc", 3, url, sizeof(url), &exp, NOW, false), -ENOENT);
     hotcache_put(h, hotcache_epoch(h), "abc", 3, "https://e.com/a", 0, NOW);
-    assert_int_equal(hotcache_get(h, "abc", 3, url, sizeof(url), &exp, NOW), 0);
+    assert_int_equal(hotcache_get(h, "abc", 3, url, sizeof(url), &exp, NOW, false), 0);
     assert_string_equal(url, "https://e.com/a");
     assert_int_equal(exp, 0);
     /* Replacing keeps one entry. */
     hotcache_put(h, hotcache_epoch(h), "abc", 3, "https://e.com/b", NOW + 50, NOW);
-    assert_int_equal(hotcache_get(h, "abc", 3, url, sizeof(url), &exp, NOW), 0);
+    assert_int_equal(hotcache_get(h, "abc", 3, url, sizeof(url), &exp, NOW, false), 0);
     assert_string_equal(url, "https://e.com/b");
     assert_int_equal(exp, NOW + 50);
     assert_int_equal(hotcache_count(h), 1);
     /* Keys differing only in length or one byte are different keys. */
-    assert_int_equal(hotcache_get(h, "ab", 2, url, sizeof(url), &exp, NOW), -ENOENT);
-    assert_int_equal(hotcache_get(h, "abd", 3, url, sizeof(url), &exp, NOW), -ENOENT);
+    assert_int_equal(hotcache_get(h, "ab", 2, url, sizeof(url), &exp, NOW, false), -ENOENT);
+    assert_int_equal(hotcache_get(h, "abd", 3, url, sizeof(url), &exp, NOW, false), -ENOENT);
     hotcache_free(h);
 }
 
@@ -60,26 +70,26 @@ static void test_evict_and_stale_fill(void **state)
     hotcache_put(h, hotcache_epoch(h), "k1", 2, "https://e.com/1", 0, NOW);
     uint64_t before = hotcache_epoch(h); /* a lookup of k2 starts */
     hotcache_evict(h, "k1", 2);          /* a deletion of anything arrives meanwhile */
-    assert_int_equal(hotcache_get(h, "k1", 2, url, sizeof(url), &exp, NOW), -ENOENT);
+    assert_int_equal(hotcache_get(h, "k1", 2, url, sizeof(url), &exp, NOW, false), -ENOENT);
     /* The lookup that began before the eviction must not cache what it found. */
     hotcache_put(h, before, "k2", 2, "https://e.com/2", 0, NOW);
-    assert_int_equal(hotcache_get(h, "k2", 2, url, sizeof(url), &exp, NOW), -ENOENT);
+    assert_int_equal(hotcache_get(h, "k2", 2, url, sizeof(url), &exp, NOW, false), -ENOENT);
     hotcache_put(h, hotcache_epoch(h), "k2", 2, "https://e.com/2", 0, NOW);
-    assert_int_equal(hotcache_get(h, "k2", 2, url, sizeof(url), &exp, NOW), 0);
+    assert_int_equal(hotcache_get(h, "k2", 2, url, sizeof(url), &exp, NOW, false), 0);
     assert_int_equal(hotcache_count(h), 1);
     hotcache_free(h);
 }
 
 static void test_disabled_holds_nothing(void **state)
 {
-    struct hotcache *h = hotcache_new(64, 60);
+    struct hotcache *h = hotcache_new(64, 60, count_visit, NULL);
     char url[64];
     int64_t exp;
     (void)state;
 
     assert_false(hotcache_enabled(h));
     hotcache_put(h, hotcache_epoch(h), "k", 1, "https://e.com/", 0, NOW);
-    assert_int_equal(hotcache_get(h, "k", 1, url, sizeof(url), &exp, NOW), -ENOENT);
+    assert_int_equal(hotcache_get(h, "k", 1, url, sizeof(url), &exp, NOW, false), -ENOENT);
     hotcache_set_enabled(h, true);
     uint64_t e = hotcache_epoch(h);
     hotcache_put(h, e, "k", 1, "https://e.com/", 0, NOW);
@@ -88,19 +98,19 @@ static void test_disabled_holds_nothing(void **state)
     hotcache_set_enabled(h, false);
     assert_int_equal(hotcache_count(h), 0);
     hotcache_put(h, e, "k", 1, "https://e.com/", 0, NOW);
-    assert_int_equal(hotcache_get(h, "k", 1, url, sizeof(url), &exp, NOW), -ENOENT);
+    assert_int_equal(hotcache_get(h, "k", 1, url, sizeof(url), &exp, NOW, false), -ENOENT);
     /* A fill begun before it was turned back on is refused too. */
     hotcache_set_enabled(h, true);
     hotcache_put(h, e, "k", 1, "https://e.com/", 0, NOW);
     assert_int_equal(hotcache_count(h), 0);
     hotcache_free(h);
 
-    h = hotcache_new(0, 60); /* HOT_CACHE_ENTRIES=0 */
+    h = hotcache_new(0, 60, count_visit, NULL); /* HOT_CACHE_ENTRIES=0 */
     assert_non_null(h);
     hotcache_set_enabled(h, true);
     assert_false(hotcache_enabled(h));
     hotcache_put(h, hotcache_epoch(h), "k", 1, "https://e.com/", 0, NOW);
-    assert_int_equal(hotcache_get(h, "k", 1, url, sizeof(url), &exp, NOW), -ENOENT);
+    assert_int_equal(hotcache_get(h, "k", 1, url, sizeof(url), &exp, NOW, false), -ENOENT);
     hotcache_evict(h, "k", 1);
     hotcache_free(h);
 }
@@ -113,16 +123,17 @@ static void test_age_bound_and_sizes(void **state)
     (void)state;
 
     hotcache_put(h, hotcache_epoch(h), "old", 3, "https://e.com/", 0, NOW);
-    assert_int_equal(hotcache_get(h, "old", 3, url, sizeof(url), &exp, NOW + 60), 0);
-    assert_int_equal(hotcache_get(h, "old", 3, url, sizeof(url), &exp, NOW + 61), -ENOENT);
+    assert_int_equal(hotcache_get(h, "old", 3, url, sizeof(url), &exp, NOW + 60, false), 0);
+    assert_int_equal(hotcache_get(h, "old", 3, url, sizeof(url), &exp, NOW + 61, false), -ENOENT);
     /* A URL that does not fit the caller's buffer is a miss, not a truncation. */
     hotcache_put(h, hotcache_epoch(h), "long", 4, "https://example.com/long", 0, NOW);
-    assert_int_equal(hotcache_get(h, "long", 4, url, sizeof(url), &exp, NOW), -ENOENT);
+    assert_int_equal(hotcache_get(h, "long", 4, url, sizeof(url), &exp, NOW, false), -ENOENT);
     /* Keys longer than any alias are never cached. */
     memset(key, 'a', sizeof(key) - 1);
     key[sizeof(key) - 1] = '\0';
     hotcache_put(h, hotcache_epoch(h), key, sizeof(key) - 1, "https://e.com/", 0, NOW);
-    assert_int_equal(hotcache_get(h, key, sizeof(key) - 1, url, sizeof(url), &exp, NOW), -ENOENT);
+    assert_int_equal(hotcache_get(h, key, sizeof(key) - 1, url, sizeof(url), &exp, NOW, false),
+                     -ENOENT);
     hotcache_free(h);
 }
 
@@ -140,15 +151,45 @@ static void test_bounded_and_keeps_the_referenced(void **state)
         hotcache_put(h, hotcache_epoch(h), key, strlen(key), "https://e.com/", 0, NOW);
         /* k0..k99 are read after every insert: CLOCK must keep most of them. */
         snprintf(key, sizeof(key), "k%d", i % 100);
-        hotcache_get(h, key, strlen(key), url, sizeof(url), &exp, NOW);
+        hotcache_get(h, key, strlen(key), url, sizeof(url), &exp, NOW, false);
     }
     assert_true(hotcache_count(h) <= CAP);
     assert_true(hotcache_count(h) >= CAP * 3 / 4);
     for (int i = 0; i < 100; i++) {
         snprintf(key, sizeof(key), "k%d", i);
-        kept += hotcache_get(h, key, strlen(key), url, sizeof(url), &exp, NOW) == 0;
+        kept += hotcache_get(h, key, strlen(key), url, sizeof(url), &exp, NOW, false) == 0;
     }
     assert_true(kept >= 90);
+    hotcache_free(h);
+}
+
+/* Visits counted in entries all come out: by harvest, or when their entry leaves. */
+static void test_visits_are_handed_on(void **state)
+{
+    struct hotcache *h = enabled_cache(64);
+    char url[64];
+    int64_t exp;
+    (void)state;
+
+    visits_seen = 0;
+    hotcache_put(h, hotcache_epoch(h), "a", 1, "https://e.com/a", 0, NOW);
+    hotcache_put(h, hotcache_epoch(h), "b", 1, "https://e.com/b", NOW + 10, NOW);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(hotcache_get(h, "a", 1, url, sizeof(url), &exp, NOW, true), 0);
+    assert_int_equal(hotcache_get(h, "a", 1, url, sizeof(url), &exp, NOW, false), 0);
+    assert_int_equal(hotcache_get(h, "b", 1, url, sizeof(url), &exp, NOW, true), 0);
+    /* An expired link's hit is no visit (the caller answers 404). */
+    assert_int_equal(hotcache_get(h, "b", 1, url, sizeof(url), &exp, NOW + 10, true), 0);
+    hotcache_harvest(h);
+    assert_int_equal(visits_seen, 6);
+    hotcache_harvest(h);
+    assert_int_equal(visits_seen, 6);
+    assert_int_equal(hotcache_get(h, "a", 1, url, sizeof(url), &exp, NOW, true), 0);
+    hotcache_evict(h, "a", 1);
+    assert_int_equal(visits_seen, 7);
+    assert_int_equal(hotcache_get(h, "b", 1, url, sizeof(url), &exp, NOW, true), 0);
+    hotcache_set_enabled(h, false);
+    assert_int_equal(visits_seen, 8);
     hotcache_free(h);
 }
 
@@ -160,6 +201,7 @@ int main(void)
         cmocka_unit_test(test_disabled_holds_nothing),
         cmocka_unit_test(test_age_bound_and_sizes),
         cmocka_unit_test(test_bounded_and_keeps_the_referenced),
+        cmocka_unit_test(test_visits_are_handed_on),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
