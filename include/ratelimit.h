@@ -3,8 +3,9 @@
  * than B-1 emission intervals (W/N) ahead of now, and then moves the TAT one interval on.
  * Over any span E no more than B + E*N/W requests get through.
  *
- * The state lives in Redis, updated by one Lua script per request with Redis's own clock, so
- * every server instance shares one limit and one clock. While Redis cannot be reached each
+ * The state lives in Redis, updated by a Lua script with Redis's own clock, so every server
+ * instance shares one limit and one clock: one script per request for reads and deletes, one
+ * per key for a group of parked creates (ratelimit_check_n, admission.c). While Redis cannot be reached each
  * instance limits by itself with the same algorithm in memory (struct ratelimit_local), logs
  * the change once and shows it in /metrics. */
 #ifndef SHORTENER_RATELIMIT_H
