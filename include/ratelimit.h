@@ -5,9 +5,9 @@
  *
  * The state lives in Redis, updated by a Lua script with Redis's own clock, so every server
  * instance shares one limit and one clock: one script per request for reads and deletes, one
- * per key for a group of parked creates (ratelimit_check_n, admission.c). While Redis cannot be reached each
- * instance limits by itself with the same algorithm in memory (struct ratelimit_local), logs
- * the change once and shows it in /metrics. */
+ * per key for a group of parked creates (ratelimit_check_n, admission.c). While Redis cannot be
+ * reached each instance limits by itself with the same algorithm in memory (struct
+ * ratelimit_local), logs the change once and shows it in /metrics. */
 #ifndef SHORTENER_RATELIMIT_H
 #define SHORTENER_RATELIMIT_H
 
