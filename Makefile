@@ -24,18 +24,16 @@ endif
 
 LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lmicrohttpd -lhiredis -lpq -lsodium -ljansson -lcurl) -lpthread -lm
 
-LIB_SRCS := lib/base62.c lib/config.c lib/db.c lib/deadline.c lib/kgs_proto.c lib/log.c lib/sock.c
-# Modules of the API server; main.c is its entry point.
-SERVER_SRCS := src/admission.c src/apikey.c src/api.c src/authcache.c src/cache.c \
-	src/clientip.c src/hotcache.c src/http.c src/invalidation.c src/jobqueue.c \
-	src/keys_client.c src/linkwriter.c src/metrics.c src/ratelimit.c src/request.c \
-	src/server.c src/store.c src/timefmt.c src/urlcheck.c src/visits.c
-CTL_SRCS := src/apikey.c src/cache.c src/cleanup.c src/ctl.c src/migrate.c src/timefmt.c
-KGS_SRCS := kgs/clients.c kgs/keybuf.c kgs/keyperm.c kgs/keypool.c kgs/refill.c
+# The tree says which program a file belongs to: lib/ is linked by all three, src/server/ is
+# bin/shortener, src/ctl/ is bin/shortenerctl, kgs/ is bin/kgs. Each main.c is an entry point.
+LIB_SRCS := $(wildcard lib/*.c)
+SERVER_SRCS := $(filter-out src/server/main.c,$(wildcard src/server/*.c))
+CTL_SRCS := $(filter-out src/ctl/main.c,$(wildcard src/ctl/*.c))
+KGS_SRCS := $(filter-out kgs/main.c,$(wildcard kgs/*.c))
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 SERVER_OBJS := $(SERVER_SRCS:%.c=$(BUILD)/%.o)
-CTL_OBJS := $(CTL_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations_data.o
+CTL_OBJS := $(BUILD)/src/ctl/main.o $(CTL_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations_data.o
 KGS_OBJS := $(KGS_SRCS:%.c=$(BUILD)/%.o)
 LIBCOMMON := $(BUILD)/libcommon.a
 
@@ -79,7 +77,7 @@ $(BUILD)/gen/migrations_data.c: $(sort $(wildcard migrations/*.sql)) deploy/embe
 $(BUILD)/gen/migrations_data.o: $(BUILD)/gen/migrations_data.c
 	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BINDIR)/shortener: $(BUILD)/src/main.o $(SERVER_OBJS) $(LIBCOMMON)
+$(BINDIR)/shortener: $(BUILD)/src/server/main.o $(SERVER_OBJS) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -94,7 +92,7 @@ $(BINDIR)/kgs: $(BUILD)/kgs/main.o $(KGS_OBJS) $(LIBCOMMON)
 # A unit test links its own module (which it #includes) and the common library only.
 $(BUILD)/tests/unit/test_%: tests/unit/test_%.c $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -Isrc -Ikgs $(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $< \
+	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -Ilib -Isrc/server -Isrc/ctl -Ikgs $(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $< \
 		$(LIBCOMMON) -lcmocka $(LIBS)
 
 # The benchmark's own programs: the libmicrohttpd ceiling and the kgs load generator.
@@ -125,7 +123,7 @@ unit: $(UNIT_BINS)
 integration: all
 	SHORTENER_BIN_DIR=$(abspath $(BINDIR)) $(PYTEST) -q -p no:cacheprovider tests/integration
 
-C_FILES = $(wildcard include/*.h lib/*.c src/*.c src/*.h kgs/*.c kgs/*.h tests/unit/*.c \
+C_FILES = $(wildcard include/*.h lib/*.c src/*/*.c src/*/*.h kgs/*.c kgs/*.h tests/unit/*.c \
 	tests/unit/*.h tests/fuzz/*.c tests/bench/*.c)
 
 check-format:
@@ -162,7 +160,7 @@ FUZZ_TARGETS := request urlcheck kgs_proto clientip
 fuzz:
 	@mkdir -p build/fuzz
 	@set -e; for t in $(FUZZ_TARGETS); do \
-		clang -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -I/usr/include/postgresql \
+		clang -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -Ilib -Isrc/server -Isrc/ctl -I/usr/include/postgresql \
 			-fsanitize=fuzzer,address,undefined \
 			-o build/fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c lib/*.c $(LIBS); \
 		mkdir -p build/fuzz/corpus_$$t; \

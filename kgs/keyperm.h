@@ -1,6 +1,6 @@
 /* The secret permutation that turns claimed counter values into keys.
  *
- * kgs does not store keys: it claims ranges of a durable counter (keypool.c) and maps each
+ * kgs does not store keys: it claims ranges of a durable counter (keycounter.c) and maps each
  * index in [0, 62^7) to a 7-character key through a keyed pseudo-random permutation. A
  * permutation never maps two indices to one key, so keys are unique exactly when indices
  * are, and without the secret the next key cannot be told from the previous ones.

@@ -50,8 +50,9 @@ struct kgs {
     unsigned long next_client_id;
 };
 
-/* Starts the refill thread, which keeps keys claimed in memory and the pool in PostgreSQL
- * generated. Returns 0 or -errno. */
+/* Starts the refill thread, which keeps enough keys in memory by claiming ranges of the
+ * durable counter (keycounter.h) and mapping them through the keyed permutation (keyperm.h).
+ * Returns 0 or -errno. */
 int refill_start(struct kgs *k);
 
 /* Waits for the refill thread to leave after keybuf_stop(). Returns false when it did not in

@@ -1,7 +1,9 @@
-/* bin/kgs: the key generation service. It keeps a pool of random unclaimed keys in
- * PostgreSQL, claims them in large committed batches into memory, and hands them out over a
- * Unix socket (include/kgs_proto.h), so creating a link never waits for key generation and
- * no two links, on any number of servers, ever get the same generated key.
+/* bin/kgs: the key generation service. It claims ranges of one durable counter in
+ * PostgreSQL (keycounter.h), each committed before use, maps every index of a range to a key
+ * through a keyed permutation (keyperm.h), keeps those keys in memory and hands them out over
+ * a Unix socket (include/kgs_proto.h), so creating a link never waits for key generation and
+ * no two links, on any number of servers, ever get the same generated key. "Pre-generated"
+ * means this: keys are made ahead of demand, in memory, from committed counter ranges.
  *
  * This file is the main thread: settings, start and stop, accepting connections and taking
  * SIGINT/SIGTERM through a signalfd. The refill thread (refill.c) owns the PostgreSQL

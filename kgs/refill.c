@@ -10,7 +10,7 @@
 
 #include "deadline.h"
 #include "keyperm.h"
-#include "keypool.h"
+#include "keycounter.h"
 #include "kgs.h"
 #include "log.h"
 
@@ -78,12 +78,12 @@ static int refill_pass(struct kgs *k, struct refill_state *st)
         st->mem_filling = true;
     if (!st->mem_filling)
         return 0;
-    size_t want = cap - have < KEYPOOL_MAX_BATCH ? cap - have : KEYPOOL_MAX_BATCH;
+    size_t want = cap - have < KEYCOUNTER_MAX_BATCH ? cap - have : KEYCOUNTER_MAX_BATCH;
     if (want == 0) {
         st->mem_filling = false;
         return 0;
     }
-    rc = keypool_claim(st->conn, want, &first, st->err, sizeof(st->err));
+    rc = keycounter_claim(st->conn, want, &first, st->err, sizeof(st->err));
     if (rc < 0)
         return rc;
     if (rc == 0) {
@@ -110,14 +110,14 @@ static void *refill_main(void *arg)
     unsigned char secret[KEYPERM_SECRET_LEN];
     size_t low = (size_t)k->cfg.memory_keys / 2;
 
-    st.batch = malloc(KEYPOOL_MAX_BATCH * sizeof(*st.batch));
+    st.batch = malloc(KEYCOUNTER_MAX_BATCH * sizeof(*st.batch));
     if (!st.batch) {
         log_error("refill: out of memory; no keys will be served");
         return NULL;
     }
     while (!keybuf_stopping(&k->buf)) {
         if (!st.conn) {
-            st.conn = keypool_connect(k->cfg.database_url, secret, st.err, sizeof(st.err));
+            st.conn = keycounter_connect(k->cfg.database_url, secret, st.err, sizeof(st.err));
             if (!st.conn) {
                 refill_failed(k, &st);
                 continue;

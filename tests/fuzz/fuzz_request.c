@@ -2,7 +2,6 @@
  * either parse into a consistent request or fail with -EINVAL, a printable sentence and
  * nothing left allocated. */
 #include "request.c"
-#include "timefmt.c"
 
 #include <stdint.h>
 

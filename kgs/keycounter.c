@@ -1,5 +1,5 @@
 /* kgs_state through libpq: the permutation secret and the claim counter. */
-#include "keypool.h"
+#include "keycounter.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -11,7 +11,7 @@
 
 #include "db.h"
 
-#define KEYPOOL_STATEMENT_TIMEOUT_MS 10000
+#define KEYCOUNTER_STATEMENT_TIMEOUT_MS 10000
 
 /* ON CONFLICT DO NOTHING: two kgs starting on an empty database both offer a secret, one
  * wins, and both then read the winner's. */
@@ -85,10 +85,10 @@ out:
     return rc;
 }
 
-PGconn *keypool_connect(const char *conninfo, unsigned char secret[KEYPERM_SECRET_LEN], char *err,
-                        size_t errlen)
+PGconn *keycounter_connect(const char *conninfo, unsigned char secret[KEYPERM_SECRET_LEN],
+                           char *err, size_t errlen)
 {
-    PGconn *conn = db_connect(conninfo, "kgs", KEYPOOL_STATEMENT_TIMEOUT_MS, err, errlen);
+    PGconn *conn = db_connect(conninfo, "kgs", KEYCOUNTER_STATEMENT_TIMEOUT_MS, err, errlen);
     PGresult *res = NULL;
 
     if (!conn)
@@ -115,14 +115,14 @@ fail:
     return NULL;
 }
 
-int keypool_claim(PGconn *conn, size_t n, uint64_t *first, char *err, size_t errlen)
+int keycounter_claim(PGconn *conn, size_t n, uint64_t *first, char *err, size_t errlen)
 {
     char count[24], domain[24];
     const char *params[2] = {count, domain};
     PGresult *res;
     int rc = -EIO;
 
-    if (n < 1 || n > KEYPOOL_MAX_BATCH) {
+    if (n < 1 || n > KEYCOUNTER_MAX_BATCH) {
         snprintf(err, errlen, "batch of %zu keys out of range", n);
         return -EINVAL;
     }
@@ -147,7 +147,7 @@ out:
     return rc;
 }
 
-long long keypool_claimed(PGconn *conn, char *err, size_t errlen)
+long long keycounter_claimed(PGconn *conn, char *err, size_t errlen)
 {
     PGresult *res = PQexecPrepared(conn, "kgs_claimed", 0, NULL, NULL, NULL, 0);
     long long n = -EIO;
