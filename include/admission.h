@@ -8,6 +8,7 @@
 #define SHORTENER_ADMISSION_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "jobqueue.h"
 #include "ratelimit.h"
@@ -18,11 +19,18 @@ struct admission;
 struct admission_job {
     char name[RATELIMIT_KEY_MAX]; /* the limit's key, e.g. "k:42" */
     struct ratelimit_policy policy;
-    struct ratelimit_result result;          /* set before done() */
-    void (*done)(struct admission_job *job); /* called once, on the admission thread */
-    void *ctx;                               /* for done() */
+    struct ratelimit_result result; /* set before done() */
+    /* Called once, on the admission thread; the job lives inside its submitter, which gets
+     * back to itself with container_of. */
+    void (*done)(struct admission_job *job);
     struct jobq_node node;
 };
+
+/* The result of the request at position pos (0: first in queue order) of a group of
+ * requests counted together, admitted of which were the first ones (ratelimit_check_n), the
+ * group's result being group. */
+void admission_split(const struct ratelimit_result *group, int64_t admitted, int64_t pos,
+                     struct ratelimit_result *out);
 
 /* Starts the thread with a Redis connection of its own. rl must outlive it. */
 struct admission *admission_start(struct ratelimit *rl, const char *redis_url,

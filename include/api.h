@@ -2,10 +2,10 @@
 #ifndef SHORTENER_API_H
 #define SHORTENER_API_H
 
-struct http_request;
+#include "http.h"
 
-/* Answers one complete request (its body, if any, collected). Returns 0 or -errno when no
- * response could be queued. */
-int api_handle(struct http_request *r);
+/* Answers one complete request (its body, if any, collected), or parks it to answer later;
+ * called again each time a parked request is resumed. */
+enum http_step api_handle(struct http_request *r);
 
 #endif

@@ -1,5 +1,9 @@
 /* One HTTP request as the handlers see it, and the ways to answer it: JSON, problem+json
- * (RFC 9457), redirects. libmicrohttpd's types stay inside http.c and server.c. */
+ * (RFC 9457), redirects. libmicrohttpd's types stay inside http.c and server.c.
+ *
+ * Every step of handling a request (a handler, an admission check, a send) says what it did
+ * with one enum http_step: it answered (or parked the request to answer later), it sent
+ * nothing and the caller goes on, or no answer could be queued at all. */
 #ifndef SHORTENER_HTTP_H
 #define SHORTENER_HTTP_H
 
@@ -13,8 +17,12 @@ struct MHD_Connection;
 struct sockaddr;
 struct server;
 struct worker;
-struct link_job;
-struct admit_state;
+
+enum http_step {
+    HTTP_BROKEN = -1, /* no answer could be queued: libmicrohttpd drops the connection */
+    HTTP_GO_ON = 0,   /* nothing was sent: the caller goes on with the request */
+    HTTP_ANSWERED = 1 /* an answer is queued, or the request is parked and will get one */
+};
 
 struct http_request {
     struct server *srv;
@@ -30,10 +38,10 @@ struct http_request {
     bool body_too_large;
     bool answered;
     unsigned status;
-    /* A create waiting for the link writer: owned here, freed when the request ends. */
-    struct link_job *job;
-    /* A create whose rate limit is being counted (api.c): freed when the request ends. */
-    struct admit_state *admit;
+    /* What a handler keeps across calls of a parked request (a create, say), and how to
+     * free it: owned by the request, freed with it when libmicrohttpd is done. */
+    void *state;
+    void (*state_free)(void *state);
     bool suspended;
     /* Set once the request was counted against a rate limit: every answer that follows,
      * whenever it is sent, carries RateLimit-Policy and RateLimit, and a 429 its
@@ -55,24 +63,32 @@ const char *http_header(struct http_request *r, const char *name);
 const struct sockaddr *http_peer(struct http_request *r);
 
 /* Sends status with body (may be empty) and extra headers given as name, value pairs ending
- * with NULL. Returns 0, or -EIO when the response could not be queued (the connection is
- * then closed by libmicrohttpd). */
-int http_send(struct http_request *r, unsigned status, const char *content_type, const char *body,
-              size_t len, const char *const *headers);
+ * with NULL. Returns HTTP_ANSWERED, or HTTP_BROKEN when the response could not be queued
+ * (the connection is then closed by libmicrohttpd). The http_* answers below return the
+ * same. */
+enum http_step http_send(struct http_request *r, unsigned status, const char *content_type,
+                         const char *body, size_t len, const char *const *headers);
+
+/* 503 naming what is unavailable, with a Retry-After. */
+enum http_step http_unavailable(struct http_request *r, const char *what);
+
+/* application/json, taking text (heap-allocated; freed here); NULL text is out of memory. */
+enum http_step http_send_json(struct http_request *r, unsigned status, char *text,
+                              const char *const *headers);
 
 /* Sends an application/problem+json error. type_slug names the problem kind (e.g.
  * "invalid-url"); 503 and 429 get a Retry-After (a refused rate limit's own for 429). */
-int http_problem(struct http_request *r, unsigned status, const char *type_slug,
-                 const char *detail_fmt, ...) __attribute__((format(printf, 4, 5)));
+enum http_step http_problem(struct http_request *r, unsigned status, const char *type_slug,
+                            const char *detail_fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* 405 with an Allow header. */
-int http_method_not_allowed(struct http_request *r, const char *allow);
+enum http_step http_method_not_allowed(struct http_request *r, const char *allow);
 
 /* 301 to location, cacheable by browsers for max_age seconds (0: not at all). */
-int http_redirect(struct http_request *r, const char *location, long long max_age);
+enum http_step http_redirect(struct http_request *r, const char *location, long long max_age);
 
 /* 404 for a short link: a small HTML page when the client prefers HTML, problem+json
  * otherwise. */
-int http_link_not_found(struct http_request *r);
+enum http_step http_link_not_found(struct http_request *r);
 
 #endif

@@ -8,12 +8,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "container_of.h"
+
 struct jobq_node {
     struct jobq_node *next;
 };
-
-/* The job that embeds node as its member named member. */
-#define JOBQ_ENTRY(node, type, member) ((type *)(void *)((char *)(node)-offsetof(type, member)))
 
 struct jobqueue {
     pthread_mutex_t lock;

@@ -21,26 +21,20 @@
 struct cache_pending;
 struct linkwriter;
 
+/* One link to store. It lives inside whatever submitted it (a create item), which gets back
+ * to itself from done() with container_of, and which owns url. */
 struct link_job {
-    /* Filled by the submitter. */
     char key[LINK_KEY_MAX + 1];
-    char *url;                          /* owned by the job: link_job_free() */
+    const char *url;
     int64_t owner;                      /* 0: anonymous */
     int64_t expires_at;                 /* 0: never */
     void (*done)(struct link_job *job); /* called once, on a writer thread; last use of job */
-    void *ctx;                          /* for done() */
-    bool alias;   /* the submitter's own: a custom alias rather than a generated key */
-    int attempts; /* the submitter's own: keys tried */
-    int stage;    /* the submitter's own: where the request stands */
     /* Set before done(): 0 with created_at, -EEXIST when the key was ever used, -EAGAIN when
      * PostgreSQL is unreachable (the link may or may not be stored), -EIO otherwise. */
     int rc;
     int64_t created_at;
     struct jobq_node node; /* the writer's queue */
 };
-
-/* Frees the job and its url; NULL is fine. */
-void link_job_free(struct link_job *job);
 
 /* Starts nwriters writer threads. pending is the server's list of deletions Redis has yet to
  * hear of, shared by its cache connections. Returns NULL (reason logged) on failure. */

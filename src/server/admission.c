@@ -29,6 +29,18 @@ static bool same_limit(const struct admission_job *x, const struct admission_job
            x->policy.window == y->policy.window && x->policy.burst == y->policy.burst;
 }
 
+void admission_split(const struct ratelimit_result *group, int64_t admitted, int64_t pos,
+                     struct ratelimit_result *out)
+{
+    *out = *group;
+    out->allowed = pos < admitted;
+    /* The group's remaining is what is left after its last admitted request; an earlier one
+     * saw that many more left behind it. */
+    out->remaining = out->allowed ? group->remaining + (admitted - 1 - pos) : 0;
+    if (out->allowed)
+        out->retry_us = 0;
+}
+
 /* One script per distinct limit in the batch; each job's result says whether it was among
  * the first ones admitted, in queue order. */
 static void admit_batch(struct admission *a, struct admission_job **jobs, size_t n)
@@ -49,13 +61,7 @@ static void admit_batch(struct admission *a, struct admission_job **jobs, size_t
             if (done[j] || !same_limit(jobs[i], jobs[j]))
                 continue;
             done[j] = true;
-            struct ratelimit_result *r = &jobs[j]->result;
-            *r = res;
-            r->allowed = pos < admitted;
-            r->remaining = r->allowed ? res.remaining + (admitted - 1 - pos) : 0;
-            if (r->allowed)
-                r->retry_us = 0;
-            pos++;
+            admission_split(&res, admitted, pos++, &jobs[j]->result);
         }
     }
     for (size_t i = 0; i < n; i++)
@@ -69,7 +75,7 @@ static void *admission_main(void *arg)
 
     while ((n = jobqueue_take(&a->queue, a->nodes, ADMISSION_BATCH)) > 0) {
         for (size_t i = 0; i < n; i++)
-            a->batch[i] = JOBQ_ENTRY(a->nodes[i], struct admission_job, node);
+            a->batch[i] = container_of(a->nodes[i], struct admission_job, node);
         admit_batch(a, a->batch, n);
     }
     return NULL;

@@ -46,15 +46,15 @@ static enum MHD_Result add_ratelimit_headers(struct http_request *r, struct MHD_
     return MHD_add_response_header(resp, "RateLimit", state);
 }
 
-int http_send(struct http_request *r, unsigned status, const char *content_type, const char *body,
-              size_t len, const char *const *headers)
+enum http_step http_send(struct http_request *r, unsigned status, const char *content_type,
+                         const char *body, size_t len, const char *const *headers)
 {
     struct MHD_Response *resp;
     enum MHD_Result ok;
 
     resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!resp)
-        return -ENOMEM;
+        return HTTP_BROKEN;
     ok = MHD_YES;
     if (content_type)
         ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
@@ -67,11 +67,28 @@ int http_send(struct http_request *r, unsigned status, const char *content_type,
     MHD_destroy_response(resp);
     if (ok != MHD_YES) {
         log_error("request %llu: cannot queue a %u response", (unsigned long long)r->id, status);
-        return -EIO;
+        return HTTP_BROKEN;
     }
     r->answered = true;
     r->status = status;
-    return 0;
+    return HTTP_ANSWERED;
+}
+
+enum http_step http_send_json(struct http_request *r, unsigned status, char *text,
+                              const char *const *headers)
+{
+    enum http_step step;
+
+    if (!text)
+        return http_problem(r, 500, "internal", "out of memory");
+    step = http_send(r, status, "application/json", text, strlen(text), headers);
+    free(text);
+    return step;
+}
+
+enum http_step http_unavailable(struct http_request *r, const char *what)
+{
+    return http_problem(r, 503, "unavailable", "%s is unavailable; try again shortly", what);
 }
 
 static const char *reason(unsigned status)
@@ -81,13 +98,13 @@ static const char *reason(unsigned status)
 }
 
 /* The problem+json body of RFC 9457, sent with extra headers (name, value, ..., NULL). */
-static int send_problem(struct http_request *r, unsigned status, const char *type_slug,
-                        const char *detail, const char *const *headers)
+static enum http_step send_problem(struct http_request *r, unsigned status, const char *type_slug,
+                                   const char *detail, const char *const *headers)
 {
     char type[128];
     json_t *obj;
     char *text;
-    int rc;
+    enum http_step step;
 
     snprintf(type, sizeof(type), "https://shortener.invalid/problems/%s", type_slug);
     obj = json_pack("{s:s, s:s, s:i, s:s}", "type", type, "title", reason(status), "status",
@@ -95,14 +112,14 @@ static int send_problem(struct http_request *r, unsigned status, const char *typ
     text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
     if (!text)
-        return -ENOMEM;
-    rc = http_send(r, status, "application/problem+json", text, strlen(text), headers);
+        return HTTP_BROKEN;
+    step = http_send(r, status, "application/problem+json", text, strlen(text), headers);
     free(text);
-    return rc;
+    return step;
 }
 
-int http_problem(struct http_request *r, unsigned status, const char *type_slug,
-                 const char *detail_fmt, ...)
+enum http_step http_problem(struct http_request *r, unsigned status, const char *type_slug,
+                            const char *detail_fmt, ...)
 {
     char detail[1024], seconds[24] = "1";
     const char *const retry[] = {"Retry-After", seconds, NULL};
@@ -117,7 +134,7 @@ int http_problem(struct http_request *r, unsigned status, const char *type_slug,
                         status == 503 || status == 429 ? retry : NULL);
 }
 
-int http_method_not_allowed(struct http_request *r, const char *allow)
+enum http_step http_method_not_allowed(struct http_request *r, const char *allow)
 {
     const char *headers[] = {"Allow", allow, NULL};
     char detail[128];
@@ -126,7 +143,7 @@ int http_method_not_allowed(struct http_request *r, const char *allow)
     return send_problem(r, 405, "method-not-allowed", detail, headers);
 }
 
-int http_redirect(struct http_request *r, const char *location, long long max_age)
+enum http_step http_redirect(struct http_request *r, const char *location, long long max_age)
 {
     char cache_control[64];
     if (max_age > 0)
@@ -137,7 +154,7 @@ int http_redirect(struct http_request *r, const char *location, long long max_ag
     return http_send(r, 301, NULL, "", 0, headers);
 }
 
-int http_link_not_found(struct http_request *r)
+enum http_step http_link_not_found(struct http_request *r)
 {
     static const char page[] =
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

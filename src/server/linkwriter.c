@@ -34,14 +34,6 @@ struct linkwriter {
     struct writer *writers;
 };
 
-void link_job_free(struct link_job *job)
-{
-    if (!job)
-        return;
-    free(job->url);
-    free(job);
-}
-
 static void write_batch(struct writer *w, struct link_job **jobs, size_t n)
 {
     const char *keys[WRITER_BATCH];
@@ -75,7 +67,7 @@ static void *writer_main(void *arg)
 
     while ((n = jobqueue_take(&w->lw->queue, w->nodes, WRITER_BATCH)) > 0) {
         for (size_t i = 0; i < n; i++)
-            w->jobs[i] = JOBQ_ENTRY(w->nodes[i], struct link_job, node);
+            w->jobs[i] = container_of(w->nodes[i], struct link_job, node);
         atomic_fetch_add_explicit(&w->lw->batches, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&w->lw->links, n, memory_order_relaxed);
         write_batch(w, w->jobs, n);

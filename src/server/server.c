@@ -105,7 +105,7 @@ static enum MHD_Result answer(struct server *s, struct http_request *r)
         return MHD_NO;
     r->id = atomic_fetch_add_explicit(&s->next_request_id, 1, memory_order_relaxed);
     r->suspended = false;
-    if (api_handle(r) < 0)
+    if (api_handle(r) == HTTP_BROKEN)
         return MHD_NO;
     if (r->suspended)
         return MHD_YES; /* answered when resumed */
@@ -128,7 +128,8 @@ static enum MHD_Result refuse_too_large(struct server *s, struct http_request *r
     r->method = method;
     r->path = url;
     r->body_too_large = true;
-    if (http_problem(r, 413, "body-too-large", "the body is over %d bytes", REQUEST_MAX_BODY) < 0)
+    if (http_problem(r, 413, "body-too-large", "the body is over %d bytes", REQUEST_MAX_BODY) ==
+        HTTP_BROKEN)
         return MHD_NO;
     metrics_count_status(&s->metrics, r->status);
     return MHD_YES;
@@ -203,8 +204,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     (void)toe;
 
     if (r && r != (void *)&s->bodiless_marker) {
-        link_job_free(r->job);
-        free(r->admit);
+        if (r->state_free)
+            r->state_free(r->state);
         free(r->body);
         free(r);
     }

@@ -32,7 +32,7 @@ static void test_fifo_in_batches(void **state)
         size_t n = jobqueue_take(&q, out, 4);
         assert_true(n >= 1 && n <= 4);
         for (size_t i = 0; i < n; i++)
-            assert_int_equal(JOBQ_ENTRY(out[i], struct job, node)->id, next++);
+            assert_int_equal(container_of(out[i], struct job, node)->id, next++);
     }
     assert_int_equal(jobqueue_count(&q), 0);
     jobqueue_release(&q);
@@ -84,7 +84,7 @@ static void test_producer_and_consumer(void **state)
     assert_int_equal(pthread_create(&t, NULL, producer, &q), 0);
     while ((n = jobqueue_take(&q, out, 64)) > 0)
         for (size_t i = 0; i < n; i++)
-            assert_int_equal(JOBQ_ENTRY(out[i], struct job, node)->id, next++);
+            assert_int_equal(container_of(out[i], struct job, node)->id, next++);
     assert_int_equal(pthread_join(t, &ret), 0);
     assert_null(ret);
     assert_int_equal(next, RACE_JOBS);

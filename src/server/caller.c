@@ -1,0 +1,195 @@
+/* Caller admission: API keys, anonymous callers and rate limits (see caller.h). */
+#include "caller.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "authcache.h"
+#include "clientip.h"
+#include "deadline.h"
+#include "metrics.h"
+#include "ratelimit.h"
+#include "server.h"
+
+/* Counts the request against the limit named key (e.g. "a:1.2.3.4") and keeps the result on
+ * r, so that whatever answer follows carries the RateLimit fields. */
+static void count(struct http_request *r, const char *key, const struct ratelimit_policy *p,
+                  bool commit)
+{
+    ratelimit_check(&r->srv->ratelimit, r->worker->cache, key, p, commit, &r->rl_result);
+    r->rl_policy = *p;
+    r->ratelimited = true;
+}
+
+static enum http_step refuse(struct http_request *r, const char *what)
+{
+    metrics_inc(&r->srv->metrics.ratelimited);
+    return http_problem(r, 429, "rate-limited", "%s; retry in %lld s", what,
+                        (long long)ratelimit_retry_after(&r->rl_result));
+}
+
+/* The limit key of the client's address: prefix + address (see clientip.h). */
+static void client_key(struct http_request *r, const char *prefix, char *out, size_t cap)
+{
+    char ip[CLIENTIP_TEXT_MAX];
+    clientip_resolve(&r->srv->trusted_proxies, http_peer(r), http_header(r, "X-Forwarded-For"), ip);
+    snprintf(out, cap, "%s%s", prefix, ip);
+}
+
+/* 401, after charging the address's failure budget (fkey_in: its limit key, if known). */
+static enum http_step unauthorized(struct http_request *r, const char *fkey_in,
+                                   bool had_credentials)
+{
+    struct server *s = r->srv;
+    char fkey[RATELIMIT_KEY_MAX];
+
+    if (s->cfg.rate_limits) {
+        struct ratelimit_result spent;
+        if (fkey_in && fkey_in[0])
+            snprintf(fkey, sizeof(fkey), "%s", fkey_in);
+        else
+            client_key(r, "f:", fkey, sizeof(fkey));
+        ratelimit_check(&s->ratelimit, r->worker->cache, fkey, &s->auth_failure_policy, true,
+                        &spent);
+    }
+    if (!had_credentials)
+        return http_problem(r, 401, "unauthorized",
+                            "an API key is required (Authorization: Bearer)");
+    return http_problem(r, 401, "unauthorized", "the API key is unknown or revoked");
+}
+
+static enum http_step db_error(struct http_request *r)
+{
+    metrics_inc(&r->srv->metrics.db_errors);
+    return http_unavailable(r, "the database");
+}
+
+/* The key the client sent, or NULL; *sent tells whether it sent credentials at all. */
+static const char *token_of(struct http_request *r, bool *sent)
+{
+    const char *auth = http_header(r, "Authorization");
+    const char *token;
+
+    if (!auth) {
+        token = http_header(r, "X-API-Key");
+        *sent = token != NULL;
+        return token;
+    }
+    *sent = true;
+    if (strncasecmp(auth, "Bearer ", 7) != 0)
+        return NULL;
+    for (token = auth + 7; *token == ' '; token++)
+        ;
+    return token;
+}
+
+enum http_step caller_begin(struct http_request *r, bool anonymous_ok, struct caller *c)
+{
+    struct server *s = r->srv;
+    char name[RATELIMIT_KEY_MAX], fkey[RATELIMIT_KEY_MAX] = "";
+    bool limits = s->cfg.rate_limits, hashed = false, sent;
+    const char *token = token_of(r, &sent);
+    int rc;
+
+    memset(c, 0, sizeof(*c));
+    c->revocations = -1;
+    if (!sent && anonymous_ok) {
+        if (!limits)
+            return HTTP_GO_ON;
+        client_key(r, "a:", name, sizeof(name));
+        count(r, name, &s->anonymous_policy, true);
+        return r->rl_result.allowed ? HTTP_GO_ON : refuse(r, "too many anonymous requests");
+    }
+    if (token && apikey_well_formed(token, strlen(token)) &&
+        apikey_hash(token, strlen(token), s->cfg.apikey_pepper, c->hash) == 0) {
+        hashed = true;
+        c->cached = authcache_get(s->auth, c->hash, deadline_now_ms(), &c->key, &c->revocations);
+    }
+    if (!c->cached) {
+        if (limits) {
+            client_key(r, "f:", fkey, sizeof(fkey));
+            count(r, fkey, &s->auth_failure_policy, false);
+            if (!r->rl_result.allowed)
+                return refuse(r, "too many failed authentications from this address");
+            r->ratelimited = false;
+        }
+        if (!hashed)
+            return unauthorized(r, fkey, sent);
+        rc = store_authenticate(r->worker->store, c->hash, &c->key);
+        if (rc == -ENOENT)
+            return unauthorized(r, fkey, true);
+        if (rc < 0)
+            return db_error(r);
+    }
+    if (!limits) {
+        if (!c->cached)
+            authcache_put(s->auth, c->hash, deadline_now_ms(), &c->key, -1);
+        return HTTP_GO_ON;
+    }
+    snprintf(c->count.name, sizeof(c->count.name), "k:%lld", (long long)c->key.id);
+    c->count.policy =
+        (struct ratelimit_policy){.limit = c->key.rate_limit,
+                                  .window = c->key.rate_window,
+                                  .burst = c->key.burst > 0 ? c->key.burst : c->key.rate_limit};
+    c->uncounted = true;
+    return HTTP_GO_ON;
+}
+
+void caller_count_here(struct http_request *r, struct caller *c)
+{
+    ratelimit_check(&r->srv->ratelimit, r->worker->cache, c->count.name, &c->count.policy, true,
+                    &c->count.result);
+}
+
+bool caller_count_settled(const struct caller *c)
+{
+    const struct ratelimit_result *res = &c->count.result;
+    return res->allowed && c->cached &&
+           (res->revocations < 0 || res->revocations == c->revocations);
+}
+
+enum http_step caller_counted(struct http_request *r, struct caller *c)
+{
+    struct server *s = r->srv;
+    int rc;
+
+    c->uncounted = false;
+    r->rl_result = c->count.result;
+    r->rl_policy = c->count.policy;
+    r->ratelimited = true;
+    if (c->cached && r->rl_result.revocations >= 0 && r->rl_result.revocations != c->revocations) {
+        /* A key was revoked somewhere since this one was confirmed: is it still valid? */
+        rc = store_authenticate(r->worker->store, c->hash, &c->key);
+        if (rc == -ENOENT) {
+            r->ratelimited = false;
+            memset(&c->key, 0, sizeof(c->key));
+            return unauthorized(r, NULL, true);
+        }
+        if (rc < 0)
+            return db_error(r);
+        c->cached = false;
+    }
+    if (!c->cached)
+        authcache_put(s->auth, c->hash, deadline_now_ms(), &c->key, r->rl_result.revocations);
+    return r->rl_result.allowed ? HTTP_GO_ON : refuse(r, "the API key's rate limit is exceeded");
+}
+
+enum http_step caller_admit(struct http_request *r, bool anonymous_ok, struct caller *c)
+{
+    enum http_step step = caller_begin(r, anonymous_ok, c);
+
+    if (step == HTTP_GO_ON && c->uncounted) {
+        caller_count_here(r, c);
+        step = caller_counted(r, c);
+    }
+    if (step != HTTP_GO_ON)
+        memset(&c->key, 0, sizeof(c->key));
+    return step;
+}
+
+int64_t caller_owner_filter(const struct caller *c)
+{
+    return c->key.is_admin ? 0 : c->key.id;
+}
