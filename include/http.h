@@ -43,6 +43,9 @@ struct http_request {
     void *state;
     void (*state_free)(void *state);
     bool suspended;
+    /* Access-Control-Allow-Origin for this answer (cors.h), or NULL: set for API paths when
+     * the caller's Origin may use the API. */
+    const char *cors_origin;
     /* Set once the request was counted against a rate limit: every answer that follows,
      * whenever it is sent, carries RateLimit-Policy and RateLimit, and a 429 its
      * Retry-After. */

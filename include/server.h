@@ -11,6 +11,7 @@
 
 #include "cache.h"
 #include "clientip.h"
+#include "cors.h"
 #include "metrics.h"
 #include "ratelimit.h"
 
@@ -35,6 +36,7 @@ struct server_config {
     char *anonymous_rate;
     char *auth_failure_rate;
     char *trusted_proxies;
+    char *cors_origins;
     long long port;
     long long threads;
     long long default_ttl;
@@ -77,6 +79,7 @@ struct server {
     /* Parsed from the configuration by server_configure(). */
     struct ratelimit_policy anonymous_policy, auth_failure_policy;
     struct clientip_trusted trusted_proxies;
+    struct cors cors;
     /* Slots are bound to threads on first use; the lock is taken only then. */
     pthread_mutex_t workers_lock;
     bool workers_lock_ready;

@@ -8,6 +8,7 @@
 
 #include "cache.h"
 #include "caller.h"
+#include "cors.h"
 #include "create.h"
 #include "hotcache.h"
 #include "http.h"
@@ -128,9 +129,33 @@ static bool get_or_head(const char *method)
     return is(method, "GET") || is(method, "HEAD");
 }
 
+/* OPTIONS on the API: a CORS preflight when it asks for a method, from an origin that may
+ * use the API; otherwise just what the API allows. */
+static enum http_step handle_options(struct http_request *r)
+{
+    const char *const preflight[] = {"Access-Control-Allow-Methods",
+                                     CORS_METHODS,
+                                     "Access-Control-Allow-Headers",
+                                     CORS_ALLOW_HEADERS,
+                                     "Access-Control-Max-Age",
+                                     CORS_MAX_AGE,
+                                     NULL};
+    const char *const plain[] = {"Allow", CORS_METHODS, NULL};
+
+    if (r->cors_origin && http_header(r, "Access-Control-Request-Method"))
+        return http_send(r, 204, NULL, "", 0, preflight);
+    return http_send(r, 204, NULL, "", 0, plain);
+}
+
 enum http_step api_handle(struct http_request *r)
 {
     const char *path = r->path, *m = r->method;
+
+    if (strncmp(path, "/api/", 5) == 0) {
+        r->cors_origin = cors_allow_origin(&r->srv->cors, http_header(r, "Origin"));
+        if (is(m, "OPTIONS"))
+            return handle_options(r);
+    }
 
     if (strcmp(path, "/healthz") == 0) {
         static const char ok[] = "{\"status\":\"ok\"}";

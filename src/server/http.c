@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cors.h"
 #include "log.h"
 #include "server.h"
 
@@ -46,6 +47,18 @@ static enum MHD_Result add_ratelimit_headers(struct http_request *r, struct MHD_
     return MHD_add_response_header(resp, "RateLimit", state);
 }
 
+static enum MHD_Result add_cors_headers(struct http_request *r, struct MHD_Response *resp)
+{
+    enum MHD_Result ok =
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors_origin);
+    if (ok == MHD_YES)
+        ok = MHD_add_response_header(resp, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
+    /* An answer that names one origin differs by origin: shared caches must keep them apart. */
+    if (ok == MHD_YES && strcmp(r->cors_origin, "*") != 0)
+        ok = MHD_add_response_header(resp, "Vary", "Origin");
+    return ok;
+}
+
 enum http_step http_send(struct http_request *r, unsigned status, const char *content_type,
                          const char *body, size_t len, const char *const *headers)
 {
@@ -62,6 +75,8 @@ enum http_step http_send(struct http_request *r, unsigned status, const char *co
         ok = MHD_add_response_header(resp, headers[i], headers[i + 1]);
     if (ok == MHD_YES && r->ratelimited)
         ok = add_ratelimit_headers(r, resp);
+    if (ok == MHD_YES && r->cors_origin)
+        ok = add_cors_headers(r, resp);
     if (ok == MHD_YES)
         ok = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);

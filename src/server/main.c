@@ -44,6 +44,10 @@ static const struct config_opt options[] = {
     OPT_STR("TRUSTED_PROXIES", "trusted-proxies", "",
             "proxies whose X-Forwarded-For is believed: IPs or CIDRs, comma-separated",
             trusted_proxies),
+    OPT_STR("CORS_ORIGINS", "cors-origins", "*",
+            "origins whose pages may call the API from a browser: '*' or a comma-separated list "
+            "of scheme://host[:port]",
+            cors_origins),
     CONFIG_APIKEY_PEPPER(T, apikey_pepper),
     OPT_INT("THREADS", "threads", 1, 64, "2", "request threads (libmicrohttpd epoll pool)",
             threads),

@@ -63,12 +63,12 @@ struct worker *server_worker(struct server *s)
     return w;
 }
 
-/* GET, HEAD and DELETE requests carry no body we read: they share this marker as their
+/* GET, HEAD, DELETE and OPTIONS requests carry no body we read: they share this marker as their
  * request context instead of allocating one, which keeps redirects allocation-free here. */
 static bool bodiless(const char *method)
 {
     return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
-           strcmp(method, "DELETE") == 0;
+           strcmp(method, "DELETE") == 0 || strcmp(method, "OPTIONS") == 0;
 }
 
 static int append_body(struct http_request *r, const char *data, size_t len)
@@ -234,6 +234,8 @@ int server_configure(struct server *s, char *err, size_t errlen)
                  c->auth_failure_rate);
         return -EINVAL;
     }
+    if (cors_parse(c->cors_origins, &s->cors, err, errlen) < 0)
+        return -EINVAL;
     return clientip_parse_trusted(c->trusted_proxies, &s->trusted_proxies, err, errlen);
 }
 
@@ -394,6 +396,7 @@ void server_release(struct server *s)
     s->auth = NULL;
     ratelimit_release(&s->ratelimit);
     clientip_trusted_release(&s->trusted_proxies);
+    cors_release(&s->cors);
     if (s->pending_ready)
         cache_pending_release(&s->pending);
     s->pending_ready = false;
