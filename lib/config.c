@@ -1,6 +1,8 @@
 /* Settings from defaults, environment and flags, described by one table per program. */
 #include "config.h"
 
+#include "numparse.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -43,12 +45,8 @@ int config_set(const struct config_opt *opt, void *cfg, const char *value, char 
         return 0;
     }
     case CONFIG_INT: {
-        char *end;
-        errno = 0;
-        long long v = strtoll(value, &end, 10);
-        /* strtoll would also take leading blanks and a '+': a typo should not pass. */
-        bool digits = (value[0] >= '0' && value[0] <= '9') || value[0] == '-';
-        if (!digits || errno || end == value || *end != '\0' || v < opt->min || v > opt->max) {
+        long long v;
+        if (numparse_ll(value, opt->min, opt->max, 0, &v) < 0) {
             snprintf(err, errlen, "%s: expected an integer from %lld to %lld, got '%s'", opt->env,
                      opt->min, opt->max, value);
             return -EINVAL;
