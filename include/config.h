@@ -101,8 +101,8 @@ int config_set(const struct config_opt *opt, void *cfg, const char *value, char 
 /* Prints the settings table: flag, variable, default and description of each option. */
 void config_usage(FILE *out, const struct config_opt *opts, size_t n);
 
-/* Prints a subcommand's flags, one a line, indent spaces in: the flag with its kind of value,
- * the description, an integer's bounds and the default. */
+/* Prints a subcommand's flags, one a line, indent spaces in: the flag with what it takes (an
+ * integer's bounds, VALUE, or nothing for a switch), the description and the default. */
 void config_usage_flags(FILE *out, const struct config_opt *opts, size_t n, int indent);
 
 /* Reads KEY=VALUE lines (blank lines and # comments allowed) and exports each variable that

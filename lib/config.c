@@ -257,18 +257,19 @@ void config_usage(FILE *out, const struct config_opt *opts, size_t n)
 
 void config_usage_flags(FILE *out, const struct config_opt *opts, size_t n, int indent)
 {
-    static const char *const kind[] = {[CONFIG_STR] = " VALUE", [CONFIG_INT] = " N"};
-
     for (size_t i = 0; i < n; i++) {
         const struct config_opt *o = &opts[i];
-        char flag[64];
-        /* A bool with a variable takes a value as a flag too; a switch takes none. */
-        const char *value = o->type == CONFIG_BOOL ? (o->env ? "[=BOOL]" : "") : kind[o->type];
+        char flag[80];
 
-        snprintf(flag, sizeof(flag), "--%s%s", o->flag, value);
-        fprintf(out, "%*s%-24s %s", indent, "", flag, o->help);
+        /* What the flag takes: an integer's bounds say more than "N" would. A bool with a
+         * variable takes a value as a flag too; a switch takes none. */
         if (o->type == CONFIG_INT)
-            fprintf(out, ", %lld to %lld", o->min, o->max);
+            snprintf(flag, sizeof(flag), "--%s %lld..%lld", o->flag, o->min, o->max);
+        else if (o->type == CONFIG_STR)
+            snprintf(flag, sizeof(flag), "--%s VALUE", o->flag);
+        else
+            snprintf(flag, sizeof(flag), "--%s%s", o->flag, o->env ? "[=BOOL]" : "");
+        fprintf(out, "%*s%-24s %s", indent, "", flag, o->help);
         if (o->secret)
             fprintf(out, " (secret)");
         else if (o->def && *o->def && o->type != CONFIG_BOOL)

@@ -613,9 +613,10 @@ static void test_usage_flags(void **state)
     config_usage_flags(out, flags, NFLAGS, 4);
     fclose(out);
     assert_non_null(strstr(text, "    --rate VALUE "));
-    assert_non_null(strstr(text, "--batch N "));
-    assert_non_null(strstr(text, "rows at once, 1 to 100 [default: 10]"));
-    assert_non_null(strstr(text, "requests at once, 1 to 1000\n"));
+    assert_non_null(strstr(text, "--batch 1..100 "));
+    assert_non_null(strstr(text, "rows at once [default: 10]\n"));
+    assert_non_null(strstr(text, "--burst 1..1000 "));
+    assert_non_null(strstr(text, "requests at once\n"));
     assert_non_null(strstr(text, "--dry "));
     assert_null(strstr(text, "--dry="));
     assert_null(strstr(text, "[default: 0]")); /* a switch is off unless given: no default */
