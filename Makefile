@@ -39,8 +39,8 @@ LIBCOMMON := $(BUILD)/libcommon.a
 
 PROGRAMS := $(BINDIR)/shortener $(BINDIR)/kgs $(BINDIR)/shortenerctl
 
-UNIT_TESTS := admission base62 config kgs_proto sock urlcheck request timefmt apikey keybuf keyperm cache \
-	hotcache jobqueue visits cleanup ratelimit clientip authcache
+# Every tests/unit/test_X.c is a unit test binary.
+UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
 
 PYTEST := /usr/bin/python3 -m pytest

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config.h"
+
 #define CLEANUP_BATCH_DEFAULT   5000
 #define CLEANUP_BATCH_MAX       100000
 #define CLEANUP_MAX_SECONDS_MAX 86400
@@ -21,15 +23,17 @@
 struct pg_conn;
 
 struct cleanup_opts {
-    long batch;       /* rows per transaction, 1..CLEANUP_BATCH_MAX */
-    long max_seconds; /* no new batch is started after this long; 0: no limit */
-    long pause_ms;    /* sleep after each full batch, 0..CLEANUP_PAUSE_MS_MAX */
-    bool dry_run;     /* count, delete nothing */
+    long long batch;       /* rows per transaction, 1..CLEANUP_BATCH_MAX */
+    long long max_seconds; /* no new batch is started after this long; 0: no limit */
+    long long pause_ms;    /* sleep after each full batch, 0..CLEANUP_PAUSE_MS_MAX */
+    bool dry_run;          /* count, delete nothing */
 };
 
-/* Parses the arguments after "cleanup": --batch N, --max-seconds S, --pause-ms MS (also
- * --flag=value) and --dry-run, over the defaults. Returns 0 or -EINVAL with a message in err. */
-int cleanup_parse_args(int argc, char **argv, struct cleanup_opts *o, char *err, size_t errlen);
+/* The flags of `shortenerctl cleanup` as a config table over struct cleanup_opts, with their
+ * bounds and defaults: --batch N, --max-seconds S, --pause-ms MS and --dry-run. Read them with
+ * config_load_args(), which also serves --help from it. */
+#define CLEANUP_NOPTIONS 4
+extern const struct config_opt cleanup_options[CLEANUP_NOPTIONS];
 
 struct cleanup_hooks {
     /* Called after each commit with the keys just deleted (valid during the call only).

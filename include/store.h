@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "apikey.h"
+#include "apikey_store.h"
 
 struct store;
 
@@ -64,16 +65,9 @@ int store_get_link(struct store *st, const char *key, int64_t owner, struct link
  * when this returns 0. */
 int store_delete_link(struct store *st, const char *key, int64_t owner);
 
-struct apikey_info {
-    int64_t id;
-    int rate_limit;
-    int rate_window;
-    int burst;
-    bool is_admin; /* may read and delete any link */
-};
-
 /* Finds the unrevoked API key with this hash, compared in constant time, and records its
- * use (at most once a minute). -ENOENT when unknown or revoked. */
+ * use (at most once a minute), through apikey_store on this store's connection. -ENOENT
+ * when unknown or revoked. */
 int store_authenticate(struct store *st, const unsigned char hash[APIKEY_HASH_LEN],
                        struct apikey_info *out);
 

@@ -5,6 +5,7 @@
 #include "apikey.h"
 
 #include "base62.h"
+#include "numparse.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -57,20 +58,14 @@ out:
 
 int apikey_parse_rate(const char *s, int *limit, int *window_seconds)
 {
-    const char *p = s;
-    long n = 0;
+    const char *slash = s ? strchr(s, '/') : NULL;
+    long long n;
 
-    if (!s || *p < '1' || *p > '9')
-        return -EINVAL;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        n = n * 10 + (*p - '0');
-        if (n > APIKEY_RATE_MAX)
-            return -EINVAL;
-    }
-    if (*p++ != '/')
+    if (!slash ||
+        numparse_ll_n(s, (size_t)(slash - s), 1, APIKEY_RATE_MAX, NUMPARSE_CANONICAL, &n) < 0)
         return -EINVAL;
     for (size_t i = 0; i < sizeof(rate_units) / sizeof(rate_units[0]); i++) {
-        if (strcmp(p, rate_units[i].unit) == 0) {
+        if (strcmp(slash + 1, rate_units[i].unit) == 0) {
             *limit = (int)n;
             *window_seconds = rate_units[i].seconds;
             return 0;
@@ -81,16 +76,9 @@ int apikey_parse_rate(const char *s, int *limit, int *window_seconds)
 
 int apikey_parse_burst(const char *s, int *burst)
 {
-    long n = 0;
+    long long n;
 
-    if (!s || *s < '1' || *s > '9')
-        return -EINVAL;
-    for (; *s >= '0' && *s <= '9'; s++) {
-        n = n * 10 + (*s - '0');
-        if (n > APIKEY_RATE_MAX)
-            return -EINVAL;
-    }
-    if (*s)
+    if (numparse_ll(s, 1, APIKEY_RATE_MAX, NUMPARSE_CANONICAL, &n) < 0)
         return -EINVAL;
     *burst = (int)n;
     return 0;

@@ -13,6 +13,7 @@
 
 #include "invalidation.h"
 #include "log.h"
+#include "numparse.h"
 
 #define KEY_FMT "u:%s"
 
@@ -69,16 +70,14 @@ int cache_parse_url(const char *url, char *host, size_t hostcap, int *port, char
         return -EINVAL;
     snprintf(host, hostcap, "%.*s", (int)(hend - p), p);
     if (colon) {
-        char *e;
-        long v = strtol(colon + 1, &e, 10);
-        if (e != end || v < 1 || v > 65535)
+        long long v;
+        if (numparse_ll_n(colon + 1, (size_t)(end - colon - 1), 1, 65535, 0, &v) < 0)
             return -EINVAL;
         *port = (int)v;
     }
     if (*end == '/' && end[1] != '\0') {
-        char *e;
-        long v = strtol(end + 1, &e, 10);
-        if (*e != '\0' || v < 0 || v > 1000)
+        long long v;
+        if (numparse_ll(end + 1, 0, 1000, 0, &v) < 0)
             return -EINVAL;
         *db = (int)v;
     }

@@ -1,6 +1,8 @@
 /* Settings from defaults, environment and flags, described by one table per program. */
 #include "config.h"
 
+#include "numparse.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -28,8 +30,20 @@ static int parse_bool(const char *s, bool *out)
     return -EINVAL;
 }
 
+/* How messages name an option: by its variable, which is how settings are usually given, or
+ * by its flag when it has none. */
+static const char *opt_name(const struct config_opt *opt, char *buf, size_t cap)
+{
+    if (opt->env)
+        return opt->env;
+    snprintf(buf, cap, "--%s", opt->flag);
+    return buf;
+}
+
 int config_set(const struct config_opt *opt, void *cfg, const char *value, char *err, size_t errlen)
 {
+    char name[64];
+
     switch (opt->type) {
     case CONFIG_STR: {
         char **slot = field(cfg, opt);
@@ -43,14 +57,10 @@ int config_set(const struct config_opt *opt, void *cfg, const char *value, char 
         return 0;
     }
     case CONFIG_INT: {
-        char *end;
-        errno = 0;
-        long long v = strtoll(value, &end, 10);
-        /* strtoll would also take leading blanks and a '+': a typo should not pass. */
-        bool digits = (value[0] >= '0' && value[0] <= '9') || value[0] == '-';
-        if (!digits || errno || end == value || *end != '\0' || v < opt->min || v > opt->max) {
-            snprintf(err, errlen, "%s: expected an integer from %lld to %lld, got '%s'", opt->env,
-                     opt->min, opt->max, value);
+        long long v;
+        if (numparse_ll(value, opt->min, opt->max, 0, &v) < 0) {
+            snprintf(err, errlen, "%s: expected an integer from %lld to %lld, got '%s'",
+                     opt_name(opt, name, sizeof(name)), opt->min, opt->max, value);
             return -EINVAL;
         }
         *(long long *)field(cfg, opt) = v;
@@ -59,7 +69,7 @@ int config_set(const struct config_opt *opt, void *cfg, const char *value, char 
     case CONFIG_BOOL:
         if (parse_bool(value, field(cfg, opt)) < 0) {
             snprintf(err, errlen, "%s: expected 0/1, true/false, yes/no or on/off, got '%s'",
-                     opt->env, value);
+                     opt_name(opt, name, sizeof(name)), value);
             return -EINVAL;
         }
         return 0;
@@ -76,55 +86,124 @@ static const struct config_opt *find_flag(const struct config_opt *opts, size_t 
     return NULL;
 }
 
-int config_load(const struct config_opt *opts, size_t n, void *cfg, int argc, char **argv,
-                int *next, char *err, size_t errlen)
+/* Defaults, then the environment. A flag-only option without a default is left alone. */
+static int load_defaults(const struct config_opt *opts, size_t n, void *cfg, char *err,
+                         size_t errlen)
 {
-    int rc;
-    int i;
-
     for (size_t k = 0; k < n; k++) {
-        const char *env = getenv(opts[k].env);
-        const char *value = env ? env : (opts[k].def ? opts[k].def : "");
-        rc = config_set(&opts[k], cfg, value, err, errlen);
+        const char *env = opts[k].env ? getenv(opts[k].env) : NULL;
+        const char *value = env ? env : opts[k].def;
+        if (!value && !opts[k].env)
+            continue;
+        int rc = config_set(&opts[k], cfg, value ? value : "", err, errlen);
         if (rc < 0)
             return rc;
     }
-    for (i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *name, *eq, *value;
-        const struct config_opt *opt;
+    return 0;
+}
 
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
+/* Applies the flag at argv[*i], which starts with "--", taking its value from the next word
+ * when it has no "=value"; *i is left on the last word used. */
+static int load_flag(const struct config_opt *opts, size_t n, void *cfg, int argc, char **argv,
+                     int *i, char *err, size_t errlen)
+{
+    const char *arg = argv[*i], *name = arg + 2, *eq = strchr(name, '='), *value;
+    const struct config_opt *opt;
+
+    opt = find_flag(opts, n, name, eq ? (size_t)(eq - name) : strlen(name));
+    if (!opt) {
+        snprintf(err, errlen, "unknown option '%s' (see --help)", arg);
+        return -EINVAL;
+    }
+    if (opt->type == CONFIG_BOOL && !opt->env) {
+        /* A switch: present or not. */
+        if (eq) {
+            snprintf(err, errlen, "option '--%s' takes no value", opt->flag);
+            return -EINVAL;
+        }
+        value = "1";
+    } else if (eq) {
+        value = eq + 1;
+    } else if (opt->type == CONFIG_BOOL) {
+        value = "1";
+    } else if (*i + 1 < argc) {
+        value = argv[++*i];
+    } else {
+        snprintf(err, errlen, "option '%s' needs a value", arg);
+        return -EINVAL;
+    }
+    return config_set(opt, cfg, value, err, errlen);
+}
+
+static bool is_help(const char *arg)
+{
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+int config_load(const struct config_opt *opts, size_t n, void *cfg, int argc, char **argv,
+                int *next, char *err, size_t errlen)
+{
+    int rc = load_defaults(opts, n, cfg, err, errlen);
+    int i;
+
+    if (rc < 0)
+        return rc;
+    for (i = 1; i < argc; i++) {
+        if (is_help(argv[i]))
             return CONFIG_HELP;
-        if (strcmp(arg, "--") == 0) {
+        if (strcmp(argv[i], "--") == 0) {
             i++;
             break;
         }
-        if (strncmp(arg, "--", 2) != 0)
+        /* The first argument (a command, say) ends the program's own flags. */
+        if (strncmp(argv[i], "--", 2) != 0)
             break;
-        name = arg + 2;
-        eq = strchr(name, '=');
-        opt = find_flag(opts, n, name, eq ? (size_t)(eq - name) : strlen(name));
-        if (!opt) {
-            snprintf(err, errlen, "unknown option '%s' (see --help)", arg);
-            return -EINVAL;
-        }
-        if (eq) {
-            value = eq + 1;
-        } else if (opt->type == CONFIG_BOOL) {
-            value = "1";
-        } else if (i + 1 < argc) {
-            value = argv[++i];
-        } else {
-            snprintf(err, errlen, "option '%s' needs a value", arg);
-            return -EINVAL;
-        }
-        rc = config_set(opt, cfg, value, err, errlen);
+        rc = load_flag(opts, n, cfg, argc, argv, &i, err, errlen);
         if (rc < 0)
             return rc;
     }
     if (next)
         *next = i;
+    return 0;
+}
+
+int config_load_args(const struct config_opt *opts, size_t n, void *cfg, int argc, char **argv,
+                     char **args, int maxargs, int *nargs, char *err, size_t errlen)
+{
+    int rc = load_defaults(opts, n, cfg, err, errlen);
+    int count = 0;
+    bool flags = true;
+
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+
+        if (flags && is_help(arg))
+            return CONFIG_HELP;
+        if (flags && strcmp(arg, "--") == 0) {
+            flags = false;
+            continue;
+        }
+        if (flags && strncmp(arg, "--", 2) == 0) {
+            rc = load_flag(opts, n, cfg, argc, argv, &i, err, errlen);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        /* Short options are not ours to guess at: "-n" is a mistake, not a NAME. */
+        if (flags && arg[0] == '-') {
+            snprintf(err, errlen, "unknown option '%s' (see --help)", arg);
+            return -EINVAL;
+        }
+        if (count >= maxargs) {
+            snprintf(err, errlen, "unexpected argument '%s' (see --help)", arg);
+            return -EINVAL;
+        }
+        args[count++] = argv[i];
+    }
+    if (nargs)
+        *nargs = count;
     return 0;
 }
 
@@ -144,7 +223,8 @@ void config_usage(FILE *out, const struct config_opt *opts, size_t n)
     fprintf(out, "Settings (environment variable, or the flag, which wins):\n");
     for (size_t i = 0; i < n; i++) {
         const char *def = opts[i].secret ? "(secret)" : (opts[i].def ? opts[i].def : "");
-        fprintf(out, "  --%-22s %-18s %s", opts[i].flag, opts[i].env, opts[i].help);
+        fprintf(out, "  --%-22s %-18s %s", opts[i].flag, opts[i].env ? opts[i].env : "",
+                opts[i].help);
         if (*def)
             fprintf(out, " [default: %s]", def);
         fputc('\n', out);
@@ -165,13 +245,36 @@ void config_usage(FILE *out, const struct config_opt *opts, size_t n)
     for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++) {
         bool mine = false;
         for (size_t k = 0; k < n && !mine; k++)
-            mine = strcmp(opts[k].env, shared[i][0]) == 0;
+            mine = opts[k].env && strcmp(opts[k].env, shared[i][0]) == 0;
         if (mine)
             continue;
         if (!header)
             fprintf(out, "\nRead by the other shortener programs, not by this one:\n");
         header = true;
         fprintf(out, "  %-25s %-18s %s\n", "", shared[i][0], shared[i][1]);
+    }
+}
+
+void config_usage_flags(FILE *out, const struct config_opt *opts, size_t n, int indent)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct config_opt *o = &opts[i];
+        char flag[80];
+
+        /* What the flag takes: an integer's bounds say more than "N" would. A bool with a
+         * variable takes a value as a flag too; a switch takes none. */
+        if (o->type == CONFIG_INT)
+            snprintf(flag, sizeof(flag), "--%s %lld..%lld", o->flag, o->min, o->max);
+        else if (o->type == CONFIG_STR)
+            snprintf(flag, sizeof(flag), "--%s VALUE", o->flag);
+        else
+            snprintf(flag, sizeof(flag), "--%s%s", o->flag, o->env ? "[=BOOL]" : "");
+        fprintf(out, "%*s%-24s %s", indent, "", flag, o->help);
+        if (o->secret)
+            fprintf(out, " (secret)");
+        else if (o->def && *o->def && o->type != CONFIG_BOOL)
+            fprintf(out, " [default: %s]", o->def);
+        fputc('\n', out);
     }
 }
 

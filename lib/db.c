@@ -49,3 +49,18 @@ int db_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
     PQclear(res);
     return rc;
 }
+
+int db_result_error(PGconn *conn, const PGresult *res, char *err, size_t errlen)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    db_error(conn, err, errlen);
+    if (state && strcmp(state, "23505") == 0)
+        return -EEXIST;
+    /* Class 08 (connection exception) and 57P (shutdown, crash recovery) mean the server went
+     * away even if libpq has not noticed yet. */
+    if ((state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)) ||
+        PQstatus(conn) != CONNECTION_OK)
+        return -EAGAIN;
+    return -EIO;
+}

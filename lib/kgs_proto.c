@@ -1,24 +1,20 @@
 /* Parsing and formatting of kgs protocol lines; strict, since either side may be buggy. */
 #include "kgs_proto.h"
 
+#include "numparse.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-/* Parses a decimal count in [1, KGS_MAX_TAKE] with no sign, spaces or leading zeros. */
+/* Parses a decimal count in [1, KGS_MAX_TAKE] with no sign, spaces or leading zeros: a line
+ * has one spelling, so what parses formats back to the same line. */
 static int parse_count(const char *s, unsigned *out)
 {
-    unsigned v = 0;
-    if (*s < '1' || *s > '9')
+    long long v;
+    if (numparse_ll(s, 1, KGS_MAX_TAKE, NUMPARSE_CANONICAL, &v) < 0)
         return -EINVAL;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return -EINVAL;
-        v = v * 10 + (unsigned)(*s - '0');
-        if (v > KGS_MAX_TAKE)
-            return -EINVAL;
-    }
-    *out = v;
+    *out = (unsigned)v;
     return 0;
 }
 

@@ -26,80 +26,17 @@
     " ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED))"                                       \
     " RETURNING key"
 
-static int parse_long(const char *flag, const char *text, long lo, long hi, long *out, char *err,
-                      size_t errlen)
-{
-    char *end;
-    long v;
-
-    errno = 0;
-    v = strtol(text, &end, 10);
-    if (!*text || *end || errno || v < lo || v > hi) {
-        snprintf(err, errlen, "%s wants a whole number from %ld to %ld, not '%s'", flag, lo, hi,
-                 text);
-        return -EINVAL;
-    }
-    *out = v;
-    return 0;
-}
-
-int cleanup_parse_args(int argc, char **argv, struct cleanup_opts *o, char *err, size_t errlen)
-{
-    static const struct {
-        const char *name;
-        long lo, hi;
-        size_t offset;
-    } numeric[] = {
-        {"--batch", 1, CLEANUP_BATCH_MAX, offsetof(struct cleanup_opts, batch)},
-        {"--max-seconds", 0, CLEANUP_MAX_SECONDS_MAX, offsetof(struct cleanup_opts, max_seconds)},
-        {"--pause-ms", 0, CLEANUP_PAUSE_MS_MAX, offsetof(struct cleanup_opts, pause_ms)},
-    };
-
-    o->batch = CLEANUP_BATCH_DEFAULT;
-    o->max_seconds = 0;
-    o->pause_ms = CLEANUP_PAUSE_MS_DEFAULT;
-    o->dry_run = false;
-    for (int i = 0; i < argc; i++) {
-        const char *arg = argv[i];
-        bool matched = false;
-
-        if (strcmp(arg, "--dry-run") == 0) {
-            o->dry_run = true;
-            continue;
-        }
-        for (size_t k = 0; k < sizeof(numeric) / sizeof(numeric[0]) && !matched; k++) {
-            size_t len = strlen(numeric[k].name);
-            const char *value;
-
-            if (strncmp(arg, numeric[k].name, len) != 0)
-                continue;
-            if (arg[len] == '=') {
-                value = arg + len + 1;
-            } else if (arg[len] == '\0') {
-                if (i + 1 >= argc) {
-                    snprintf(err, errlen, "%s needs a value", numeric[k].name);
-                    return -EINVAL;
-                }
-                value = argv[++i];
-            } else {
-                continue;
-            }
-            long *field = (long *)((char *)o + numeric[k].offset);
-            if (parse_long(numeric[k].name, value, numeric[k].lo, numeric[k].hi, field, err,
-                           errlen) < 0)
-                return -EINVAL;
-            matched = true;
-        }
-        if (!matched) {
-            snprintf(err, errlen,
-                     "unexpected '%s' (cleanup takes --batch N, --max-seconds S, "
-                     "--dry-run)",
-                     arg);
-            return -EINVAL;
-        }
-    }
-    return 0;
-}
+#define T struct cleanup_opts
+const struct config_opt cleanup_options[] = {
+    CONFIG_FLAG_INT(T, "batch", 1, CLEANUP_BATCH_MAX, CONFIG_XSTR(CLEANUP_BATCH_DEFAULT),
+                    "links deleted per transaction", batch),
+    CONFIG_FLAG_INT(T, "max-seconds", 0, CLEANUP_MAX_SECONDS_MAX, "0",
+                    "seconds after which no new batch starts; 0: no limit", max_seconds),
+    CONFIG_FLAG_INT(T, "pause-ms", 0, CLEANUP_PAUSE_MS_MAX, CONFIG_XSTR(CLEANUP_PAUSE_MS_DEFAULT),
+                    "pause after each full batch, in milliseconds", pause_ms),
+    CONFIG_FLAG_SWITCH(T, "dry-run", "only count the expired links", dry_run),
+};
+#undef T
 
 int cleanup_count(PGconn *conn, long long *n, char *err, size_t errlen)
 {
@@ -152,7 +89,7 @@ int cleanup_run(PGconn *conn, const struct cleanup_opts *o, const struct cleanup
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    snprintf(limit, sizeof(limit), "%ld", o->batch);
+    snprintf(limit, sizeof(limit), "%lld", o->batch);
     for (;;) {
         if (o->max_seconds > 0 && deadline_now_ms() - start >= o->max_seconds * 1000LL) {
             out->end = CLEANUP_TIME_LIMIT;

@@ -1,6 +1,13 @@
-/* bin/shortenerctl: schema migrations, API-key administration and expired-link cleanup. */
+/* bin/shortenerctl: schema migrations, API-key administration and expired-link cleanup.
+ *
+ * Each command is a row of commands[] at the end: its name, arguments, help, flags (a config
+ * table, read by the same code as the settings) and handler. --help, the check for unknown
+ * commands and the parsing of every command's flags are all driven by that table, and the
+ * handlers only do the work. SQL lives in the data modules (apikey_store, cleanup, migrate). */
 #include <errno.h>
+#include <inttypes.h>
 #include <libpq-fe.h>
+#include <limits.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdbool.h>
@@ -10,12 +17,14 @@
 #include <string.h>
 
 #include "apikey.h"
+#include "apikey_store.h"
 #include "cache.h"
 #include "cleanup.h"
 #include "config.h"
 #include "db.h"
 #include "log.h"
 #include "migrate.h"
+#include "numparse.h"
 #include "ratelimit.h"
 #include "timefmt.h"
 
@@ -40,35 +49,74 @@ static const struct config_opt options[] = {
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
-static void usage(void)
-{
-    printf("usage: shortenerctl [--option value]... COMMAND\n\n"
-           "Commands:\n"
-           "  migrate                                 apply pending schema migrations\n"
-           "  apikey create NAME [--rate N/s|N/min|N/h] [--burst B] [--admin]\n"
-           "                                          create a key; prints it once, last line.\n"
-           "                                          --burst: requests it may send at once\n"
-           "                                          (default: N); --admin: may read and\n"
-           "                                          delete any link\n"
-           "  apikey list                             id, name, rate, created, last used, "
-           "revoked\n"
-           "  apikey revoke ID                        revoke a key at once\n"
-           "  cleanup [--batch N] [--max-seconds S] [--pause-ms MS] [--dry-run]\n"
-           "                                          delete expired links, N per transaction\n"
-           "                                          (default 5000, at most 100000), and their\n"
-           "                                          cache entries; no new batch after S\n"
-           "                                          seconds (default 0: no limit); a pause of\n"
-           "                                          MS (default 20) after each full batch;\n"
-           "                                          --dry-run only counts them\n\n"
-           "Settings are read from the environment, then from SHORTENER_ENV_FILE or ./var/env\n"
-           "(written by 'make up') for variables the environment does not set, then flags.\n\n");
-    config_usage(stdout, options, NOPTIONS);
-}
+/* The flags of `apikey create`. */
+struct create_opts {
+    char *rate;      /* NULL: DEFAULT_RATE */
+    long long burst; /* 0: the N of its rate */
+    bool admin;
+};
 
-static int cmd_migrate(PGconn *conn)
+#define T struct create_opts
+static const struct config_opt create_options[] = {
+    CONFIG_FLAG_STR(T, "rate", NULL, "N/s, N/min or N/h; without it, DEFAULT_RATE", rate),
+    CONFIG_FLAG_INT(T, "burst", 1, APIKEY_RATE_MAX, NULL,
+                    "requests it may send at once; without it, the N of its rate", burst),
+    CONFIG_FLAG_SWITCH(T, "admin", "may read and delete any link", admin),
+};
+#undef T
+
+/* The parsed flags of the command at hand: its table fills its own member. */
+union command_opts {
+    struct create_opts create;
+    struct cleanup_opts cleanup;
+};
+
+/* What a handler works with. The database is opened on first use, so that a command line
+ * with a mistake in it is refused without one. */
+struct ctl {
+    const struct ctl_config *cfg;
+    PGconn *conn;
+};
+
+/* The most positional arguments a command takes. */
+#define CTL_MAX_ARGS 1
+
+struct ctl_command {
+    const char *name; /* one word, or two for a group ("apikey create") */
+    const char *args; /* its positional arguments for --help, e.g. "NAME"; "" for none */
+    int nargs;        /* how many it takes at most (0..CTL_MAX_ARGS); the handler checks */
+    const char *help;
+    const struct config_opt *opts; /* its flags, filling a member of union command_opts */
+    size_t nopts;
+    /* Returns the exit status: 0, 1 when the work failed, 2 for a usage error. */
+    int (*run)(struct ctl *ctl, const union command_opts *o, int nargs, char **args);
+};
+
+/* Opens the database for the handler that needs it; NULL (said on stderr) when it cannot. */
+static PGconn *ctl_db(struct ctl *ctl)
 {
     char err[512];
-    int n = migrate_apply(conn, err, sizeof(err));
+
+    if (!ctl->conn) {
+        ctl->conn = db_connect(ctl->cfg->database_url, "shortenerctl", 0, err, sizeof(err));
+        if (!ctl->conn)
+            fprintf(stderr, "shortenerctl: cannot connect to PostgreSQL: %s\n", err);
+    }
+    return ctl->conn;
+}
+
+static int cmd_migrate(struct ctl *ctl, const union command_opts *o, int nargs, char **args)
+{
+    PGconn *conn = ctl_db(ctl);
+    char err[512];
+    int n;
+
+    (void)o;
+    (void)nargs;
+    (void)args;
+    if (!conn)
+        return 1;
+    n = migrate_apply(conn, err, sizeof(err));
     if (n < 0) {
         fprintf(stderr, "shortenerctl: migrate failed: %s\n", err);
         return 1;
@@ -77,34 +125,16 @@ static int cmd_migrate(PGconn *conn)
     return 0;
 }
 
-static int cmd_apikey_create(PGconn *conn, const struct ctl_config *cfg, int argc, char **argv)
+static int cmd_apikey_create(struct ctl *ctl, const union command_opts *o, int nargs, char **args)
 {
-    const char *name = NULL, *rate = cfg->default_rate, *burst_text = NULL;
-    char key[APIKEY_LEN + 1], hex[2 + APIKEY_HASH_LEN * 2 + 1] = "\\x", limit[16], window[16],
-                                                            burst_buf[16];
+    const char *name = nargs > 0 ? args[0] : NULL;
+    const char *rate = o->create.rate ? o->create.rate : ctl->cfg->default_rate;
+    char key[APIKEY_LEN + 1], err[512], shown[32];
     unsigned char hash[APIKEY_HASH_LEN];
-    int rate_limit, rate_window, burst, rc = 1;
-    bool admin = false;
-    PGresult *res = NULL;
+    int rate_limit, rate_window, rc = 1;
+    int64_t id;
+    PGconn *conn;
 
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc)
-            rate = argv[++i];
-        else if (strncmp(argv[i], "--rate=", 7) == 0)
-            rate = argv[i] + 7;
-        else if (strcmp(argv[i], "--burst") == 0 && i + 1 < argc)
-            burst_text = argv[++i];
-        else if (strncmp(argv[i], "--burst=", 8) == 0)
-            burst_text = argv[i] + 8;
-        else if (strcmp(argv[i], "--admin") == 0)
-            admin = true;
-        else if (argv[i][0] != '-' && !name)
-            name = argv[i];
-        else {
-            fprintf(stderr, "shortenerctl: apikey create: unexpected '%s'\n", argv[i]);
-            return 2;
-        }
-    }
     if (!name || !*name || strlen(name) > 200) {
         fprintf(stderr, "shortenerctl: apikey create needs a NAME of 1-200 characters\n");
         return 2;
@@ -118,79 +148,80 @@ static int cmd_apikey_create(PGconn *conn, const struct ctl_config *cfg, int arg
         fprintf(stderr, "shortenerctl: invalid rate '%s': use N/s, N/min or N/h\n", rate);
         return 2;
     }
-    burst = rate_limit;
-    if (burst_text && apikey_parse_burst(burst_text, &burst) < 0) {
-        fprintf(stderr, "shortenerctl: invalid burst '%s': use a whole number from 1 to %d\n",
-                burst_text, APIKEY_RATE_MAX);
-        return 2;
-    }
+    /* The table bounds --burst to 1..APIKEY_RATE_MAX; 0 is "not given". */
+    int burst = o->create.burst > 0 ? (int)o->create.burst : rate_limit;
+    conn = ctl_db(ctl);
+    if (!conn)
+        return 1;
     apikey_generate(key);
-    if (apikey_hash(key, strlen(key), cfg->apikey_pepper, hash) < 0)
+    if (apikey_hash(key, strlen(key), ctl->cfg->apikey_pepper, hash) < 0)
         goto out;
-    sodium_bin2hex(hex + 2, sizeof(hex) - 2, hash, sizeof(hash));
-    snprintf(limit, sizeof(limit), "%d", rate_limit);
-    snprintf(window, sizeof(window), "%d", rate_window);
-    snprintf(burst_buf, sizeof(burst_buf), "%d", burst);
-    const char *params[6] = {name, hex, limit, window, burst_buf, admin ? "t" : "f"};
-    res = PQexecParams(conn,
-                       "INSERT INTO api_keys (name, key_hash, rate_limit, rate_window, burst,"
-                       " is_admin) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                       6, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        fprintf(stderr, "shortenerctl: cannot store the key: %s", PQerrorMessage(conn));
+    struct apikey_new new_key = {.name = name,
+                                 .hash = hash,
+                                 .rate_limit = rate_limit,
+                                 .rate_window = rate_window,
+                                 .burst = burst,
+                                 .is_admin = o->create.admin};
+    if (apikey_store_insert(conn, &new_key, &id, err, sizeof(err)) < 0) {
+        fprintf(stderr, "shortenerctl: cannot store the key: %s\n", err);
         goto out;
     }
-    char shown[32];
     apikey_format_rate(rate_limit, rate_window, shown, sizeof(shown));
-    printf("created %sAPI key %s \"%s\" (rate %s, burst %d); it is shown only this once:\n",
-           admin ? "admin " : "", PQgetvalue(res, 0, 0), name, shown, burst);
+    printf("created %sAPI key %" PRId64 " \"%s\" (rate %s, burst %d); it is shown only this "
+           "once:\n",
+           o->create.admin ? "admin " : "", id, name, shown, burst);
     printf("%s\n", key);
     rc = 0;
 out:
     sodium_memzero(key, sizeof(key));
-    PQclear(res);
+    sodium_memzero(hash, sizeof(hash));
     return rc;
 }
 
-static void print_time(const char *epoch_text)
+static void print_time(int64_t t)
 {
     char buf[TIMEFMT_LEN];
-    if (!epoch_text || !*epoch_text) {
+
+    if (t == 0) {
         fputs("-", stdout);
         return;
     }
-    timefmt_format(strtoll(epoch_text, NULL, 10), buf);
+    timefmt_format(t, buf);
     fputs(buf, stdout);
 }
 
-static int cmd_apikey_list(PGconn *conn)
+static int cmd_apikey_list(struct ctl *ctl, const union command_opts *o, int nargs, char **args)
 {
-    PGresult *res = PQexec(conn, "SELECT id, name, rate_limit, rate_window,"
-                                 " floor(extract(epoch FROM created_at))::bigint,"
-                                 " floor(extract(epoch FROM last_used_at))::bigint,"
-                                 " floor(extract(epoch FROM revoked_at))::bigint"
-                                 " FROM api_keys ORDER BY id");
-    char rate[32];
+    PGconn *conn = ctl_db(ctl);
+    struct apikey_list list;
+    char err[512], rate[32];
+    int rc = 1;
 
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        fprintf(stderr, "shortenerctl: cannot list keys: %s", PQerrorMessage(conn));
-        PQclear(res);
+    (void)o;
+    (void)nargs;
+    (void)args;
+    if (!conn)
         return 1;
+    if (apikey_store_list(conn, &list, err, sizeof(err)) < 0) {
+        fprintf(stderr, "shortenerctl: cannot list keys: %s\n", err);
+        goto out;
     }
     printf("id\tname\trate\tcreated\tlast_used\trevoked\n");
-    for (int i = 0; i < PQntuples(res); i++) {
-        apikey_format_rate(atoi(PQgetvalue(res, i, 2)), atoi(PQgetvalue(res, i, 3)), rate,
-                           sizeof(rate));
-        printf("%s\t%s\t%s\t", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), rate);
-        print_time(PQgetvalue(res, i, 4));
+    for (size_t i = 0; i < list.n; i++) {
+        const struct apikey_row *r = &list.rows[i];
+        apikey_format_rate(r->rate_limit, r->rate_window, rate, sizeof(rate));
+        printf("%" PRId64 "\t%s\t%s\t", r->id, r->name, rate);
+        print_time(r->created_at);
         putchar('\t');
-        print_time(PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5));
+        print_time(r->last_used_at);
         putchar('\t');
-        print_time(PQgetisnull(res, i, 6) ? NULL : PQgetvalue(res, i, 6));
+        print_time(r->revoked_at);
         putchar('\n');
     }
-    PQclear(res);
-    return 0;
+    rc = 0;
+out:
+    apikey_list_release(&list);
+    return rc;
 }
 
 /* Servers trust a key they confirmed for half a second; this counter, which they read with
@@ -207,32 +238,34 @@ static void announce_revocation(const struct ctl_config *cfg)
     cache_free(c);
 }
 
-static int cmd_apikey_revoke(PGconn *conn, const struct ctl_config *cfg, int argc, char **argv)
+static int cmd_apikey_revoke(struct ctl *ctl, const union command_opts *o, int nargs, char **args)
 {
-    char *end;
-    int rc = 1;
+    char err[512];
+    long long id;
+    bool already;
+    PGconn *conn;
+    int rc;
 
-    if (argc != 1 || strtoll(argv[0], &end, 10) <= 0 || *end) {
+    (void)o;
+    if (nargs != 1 || numparse_ll(args[0], 1, LLONG_MAX, 0, &id) < 0) {
         fprintf(stderr, "shortenerctl: apikey revoke needs one numeric ID (see apikey list)\n");
         return 2;
     }
-    const char *params[1] = {argv[0]};
-    PGresult *res = PQexecParams(conn,
-                                 "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now())"
-                                 " WHERE id = $1 RETURNING revoked_at < now()",
-                                 1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        fprintf(stderr, "shortenerctl: cannot revoke: %s", PQerrorMessage(conn));
-    } else if (PQntuples(res) == 0) {
-        fprintf(stderr, "shortenerctl: no API key with id %s\n", argv[0]);
-    } else {
-        printf("API key %s %s\n", argv[0],
-               strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? "was already revoked" : "revoked");
-        announce_revocation(cfg);
-        rc = 0;
+    conn = ctl_db(ctl);
+    if (!conn)
+        return 1;
+    rc = apikey_store_revoke(conn, id, &already, err, sizeof(err));
+    if (rc == -ENOENT) {
+        fprintf(stderr, "shortenerctl: no API key with id %s\n", args[0]);
+        return 1;
     }
-    PQclear(res);
-    return rc;
+    if (rc < 0) {
+        fprintf(stderr, "shortenerctl: cannot revoke: %s\n", err);
+        return 1;
+    }
+    printf("API key %s %s\n", args[0], already ? "was already revoked" : "revoked");
+    announce_revocation(ctl->cfg);
+    return 0;
 }
 
 struct cleanup_ctx {
@@ -266,20 +299,22 @@ static const char *plural(long long n, const char *one, const char *many)
     return n == 1 ? one : many;
 }
 
-static int cmd_cleanup(PGconn *conn, const struct ctl_config *cfg, int argc, char **argv)
+static int cmd_cleanup(struct ctl *ctl, const union command_opts *o, int nargs, char **args)
 {
-    struct cleanup_opts opts;
+    const struct cleanup_opts *opts = &o->cleanup;
+    const struct ctl_config *cfg = ctl->cfg;
+    PGconn *conn = ctl_db(ctl);
     struct cleanup_result res;
     struct cleanup_ctx ctx = {0};
     struct cache_pending pending;
     char err[512];
     int rc;
 
-    if (cleanup_parse_args(argc, argv, &opts, err, sizeof(err)) < 0) {
-        fprintf(stderr, "shortenerctl: cleanup: %s\n", err);
-        return 2;
-    }
-    if (opts.dry_run) {
+    (void)nargs;
+    (void)args;
+    if (!conn)
+        return 1;
+    if (opts->dry_run) {
         long long n;
         if (cleanup_count(conn, &n, err, sizeof(err)) < 0) {
             fprintf(stderr, "shortenerctl: cleanup: cannot count expired links: %s\n", err);
@@ -308,7 +343,7 @@ static int cmd_cleanup(PGconn *conn, const struct ctl_config *cfg, int argc, cha
     sigprocmask(SIG_BLOCK, &ctx.signals, NULL);
 
     struct cleanup_hooks hooks = {.evict = cleanup_evict, .stop = cleanup_stop, .ctx = &ctx};
-    rc = cleanup_run(conn, &opts, &hooks, &res, err, sizeof(err));
+    rc = cleanup_run(conn, opts, &hooks, &res, err, sizeof(err));
     printf("cleanup: deleted %lld expired %s in %lld %s in %.2f s%s\n", res.rows,
            plural(res.rows, "link", "links"), res.batches, plural(res.batches, "batch", "batches"),
            res.seconds,
@@ -330,10 +365,93 @@ static int cmd_cleanup(PGconn *conn, const struct ctl_config *cfg, int argc, cha
     return rc < 0 ? 1 : 0;
 }
 
+#define N(table) (sizeof(table) / sizeof((table)[0]))
+
+static const struct ctl_command commands[] = {
+    {"migrate", "", 0, "apply pending schema migrations", NULL, 0, cmd_migrate},
+    {"apikey create", "NAME", 1, "create a key; prints it once, as the last line", create_options,
+     N(create_options), cmd_apikey_create},
+    {"apikey list", "", 0, "id, name, rate, created, last used, revoked", NULL, 0, cmd_apikey_list},
+    {"apikey revoke", "ID", 1, "revoke a key at once (its ID from apikey list)", NULL, 0,
+     cmd_apikey_revoke},
+    {"cleanup", "", 0, "delete expired links and their cache entries (for cron)", cleanup_options,
+     CLEANUP_NOPTIONS, cmd_cleanup},
+};
+
+static void command_line(FILE *out, const struct ctl_command *c)
+{
+    char synopsis[64];
+
+    snprintf(synopsis, sizeof(synopsis), "%s%s%s", c->name, *c->args ? " " : "", c->args);
+    fprintf(out, "  %-28s %s\n", synopsis, c->help);
+    config_usage_flags(out, c->opts, c->nopts, 6);
+}
+
+static void usage(void)
+{
+    printf("usage: shortenerctl [--option value]... COMMAND [ARGUMENT] [--flag [value]]...\n\n"
+           "Commands:\n");
+    for (size_t i = 0; i < N(commands); i++)
+        command_line(stdout, &commands[i]);
+    printf("\nSettings are read from the environment, then from SHORTENER_ENV_FILE or ./var/env\n"
+           "(written by 'make up') for variables the environment does not set, then flags.\n\n");
+    config_usage(stdout, options, NOPTIONS);
+}
+
+static void command_usage(const struct ctl_command *c)
+{
+    printf("usage: shortenerctl [--option value]... %s%s%s%s\n\n", c->name, *c->args ? " " : "",
+           c->args, c->nopts ? " [--flag [value]]..." : "");
+    command_line(stdout, c);
+    printf("\nSettings: see shortenerctl --help.\n");
+}
+
+/* How many words of argv name command c (its one or two), or 0 when they do not. */
+static int command_words(const struct ctl_command *c, int argc, char **argv)
+{
+    const char *name = c->name;
+    int i = 0;
+
+    while (*name) {
+        size_t len = strcspn(name, " ");
+        if (i >= argc || strlen(argv[i]) != len || strncmp(argv[i], name, len) != 0)
+            return 0;
+        name += len;
+        name += *name == ' ';
+        i++;
+    }
+    return i;
+}
+
+/* Reads the command's flags and arguments by its table, then runs it. */
+static int command_run(const struct ctl_command *c, struct ctl *ctl, int argc, char **argv)
+{
+    union command_opts o;
+    char *args[CTL_MAX_ARGS];
+    char err[512];
+    int nargs = 0, status, rc;
+
+    memset(&o, 0, sizeof(o));
+    rc = config_load_args(c->opts, c->nopts, &o, argc, argv, args,
+                          c->nargs < CTL_MAX_ARGS ? c->nargs : CTL_MAX_ARGS, &nargs, err,
+                          sizeof(err));
+    if (rc == CONFIG_HELP) {
+        command_usage(c);
+        status = 0;
+    } else if (rc < 0) {
+        fprintf(stderr, "shortenerctl: %s: %s\n", c->name, err);
+        status = 2;
+    } else {
+        status = c->run(ctl, &o, nargs, args);
+    }
+    config_release(c->opts, c->nopts, &o);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     struct ctl_config cfg = {0};
-    PGconn *conn = NULL;
+    struct ctl ctl = {.cfg = &cfg};
     char err[512];
     const char *env_file = getenv("SHORTENER_ENV_FILE");
     enum log_level level;
@@ -367,35 +485,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "shortenerctl: cannot initialise libsodium\n");
         goto out;
     }
-    const char *cmd = argv[next];
+    for (size_t i = 0; i < N(commands); i++) {
+        int words = command_words(&commands[i], argc - next, argv + next);
+        if (words > 0) {
+            status = command_run(&commands[i], &ctl, argc - next - words, argv + next + words);
+            goto out;
+        }
+    }
     const char *sub = next + 1 < argc ? argv[next + 1] : "";
-    bool known =
-        strcmp(cmd, "migrate") == 0 || strcmp(cmd, "cleanup") == 0 ||
-        (strcmp(cmd, "apikey") == 0 &&
-         (strcmp(sub, "create") == 0 || strcmp(sub, "list") == 0 || strcmp(sub, "revoke") == 0));
-    if (!known) {
-        fprintf(stderr, "shortenerctl: unknown command '%s%s%s' (see --help)\n", cmd,
-                *sub ? " " : "", sub);
-        goto out;
-    }
-    conn = db_connect(cfg.database_url, "shortenerctl", 0, err, sizeof(err));
-    if (!conn) {
-        fprintf(stderr, "shortenerctl: cannot connect to PostgreSQL: %s\n", err);
-        status = 1;
-        goto out;
-    }
-    if (strcmp(cmd, "migrate") == 0)
-        status = cmd_migrate(conn);
-    else if (strcmp(cmd, "cleanup") == 0)
-        status = cmd_cleanup(conn, &cfg, argc - next - 1, argv + next + 1);
-    else if (strcmp(sub, "create") == 0)
-        status = cmd_apikey_create(conn, &cfg, argc - next - 2, argv + next + 2);
-    else if (strcmp(sub, "list") == 0)
-        status = cmd_apikey_list(conn);
-    else
-        status = cmd_apikey_revoke(conn, &cfg, argc - next - 2, argv + next + 2);
+    fprintf(stderr, "shortenerctl: unknown command '%s%s%s' (see --help)\n", argv[next],
+            *sub ? " " : "", sub);
 out:
-    PQfinish(conn);
+    PQfinish(ctl.conn);
     config_release(options, NOPTIONS, &cfg);
     return status;
 }

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "numparse.h"
+
 #define ITEM_MAX 64
 
 static const unsigned char v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -73,22 +75,15 @@ static int parse_net(const char *item, size_t len, struct clientip_net *out)
 {
     const char *slash = memchr(item, '/', len);
     size_t alen = slash ? (size_t)(slash - item) : len;
-    long prefix = -1;
+    long long prefix = -1;
 
     if (clientip_parse_addr(item, alen, out->addr) < 0)
         return -EINVAL;
     unsigned max = is_v4(out->addr) ? 32 : 128;
     if (slash) {
-        const char *p = slash + 1, *end = item + len;
-        if (p == end || end - p > 3)
-            return -EINVAL;
-        prefix = 0;
-        for (; p < end; p++) {
-            if (*p < '0' || *p > '9')
-                return -EINVAL;
-            prefix = prefix * 10 + (*p - '0');
-        }
-        if (prefix > (long)max)
+        size_t plen = len - alen - 1;
+        /* Three digits at most: "/0008" is a typo, not /8. */
+        if (plen > 3 || numparse_ll_n(slash + 1, plen, 0, max, 0, &prefix) < 0)
             return -EINVAL;
     }
     out->prefix = (unsigned)(prefix < 0 ? max : prefix) + (max == 32 ? 96 : 0);

@@ -4,6 +4,7 @@
  * never echo unchecked input and are always printable ASCII. */
 #include "request.h"
 
+#include "numparse.h"
 #include "timefmt.h"
 
 #include <curl/curl.h>
@@ -228,22 +229,16 @@ out:
     return rc;
 }
 
-/* A form ttl is plain decimal digits; anything else reads as -1, and values past TTL_MAX
- * stop growing so that they cannot overflow. */
+/* A form ttl is plain decimal digits; anything else reads as -1, and values past TTL_MAX read
+ * as TTL_MAX + 1, so that set_ttl() names the bound rather than calling them malformed. */
 static long long form_ttl(const char *v, size_t len)
 {
-    long long ttl = 0;
+    long long ttl;
+    int rc = numparse_ll_n(v, len, 0, TTL_MAX, 0, &ttl);
 
-    if (len == 0)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return -1;
-        ttl = ttl * 10 + (v[i] - '0');
-        if (ttl > TTL_MAX)
-            ttl = TTL_MAX + 1;
-    }
-    return ttl;
+    if (rc == -ERANGE)
+        return TTL_MAX + 1;
+    return rc < 0 ? -1 : ttl;
 }
 
 static int parse_form(const char *body, size_t len, struct create_request *out, char *err,

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +13,7 @@
 #include "log.h"
 
 /* Statements run by the server: prepared once per connection, right after it opens. */
-enum stmt { ST_PING, ST_LOOKUP, ST_INSERT_MANY, ST_GET, ST_DELETE, ST_AUTH, ST_VISITS, ST_COUNT };
+enum stmt { ST_PING, ST_LOOKUP, ST_INSERT_MANY, ST_GET, ST_DELETE, ST_VISITS, ST_COUNT };
 
 static const struct {
     const char *name;
@@ -46,15 +45,6 @@ static const struct {
     [ST_DELETE] = {"delete", "DELETE FROM urls WHERE key = $1"
                              " AND ($2::bigint IS NULL OR owner_id = $2)"
                              " RETURNING expires_at IS NULL OR expires_at > now()"},
-    /* last_used_at is written at most once a minute per key: a write per request would
-     * turn every authenticated call into a commit. */
-    [ST_AUTH] = {"auth", "WITH k AS (SELECT id, key_hash, rate_limit, rate_window, burst,"
-                         " is_admin, last_used_at"
-                         " FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL),"
-                         " u AS (UPDATE api_keys a SET last_used_at = now() FROM k"
-                         " WHERE a.id = k.id AND (k.last_used_at IS NULL"
-                         " OR k.last_used_at < now() - interval '60 seconds'))"
-                         " SELECT id, key_hash, rate_limit, rate_window, burst, is_admin FROM k"},
     [ST_VISITS] = {"visits", "UPDATE urls u SET visits = u.visits + v.n"
                              " FROM unnest($1::text[], $2::bigint[]) AS v(k, n)"
                              " WHERE u.key = v.k"},
@@ -136,7 +126,25 @@ static int connect_and_prepare(struct store *st)
         }
         PQclear(res);
     }
+    /* API keys' own statement, which their module owns. */
+    if (apikey_store_prepare(st->conn, st->error, sizeof(st->error)) < 0) {
+        log_error("postgres: cannot prepare apikey_auth: %s", st->error);
+        disconnect(st);
+        return -EAGAIN;
+    }
     return 0;
+}
+
+/* After a statement found the connection gone: drops it and says whether to try once more
+ * on a new one, as statements that change nothing may (attempt counts from 0). */
+static bool reconnect_for_retry(struct store *st, bool retry, int attempt)
+{
+    log_warn("postgres: connection lost: %s", st->error);
+    disconnect(st);
+    if (!retry || attempt > 0)
+        return false;
+    st->retry_at = 0;
+    return true;
 }
 
 /* Runs a prepared statement. A connection found broken is reopened and, for statements that
@@ -145,7 +153,7 @@ static int connect_and_prepare(struct store *st)
 static int run(struct store *st, enum stmt s, int nparams, const char *const *params,
                ExecStatusType want, PGresult **out)
 {
-    bool retry = s == ST_PING || s == ST_LOOKUP || s == ST_GET || s == ST_AUTH;
+    bool retry = s == ST_PING || s == ST_LOOKUP || s == ST_GET;
     int rc;
 
     for (int attempt = 0;; attempt++) {
@@ -158,22 +166,13 @@ static int run(struct store *st, enum stmt s, int nparams, const char *const *pa
             *out = res;
             return 0;
         }
-        db_error(st->conn, st->error, sizeof(st->error));
-        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        bool unique = state && strcmp(state, "23505") == 0;
-        /* Class 08 (connection exception) and 57P (shutdown, crash recovery) mean the server
-         * went away even if libpq has not noticed yet. */
-        bool gone = state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0);
+        rc = db_result_error(st->conn, res, st->error, sizeof(st->error));
         PQclear(res);
-        if (unique)
-            return -EEXIST;
-        if (gone || PQstatus(st->conn) != CONNECTION_OK) {
-            log_warn("postgres: connection lost: %s", st->error);
-            disconnect(st);
-            if (retry && attempt == 0) {
-                st->retry_at = 0;
+        if (rc == -EEXIST)
+            return rc;
+        if (rc == -EAGAIN) {
+            if (reconnect_for_retry(st, retry, attempt))
                 continue;
-            }
             return -EAGAIN;
         }
         log_error("postgres: %s failed: %s", statements[s].name, st->error);
@@ -378,29 +377,20 @@ int store_delete_link(struct store *st, const char *key, int64_t owner)
 int store_authenticate(struct store *st, const unsigned char hash[APIKEY_HASH_LEN],
                        struct apikey_info *out)
 {
-    PGresult *res;
-    char hex[2 + APIKEY_HASH_LEN * 2 + 1] = "\\x";
-    const char *params[1] = {hex};
-    int rc;
-
-    sodium_bin2hex(hex + 2, sizeof(hex) - 2, hash, APIKEY_HASH_LEN);
-    rc = run(st, ST_AUTH, 1, params, PGRES_TUPLES_OK, &res);
-    if (rc < 0)
-        return rc;
-    /* The index finds the row; the comparison that decides is constant-time anyway. */
-    if (PQntuples(res) != 1 || PQgetlength(res, 0, 1) != (int)strlen(hex) ||
-        sodium_memcmp(PQgetvalue(res, 0, 1), hex, strlen(hex)) != 0) {
-        rc = -ENOENT;
-        goto out;
+    /* A read, retried once on a new connection as run() retries its reads. */
+    for (int attempt = 0;; attempt++) {
+        int rc = connect_and_prepare(st);
+        if (rc < 0)
+            return rc;
+        rc = apikey_store_authenticate(st->conn, hash, out, st->error, sizeof(st->error));
+        if (rc != -EAGAIN) {
+            if (rc < 0 && rc != -ENOENT)
+                log_error("postgres: apikey_auth failed: %s", st->error);
+            return rc;
+        }
+        if (!reconnect_for_retry(st, true, attempt))
+            return -EAGAIN;
     }
-    out->id = int_at(res, 0);
-    out->rate_limit = (int)strtol(PQgetvalue(res, 0, 2), NULL, 10);
-    out->rate_window = (int)strtol(PQgetvalue(res, 0, 3), NULL, 10);
-    out->burst = (int)strtol(PQgetvalue(res, 0, 4), NULL, 10);
-    out->is_admin = strcmp(PQgetvalue(res, 0, 5), "t") == 0;
-out:
-    PQclear(res);
-    return rc;
 }
 
 int store_add_visits(struct store *st, const char *const *keys, const int64_t *counts, size_t n)

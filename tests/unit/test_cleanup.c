@@ -1,5 +1,6 @@
-/* Unit tests for the argument parsing of `shortenerctl cleanup` in src/cleanup.c (the batches
- * themselves run against a real PostgreSQL in tests/integration/test_cleanup.py). */
+/* Unit tests for the flags of `shortenerctl cleanup`: the table in src/ctl/cleanup.c, read by
+ * lib/config.c (the batches themselves run against a real PostgreSQL in
+ * tests/integration/test_cleanup.py). */
 #include "cleanup.c"
 
 #include <setjmp.h>
@@ -20,7 +21,8 @@ static int parse(struct cleanup_opts *o, char *err, size_t errlen, ...)
         argv[argc++] = a;
     va_end(ap);
     err[0] = '\0';
-    return cleanup_parse_args(argc, argv, o, err, errlen);
+    return config_load_args(cleanup_options, CLEANUP_NOPTIONS, o, argc, argv, NULL, 0, NULL, err,
+                            errlen);
 }
 
 static void test_defaults(void **state)

@@ -382,6 +382,247 @@ static void test_double_dash_ends_flags(void **state)
     config_release(opts, NOPTS, &cfg);
 }
 
+/* A subcommand's table: flags only, no environment variables. */
+struct test_args {
+    char *rate;      /* no default: NULL unless given */
+    long long batch; /* default 10 */
+    long long burst; /* no default: left as the caller set it */
+    bool dry;        /* a switch */
+};
+
+#define A struct test_args
+static const struct config_opt flags[] = {
+    CONFIG_FLAG_STR(A, "rate", NULL, "N/s, N/min or N/h", rate),
+    CONFIG_FLAG_INT(A, "batch", 1, 100, CONFIG_XSTR(10), "rows at once", batch),
+    CONFIG_FLAG_INT(A, "burst", 1, 1000, NULL, "requests at once", burst),
+    CONFIG_FLAG_SWITCH(A, "dry", "change nothing", dry),
+};
+#undef A
+#define NFLAGS (sizeof(flags) / sizeof(flags[0]))
+
+/* Runs config_load_args over a NULL-terminated list of a subcommand's arguments. */
+static int load_args(struct test_args *a, char **args, int maxargs, int *nargs, char **argv)
+{
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    memset(a, 0, sizeof(*a));
+    a->burst = -1;
+    err[0] = '\0';
+    return config_load_args(flags, NFLAGS, a, argc, argv, args, maxargs, nargs, err, sizeof(err));
+}
+
+static void test_flags_defaults_and_unset(void **state)
+{
+    struct test_args a;
+    int nargs = -1;
+    (void)state;
+    assert_int_equal(load_args(&a, NULL, 0, &nargs, (char *[]){NULL}), 0);
+    assert_null(a.rate); /* not given, and no default: left alone */
+    assert_int_equal(a.batch, 10);
+    assert_int_equal(a.burst, -1);
+    assert_false(a.dry);
+    assert_int_equal(nargs, 0);
+    config_release(flags, NFLAGS, &a);
+
+    /* Given, even empty, is told apart from not given. */
+    assert_int_equal(load_args(&a, NULL, 0, NULL, (char *[]){"--rate=", "--burst", "7", NULL}), 0);
+    assert_non_null(a.rate);
+    assert_string_equal(a.rate, "");
+    assert_int_equal(a.burst, 7);
+    config_release(flags, NFLAGS, &a);
+}
+
+static void test_flags_do_not_read_the_environment(void **state)
+{
+    struct test_args a;
+    (void)state;
+    /* Nothing named after a flag-only option is looked up, whatever the environment holds. */
+    setenv("TCFG_NAME", "env", 1);
+    setenv("RATE", "1/s", 1);
+    setenv("BATCH", "50", 1);
+    assert_int_equal(load_args(&a, NULL, 0, NULL, (char *[]){NULL}), 0);
+    assert_null(a.rate);
+    assert_int_equal(a.batch, 10);
+    config_release(flags, NFLAGS, &a);
+    unsetenv("RATE");
+    unsetenv("BATCH");
+}
+
+static void test_switch(void **state)
+{
+    struct test_args a;
+    (void)state;
+    assert_int_equal(load_args(&a, NULL, 0, NULL, (char *[]){"--dry", NULL}), 0);
+    assert_true(a.dry);
+    config_release(flags, NFLAGS, &a);
+
+    static const char *const valued[] = {"--dry=yes", "--dry=1", "--dry=", "--dry=0"};
+    for (size_t i = 0; i < sizeof(valued) / sizeof(valued[0]); i++) {
+        assert_int_equal(load_args(&a, NULL, 0, NULL, (char *[]){(char *)valued[i], NULL}),
+                         -EINVAL);
+        assert_non_null(strstr(err, "'--dry' takes no value"));
+        config_release(flags, NFLAGS, &a);
+    }
+    /* A switch takes no value, so the next word is not swallowed. */
+    char *args[1];
+    int nargs = 0;
+    assert_int_equal(load_args(&a, args, 1, &nargs, (char *[]){"--dry", "0", NULL}), 0);
+    assert_true(a.dry);
+    assert_int_equal(nargs, 1);
+    assert_string_equal(args[0], "0");
+    config_release(flags, NFLAGS, &a);
+}
+
+static void test_int_flag_bounds(void **state)
+{
+    static const char *const bad[] = {
+        "0", "101", "-1", "ten", "", "5x", " 5", "+5", "1.5", "0x5", "99999999999999999999999"};
+    struct test_args a;
+    (void)state;
+    assert_int_equal(load_args(&a, NULL, 0, NULL, (char *[]){"--batch", "1", NULL}), 0);
+    assert_int_equal(a.batch, 1);
+    config_release(flags, NFLAGS, &a);
+    assert_int_equal(load_args(&a, NULL, 0, NULL, (char *[]){"--batch=100", NULL}), 0);
+    assert_int_equal(a.batch, 100);
+    config_release(flags, NFLAGS, &a);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (load_args(&a, NULL, 0, NULL, (char *[]){"--batch", (char *)bad[i], NULL}) != -EINVAL)
+            fail_msg("--batch '%s' accepted", bad[i]);
+        /* Named by its flag, since it has no variable. */
+        assert_non_null(strstr(err, "--batch: expected an integer from 1 to 100"));
+        config_release(flags, NFLAGS, &a);
+    }
+    assert_int_equal(load_args(&a, NULL, 0, NULL, (char *[]){"--batch", NULL}), -EINVAL);
+    assert_non_null(strstr(err, "'--batch' needs a value"));
+    config_release(flags, NFLAGS, &a);
+    assert_int_equal(load_args(&a, NULL, 0, NULL, (char *[]){"--batch=", NULL}), -EINVAL);
+    config_release(flags, NFLAGS, &a);
+}
+
+static void test_positional_args(void **state)
+{
+    struct test_args a;
+    char *args[2];
+    int nargs = -1;
+    (void)state;
+    /* Flags before, between and after the arguments, which keep their order. */
+    assert_int_equal(
+        load_args(&a, args, 2, &nargs,
+                  (char *[]){"--rate", "5/s", "one", "--dry", "two", "--batch=3", NULL}),
+        0);
+    assert_int_equal(nargs, 2);
+    assert_string_equal(args[0], "one");
+    assert_string_equal(args[1], "two");
+    assert_string_equal(a.rate, "5/s");
+    assert_true(a.dry);
+    assert_int_equal(a.batch, 3);
+    config_release(flags, NFLAGS, &a);
+
+    /* Fewer than the most is the caller's to judge. */
+    assert_int_equal(load_args(&a, args, 2, &nargs, (char *[]){"--dry", NULL}), 0);
+    assert_int_equal(nargs, 0);
+    config_release(flags, NFLAGS, &a);
+
+    assert_int_equal(load_args(&a, args, 1, &nargs, (char *[]){"one", "two", NULL}), -EINVAL);
+    assert_non_null(strstr(err, "unexpected argument 'two'"));
+    config_release(flags, NFLAGS, &a);
+    assert_int_equal(load_args(&a, NULL, 0, &nargs, (char *[]){"now", NULL}), -EINVAL);
+    assert_non_null(strstr(err, "'now'"));
+    config_release(flags, NFLAGS, &a);
+}
+
+static void test_args_unknown_and_short(void **state)
+{
+    static const char *const bad[] = {"--bogus", "--rat=1/s", "--dryer", "-n", "-", "-5"};
+    struct test_args a;
+    char *args[1];
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (load_args(&a, args, 1, NULL, (char *[]){(char *)bad[i], NULL}) != -EINVAL)
+            fail_msg("'%s' accepted", bad[i]);
+        assert_non_null(strstr(err, "unknown option"));
+        assert_non_null(strstr(err, bad[i]));
+        config_release(flags, NFLAGS, &a);
+    }
+}
+
+static void test_args_double_dash_and_help(void **state)
+{
+    struct test_args a;
+    char *args[2];
+    int nargs = 0;
+    (void)state;
+    /* After "--" every word is an argument, even one that looks like a flag. */
+    assert_int_equal(
+        load_args(&a, args, 2, &nargs, (char *[]){"--dry", "--", "--batch=5", "-h", NULL}), 0);
+    assert_int_equal(nargs, 2);
+    assert_string_equal(args[0], "--batch=5");
+    assert_string_equal(args[1], "-h");
+    assert_int_equal(a.batch, 10);
+    config_release(flags, NFLAGS, &a);
+
+    /* --help anywhere before "--", even after arguments: a command's arguments are its own. */
+    assert_int_equal(load_args(&a, args, 2, &nargs, (char *[]){"one", "--help", NULL}),
+                     CONFIG_HELP);
+    config_release(flags, NFLAGS, &a);
+    assert_int_equal(load_args(&a, args, 2, &nargs, (char *[]){"-h", NULL}), CONFIG_HELP);
+    config_release(flags, NFLAGS, &a);
+}
+
+static void test_switch_in_a_program_table(void **state)
+{
+    /* The two kinds in one table, read by config_load: the program's flags stop at the first
+     * argument as always. */
+    static const struct config_opt mixed[] = {
+        {"TCFG_PORT", "port", CONFIG_INT, 1, 65535, "8080", "a port", false,
+         offsetof(struct test_cfg, port)},
+        CONFIG_FLAG_SWITCH(struct test_cfg, "verbose", "chatty", verbose),
+    };
+    struct test_cfg cfg = {0};
+    char *argv[] = {"prog", "--verbose", "--port", "80", "cmd", "--verbose=1", NULL};
+    char *valued[] = {"prog", "--verbose=1", NULL};
+    int next = 0;
+    (void)state;
+    assert_int_equal(config_load(mixed, 2, &cfg, 6, argv, &next, err, sizeof(err)), 0);
+    assert_true(cfg.verbose);
+    assert_int_equal(cfg.port, 80);
+    assert_int_equal(next, 4);
+    assert_int_equal(config_load(mixed, 2, &cfg, 2, valued, &next, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "takes no value"));
+
+    /* Its --help names it, with no variable. */
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    assert_non_null(out);
+    config_usage(out, mixed, 2);
+    fclose(out);
+    assert_non_null(strstr(text, "--verbose"));
+    assert_non_null(strstr(text, "TCFG_PORT"));
+    free(text);
+}
+
+static void test_usage_flags(void **state)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    (void)state;
+    assert_non_null(out);
+    config_usage_flags(out, flags, NFLAGS, 4);
+    fclose(out);
+    assert_non_null(strstr(text, "    --rate VALUE "));
+    assert_non_null(strstr(text, "--batch 1..100 "));
+    assert_non_null(strstr(text, "rows at once [default: 10]\n"));
+    assert_non_null(strstr(text, "--burst 1..1000 "));
+    assert_non_null(strstr(text, "requests at once\n"));
+    assert_non_null(strstr(text, "--dry "));
+    assert_null(strstr(text, "--dry="));
+    assert_null(strstr(text, "[default: 0]")); /* a switch is off unless given: no default */
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -401,6 +642,15 @@ int main(void)
         cmocka_unit_test_setup(test_env_file_errors, clear_env),
         cmocka_unit_test_setup(test_int_rejects_blanks_and_plus, clear_env),
         cmocka_unit_test_setup(test_double_dash_ends_flags, clear_env),
+        cmocka_unit_test_setup(test_flags_defaults_and_unset, clear_env),
+        cmocka_unit_test_setup(test_flags_do_not_read_the_environment, clear_env),
+        cmocka_unit_test_setup(test_switch, clear_env),
+        cmocka_unit_test_setup(test_int_flag_bounds, clear_env),
+        cmocka_unit_test_setup(test_positional_args, clear_env),
+        cmocka_unit_test_setup(test_args_unknown_and_short, clear_env),
+        cmocka_unit_test_setup(test_args_double_dash_and_help, clear_env),
+        cmocka_unit_test_setup(test_switch_in_a_program_table, clear_env),
+        cmocka_unit_test_setup(test_usage_flags, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
