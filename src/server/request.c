@@ -8,6 +8,7 @@
 #include "timefmt.h"
 
 #include <curl/curl.h>
+#include <sodium.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -21,9 +22,22 @@
 #define TTL_MAX         (10 * YEAR_SECONDS)
 #define EXPIRES_MAX_OUT (100 * YEAR_SECONDS)
 
-enum field { FIELD_URL, FIELD_ALIAS, FIELD_EXPIRES_AT, FIELD_TTL, FIELD_COUNT };
+static const char *const field_names[FIELD_COUNT] = {
+    [FIELD_URL] = "url",
+    [FIELD_ALIAS] = "alias",
+    [FIELD_EXPIRES_AT] = "expires_at",
+    [FIELD_TTL] = "ttl",
+    [FIELD_REDIRECT_STATUS] = "redirect_status",
+    [FIELD_MAX_VISITS] = "max_visits",
+    [FIELD_VALID_FROM] = "valid_from",
+    [FIELD_PASSWORD] = "password",
+    [FIELD_TAGS] = "tags",
+    [FIELD_PUBLIC_STATS] = "public_stats",
+};
 
-static const char *const field_names[FIELD_COUNT] = {"url", "alias", "expires_at", "ttl"};
+/* The largest max_visits: past any count a link could reach, and exact in a double (the
+ * Lua that counts visits in Redis works in doubles). */
+#define MAX_VISITS_MAX 1000000000000000LL
 
 /* Paths the service itself answers, or may one day; an alias must not shadow them. */
 static const char *const reserved_aliases[] = {
@@ -79,6 +93,9 @@ void create_request_release(struct create_request *req)
 {
     free(req->url);
     free(req->alias);
+    if (req->password)
+        sodium_memzero(req->password, req->password_len);
+    free(req->password);
     memset(req, 0, sizeof(*req));
 }
 
@@ -94,9 +111,54 @@ static int dup_value(const char *v, size_t len, char **out)
     return 0;
 }
 
-/* Stores one string-valued field; shared by both body types so they agree on meaning. */
-static int set_field(struct create_request *out, enum field f, const char *v, size_t len, char *err,
-                     size_t errlen)
+/* How many characters (code points) a UTF-8 string has; jansson and the form decoder hand
+ * over valid UTF-8 or bytes, and a stray byte counts as one. */
+static size_t utf8_chars(const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += ((unsigned char)s[i] & 0xc0) != 0x80;
+    return n;
+}
+
+static bool is_tag(const char *s, size_t len)
+{
+    if (len < 1 || len > REQUEST_TAG_MAX_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!is_key_char(s[i]))
+            return false;
+    return true;
+}
+
+/* Adds one tag; shared by both body types. */
+static int add_tag(struct create_request *out, const char *v, size_t len, char *err, size_t errlen)
+{
+    if (!is_tag(v, len)) {
+        set_err(err, errlen, "each tag must be 1 to %d of letters, digits, '_' and '-'",
+                REQUEST_TAG_MAX_LEN);
+        return -EINVAL;
+    }
+    for (int i = 0; i < out->ntags; i++)
+        if (strlen(out->tags[i]) == len && memcmp(out->tags[i], v, len) == 0) {
+            set_err(err, errlen, "tags must be distinct");
+            return -EINVAL;
+        }
+    if (out->ntags >= REQUEST_TAGS_MAX) {
+        set_err(err, errlen, "at most %d tags", REQUEST_TAGS_MAX);
+        return -EINVAL;
+    }
+    memcpy(out->tags[out->ntags], v, len);
+    out->tags[out->ntags][len] = '\0';
+    out->ntags++;
+    out->has_tags = true;
+    return 0;
+}
+
+/* Stores one field given as text (every form field, and JSON strings); shared by both body
+ * types so that they agree on meaning. */
+static int set_field(struct create_request *out, enum request_field f, const char *v, size_t len,
+                     char *err, size_t errlen)
 {
     int rc = 0;
 
@@ -113,14 +175,33 @@ static int set_field(struct create_request *out, enum field f, const char *v, si
         rc = dup_value(v, len, &out->alias);
         break;
     case FIELD_EXPIRES_AT:
-        if (timefmt_parse(v, len, &out->expires_at) < 0) {
-            set_err(err, errlen,
-                    "expires_at is not an RFC 3339 date-time such as 2030-01-31T12:00:00Z");
+    case FIELD_VALID_FROM: {
+        int64_t *t = f == FIELD_EXPIRES_AT ? &out->expires_at : &out->valid_from;
+        if (timefmt_parse(v, len, t) < 0) {
+            set_err(err, errlen, "%s is not an RFC 3339 date-time such as 2030-01-31T12:00:00Z",
+                    field_names[f]);
             return -EINVAL;
         }
-        out->has_expires_at = true;
+        *(f == FIELD_EXPIRES_AT ? &out->has_expires_at : &out->has_valid_from) = true;
         break;
+    }
+    case FIELD_PASSWORD: {
+        size_t chars = utf8_chars(v, len);
+        if (chars < REQUEST_PASSWORD_MIN || chars > REQUEST_PASSWORD_MAX) {
+            set_err(err, errlen, "password must be %d to %d characters long", REQUEST_PASSWORD_MIN,
+                    REQUEST_PASSWORD_MAX);
+            return -EINVAL;
+        }
+        rc = dup_value(v, len, &out->password);
+        out->password_len = len;
+        break;
+    }
+    case FIELD_TAGS:
+        return add_tag(out, v, len, err, errlen);
     case FIELD_TTL:
+    case FIELD_REDIRECT_STATUS:
+    case FIELD_MAX_VISITS:
+    case FIELD_PUBLIC_STATS:
     case FIELD_COUNT:
         return -EINVAL;
     }
@@ -144,6 +225,35 @@ static int set_ttl(struct create_request *out, long long ttl, char *err, size_t 
     return 0;
 }
 
+/* The whole-number fields other than ttl; ok false when the value was not a whole number. */
+static int set_number(struct create_request *out, enum request_field f, bool ok, long long v,
+                      char *err, size_t errlen)
+{
+    if (f == FIELD_TTL)
+        return set_ttl(out, ok ? v : -1, err, errlen);
+    if (f == FIELD_REDIRECT_STATUS) {
+        if (!ok || (v != 301 && v != 302 && v != 307 && v != 308)) {
+            set_err(err, errlen, "redirect_status must be 301, 302, 307 or 308");
+            return -EINVAL;
+        }
+        out->redirect_status = (int)v;
+        out->has_redirect_status = true;
+        return 0;
+    }
+    if (!ok || v < 1 || v > MAX_VISITS_MAX) {
+        set_err(err, errlen, "max_visits must be a whole number from 1 to %lld", MAX_VISITS_MAX);
+        return -EINVAL;
+    }
+    out->max_visits = v;
+    out->has_max_visits = true;
+    return 0;
+}
+
+static bool is_number_field(enum request_field f)
+{
+    return f == FIELD_TTL || f == FIELD_REDIRECT_STATUS || f == FIELD_MAX_VISITS;
+}
+
 /* jansson's messages may quote the input; keep only what is safe to send back. */
 static void make_printable(char *s)
 {
@@ -152,12 +262,107 @@ static void make_printable(char *s)
             *s = '?';
 }
 
-static int parse_json(const char *body, size_t len, struct create_request *out, char *err,
+static int json_field(struct create_request *out, enum request_field f, json_t *v, char *err,
                       size_t errlen)
+{
+    if (is_number_field(f)) {
+        /* 1.5, "10" and true are not whole numbers, whatever they might be taken for. */
+        bool ok = json_is_integer(v);
+        return set_number(out, f, ok, ok ? json_integer_value(v) : 0, err, errlen);
+    }
+    if (f == FIELD_PUBLIC_STATS) {
+        if (!json_is_boolean(v)) {
+            set_err(err, errlen, "public_stats must be true or false");
+            return -EINVAL;
+        }
+        out->public_stats = json_is_true(v);
+        out->has_public_stats = true;
+        return 0;
+    }
+    if (f == FIELD_TAGS) {
+        size_t i;
+        json_t *tag;
+        if (!json_is_array(v)) {
+            set_err(err, errlen, "tags must be an array of strings");
+            return -EINVAL;
+        }
+        out->has_tags = true;
+        json_array_foreach(v, i, tag)
+        {
+            int rc;
+            if (!json_is_string(tag)) {
+                set_err(err, errlen, "tags must be an array of strings");
+                return -EINVAL;
+            }
+            rc = add_tag(out, json_string_value(tag), json_string_length(tag), err, errlen);
+            if (rc < 0)
+                return rc;
+        }
+        return 0;
+    }
+    if (!json_is_string(v)) {
+        set_err(err, errlen, "%s must be a string", field_names[f]);
+        return -EINVAL;
+    }
+    return set_field(out, f, json_string_value(v), json_string_length(v), err, errlen);
+}
+
+int request_parse_object(const struct json_t *obj, enum request_mode mode,
+                         struct create_request *out, char *err, size_t errlen)
+{
+    json_t *root = (json_t *)obj;
+    const char *name;
+    json_t *v;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(root)) {
+        set_err(err, errlen, "the body must be a JSON object");
+        return -EINVAL;
+    }
+    if (mode == REQUEST_EDIT) {
+        if (json_object_size(root) == 0) {
+            set_err(err, errlen, "name at least one field to change");
+            return -EINVAL;
+        }
+        json_object_foreach(root, name, v)
+        {
+            int f = 0;
+            while (f < FIELD_COUNT && strcmp(name, field_names[f]) != 0)
+                f++;
+            if (f == FIELD_ALIAS || strcmp(name, "key") == 0) {
+                set_err(err, errlen, "the key of a link never changes");
+                return -EINVAL;
+            }
+            if (f == FIELD_COUNT) {
+                set_err(err, errlen, "a link has no field that can be changed by that name");
+                return -EINVAL;
+            }
+        }
+    }
+    for (int f = 0; f < FIELD_COUNT; f++) {
+        v = json_object_get(root, field_names[f]);
+        if (!v)
+            continue;
+        if (json_is_null(v)) {
+            out->nulls |= 1u << f;
+            continue;
+        }
+        rc = json_field(out, (enum request_field)f, v, err, errlen);
+        if (rc < 0) {
+            create_request_release(out);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int parse_json(const char *body, size_t len, enum request_mode mode,
+                      struct create_request *out, char *err, size_t errlen)
 {
     json_error_t jerr;
     json_t *root;
-    int rc = -EINVAL;
+    int rc;
 
     root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
@@ -165,37 +370,9 @@ static int parse_json(const char *body, size_t len, struct create_request *out, 
                 jerr.text);
         if (err && errlen > 0)
             make_printable(err);
-        goto out;
+        return -EINVAL;
     }
-    if (!json_is_object(root)) {
-        set_err(err, errlen, "the body must be a JSON object");
-        goto out;
-    }
-    for (int f = 0; f < FIELD_COUNT; f++) {
-        json_t *v = json_object_get(root, field_names[f]);
-        if (!v || json_is_null(v))
-            continue;
-        if (f == FIELD_TTL) {
-            if (!json_is_integer(v)) {
-                set_err(err, errlen, "ttl must be a positive whole number of seconds");
-                rc = -EINVAL;
-                goto out;
-            }
-            rc = set_ttl(out, json_integer_value(v), err, errlen);
-        } else {
-            if (!json_is_string(v)) {
-                set_err(err, errlen, "%s must be a string", field_names[f]);
-                rc = -EINVAL;
-                goto out;
-            }
-            rc = set_field(out, (enum field)f, json_string_value(v), json_string_length(v), err,
-                           errlen);
-        }
-        if (rc < 0)
-            goto out;
-    }
-    rc = 0;
-out:
+    rc = request_parse_object((struct json_t *)root, mode, out, err, errlen);
     json_decref(root);
     return rc;
 }
@@ -229,16 +406,38 @@ out:
     return rc;
 }
 
-/* A form ttl is plain decimal digits; anything else reads as -1, and values past TTL_MAX read
- * as TTL_MAX + 1, so that set_ttl() names the bound rather than calling them malformed. */
-static long long form_ttl(const char *v, size_t len)
+/* A form number is plain decimal digits; anything else reads as not a number, and ttls past
+ * TTL_MAX read as TTL_MAX + 1, so that set_ttl() names the bound rather than calling them
+ * malformed. */
+static int form_number(struct create_request *out, enum request_field f, const char *v, size_t len,
+                       char *err, size_t errlen)
 {
-    long long ttl;
-    int rc = numparse_ll_n(v, len, 0, TTL_MAX, 0, &ttl);
+    long long n;
+    int rc = numparse_ll_n(v, len, 0, f == FIELD_TTL ? TTL_MAX : MAX_VISITS_MAX, 0, &n);
 
-    if (rc == -ERANGE)
-        return TTL_MAX + 1;
-    return rc < 0 ? -1 : ttl;
+    if (rc == -ERANGE && f == FIELD_TTL)
+        return set_ttl(out, TTL_MAX + 1, err, errlen);
+    return set_number(out, f, rc == 0, rc == 0 ? n : 0, err, errlen);
+}
+
+static int form_bool(struct create_request *out, const char *v, size_t len, char *err,
+                     size_t errlen)
+{
+    static const char *const yes[] = {"true", "1", "on", "yes"}, *const no[] = {"false", "0", "off",
+                                                                                "no"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (strlen(yes[i]) == len && strncasecmp(v, yes[i], len) == 0) {
+            out->public_stats = out->has_public_stats = true;
+            return 0;
+        }
+        if (strlen(no[i]) == len && strncasecmp(v, no[i], len) == 0) {
+            out->public_stats = false;
+            out->has_public_stats = true;
+            return 0;
+        }
+    }
+    set_err(err, errlen, "public_stats must be true or false");
+    return -EINVAL;
 }
 
 static int parse_form(const char *body, size_t len, struct create_request *out, char *err,
@@ -277,7 +476,8 @@ static int parse_form(const char *body, size_t len, struct create_request *out, 
                 break;
         if (f == FIELD_COUNT)
             continue; /* unknown fields are ignored, as in JSON */
-        if (seen[f]) {
+        /* A form gives several tags as several tags fields, as a multiple select sends them. */
+        if (seen[f] && f != FIELD_TAGS) {
             set_err(err, errlen, "the field %s is given more than once", field_names[f]);
             rc = -EINVAL;
             goto out;
@@ -292,10 +492,14 @@ static int parse_form(const char *body, size_t len, struct create_request *out, 
             set_err(err, errlen, "out of memory");
             goto out;
         }
-        if (f == FIELD_TTL)
-            rc = set_ttl(out, form_ttl(value, value_len), err, errlen);
+        if (is_number_field((enum request_field)f))
+            rc = form_number(out, (enum request_field)f, value, value_len, err, errlen);
+        else if (f == FIELD_PUBLIC_STATS)
+            rc = form_bool(out, value, value_len, err, errlen);
         else
-            rc = set_field(out, (enum field)f, value, value_len, err, errlen);
+            rc = set_field(out, (enum request_field)f, value, value_len, err, errlen);
+        if (value && out->password != value)
+            sodium_memzero(value, value_len);
         if (rc < 0)
             goto out;
     }
@@ -304,6 +508,15 @@ out:
     free(name);
     free(value);
     return rc;
+}
+
+static int check_combination(const struct create_request *req, char *err, size_t errlen)
+{
+    if (req->has_expires_at && req->has_ttl) {
+        set_err(err, errlen, "expires_at and ttl are exclusive");
+        return -EINVAL;
+    }
+    return 0;
 }
 
 int request_parse_create(enum body_type type, const char *body, size_t len,
@@ -324,7 +537,7 @@ int request_parse_create(enum body_type type, const char *body, size_t len,
     }
     switch (type) {
     case BODY_JSON:
-        rc = parse_json(body, len, out, err, errlen);
+        rc = parse_json(body, len, REQUEST_CREATE, out, err, errlen);
         break;
     case BODY_FORM:
         rc = parse_form(body, len, out, err, errlen);
@@ -333,11 +546,27 @@ int request_parse_create(enum body_type type, const char *body, size_t len,
         set_err(err, errlen, "the body is neither JSON nor a form");
         break;
     }
-    if (rc == 0 && out->has_expires_at && out->has_ttl) {
-        set_err(err, errlen, "expires_at and ttl are exclusive");
+    if (rc == 0)
+        rc = check_combination(out, err, errlen);
+out:
+    if (rc < 0)
+        create_request_release(out);
+    return rc;
+}
+
+int request_parse_edit(const char *body, size_t len, struct create_request *out, char *err,
+                       size_t errlen)
+{
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    rc = parse_json(body ? body : "", body ? len : 0, REQUEST_EDIT, out, err, errlen);
+    if (rc == 0)
+        rc = check_combination(out, err, errlen);
+    if (rc == 0 && (out->nulls & (1u << FIELD_URL))) {
+        set_err(err, errlen, "url cannot be removed");
         rc = -EINVAL;
     }
-out:
     if (rc < 0)
         create_request_release(out);
     return rc;
