@@ -44,7 +44,7 @@ int cache_parse_url(const char *redis_url, char *host, size_t hostcap, int *port
 
 const char *cache_error(const struct cache *c);
 
-enum { CACHE_HIT = 0, CACHE_NEGATIVE = 1 };
+enum { CACHE_HIT = 0, CACHE_NEGATIVE = 1, CACHE_EDITED = 2 };
 
 /* CACHE_HIT with the URL copied into url (NUL-terminated, cap bytes at most) and its expiry,
  * CACHE_NEGATIVE, -ENOENT on a miss, -EAGAIN when Redis is unavailable. */
@@ -70,6 +70,11 @@ int cache_evict_many(struct cache *c, const char *const *keys, size_t n);
  * read-through fill which read the row before the delete cannot bring it back, and publish
  * the key on INVALIDATION_CHANNEL for the other servers' hot caches. */
 int cache_tombstone(struct cache *c, const char *key, int64_t ttl);
+
+/* After an edit commits: replace the entry with "~" for ttl seconds, which sends lookups to
+ * PostgreSQL and keeps them from filling (a fill that read the row before the edit cannot
+ * bring the old link back), and publish the key for the other servers' hot caches. */
+int cache_invalidate(struct cache *c, const char *key, int64_t ttl);
 
 int cache_ping(struct cache *c);
 

@@ -56,6 +56,10 @@ bool caller_count_settled(const struct caller *c);
  * admitted. */
 enum http_step caller_admit(struct http_request *r, bool anonymous_ok, struct caller *c);
 
+/* Counts n requests at once, all or none (a bulk create), on this thread, then as
+ * caller_counted(); n over the key's burst is refused with a detail naming the burst. */
+enum http_step caller_count_all_here(struct http_request *r, struct caller *c, int64_t n);
+
 /* The owner whose links a key may see: its own, or anybody's (0) for an admin key. */
 int64_t caller_owner_filter(const struct caller *c);
 

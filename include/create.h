@@ -19,10 +19,16 @@
 #ifndef SHORTENER_CREATE_H
 #define SHORTENER_CREATE_H
 
+#include <stdbool.h>
+
 #include "http.h"
 
-/* Handles POST /api/v1/urls: called when the request is complete, and again each time the
- * parked request is resumed. */
-enum http_step create_handle(struct http_request *r);
+/* A bulk create: at most this many links, in a body of at most this many bytes. */
+#define CREATE_BULK_MAX      1000
+#define CREATE_BULK_MAX_BODY (1024 * 1024)
+
+/* Handles POST /api/v1/urls (bulk false) and POST /api/v1/urls/bulk: called when the request
+ * is complete, and again each time the parked request is resumed. */
+enum http_step create_handle(struct http_request *r, bool bulk);
 
 #endif

@@ -22,8 +22,9 @@ int db_exec(struct pg_conn *conn, const char *sql, char *err, size_t errlen);
 void db_error(struct pg_conn *conn, char *err, size_t errlen);
 
 /* After a statement failed with res (may be NULL): puts the reason in err and says what kind
- * of failure it was: -EEXIST for a unique violation, -EAGAIN when the server went away
- * (whether or not libpq has noticed yet: a new connection may succeed), else -EIO. */
+ * of failure it was: -EEXIST for a unique violation, -EINVAL for a check constraint, -EAGAIN
+ * when the server went away (whether or not libpq has noticed yet: a new connection may
+ * succeed), else -EIO. */
 int db_result_error(struct pg_conn *conn, const struct pg_result *res, char *err, size_t errlen);
 
 #endif

@@ -34,7 +34,8 @@ struct http_request {
     /* The body, collected across calls; NUL-terminated. */
     char *body;
     size_t body_len, body_cap;
-    size_t received; /* body bytes seen, kept or not */
+    size_t received;   /* body bytes seen, kept or not */
+    size_t body_limit; /* the largest body this path takes */
     bool body_too_large;
     bool answered;
     unsigned status;
@@ -62,6 +63,9 @@ void http_resume(struct MHD_Connection *conn);
 /* A request header's value, or NULL. */
 const char *http_header(struct http_request *r, const char *name);
 
+/* A query parameter's value (percent-decoded), or NULL; "" for "?name" without a value. */
+const char *http_query(struct http_request *r, const char *name);
+
 /* The client's socket address, or NULL when libmicrohttpd does not know it. */
 const struct sockaddr *http_peer(struct http_request *r);
 
@@ -78,6 +82,12 @@ enum http_step http_unavailable(struct http_request *r, const char *what);
 /* application/json, taking text (heap-allocated; freed here); NULL text is out of memory. */
 enum http_step http_send_json(struct http_request *r, unsigned status, char *text,
                               const char *const *headers);
+
+struct json_t;
+
+/* The problem object of RFC 9457 ({"type","title","status","detail"}), for answers that carry
+ * several (a bulk create's items). NULL when out of memory; json_decref() it. */
+struct json_t *http_problem_object(unsigned status, const char *type_slug, const char *detail);
 
 /* Sends an application/problem+json error. type_slug names the problem kind (e.g.
  * "invalid-url"); 503 and 429 get a Retry-After (a refused rate limit's own for 429). */

@@ -2,12 +2,16 @@
 #ifndef SHORTENER_LINKJSON_H
 #define SHORTENER_LINKJSON_H
 
-#include <stdint.h>
+struct link;
+struct json_t;
 
-/* {"key","short_url","url","created_at","expires_at"[,"visits"]}: expires_at 0 is null
- * (never), visits < 0 leaves the field out. Returns compact JSON text that the caller frees,
- * or NULL when out of memory. */
-char *linkjson_format(const char *base_url, const char *key, const char *url, int64_t created_at,
-                      int64_t expires_at, int64_t visits);
+/* {"key","short_url","url","created_at","expires_at"} and every optional field that is set
+ * (API.md: redirect_status, max_visits, valid_from, tags, public_stats, password_protected),
+ * and "visits" unless it is < 0. expires_at 0 is null (never). NULL when out of memory;
+ * json_decref() it. */
+struct json_t *linkjson_object(const char *base_url, const struct link *l);
+
+/* The same as compact JSON text that the caller frees, or NULL. */
+char *linkjson_format(const char *base_url, const struct link *l);
 
 #endif

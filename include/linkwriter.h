@@ -15,24 +15,25 @@
 #include <stdint.h>
 
 #include "jobqueue.h"
-
-#define LINK_KEY_MAX 64
+#include "link.h"
 
 struct cache_pending;
 struct linkwriter;
 
 /* One link to store. It lives inside whatever submitted it (a create item), which gets back
- * to itself from done() with container_of, and which owns url. */
+ * to itself from done() with container_of, and which owns what the pointers point at. */
 struct link_job {
     char key[LINK_KEY_MAX + 1];
     const char *url;
-    int64_t owner;                      /* 0: anonymous */
-    int64_t expires_at;                 /* 0: never */
-    void (*done)(struct link_job *job); /* called once, on a writer thread; last use of job */
-    /* Set before done(): 0 with created_at, -EEXIST when the key was ever used, -EAGAIN when
+    int64_t owner; /* 0: anonymous */
+    struct link_attrs a;
+    const char *password_hash; /* NULL: none */
+    int64_t created_us;
+    const char *idem_key, *idem_response; /* an idempotent create's (store.h), else NULL */
+    void (*done)(struct link_job *job);   /* called once, on a writer thread; last use of job */
+    /* Set before done(): 0 when stored, -EEXIST when the key was ever used, -EAGAIN when
      * PostgreSQL is unreachable (the link may or may not be stored), -EIO otherwise. */
     int rc;
-    int64_t created_at;
     struct jobq_node node; /* the writer's queue */
 };
 

@@ -58,6 +58,12 @@ void ratelimit_gcra(int64_t *tat, int64_t now_us, int64_t interval_us, int64_t b
 int64_t ratelimit_gcra_n(int64_t *tat, int64_t now_us, int64_t interval_us, int64_t burst,
                          int64_t n, bool commit, struct ratelimit_result *out);
 
+/* n requests that must all be admitted or none (a bulk create): as ratelimit_gcra_n when all n
+ * fit, else nothing counted, remaining how many would fit now, and retry_us until all n would
+ * (never, when n is over the burst). Returns n or 0. */
+int64_t ratelimit_gcra_all(int64_t *tat, int64_t now_us, int64_t interval_us, int64_t burst,
+                           int64_t n, struct ratelimit_result *out);
+
 /* Parses a rate "N/s", "N/min" or "N/h"; the burst is N. Returns 0 or -EINVAL. */
 int ratelimit_parse_policy(const char *spec, struct ratelimit_policy *out);
 
@@ -96,6 +102,10 @@ int64_t ratelimit_local_check_n(struct ratelimit_local *l, const char *key, int6
                                 const struct ratelimit_policy *p, int64_t n, bool commit,
                                 struct ratelimit_result *out);
 
+int64_t ratelimit_local_check_all(struct ratelimit_local *l, const char *key, int64_t now_us,
+                                  const struct ratelimit_policy *p, int64_t n,
+                                  struct ratelimit_result *out);
+
 struct ratelimit {
     struct ratelimit_local local;
     struct metrics *metrics;
@@ -116,5 +126,10 @@ void ratelimit_check(struct ratelimit *rl, struct cache *c, const char *key,
 int64_t ratelimit_check_n(struct ratelimit *rl, struct cache *c, const char *key,
                           const struct ratelimit_policy *p, int64_t n, bool commit,
                           struct ratelimit_result *out);
+
+/* n requests under one key, all admitted or none (see ratelimit_gcra_all). Returns n or 0. */
+int64_t ratelimit_check_all(struct ratelimit *rl, struct cache *c, const char *key,
+                            const struct ratelimit_policy *p, int64_t n,
+                            struct ratelimit_result *out);
 
 #endif

@@ -95,6 +95,9 @@ int request_check_alias(const char *alias, char *err, size_t errlen);
 int request_resolve_expiry(const struct create_request *req, int64_t now, int64_t default_ttl,
                            int64_t *expires_at, char *err, size_t errlen);
 
+/* True when s[0..len-1] is a valid tag: 1-32 of [0-9A-Za-z_-]. */
+bool request_is_tag(const char *s, size_t len);
+
 /* True when s[0..len-1] could be a link key (generated or alias) at all. */
 bool request_is_key(const char *s, size_t len);
 

@@ -24,6 +24,7 @@ struct hotcache;
 struct invalidation;
 struct linkwriter;
 struct admission;
+struct pwhash;
 
 struct server_config {
     char *database_url;
@@ -71,6 +72,7 @@ struct server {
     struct invalidation *invalidation;
     struct linkwriter *writer;
     struct admission *admission;
+    struct pwhash *pwhash;
     struct metrics metrics;
     struct cache_pending pending; /* deletions Redis has yet to hear of */
     bool pending_ready;

@@ -16,6 +16,7 @@
 
 #include "apikey.h"
 #include "apikey_store.h"
+#include "link.h"
 
 struct store;
 
@@ -28,28 +29,39 @@ const char *store_error(const struct store *st);
 
 int store_ping(struct store *st);
 
-/* The live link under key. *url is heap-allocated (free()); *expires_at is seconds since
- * the epoch, or 0 when it never expires; *remaining is whole seconds of life left
- * (by the database's clock), or -1 when it never expires. */
-int store_lookup_redirect(struct store *st, const char *key, char **url, int64_t *expires_at,
-                          int64_t *remaining);
+/* The redirect lookup: what a redirect needs of a live link. In the header so that the
+ * benchmark's ceiling program (tests/bench/ceiling.c) runs exactly what the server runs. */
+#define STORE_LOOKUP_REDIRECT_SQL                                                                  \
+    "SELECT url, COALESCE(floor(extract(epoch FROM expires_at))::bigint, 0),"                      \
+    " COALESCE(floor(extract(epoch FROM expires_at - now()))::bigint, -1),"                        \
+    " COALESCE(floor(extract(epoch FROM valid_from))::bigint, 0), COALESCE(max_visits, 0),"        \
+    " COALESCE(redirect_status, 0), password_hash IS NOT NULL, visits"                             \
+    " FROM urls WHERE key = $1 AND (expires_at IS NULL OR expires_at > now())"
 
-struct link {
-    char *url; /* heap-allocated: link_release() */
-    int64_t created_at;
-    int64_t expires_at; /* 0: never */
-    int64_t visits;
+/* What a redirect needs of a live link. */
+struct redirect_row {
+    char *url;         /* heap-allocated (free()) */
+    int64_t remaining; /* whole seconds of life left by the database's clock; -1: never ends */
+    int64_t visits;    /* as written so far (the durable count) */
+    struct link_attrs a;
 };
 
-void link_release(struct link *l);
+/* The live link under key (valid_from not judged: callers judge it by their clock, as every
+ * cache tier does). */
+int store_lookup_redirect(struct store *st, const char *key, struct redirect_row *out);
 
 struct link_insert {
     const char *key;
     const char *url;
-    int64_t owner;      /* 0: anonymous */
-    int64_t expires_at; /* 0: never */
-    int rc;             /* out: 0, or -EEXIST when the key was ever given to a link */
-    int64_t created_at; /* out, when rc is 0 */
+    int64_t owner; /* 0: anonymous */
+    const struct link_attrs *a;
+    const char *password_hash; /* NULL: none */
+    int64_t created_us;        /* when the link is made, by the server's clock */
+    /* An idempotent create: its reserved key (see store_reserve_idempotency) and the answer
+     * to record with the link; NULL for others. */
+    const char *idem_key;
+    const char *idem_response;
+    int rc; /* out: 0, or -EEXIST when the key was ever given to a link */
 };
 
 /* Inserts links[0..n) in one statement and so one commit, durable (synchronous_commit on)
@@ -61,9 +73,53 @@ int store_insert_links(struct store *st, struct link_insert *links, size_t n);
 /* The live link under key if owner (0: any owner) owns it. */
 int store_get_link(struct store *st, const char *key, int64_t owner, struct link *out);
 
+/* The password hash of the live link under key (heap-allocated), or -ENOENT when it has
+ * none or is not live. */
+int store_password_hash(struct store *st, const char *key, char **hash);
+
+/* One page of the list: owner's live links, newest first, after the position (after_us,
+ * after_key) when after_key is not NULL; only those tagged tag and those whose key or URL
+ * contains q (case-insensitively), when given. Fills out[0..*n) with at most limit links
+ * (link_release each). */
+int store_list_links(struct store *st, int64_t owner, const char *tag, const char *q,
+                     int64_t after_us, const char *after_key, size_t limit, struct link *out,
+                     size_t *n);
+
+/* An edit: for each field whose bit (1u << enum request_field) is in change, its new value
+ * from a (or url, password_hash); a field in change with the zero value clears it. */
+struct link_edit {
+    unsigned change;
+    const char *url;
+    const char *password_hash;
+    struct link_attrs a;
+};
+
+/* Applies edit to the live link under key if owner (0: any owner) owns it, committed when
+ * this returns 0, and fills out with the link as it is now. -ENOENT when there is no such
+ * link, -EINVAL when the result would never be valid (valid_from not before expires_at). */
+int store_update_link(struct store *st, const char *key, int64_t owner,
+                      const struct link_edit *edit, struct link *out);
+
 /* Deletes the link under key if owner (0: any owner) owns it and it is live. Committed
  * when this returns 0. */
 int store_delete_link(struct store *st, const char *key, int64_t owner);
+
+/* An idempotency key as found by store_reserve_idempotency(). */
+struct idempotency_record {
+    unsigned char body_hash[32];
+    int status;     /* 0: in flight, else the answer's status */
+    char *response; /* heap-allocated, NULL while in flight */
+    char link_key[LINK_KEY_MAX + 1];
+};
+
+/* Reserves (owner, key) for a create whose body hashes to body_hash: 0 when reserved (also
+ * when a reservation older than a minute, left by a server that died, was taken over);
+ * -EEXIST with the record found in out (free out->response) when another create has it. */
+int store_reserve_idempotency(struct store *st, int64_t owner, const char *key,
+                              const unsigned char body_hash[32], struct idempotency_record *out);
+
+/* Removes a reservation that never got its link (a create that failed). */
+int store_release_idempotency(struct store *st, int64_t owner, const char *key);
 
 /* Finds the unrevoked API key with this hash, compared in constant time, and records its
  * use (at most once a minute), through apikey_store on this store's connection. -ENOENT

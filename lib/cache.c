@@ -335,6 +335,8 @@ int cache_get(struct cache *c, const char *key, char *url, size_t cap, int64_t *
         char *nl;
         if (r->len == 1 && r->str[0] == '!') {
             rc = CACHE_NEGATIVE;
+        } else if (r->len == 1 && r->str[0] == '~') {
+            rc = CACHE_EDITED;
         } else if ((nl = memchr(r->str, '\n', r->len)) && r->len - (size_t)(nl - r->str) <= cap) {
             size_t ulen = r->len - (size_t)(nl - r->str) - 1;
             *expires_at = strtoll(r->str, NULL, 10);
@@ -454,6 +456,16 @@ int cache_tombstone(struct cache *c, const char *key, int64_t ttl)
 {
     int rc = simple(run(c, "SET " KEY_FMT " ! EX %" PRId64, key, ttl));
     /* Other servers drop the key from their hot caches when they hear this. */
+    if (rc == 0)
+        rc = simple(run(c, "PUBLISH " INVALIDATION_CHANNEL " %s", key));
+    if (rc < 0)
+        remember(c, key);
+    return rc;
+}
+
+int cache_invalidate(struct cache *c, const char *key, int64_t ttl)
+{
+    int rc = simple(run(c, "SET " KEY_FMT " ~ EX %" PRId64, key, ttl));
     if (rc == 0)
         rc = simple(run(c, "PUBLISH " INVALIDATION_CHANNEL " %s", key));
     if (rc < 0)

@@ -57,6 +57,10 @@ int db_result_error(PGconn *conn, const PGresult *res, char *err, size_t errlen)
     db_error(conn, err, errlen);
     if (state && strcmp(state, "23505") == 0)
         return -EEXIST;
+    /* A check constraint: the row asked for is one the schema refuses (the caller said what
+     * it should be, e.g. a link valid from after it expires). */
+    if (state && strcmp(state, "23514") == 0)
+        return -EINVAL;
     /* Class 08 (connection exception) and 57P (shutdown, crash recovery) mean the server went
      * away even if libpq has not noticed yet. */
     if ((state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)) ||

@@ -20,18 +20,21 @@ CREATE INDEX urls_owner_created_idx ON urls (owner_id, created_at DESC, key DESC
 DROP INDEX urls_owner_idx;
 CREATE INDEX urls_tags_idx ON urls USING gin (tags);
 
--- Idempotency-Key (draft-ietf-httpapi-idempotency-key-header): the answer to the first
--- create with a key, stored in the same statement (so the same commit) as its link, so a
--- retry gets that answer back and exactly one link is ever made per key. owner_id 0 is
--- anonymous creation. Records older than 24 hours are removed by shortenerctl cleanup.
+-- Idempotency-Key (draft-ietf-httpapi-idempotency-key-header). A create with a key first
+-- reserves it here (status 0: in flight), so a second one with the same key, on any server,
+-- sees it in flight; the link and the answer (status 201, the response body) are then written
+-- in one statement, so in one commit, and a retry gets that answer back: exactly one link is
+-- ever made per key. A create that fails removes its reservation; one whose server died is
+-- taken over after a minute. owner_id 0 is anonymous creation. Records older than 24 hours
+-- are removed by shortenerctl cleanup.
 CREATE TABLE idempotency_keys (
     owner_id   bigint NOT NULL,
     idem_key   text COLLATE "C" NOT NULL CHECK (length(idem_key) BETWEEN 1 AND 255),
-    -- SHA-256 of the request body, with its content type
+    -- SHA-256 of the request's content type and body
     body_hash  bytea NOT NULL CHECK (length(body_hash) = 32),
-    link_key   text COLLATE "C" NOT NULL,
-    status     smallint NOT NULL,
-    response   text NOT NULL,
+    status     smallint NOT NULL DEFAULT 0,
+    link_key   text COLLATE "C",
+    response   text,
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (owner_id, idem_key)
 );

@@ -13,7 +13,7 @@
 #include "hotcache.h"
 #include "http.h"
 #include "keys_client.h"
-#include "linkjson.h"
+#include "links.h"
 #include "linkwriter.h"
 #include "log.h"
 #include "redirect.h"
@@ -23,58 +23,6 @@
 #include "visits.h"
 
 #define API_PREFIX "/api/v1/urls"
-
-static enum http_step handle_read(struct http_request *r, const char *linkkey)
-{
-    struct caller caller;
-    struct link link = {0};
-    enum http_step step;
-    int rc;
-
-    step = caller_admit(r, false, &caller);
-    if (step != HTTP_GO_ON)
-        return step;
-    rc = store_get_link(r->worker->store, linkkey, caller_owner_filter(&caller), &link);
-    if (rc == -ENOENT)
-        return http_problem(r, 404, "not-found", "no link with this key");
-    if (rc < 0) {
-        metrics_inc(&r->srv->metrics.db_errors);
-        return http_unavailable(r, "the database");
-    }
-    step = http_send_json(r, 200,
-                          linkjson_format(r->srv->base_url, linkkey, link.url, link.created_at,
-                                          link.expires_at, link.visits),
-                          NULL);
-    link_release(&link);
-    return step;
-}
-
-static enum http_step handle_delete(struct http_request *r, const char *linkkey)
-{
-    struct caller caller;
-    enum http_step step;
-    int rc;
-
-    step = caller_admit(r, false, &caller);
-    if (step != HTTP_GO_ON)
-        return step;
-    rc = store_delete_link(r->worker->store, linkkey, caller_owner_filter(&caller));
-    if (rc == -ENOENT)
-        return http_problem(r, 404, "not-found", "no link with this key");
-    if (rc < 0) {
-        metrics_inc(&r->srv->metrics.db_errors);
-        return http_unavailable(r, "the database");
-    }
-    hotcache_evict(r->srv->hot, linkkey, strlen(linkkey));
-    /* Committed first, then the cache: no server can serve the link from Redis after this. */
-    if (cache_tombstone(r->worker->cache, linkkey, r->srv->cfg.negative_ttl) < 0) {
-        metrics_inc(&r->srv->metrics.cache_errors);
-        log_warn("request %llu: deleted %s but could not evict it from redis: %s",
-                 (unsigned long long)r->id, linkkey, cache_error(r->worker->cache));
-    }
-    metrics_inc(&r->srv->metrics.links_deleted);
-    return http_send(r, 204, NULL, "", 0, NULL);
-}
 
 static enum http_step handle_readyz(struct http_request *r)
 {
@@ -167,17 +115,24 @@ enum http_step api_handle(struct http_request *r)
         return get_or_head(m) ? handle_readyz(r) : http_method_not_allowed(r, "GET, HEAD");
     if (strcmp(path, "/metrics") == 0)
         return get_or_head(m) ? handle_metrics(r) : http_method_not_allowed(r, "GET, HEAD");
-    if (strcmp(path, API_PREFIX) == 0 || strcmp(path, API_PREFIX "/") == 0)
-        return is(m, "POST") ? create_handle(r) : http_method_not_allowed(r, "POST");
+    if (strcmp(path, API_PREFIX) == 0 || strcmp(path, API_PREFIX "/") == 0) {
+        if (is(m, "POST"))
+            return create_handle(r, false);
+        return get_or_head(m) ? links_list(r) : http_method_not_allowed(r, "GET, HEAD, POST");
+    }
+    if (strcmp(path, API_PREFIX "/bulk") == 0 && is(m, "POST"))
+        return create_handle(r, true);
     if (strncmp(path, API_PREFIX "/", sizeof(API_PREFIX)) == 0) {
         const char *key = path + sizeof(API_PREFIX);
         if (!request_is_key(key, strlen(key)))
             return http_problem(r, 404, "not-found", "no link with this key");
         if (get_or_head(m))
-            return handle_read(r, key);
+            return links_read(r, key);
+        if (is(m, "PATCH"))
+            return links_edit(r, key);
         if (is(m, "DELETE"))
-            return handle_delete(r, key);
-        return http_method_not_allowed(r, "GET, HEAD, DELETE");
+            return links_delete(r, key);
+        return http_method_not_allowed(r, "GET, HEAD, PATCH, DELETE");
     }
     if (strcmp(path, "/api") == 0 || strncmp(path, "/api/", 5) == 0)
         return http_problem(r, 404, "not-found", "no such endpoint");

@@ -189,6 +189,26 @@ enum http_step caller_admit(struct http_request *r, bool anonymous_ok, struct ca
     return step;
 }
 
+enum http_step caller_count_all_here(struct http_request *r, struct caller *c, int64_t n)
+{
+    ratelimit_check_all(&r->srv->ratelimit, r->worker->cache, c->count.name, &c->count.policy, n,
+                        &c->count.result);
+    if (!c->count.result.allowed && n > c->count.policy.burst) {
+        /* It could never go through whole: say why rather than when. */
+        c->uncounted = false;
+        r->rl_result = c->count.result;
+        r->rl_policy = c->count.policy;
+        r->ratelimited = true;
+        metrics_inc(&r->srv->metrics.ratelimited);
+        return http_problem(r, 429, "rate-limited",
+                            "%lld links at once are more than this API key's burst of %lld; "
+                            "send at most %lld per request",
+                            (long long)n, (long long)c->count.policy.burst,
+                            (long long)c->count.policy.burst);
+    }
+    return caller_counted(r, c);
+}
+
 int64_t caller_owner_filter(const struct caller *c)
 {
     return c->key.is_admin ? 0 : c->key.id;

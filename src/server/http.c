@@ -29,6 +29,11 @@ const char *http_header(struct http_request *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+const char *http_query(struct http_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
 const struct sockaddr *http_peer(struct http_request *r)
 {
     const union MHD_ConnectionInfo *info =
@@ -112,19 +117,23 @@ static const char *reason(unsigned status)
     return p && *p ? p : "Error";
 }
 
+struct json_t *http_problem_object(unsigned status, const char *type_slug, const char *detail)
+{
+    char type[128];
+
+    snprintf(type, sizeof(type), "https://shortener.invalid/problems/%s", type_slug);
+    return (struct json_t *)json_pack("{s:s, s:s, s:i, s:s}", "type", type, "title", reason(status),
+                                      "status", (int)status, "detail", detail);
+}
+
 /* The problem+json body of RFC 9457, sent with extra headers (name, value, ..., NULL). */
 static enum http_step send_problem(struct http_request *r, unsigned status, const char *type_slug,
                                    const char *detail, const char *const *headers)
 {
-    char type[128];
-    json_t *obj;
-    char *text;
+    json_t *obj = (json_t *)http_problem_object(status, type_slug, detail);
+    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
     enum http_step step;
 
-    snprintf(type, sizeof(type), "https://shortener.invalid/problems/%s", type_slug);
-    obj = json_pack("{s:s, s:s, s:i, s:s}", "type", type, "title", reason(status), "status",
-                    (int)status, "detail", detail);
-    text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
     if (!text)
         return HTTP_BROKEN;

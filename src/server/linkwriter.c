@@ -44,11 +44,14 @@ static void write_batch(struct writer *w, struct link_job **jobs, size_t n)
         w->batch[i] = (struct link_insert){.key = jobs[i]->key,
                                            .url = jobs[i]->url,
                                            .owner = jobs[i]->owner,
-                                           .expires_at = jobs[i]->expires_at};
+                                           .a = &jobs[i]->a,
+                                           .password_hash = jobs[i]->password_hash,
+                                           .created_us = jobs[i]->created_us,
+                                           .idem_key = jobs[i]->idem_key,
+                                           .idem_response = jobs[i]->idem_response};
     rc = store_insert_links(w->store, w->batch, n);
     for (size_t i = 0; i < n; i++) {
         jobs[i]->rc = rc < 0 ? rc : w->batch[i].rc;
-        jobs[i]->created_at = w->batch[i].created_at;
         if (jobs[i]->rc == 0)
             keys[stored++] = jobs[i]->key;
     }

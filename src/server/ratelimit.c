@@ -25,9 +25,10 @@
  * when the state would say nothing anyway.
  * It also reads the revocation counter, which costs nothing extra here.
  * KEYS[1]: the limit's key, KEYS[2]: RATELIMIT_REVOCATIONS_KEY; ARGV: interval (us), burst,
- * commit (1/0), n (requests, >= 1). Reply: {admitted (0..n), remaining, reset (us), retry (us),
- * revocations}. n requests arriving together are admitted in order while the TAT allows, each
- * moving it one interval on: the same as n calls, in one script run. */
+ * mode (0 ask, 1 commit, 2 commit all n or none: ratelimit_gcra_all), n (requests, >= 1). Reply:
+ * {admitted (0..n), remaining, reset (us), retry (us), revocations}. n requests arriving together
+ * are admitted in order while the TAT allows, each moving it one interval on: the same as n calls,
+ * in one script run. */
 static const char gcra_script[] =
     "local interval = tonumber(ARGV[1])\n"
     "local burst = tonumber(ARGV[2])\n"
@@ -39,10 +40,14 @@ static const char gcra_script[] =
     "if tat < now then tat = now end\n"
     "local k = math.floor((now + (burst - 1) * interval - tat) / interval) + 1\n"
     "if k > n then k = n end\n"
+    "if ARGV[3] == '2' and k < n then\n"
+    "  if k < 0 then k = 0 end\n"
+    "  return {0, k, tat - now, tat + (n - burst) * interval - now, revoked}\n"
+    "end\n"
     "if k <= 0 then return {0, 0, tat - now, tat + interval - burst * interval - now, revoked} "
     "end\n"
     "local new_tat = tat + k * interval\n"
-    "if ARGV[3] == '1' then\n"
+    "if ARGV[3] ~= '0' then\n"
     "  redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',\n"
     "             math.floor((new_tat - now) / 1000) + 1)\n"
     "end\n"
@@ -85,6 +90,23 @@ int64_t ratelimit_gcra_n(int64_t *tat, int64_t now_us, int64_t interval_us, int6
         .retry_us = k < n ? new_tat + interval_us - burst * interval_us - now_us : 0,
         .revocations = -1};
     return k;
+}
+
+int64_t ratelimit_gcra_all(int64_t *tat, int64_t now_us, int64_t interval_us, int64_t burst,
+                           int64_t n, struct ratelimit_result *out)
+{
+    int64_t t = *tat > now_us ? *tat : now_us;
+    int64_t k = ratelimit_gcra_n(tat, now_us, interval_us, burst, n, false, out);
+
+    if (k < n) {
+        *out = (struct ratelimit_result){.allowed = false,
+                                         .remaining = k,
+                                         .reset_us = t - now_us,
+                                         .retry_us = t + (n - burst) * interval_us - now_us,
+                                         .revocations = -1};
+        return 0;
+    }
+    return ratelimit_gcra_n(tat, now_us, interval_us, burst, n, true, out);
 }
 
 void ratelimit_gcra(int64_t *tat, int64_t now_us, int64_t interval_us, int64_t burst, bool commit,
@@ -160,9 +182,10 @@ static uint64_t hash_key(const char *key)
     return h;
 }
 
-int64_t ratelimit_local_check_n(struct ratelimit_local *l, const char *key, int64_t now_us,
-                                const struct ratelimit_policy *p, int64_t n, bool commit,
-                                struct ratelimit_result *out)
+/* all: n or none (ratelimit_gcra_all), which commits; else as ratelimit_gcra_n. */
+static int64_t local_check(struct ratelimit_local *l, const char *key, int64_t now_us,
+                           const struct ratelimit_policy *p, int64_t n, bool commit, bool all,
+                           struct ratelimit_result *out)
 {
     size_t mask = l->nslots - 1, at = (size_t)hash_key(key) & mask;
     struct ratelimit_slot *slot = NULL, *oldest = NULL;
@@ -184,9 +207,25 @@ int64_t ratelimit_local_check_n(struct ratelimit_local *l, const char *key, int6
         slot->tat = 0;
     }
     int64_t k =
-        ratelimit_gcra_n(&slot->tat, now_us, ratelimit_interval_us(p), p->burst, n, commit, out);
+        all ? ratelimit_gcra_all(&slot->tat, now_us, ratelimit_interval_us(p), p->burst, n, out)
+            : ratelimit_gcra_n(&slot->tat, now_us, ratelimit_interval_us(p), p->burst, n, commit,
+                               out);
     pthread_mutex_unlock(&l->lock);
     return k;
+}
+
+int64_t ratelimit_local_check_n(struct ratelimit_local *l, const char *key, int64_t now_us,
+                                const struct ratelimit_policy *p, int64_t n, bool commit,
+                                struct ratelimit_result *out)
+{
+    return local_check(l, key, now_us, p, n, commit, false, out);
+}
+
+int64_t ratelimit_local_check_all(struct ratelimit_local *l, const char *key, int64_t now_us,
+                                  const struct ratelimit_policy *p, int64_t n,
+                                  struct ratelimit_result *out)
+{
+    return local_check(l, key, now_us, p, n, true, true, out);
 }
 
 void ratelimit_local_check(struct ratelimit_local *l, const char *key, int64_t now_us,
@@ -222,13 +261,15 @@ static int64_t monotonic_us(void)
     return (int64_t)ts.tv_sec * USEC + ts.tv_nsec / 1000;
 }
 
-int64_t ratelimit_check_n(struct ratelimit *rl, struct cache *c, const char *key,
-                          const struct ratelimit_policy *p, int64_t n, bool commit,
-                          struct ratelimit_result *out)
+enum mode { MODE_ASK = 0, MODE_COMMIT = 1, MODE_ALL = 2 };
+
+static int64_t check(struct ratelimit *rl, struct cache *c, const char *key,
+                     const struct ratelimit_policy *p, int64_t n, enum mode mode,
+                     struct ratelimit_result *out)
 {
     char rkey[sizeof(REDIS_KEY_PREFIX) + RATELIMIT_KEY_MAX];
     const char *keys[2] = {rkey, RATELIMIT_REVOCATIONS_KEY};
-    long long args[4] = {ratelimit_interval_us(p), p->burst, commit, n}, reply[REDIS_REPLY_COUNT];
+    long long args[4] = {ratelimit_interval_us(p), p->burst, mode, n}, reply[REDIS_REPLY_COUNT];
 
     snprintf(rkey, sizeof(rkey), REDIS_KEY_PREFIX "%s", key);
     if (cache_eval(c, gcra_script, keys, 2, args, 4, reply, REDIS_REPLY_COUNT) == 0) {
@@ -250,7 +291,23 @@ int64_t ratelimit_check_n(struct ratelimit *rl, struct cache *c, const char *key
                  "answers again",
                  cache_error(c));
     }
-    return ratelimit_local_check_n(&rl->local, key, monotonic_us(), p, n, commit, out);
+    if (mode == MODE_ALL)
+        return ratelimit_local_check_all(&rl->local, key, monotonic_us(), p, n, out);
+    return ratelimit_local_check_n(&rl->local, key, monotonic_us(), p, n, mode == MODE_COMMIT, out);
+}
+
+int64_t ratelimit_check_n(struct ratelimit *rl, struct cache *c, const char *key,
+                          const struct ratelimit_policy *p, int64_t n, bool commit,
+                          struct ratelimit_result *out)
+{
+    return check(rl, c, key, p, n, commit ? MODE_COMMIT : MODE_ASK, out);
+}
+
+int64_t ratelimit_check_all(struct ratelimit *rl, struct cache *c, const char *key,
+                            const struct ratelimit_policy *p, int64_t n,
+                            struct ratelimit_result *out)
+{
+    return check(rl, c, key, p, n, MODE_ALL, out);
 }
 
 void ratelimit_check(struct ratelimit *rl, struct cache *c, const char *key,

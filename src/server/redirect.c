@@ -2,6 +2,7 @@
 #include "redirect.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
@@ -45,8 +46,9 @@ enum http_step redirect_handle(struct http_request *r, const char *linkkey, size
     struct server *s = r->srv;
     struct worker *w = r->worker;
     char url[URLCHECK_MAX_LEN + 1];
-    char *dburl = NULL;
+    struct redirect_row row;
     int64_t expires_at = 0, remaining, now = (int64_t)time(NULL);
+    bool fill = true;
     uint64_t epoch;
     enum http_step step;
     int rc;
@@ -75,11 +77,13 @@ enum http_step redirect_handle(struct http_request *r, const char *linkkey, size
         step = redirect_cached(r, MR_CACHE_HIT, linkkey, len, url, expires_at, now);
         if (step != HTTP_GO_ON)
             return step;
+    } else if (rc == CACHE_EDITED) {
+        fill = false; /* edited a moment ago: a fill that raced it could be stale */
     } else if (rc == -EAGAIN) {
         metrics_inc(&s->metrics.cache_errors);
     }
 
-    rc = store_lookup_redirect(w->store, linkkey, &dburl, &expires_at, &remaining);
+    rc = store_lookup_redirect(w->store, linkkey, &row);
     if (rc == -ENOENT) {
         metrics_inc(&s->metrics.redirects[MR_DB_MISS]);
         cache_fill_negative(w->cache, linkkey, s->cfg.negative_ttl);
@@ -90,18 +94,20 @@ enum http_step redirect_handle(struct http_request *r, const char *linkkey, size
         return http_unavailable(r, "the database");
     }
     metrics_inc(&s->metrics.redirects[MR_DB_HIT]);
+    expires_at = row.a.expires_at;
+    remaining = row.remaining;
     /* remaining is the database's view (-1: never expires), so a link in its last second is
      * not cached anywhere. */
-    if (remaining != 0) {
+    if (remaining != 0 && fill) {
         long long ttl = remaining < 0 ? s->cfg.cache_ttl : min_ll(remaining, s->cfg.cache_ttl);
-        cache_fill(w->cache, linkkey, dburl, expires_at, ttl);
-        hotcache_put(s->hot, epoch, linkkey, len, dburl, expires_at, now);
+        cache_fill(w->cache, linkkey, row.url, expires_at, ttl);
+        hotcache_put(s->hot, epoch, linkkey, len, row.url, expires_at, now);
     }
     if (!visits_record(s->visits, linkkey, len))
         metrics_inc(&s->metrics.visits_dropped);
-    step = http_redirect(r, dburl,
+    step = http_redirect(r, row.url,
                          remaining < 0 ? s->cfg.redirect_max_age
                                        : min_ll(remaining, s->cfg.redirect_max_age));
-    free(dburl);
+    free(row.url);
     return step;
 }

@@ -121,7 +121,7 @@ static size_t utf8_chars(const char *s, size_t len)
     return n;
 }
 
-static bool is_tag(const char *s, size_t len)
+bool request_is_tag(const char *s, size_t len)
 {
     if (len < 1 || len > REQUEST_TAG_MAX_LEN)
         return false;
@@ -134,7 +134,7 @@ static bool is_tag(const char *s, size_t len)
 /* Adds one tag; shared by both body types. */
 static int add_tag(struct create_request *out, const char *v, size_t len, char *err, size_t errlen)
 {
-    if (!is_tag(v, len)) {
+    if (!request_is_tag(v, len)) {
         set_err(err, errlen, "each tag must be 1 to %d of letters, digits, '_' and '-'",
                 REQUEST_TAG_MAX_LEN);
         return -EINVAL;

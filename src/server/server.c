@@ -14,12 +14,14 @@
 #include "api.h"
 #include "authcache.h"
 #include "cache.h"
+#include "create.h"
 #include "hotcache.h"
 #include "http.h"
 #include "invalidation.h"
 #include "keys_client.h"
 #include "linkwriter.h"
 #include "log.h"
+#include "pwhash.h"
 #include "request.h"
 #include "store.h"
 #include "visits.h"
@@ -32,7 +34,9 @@
  * bytes each (a 16-byte slot at a load factor of at most one half, and the key): up to 10 MiB,
  * twice that while one is written. */
 #define VISITS_MAX_KEYS 262144
-#define DISCARD_LIMIT   (4 * REQUEST_MAX_BODY)
+/* Password hashing threads: Argon2id is meant to take the CPU it takes; two keep one hash
+ * from queueing behind another without taking both cores from the request threads. */
+#define PWHASH_THREADS 2
 /* libmicrohttpd's per-connection pool: request headers, and response headers including an
  * 8 KiB Location. It is zeroed for every request, so its size is paid on the hot path (32 KiB,
  * the default, cost 6% of redirect CPU in memset); bodies are collected outside it. */
@@ -71,11 +75,17 @@ static bool bodiless(const char *method)
            strcmp(method, "DELETE") == 0 || strcmp(method, "OPTIONS") == 0;
 }
 
+/* The largest body a path takes: a bulk create's array, or one link. */
+static size_t body_limit(const char *path)
+{
+    return strcmp(path, "/api/v1/urls/bulk") == 0 ? CREATE_BULK_MAX_BODY : REQUEST_MAX_BODY;
+}
+
 static int append_body(struct http_request *r, const char *data, size_t len)
 {
     if (r->body_too_large)
         return 0;
-    if (r->body_len + len > REQUEST_MAX_BODY) {
+    if (r->body_len + len > r->body_limit) {
         r->body_too_large = true;
         free(r->body);
         r->body = NULL;
@@ -128,7 +138,7 @@ static enum MHD_Result refuse_too_large(struct server *s, struct http_request *r
     r->method = method;
     r->path = url;
     r->body_too_large = true;
-    if (http_problem(r, 413, "body-too-large", "the body is over %d bytes", REQUEST_MAX_BODY) ==
+    if (http_problem(r, 413, "body-too-large", "the body is over %zu bytes", r->body_limit) ==
         HTTP_BROKEN)
         return MHD_NO;
     metrics_count_status(&s->metrics, r->status);
@@ -155,7 +165,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         *req_cls = r;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > REQUEST_MAX_BODY)
+        r->body_limit = body_limit(url);
+        if (cl && strtoull(cl, NULL, 10) > r->body_limit)
             return refuse_too_large(s, r, conn, method, url);
         return MHD_YES;
     }
@@ -179,7 +190,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * chunked body is read and dropped, then refused; one that goes on far past the
          * limit just loses its connection. */
         r->received += *upload_data_size;
-        if (r->received > DISCARD_LIMIT)
+        if (r->received > 4 * r->body_limit)
             return MHD_NO;
         if (append_body(r, upload_data, *upload_data_size) < 0)
             return MHD_NO;
@@ -296,6 +307,9 @@ int server_init(struct server *s)
     s->admission = admission_start(&s->ratelimit, c->redis_url, &s->pending);
     if (!s->admission)
         return -ENOMEM;
+    s->pwhash = pwhash_start(PWHASH_THREADS);
+    if (!s->pwhash)
+        return -ENOMEM;
     s->hot = hotcache_new((size_t)c->hot_cache_entries, c->hot_cache_max_age, hot_visits, s);
     if (!s->hot)
         return -ENOMEM;
@@ -366,6 +380,7 @@ void server_release(struct server *s)
     /* Every parked create is finished and its connection resumed first: libmicrohttpd must
      * not be stopped with suspended connections. */
     admission_close(s->admission);
+    pwhash_close(s->pwhash);
     linkwriter_close(s->writer);
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
@@ -374,6 +389,8 @@ void server_release(struct server *s)
     s->writer = NULL;
     admission_free(s->admission);
     s->admission = NULL;
+    pwhash_free(s->pwhash);
+    s->pwhash = NULL;
     invalidation_stop(s->invalidation);
     s->invalidation = NULL;
     /* Visits counted in the hot cache go to the visits table (the cache is left off and

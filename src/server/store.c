@@ -10,44 +10,123 @@
 #include <time.h>
 
 #include "db.h"
+#include "request.h"
 #include "log.h"
 
 /* Statements run by the server: prepared once per connection, right after it opens. */
-enum stmt { ST_PING, ST_LOOKUP, ST_INSERT_MANY, ST_GET, ST_DELETE, ST_VISITS, ST_COUNT };
+enum stmt {
+    ST_PING,
+    ST_LOOKUP,
+    ST_INSERT_MANY,
+    ST_GET,
+    ST_PASSWORD,
+    ST_LIST,
+    ST_UPDATE,
+    ST_DELETE,
+    ST_VISITS,
+    ST_IDEM_RESERVE,
+    ST_IDEM_TAKEOVER,
+    ST_IDEM_FIND,
+    ST_IDEM_RELEASE,
+    ST_COUNT
+};
+
+/* An edit's bits are enum request_field's (request.h), as ST_UPDATE reads them. */
+_Static_assert(FIELD_URL == 0 && FIELD_EXPIRES_AT == 2 && FIELD_TTL == 3 &&
+                   FIELD_REDIRECT_STATUS == 4 && FIELD_MAX_VISITS == 5 && FIELD_VALID_FROM == 6 &&
+                   FIELD_PASSWORD == 7 && FIELD_TAGS == 8 && FIELD_PUBLIC_STATS == 9,
+               "ST_UPDATE's masks follow enum request_field");
+
+/* A link as struct link reads it (read_link): the same columns in every statement. */
+#define LINK_COLUMNS                                                                               \
+    "key, url, (extract(epoch FROM created_at) * 1000000)::bigint,"                                \
+    " COALESCE(floor(extract(epoch FROM expires_at))::bigint, 0),"                                 \
+    " COALESCE(floor(extract(epoch FROM valid_from))::bigint, 0), COALESCE(max_visits, 0),"        \
+    " COALESCE(redirect_status, 0), public_stats, password_hash IS NOT NULL,"                      \
+    " array_to_string(tags, ','), visits"
+#define LIVE "(expires_at IS NULL OR expires_at > now())"
 
 static const struct {
     const char *name;
     const char *sql;
 } statements[ST_COUNT] = {
     [ST_PING] = {"ping", "SELECT 1"},
-    [ST_LOOKUP] = {"lookup",
-                   "SELECT url, COALESCE(floor(extract(epoch FROM expires_at))::bigint, 0),"
-                   " COALESCE(floor(extract(epoch FROM expires_at - now()))::bigint, -1)"
-                   " FROM urls WHERE key = $1 AND (expires_at IS NULL OR expires_at > now())"},
+    [ST_LOOKUP] = {"lookup", STORE_LOOKUP_REDIRECT_SQL},
     /* A batch of links in one statement, so in one commit. Each key is registered for good
      * in the same statement: a key with no row back was given to a link before, live or
      * not, and is never handed out again. DISTINCT ON keeps the first of two equal keys in
-     * one batch (the second then finds the key taken) instead of failing them all. */
-    [ST_INSERT_MANY] = {"insert_many",
-                        "WITH input AS (SELECT DISTINCT ON (key) key, url, owner, exp"
-                        " FROM unnest($1::text[], $2::text[], $3::bigint[], $4::float8[])"
-                        " WITH ORDINALITY AS t(key, url, owner, exp, ord) ORDER BY key, ord),"
-                        " reg AS (INSERT INTO link_keys (key) SELECT key FROM input"
-                        " ON CONFLICT DO NOTHING RETURNING key)"
-                        " INSERT INTO urls (key, url, owner_id, expires_at)"
-                        " SELECT i.key, i.url, i.owner, to_timestamp(i.exp)"
-                        " FROM input i JOIN reg ON reg.key = i.key"
-                        " RETURNING key, floor(extract(epoch FROM created_at))::bigint"},
-    [ST_GET] = {"get", "SELECT url, floor(extract(epoch FROM created_at))::bigint,"
-                       " COALESCE(floor(extract(epoch FROM expires_at))::bigint, 0), visits"
-                       " FROM urls WHERE key = $1 AND ($2::bigint IS NULL OR owner_id = $2)"
-                       " AND (expires_at IS NULL OR expires_at > now())"},
+     * one batch (the second then finds the key taken) instead of failing them all. An
+     * idempotent create's reservation gets its answer in the same statement. */
+    [ST_INSERT_MANY] =
+        {"insert_many",
+         "WITH input AS (SELECT DISTINCT ON (key) * FROM unnest($1::text[], $2::text[],"
+         " $3::bigint[], $4::float8[], $5::float8[], $6::bigint[], $7::smallint[], $8::text[],"
+         " $9::text[], $10::bool[], $11::bigint[], $12::text[], $13::text[])"
+         " WITH ORDINALITY AS t(key, url, owner, exp, vf, mv, rs, pw, tags, ps, cus, ik, resp, ord)"
+         " ORDER BY key, ord),"
+         " reg AS (INSERT INTO link_keys (key) SELECT key FROM input"
+         " ON CONFLICT DO NOTHING RETURNING key),"
+         " ins AS (INSERT INTO urls (key, url, owner_id, expires_at, valid_from, max_visits,"
+         " redirect_status, password_hash, tags, public_stats, created_at)"
+         " SELECT i.key, i.url, i.owner, to_timestamp(i.exp), to_timestamp(i.vf), i.mv, i.rs,"
+         " i.pw, string_to_array(i.tags, ','), i.ps, to_timestamp(i.cus / 1000000.0)"
+         " FROM input i JOIN reg ON reg.key = i.key RETURNING key),"
+         " done AS (UPDATE idempotency_keys k SET status = 201, link_key = i.key,"
+         " response = i.resp FROM input i JOIN ins ON ins.key = i.key"
+         " WHERE i.ik IS NOT NULL AND k.owner_id = COALESCE(i.owner, 0) AND k.idem_key = i.ik)"
+         " SELECT key FROM ins"},
+    [ST_GET] = {"get", "SELECT " LINK_COLUMNS " FROM urls WHERE key = $1"
+                       " AND ($2::bigint IS NULL OR owner_id = $2) AND " LIVE},
+    [ST_PASSWORD] = {"password", "SELECT password_hash FROM urls WHERE key = $1 AND " LIVE
+                                 " AND password_hash IS NOT NULL"},
+    /* Newest first by the keyset (created_at, key), which urls_owner_created_idx serves:
+     * a page starts right after the last one, whatever was created or deleted meanwhile. */
+    [ST_LIST] = {"list", "SELECT " LINK_COLUMNS " FROM urls WHERE owner_id = $1 AND " LIVE
+                         " AND ($2::text IS NULL OR tags @> ARRAY[$2::text])"
+                         " AND ($3::text IS NULL OR strpos(lower(key), lower($3)) > 0"
+                         " OR strpos(lower(url), lower($3)) > 0)"
+                         " AND ($5::text IS NULL OR (created_at, key) <"
+                         " (to_timestamp($4::bigint / 1000000.0), $5::text))"
+                         " ORDER BY created_at DESC, key DESC LIMIT $6"},
+    /* $3 is a bit set of the fields to change (enum request_field); each then takes its
+     * parameter, NULL clearing it. */
+    [ST_UPDATE] = {"update",
+                   "UPDATE urls SET"
+                   " url = CASE WHEN $3::int & 1 <> 0 THEN $4 ELSE url END,"
+                   " expires_at = CASE WHEN $3::int & 12 <> 0 THEN to_timestamp($5::float8)"
+                   " ELSE expires_at END,"
+                   " redirect_status = CASE WHEN $3::int & 16 <> 0 THEN $6::smallint"
+                   " ELSE redirect_status END,"
+                   " max_visits = CASE WHEN $3::int & 32 <> 0 THEN $7::bigint ELSE max_visits END,"
+                   " valid_from = CASE WHEN $3::int & 64 <> 0 THEN to_timestamp($8::float8)"
+                   " ELSE valid_from END,"
+                   " password_hash = CASE WHEN $3::int & 128 <> 0 THEN $9 ELSE password_hash END,"
+                   " tags = CASE WHEN $3::int & 256 <> 0 THEN string_to_array($10, ',')"
+                   " ELSE tags END,"
+                   " public_stats = CASE WHEN $3::int & 512 <> 0 THEN $11::bool"
+                   " ELSE public_stats END,"
+                   " updated_at = now()"
+                   " WHERE key = $1 AND ($2::bigint IS NULL OR owner_id = $2) AND " LIVE
+                   " RETURNING " LINK_COLUMNS},
     [ST_DELETE] = {"delete", "DELETE FROM urls WHERE key = $1"
                              " AND ($2::bigint IS NULL OR owner_id = $2)"
-                             " RETURNING expires_at IS NULL OR expires_at > now()"},
+                             " RETURNING " LIVE},
     [ST_VISITS] = {"visits", "UPDATE urls u SET visits = u.visits + v.n"
                              " FROM unnest($1::text[], $2::bigint[]) AS v(k, n)"
                              " WHERE u.key = v.k"},
+    [ST_IDEM_RESERVE] = {"idem_reserve",
+                         "INSERT INTO idempotency_keys (owner_id, idem_key, body_hash)"
+                         " VALUES ($1, $2, $3::bytea) ON CONFLICT DO NOTHING RETURNING 1"},
+    /* A reservation whose create never finished (its server died) is taken over after a
+     * minute, which is far longer than any create is parked. */
+    [ST_IDEM_TAKEOVER] = {"idem_takeover",
+                          "UPDATE idempotency_keys SET body_hash = $3::bytea, created_at = now()"
+                          " WHERE owner_id = $1 AND idem_key = $2 AND status = 0"
+                          " AND created_at < now() - interval '1 minute' RETURNING 1"},
+    [ST_IDEM_FIND] = {"idem_find", "SELECT body_hash, status, response, link_key"
+                                   " FROM idempotency_keys WHERE owner_id = $1 AND idem_key = $2"},
+    [ST_IDEM_RELEASE] = {"idem_release", "DELETE FROM idempotency_keys"
+                                         " WHERE owner_id = $1 AND idem_key = $2 AND status = 0"},
 };
 
 struct store {
@@ -153,7 +232,8 @@ static bool reconnect_for_retry(struct store *st, bool retry, int attempt)
 static int run(struct store *st, enum stmt s, int nparams, const char *const *params,
                ExecStatusType want, PGresult **out)
 {
-    bool retry = s == ST_PING || s == ST_LOOKUP || s == ST_GET;
+    bool retry = s == ST_PING || s == ST_LOOKUP || s == ST_GET || s == ST_PASSWORD ||
+                 s == ST_LIST || s == ST_IDEM_FIND;
     int rc;
 
     for (int attempt = 0;; attempt++) {
@@ -168,7 +248,7 @@ static int run(struct store *st, enum stmt s, int nparams, const char *const *pa
         }
         rc = db_result_error(st->conn, res, st->error, sizeof(st->error));
         PQclear(res);
-        if (rc == -EEXIST)
+        if (rc == -EEXIST || rc == -EINVAL)
             return rc;
         if (rc == -EAGAIN) {
             if (reconnect_for_retry(st, retry, attempt))
@@ -189,30 +269,81 @@ int store_ping(struct store *st)
     return rc;
 }
 
-static int64_t int_at(PGresult *res, int col)
+static int64_t int_at(PGresult *res, int row, int col)
 {
-    return strtoll(PQgetvalue(res, 0, col), NULL, 10);
+    return strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
-int store_lookup_redirect(struct store *st, const char *key, char **url, int64_t *expires_at,
-                          int64_t *remaining)
+static bool bool_at(PGresult *res, int row, int col)
+{
+    return PQgetvalue(res, row, col)[0] == 't';
+}
+
+/* Tags come as one comma-separated text: tags never contain commas. */
+static void read_tags(const char *text, struct link_attrs *a)
+{
+    a->ntags = 0;
+    while (*text && a->ntags < LINK_TAGS_MAX) {
+        size_t len = strcspn(text, ",");
+        if (len > 0 && len <= LINK_TAG_MAX_LEN) {
+            memcpy(a->tags[a->ntags], text, len);
+            a->tags[a->ntags++][len] = '\0';
+        }
+        text += len + (text[len] == ',');
+    }
+}
+
+/* Reads LINK_COLUMNS of row into out. */
+static int read_link(PGresult *res, int row, struct link *out)
+{
+    memset(out, 0, sizeof(*out));
+    snprintf(out->key, sizeof(out->key), "%s", PQgetvalue(res, row, 0));
+    out->url = strdup(PQgetvalue(res, row, 1));
+    if (!out->url)
+        return -ENOMEM;
+    out->created_us = int_at(res, row, 2);
+    out->a.expires_at = int_at(res, row, 3);
+    out->a.valid_from = int_at(res, row, 4);
+    out->a.max_visits = int_at(res, row, 5);
+    out->a.redirect_status = (int)int_at(res, row, 6);
+    out->a.public_stats = bool_at(res, row, 7);
+    out->a.password_protected = bool_at(res, row, 8);
+    read_tags(PQgetvalue(res, row, 9), &out->a);
+    out->visits = int_at(res, row, 10);
+    return 0;
+}
+
+void link_release(struct link *l)
+{
+    free(l->url);
+    l->url = NULL;
+}
+
+int store_lookup_redirect(struct store *st, const char *key, struct redirect_row *out)
 {
     PGresult *res;
     const char *params[1] = {key};
     int rc = run(st, ST_LOOKUP, 1, params, PGRES_TUPLES_OK, &res);
+
     if (rc < 0)
         return rc;
+    memset(out, 0, sizeof(*out));
     if (PQntuples(res) != 1) {
         rc = -ENOENT;
         goto out;
     }
-    *url = strdup(PQgetvalue(res, 0, 0));
-    if (!*url) {
+    out->url = strdup(PQgetvalue(res, 0, 0));
+    if (!out->url) {
         rc = -ENOMEM;
         goto out;
     }
-    *expires_at = int_at(res, 1);
-    *remaining = int_at(res, 2);
+    out->a.expires_at = int_at(res, 0, 1);
+    out->remaining = int_at(res, 0, 2);
+    out->a.valid_from = int_at(res, 0, 3);
+    out->a.max_visits = int_at(res, 0, 4);
+    out->a.redirect_status = (int)int_at(res, 0, 5);
+    out->a.password_protected = bool_at(res, 0, 6);
+    out->visits = int_at(res, 0, 7);
 out:
     PQclear(res);
     return rc;
@@ -228,85 +359,135 @@ static const char *owner_param(int64_t owner, char buf[24])
     return buf;
 }
 
-void link_release(struct link *l)
-{
-    free(l->url);
-    l->url = NULL;
-}
+/* An array literal built up element by element, for unnest(). */
+struct array_text {
+    char *buf;
+    size_t len, cap;
+    bool failed;
+};
 
-/* Appends s to an array literal as a quoted element: only '"' and '\\' need escaping there. */
-static char *put_element(char *p, const char *s)
+static void array_put_raw(struct array_text *a, const char *s, size_t n)
 {
-    *p++ = '"';
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            *p++ = '\\';
-        *p++ = *s;
+    if (a->failed)
+        return;
+    if (a->len + n + 2 > a->cap) {
+        size_t cap = a->cap ? a->cap : 256;
+        while (cap < a->len + n + 2)
+            cap *= 2;
+        char *p = realloc(a->buf, cap);
+        if (!p) {
+            a->failed = true;
+            return;
+        }
+        a->buf = p;
+        a->cap = cap;
     }
-    *p++ = '"';
-    *p++ = ',';
-    return p;
+    memcpy(a->buf + a->len, s, n);
+    a->len += n;
+    a->buf[a->len] = '\0';
 }
 
-/* Room per number: 20 digits and a sign, or NULL, and a comma. */
-#define NUMBER_ROOM 22
-
-static char *put_number(char *p, int64_t v, bool null)
+static void array_begin(struct array_text *a)
 {
-    p += null ? snprintf(p, NUMBER_ROOM, "NULL") : snprintf(p, NUMBER_ROOM, "%" PRId64, v);
-    *p++ = ',';
-    return p;
+    memset(a, 0, sizeof(*a));
+    array_put_raw(a, "{", 1);
 }
 
-static void close_array(char *p)
+static void array_sep(struct array_text *a)
 {
-    if (p[-1] == ',')
-        p--;
-    *p++ = '}';
-    *p = '\0';
+    if (a->len > 1)
+        array_put_raw(a, ",", 1);
 }
+
+/* A quoted element (NULL: SQL NULL): only '"' and '\\' need escaping in one. */
+static void array_text(struct array_text *a, const char *s)
+{
+    array_sep(a);
+    if (!s) {
+        array_put_raw(a, "NULL", 4);
+        return;
+    }
+    array_put_raw(a, "\"", 1);
+    for (; *s; s++) {
+        size_t run = strcspn(s, "\"\\");
+        array_put_raw(a, s, run);
+        s += run;
+        if (!*s)
+            break;
+        array_put_raw(a, "\\", 1);
+        array_put_raw(a, s, 1);
+    }
+    array_put_raw(a, "\"", 1);
+}
+
+static void array_int(struct array_text *a, int64_t v, bool null)
+{
+    char num[24];
+    int n = null ? snprintf(num, sizeof(num), "NULL") : snprintf(num, sizeof(num), "%" PRId64, v);
+    array_sep(a);
+    array_put_raw(a, num, (size_t)n);
+}
+
+static void array_bool(struct array_text *a, bool v)
+{
+    array_sep(a);
+    array_put_raw(a, v ? "t" : "f", 1);
+}
+
+static const char *array_end(struct array_text *a)
+{
+    array_put_raw(a, "}", 1);
+    return a->failed ? NULL : a->buf;
+}
+
+/* The tags as one comma-separated text, as string_to_array() takes them back. */
+static void tags_text(const struct link_attrs *a, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (int i = 0; i < a->ntags && len < cap; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", i ? "," : "", a->tags[i]);
+}
+
+#define TAGS_TEXT_MAX (LINK_TAGS_MAX * (LINK_TAG_MAX_LEN + 1) + 1)
+
+enum { INSERT_PARAMS = 13 };
 
 int store_insert_links(struct store *st, struct link_insert *links, size_t n)
 {
-    size_t keys_len = 2, urls_len = 2, nums_len = 2 + n * NUMBER_ROOM;
-    char *keys = NULL, *urls = NULL, *owners = NULL, *expiries = NULL, *p;
+    struct array_text arr[INSERT_PARAMS];
+    const char *params[INSERT_PARAMS];
+    char tags[TAGS_TEXT_MAX];
     PGresult *res = NULL;
     int rc = -ENOMEM;
 
     if (n == 0)
         return 0;
+    for (int k = 0; k < INSERT_PARAMS; k++)
+        array_begin(&arr[k]);
     for (size_t i = 0; i < n; i++) {
-        keys_len += 2 * strlen(links[i].key) + 3;
-        urls_len += 2 * strlen(links[i].url) + 3;
+        const struct link_insert *l = &links[i];
+        const struct link_attrs *a = l->a;
         links[i].rc = -EEXIST;
-        links[i].created_at = 0;
+        tags_text(a, tags, sizeof(tags));
+        array_text(&arr[0], l->key);
+        array_text(&arr[1], l->url);
+        array_int(&arr[2], l->owner, l->owner <= 0);
+        array_int(&arr[3], a->expires_at, a->expires_at <= 0);
+        array_int(&arr[4], a->valid_from, a->valid_from <= 0);
+        array_int(&arr[5], a->max_visits, a->max_visits <= 0);
+        array_int(&arr[6], a->redirect_status, a->redirect_status <= 0);
+        array_text(&arr[7], l->password_hash);
+        array_text(&arr[8], tags);
+        array_bool(&arr[9], a->public_stats);
+        array_int(&arr[10], l->created_us, false);
+        array_text(&arr[11], l->idem_key);
+        array_text(&arr[12], l->idem_response);
     }
-    keys = malloc(keys_len);
-    urls = malloc(urls_len);
-    owners = malloc(nums_len);
-    expiries = malloc(nums_len);
-    if (!keys || !urls || !owners || !expiries)
-        goto out;
-    keys[0] = urls[0] = owners[0] = expiries[0] = '{';
-    p = keys + 1;
-    for (size_t i = 0; i < n; i++)
-        p = put_element(p, links[i].key);
-    close_array(p);
-    p = urls + 1;
-    for (size_t i = 0; i < n; i++)
-        p = put_element(p, links[i].url);
-    close_array(p);
-    p = owners + 1;
-    for (size_t i = 0; i < n; i++)
-        p = put_number(p, links[i].owner, links[i].owner <= 0);
-    close_array(p);
-    p = expiries + 1;
-    for (size_t i = 0; i < n; i++)
-        p = put_number(p, links[i].expires_at, links[i].expires_at <= 0);
-    close_array(p);
-
-    const char *params[4] = {keys, urls, owners, expiries};
-    rc = run(st, ST_INSERT_MANY, 4, params, PGRES_TUPLES_OK, &res);
+    for (int k = 0; k < INSERT_PARAMS; k++)
+        if (!(params[k] = array_end(&arr[k])))
+            goto out;
+    rc = run(st, ST_INSERT_MANY, INSERT_PARAMS, params, PGRES_TUPLES_OK, &res);
     if (rc < 0)
         goto out;
     /* Rows come back in no particular order; batches are small, so match them directly. */
@@ -315,16 +496,13 @@ int store_insert_links(struct store *st, struct link_insert *links, size_t n)
         for (size_t i = 0; i < n; i++)
             if (links[i].rc == -EEXIST && strcmp(links[i].key, key) == 0) {
                 links[i].rc = 0;
-                links[i].created_at = strtoll(PQgetvalue(res, row, 1), NULL, 10);
                 break;
             }
     }
 out:
     PQclear(res);
-    free(keys);
-    free(urls);
-    free(owners);
-    free(expiries);
+    for (int k = 0; k < INSERT_PARAMS; k++)
+        free(arr[k].buf);
     return rc;
 }
 
@@ -339,19 +517,83 @@ int store_get_link(struct store *st, const char *key, int64_t owner, struct link
     rc = run(st, ST_GET, 2, params, PGRES_TUPLES_OK, &res);
     if (rc < 0)
         return rc;
-    if (PQntuples(res) != 1) {
+    rc = PQntuples(res) == 1 ? read_link(res, 0, out) : -ENOENT;
+    PQclear(res);
+    return rc;
+}
+
+int store_password_hash(struct store *st, const char *key, char **hash)
+{
+    PGresult *res;
+    const char *params[1] = {key};
+    int rc = run(st, ST_PASSWORD, 1, params, PGRES_TUPLES_OK, &res);
+
+    if (rc < 0)
+        return rc;
+    if (PQntuples(res) != 1)
         rc = -ENOENT;
-        goto out;
-    }
-    out->url = strdup(PQgetvalue(res, 0, 0));
-    if (!out->url) {
+    else if (!(*hash = strdup(PQgetvalue(res, 0, 0))))
         rc = -ENOMEM;
-        goto out;
+    PQclear(res);
+    return rc;
+}
+
+int store_list_links(struct store *st, int64_t owner, const char *tag, const char *q,
+                     int64_t after_us, const char *after_key, size_t limit, struct link *out,
+                     size_t *n)
+{
+    char owner_text[24], after_text[24], limit_text[24];
+    const char *params[6] = {owner_text, tag, q, after_text, after_key, limit_text};
+    PGresult *res;
+    int rc;
+
+    *n = 0;
+    snprintf(owner_text, sizeof(owner_text), "%" PRId64, owner);
+    snprintf(after_text, sizeof(after_text), "%" PRId64, after_us);
+    snprintf(limit_text, sizeof(limit_text), "%zu", limit);
+    rc = run(st, ST_LIST, 6, params, PGRES_TUPLES_OK, &res);
+    if (rc < 0)
+        return rc;
+    for (int row = 0; row < PQntuples(res) && (size_t)row < limit; row++) {
+        rc = read_link(res, row, &out[row]);
+        if (rc < 0)
+            break;
+        (*n)++;
     }
-    out->created_at = int_at(res, 1);
-    out->expires_at = int_at(res, 2);
-    out->visits = int_at(res, 3);
-out:
+    PQclear(res);
+    return rc;
+}
+
+int store_update_link(struct store *st, const char *key, int64_t owner, const struct link_edit *e,
+                      struct link *out)
+{
+    char owner_text[24], change[16], exp[24], status[8], mv[24], vf[24], tags[TAGS_TEXT_MAX];
+    const struct link_attrs *a = &e->a;
+    const char *params[11];
+    PGresult *res;
+    int rc;
+
+    snprintf(change, sizeof(change), "%u", e->change);
+    snprintf(exp, sizeof(exp), "%" PRId64, a->expires_at);
+    snprintf(status, sizeof(status), "%d", a->redirect_status);
+    snprintf(mv, sizeof(mv), "%" PRId64, a->max_visits);
+    snprintf(vf, sizeof(vf), "%" PRId64, a->valid_from);
+    tags_text(a, tags, sizeof(tags));
+    params[0] = key;
+    params[1] = owner_param(owner, owner_text);
+    params[2] = change;
+    params[3] = e->url;
+    params[4] = a->expires_at > 0 ? exp : NULL;
+    params[5] = a->redirect_status > 0 ? status : NULL;
+    params[6] = a->max_visits > 0 ? mv : NULL;
+    params[7] = a->valid_from > 0 ? vf : NULL;
+    params[8] = e->password_hash;
+    params[9] = tags;
+    params[10] = a->public_stats ? "t" : "f";
+    rc = run(st, ST_UPDATE, 11, params, PGRES_TUPLES_OK, &res);
+    if (rc < 0)
+        return rc;
+    rc = PQntuples(res) == 1 ? read_link(res, 0, out) : -ENOENT;
     PQclear(res);
     return rc;
 }
@@ -371,6 +613,95 @@ int store_delete_link(struct store *st, const char *key, int64_t owner)
     if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0)
         rc = -ENOENT;
     PQclear(res);
+    return rc;
+}
+
+/* The bytea parameter of a hash: "\x" and hex. */
+static void hash_param(const unsigned char hash[32], char out[67])
+{
+    static const char hex[] = "0123456789abcdef";
+    out[0] = '\\';
+    out[1] = 'x';
+    for (int i = 0; i < 32; i++) {
+        out[2 + 2 * i] = hex[hash[i] >> 4];
+        out[3 + 2 * i] = hex[hash[i] & 15];
+    }
+    out[66] = '\0';
+}
+
+static int idem_find(struct store *st, const char *const *params, struct idempotency_record *out)
+{
+    PGresult *res;
+    size_t len = 0;
+    int rc = run(st, ST_IDEM_FIND, 2, params, PGRES_TUPLES_OK, &res);
+
+    if (rc < 0)
+        return rc;
+    if (PQntuples(res) != 1) {
+        rc = -ENOENT; /* released meanwhile: the caller may try again */
+        goto out;
+    }
+    unsigned char *bin = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 0), &len);
+    if (bin && len == sizeof(out->body_hash))
+        memcpy(out->body_hash, bin, len);
+    PQfreemem(bin);
+    out->status = (int)int_at(res, 0, 1);
+    if (!PQgetisnull(res, 0, 2) && !(out->response = strdup(PQgetvalue(res, 0, 2))))
+        rc = -ENOMEM;
+    snprintf(out->link_key, sizeof(out->link_key), "%s", PQgetvalue(res, 0, 3));
+    if (rc == 0)
+        rc = -EEXIST;
+out:
+    PQclear(res);
+    return rc;
+}
+
+int store_reserve_idempotency(struct store *st, int64_t owner, const char *key,
+                              const unsigned char body_hash[32], struct idempotency_record *out)
+{
+    char owner_text[24], hash[67];
+    const char *params[3] = {owner_text, key, hash};
+    PGresult *res;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    snprintf(owner_text, sizeof(owner_text), "%" PRId64, owner > 0 ? owner : 0);
+    hash_param(body_hash, hash);
+    /* Reserve, or take over a dead server's reservation, or report what is there; a record
+     * released between two of these steps is simply tried again. */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        rc = run(st, ST_IDEM_RESERVE, 3, params, PGRES_TUPLES_OK, &res);
+        if (rc < 0)
+            return rc;
+        rc = PQntuples(res) == 1 ? 0 : -EEXIST;
+        PQclear(res);
+        if (rc == 0)
+            return 0;
+        rc = run(st, ST_IDEM_TAKEOVER, 3, params, PGRES_TUPLES_OK, &res);
+        if (rc < 0)
+            return rc;
+        rc = PQntuples(res) == 1 ? 0 : -EEXIST;
+        PQclear(res);
+        if (rc == 0)
+            return 0;
+        rc = idem_find(st, params, out);
+        if (rc != -ENOENT)
+            return rc;
+    }
+    return -EAGAIN;
+}
+
+int store_release_idempotency(struct store *st, int64_t owner, const char *key)
+{
+    char owner_text[24];
+    const char *params[2] = {owner_text, key};
+    PGresult *res;
+    int rc;
+
+    snprintf(owner_text, sizeof(owner_text), "%" PRId64, owner > 0 ? owner : 0);
+    rc = run(st, ST_IDEM_RELEASE, 2, params, PGRES_COMMAND_OK, &res);
+    if (rc == 0)
+        PQclear(res);
     return rc;
 }
 

@@ -1,0 +1,35 @@
+/* A short link as the server keeps and shows it: its key, target and the attributes a caller
+ * may set (API.md, create fields). The same struct travels from the request to the link
+ * writer, out of PostgreSQL and into the JSON answers. */
+#ifndef SHORTENER_LINK_H
+#define SHORTENER_LINK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define LINK_KEY_MAX     64
+#define LINK_TAGS_MAX    10
+#define LINK_TAG_MAX_LEN 32
+
+struct link_attrs {
+    int64_t expires_at;      /* seconds since the epoch; 0: never */
+    int64_t valid_from;      /* 0: from the start */
+    int64_t max_visits;      /* 0: no limit */
+    int redirect_status;     /* 301, 302, 307, 308; 0: the server's DEFAULT_REDIRECT_STATUS */
+    bool public_stats;       /* anyone may read its stats and live counter */
+    bool password_protected; /* a password hash is stored (the hash itself is not here) */
+    int ntags;
+    char tags[LINK_TAGS_MAX][LINK_TAG_MAX_LEN + 1];
+};
+
+struct link {
+    char key[LINK_KEY_MAX + 1];
+    char *url;          /* heap-allocated: link_release() */
+    int64_t created_us; /* microseconds since the epoch: the list's order */
+    int64_t visits;     /* < 0: not known (left out of the JSON) */
+    struct link_attrs a;
+};
+
+void link_release(struct link *l);
+
+#endif
