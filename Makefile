@@ -39,7 +39,7 @@ LIBCOMMON := $(BUILD)/libcommon.a
 
 PROGRAMS := $(BINDIR)/shortener $(BINDIR)/kgs $(BINDIR)/shortenerctl
 
-UNIT_TESTS := base62 config kgs_proto sock urlcheck request timefmt apikey keybuf keyperm cache secret redis \
+UNIT_TESTS := base62 config kgs_proto sock urlcheck request timefmt apikey keybuf keyperm cache secret redis linkentry \
 	hotcache jobqueue visits cleanup ratelimit clientip authcache
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
 

@@ -20,6 +20,7 @@
 
 struct cache_pending;
 struct linkwriter;
+struct redis_target;
 
 struct link_job {
     /* Filled by the submitter. */
@@ -42,9 +43,11 @@ struct link_job {
 /* Frees the job and its url; NULL is fine. */
 void link_job_free(struct link_job *job);
 
-/* Starts nwriters writer threads. pending is the server's list of deletions Redis has yet to
- * hear of, shared by its cache connections. Returns NULL (reason logged) on failure. */
-struct linkwriter *linkwriter_start(const char *conninfo, const char *redis_url,
+/* Starts nwriters writer threads, each with connections of its own to PostgreSQL (conninfo) and
+ * to Redis (target, which must outlive the writer). pending is the server's list of deletions
+ * Redis has yet to hear of, shared by its cache connections. Returns NULL (reason logged) on
+ * failure. */
+struct linkwriter *linkwriter_start(const char *conninfo, const struct redis_target *target,
                                     struct cache_pending *pending, unsigned nwriters);
 
 /* Queues job; done() will be called exactly once, possibly before this returns. Returns 0, or

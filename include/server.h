@@ -13,6 +13,7 @@
 #include "clientip.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "redis.h"
 
 struct MHD_Daemon;
 struct store;
@@ -57,11 +58,13 @@ struct worker {
     pthread_t thread;
     bool bound;
     struct store *store;
+    struct redis *redis; /* rate limits, and the cache's connection */
     struct cache *cache;
 };
 
 struct server {
     struct server_config cfg;
+    struct redis_target redis_target; /* parsed from cfg.redis_url once, at start-up */
     struct MHD_Daemon *daemon;
     struct keys_client *keys;
     struct visits *visits;

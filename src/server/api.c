@@ -48,7 +48,7 @@ static int64_t monotonic_ms(void)
 static void count(struct http_request *r, const char *key, const struct ratelimit_policy *p,
                   bool commit)
 {
-    ratelimit_check(&r->srv->ratelimit, r->worker->cache, key, p, commit, &r->rl_result);
+    ratelimit_check(&r->srv->ratelimit, r->worker->redis, key, p, commit, &r->rl_result);
     r->rl_policy = *p;
     r->ratelimited = true;
 }
@@ -90,7 +90,7 @@ static int admit_unauthorized(struct http_request *r, const char *fkey_in, bool 
             snprintf(fkey, sizeof(fkey), "%s", fkey_in);
         else
             client_key(r, "f:", fkey, sizeof(fkey));
-        ratelimit_check(&s->ratelimit, r->worker->cache, fkey, &s->auth_failure_policy, true,
+        ratelimit_check(&s->ratelimit, r->worker->redis, fkey, &s->auth_failure_policy, true,
                         &spent);
     }
     if (!had_credentials)
@@ -214,7 +214,7 @@ static int api_admit(struct http_request *r, bool anonymous_ok, struct apikey_in
     int rc = admit_begin(r, anonymous_ok, &st);
 
     if (rc == 1) {
-        ratelimit_check(&r->srv->ratelimit, r->worker->cache, st.job.name, &st.job.policy, true,
+        ratelimit_check(&r->srv->ratelimit, r->worker->redis, st.job.name, &st.job.policy, true,
                         &r->rl_result);
         rc = admit_counted(r, &st);
     }
@@ -475,7 +475,7 @@ static int handle_create(struct http_request *r)
         goto out;
     if (build_job(r, st->key.id, &job, &err) < 0) {
         if (rc == 1) {
-            ratelimit_check(&s->ratelimit, r->worker->cache, st->job.name, &st->job.policy, true,
+            ratelimit_check(&s->ratelimit, r->worker->redis, st->job.name, &st->job.policy, true,
                             &r->rl_result);
             if (admit_counted(r, st) < 0)
                 goto out;
@@ -495,7 +495,7 @@ static int handle_create(struct http_request *r)
     http_suspend(r);
     if (admission_submit(s->admission, &st->job) < 0) {
         /* Shutting down: count here, answer when resumed. */
-        ratelimit_check(&s->ratelimit, r->worker->cache, st->job.name, &st->job.policy, true,
+        ratelimit_check(&s->ratelimit, r->worker->redis, st->job.name, &st->job.policy, true,
                         &st->job.result);
         job->stage = STAGE_COUNTED;
         http_resume(r->conn);

@@ -11,9 +11,9 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "cache.h"
 #include "config.h"
 #include "log.h"
+#include "redis.h"
 #include "server.h"
 
 #define T            struct server_config
@@ -109,7 +109,7 @@ static void raise_fd_limit(void)
 int main(int argc, char **argv)
 {
     struct server s = {0};
-    char err[256];
+    char err[512];
     enum log_level level;
     sigset_t stop;
     int sig, next, rc, status = 1;
@@ -158,13 +158,9 @@ int main(int argc, char **argv)
         status = 2;
         goto out;
     }
-    char host[256], path[256], password[256];
-    int port, db;
-    if (cache_parse_url(s.cfg.redis_url, host, sizeof(host), &port, path, sizeof(path), password,
-                        sizeof(password), &db) < 0) {
-        log_error("REDIS_URL '%s' must be redis://[:password@]host[:port][/db] or "
-                  "unix:///path",
-                  s.cfg.redis_url);
+    /* Parsed once; every Redis connection is made from this. */
+    if (redis_target_parse(s.cfg.redis_url, &s.redis_target, err, sizeof(err)) < 0) {
+        log_error("REDIS_URL %s", err);
         status = 2;
         goto out;
     }

@@ -8,9 +8,9 @@
 #include <time.h>
 
 #include "apikey.h"
-#include "cache.h"
 #include "log.h"
 #include "metrics.h"
+#include "redis.h"
 
 #define USEC              1000000LL
 #define LOCAL_SLOTS       8192
@@ -222,7 +222,7 @@ static int64_t monotonic_us(void)
     return (int64_t)ts.tv_sec * USEC + ts.tv_nsec / 1000;
 }
 
-int64_t ratelimit_check_n(struct ratelimit *rl, struct cache *c, const char *key,
+int64_t ratelimit_check_n(struct ratelimit *rl, struct redis *r, const char *key,
                           const struct ratelimit_policy *p, int64_t n, bool commit,
                           struct ratelimit_result *out)
 {
@@ -231,7 +231,7 @@ int64_t ratelimit_check_n(struct ratelimit *rl, struct cache *c, const char *key
     long long args[4] = {ratelimit_interval_us(p), p->burst, commit, n}, reply[REDIS_REPLY_COUNT];
 
     snprintf(rkey, sizeof(rkey), REDIS_KEY_PREFIX "%s", key);
-    if (cache_eval(c, gcra_script, keys, 2, args, 4, reply, REDIS_REPLY_COUNT) == 0) {
+    if (redis_eval(r, gcra_script, keys, 2, args, 4, reply, REDIS_REPLY_COUNT) == 0) {
         if (atomic_exchange(&rl->fallback, false)) {
             atomic_store(&rl->metrics->ratelimit_fallback, 0);
             log_info("ratelimit: redis answers again; limits are shared by every instance");
@@ -248,13 +248,13 @@ int64_t ratelimit_check_n(struct ratelimit *rl, struct cache *c, const char *key
         metrics_inc(&rl->metrics->ratelimit_fallbacks);
         log_warn("ratelimit: redis unavailable (%s); limiting in this instance alone until it "
                  "answers again",
-                 cache_error(c));
+                 redis_error(r));
     }
     return ratelimit_local_check_n(&rl->local, key, monotonic_us(), p, n, commit, out);
 }
 
-void ratelimit_check(struct ratelimit *rl, struct cache *c, const char *key,
+void ratelimit_check(struct ratelimit *rl, struct redis *r, const char *key,
                      const struct ratelimit_policy *p, bool commit, struct ratelimit_result *out)
 {
-    ratelimit_check_n(rl, c, key, p, 1, commit, out);
+    ratelimit_check_n(rl, r, key, p, 1, commit, out);
 }
