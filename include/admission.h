@@ -13,8 +13,9 @@
 #include "jobqueue.h"
 #include "ratelimit.h"
 
-struct cache_pending;
 struct admission;
+struct cache_pending;
+struct redis_target;
 
 struct admission_job {
     char name[RATELIMIT_KEY_MAX]; /* the limit's key, e.g. "k:42" */
@@ -32,8 +33,9 @@ struct admission_job {
 void admission_split(const struct ratelimit_result *group, int64_t admitted, int64_t pos,
                      struct ratelimit_result *out);
 
-/* Starts the thread with a Redis connection of its own. rl must outlive it. */
-struct admission *admission_start(struct ratelimit *rl, const char *redis_url,
+/* Starts the thread with a Redis connection of its own to target, which drains pending (see
+ * cache_pending_attach()). rl, target and pending must outlive it. */
+struct admission *admission_start(struct ratelimit *rl, const struct redis_target *target,
                                   struct cache_pending *pending);
 
 /* Queues job; done() follows exactly once, possibly before this returns. -ESHUTDOWN once

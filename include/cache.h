@@ -1,10 +1,10 @@
-/* The Redis read-through cache for redirects. One struct cache is one connection, used by one
- * thread at a time. Redis is an accelerator only: every failure is reported as -EAGAIN and the
- * caller goes to PostgreSQL. After a failure the connection is not retried for a second, so a
- * dead Redis costs one timeout per second per thread, not one per request.
+/* The server's redirect cache in Redis: the link entries (linkentry.h) read through on a worker's
+ * connection, and the deletions Redis has yet to hear of.
  *
- * An entry is "u:<key>" holding either "<expires_at>\n<url>" (expires_at 0: never) or "!" for
- * a key known not to exist. */
+ * A delete or create that could not drop a link's entry because Redis was unreachable must
+ * not let that entry be served once Redis is back: the key is remembered in the server's
+ * struct cache_pending, and whichever of the server's connections next reaches Redis drops
+ * the entry (and tells the other servers' hot caches) before it serves anything else. */
 #ifndef SHORTENER_CACHE_H
 #define SHORTENER_CACHE_H
 
@@ -13,14 +13,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CACHE_KEY_MAX     64
+#include "linkentry.h"
+
+#define CACHE_KEY_MAX     LINKENTRY_KEY_MAX
 #define CACHE_PENDING_MAX 4096
 
 struct cache;
+struct redis;
 
 /* Deletions whose cache entry could not be removed because Redis was unreachable, shared by
- * every connection of one server. Each connection removes them from Redis before it serves
- * anything once Redis answers again. */
+ * every connection of one server. */
 struct cache_pending {
     pthread_mutex_t lock;
     atomic_size_t count;
@@ -30,45 +32,42 @@ struct cache_pending {
 int cache_pending_init(struct cache_pending *p);
 void cache_pending_release(struct cache_pending *p);
 
-/* redis_url: "redis://[:password@]host[:port][/db]" or "unix:///path/to/socket". Connects
- * lazily. pending is shared with the server's other connections and outlives them; NULL for
- * a connection that never evicts links (shortenerctl's). Returns NULL on a malformed URL or
- * out of memory. */
-struct cache *cache_new(const char *redis_url, struct cache_pending *pending);
+/* Makes r drop the entries of p's keys before it serves anything, each time it is used (its
+ * prepare hook: see redis_set_prepare()). p must outlive r; NULL does nothing. */
+void cache_pending_attach(struct cache_pending *p, struct redis *r);
+
+/* The cache on connection r, which it borrows; pending (attached to r here) is shared with
+ * the server's other connections and outlives them. Returns NULL when out of memory. */
+struct cache *cache_new(struct redis *r, struct cache_pending *pending);
 void cache_free(struct cache *c);
 
-/* Parses redis_url as cache_new does; exposed for tests and start-up validation.
- * Returns 0 or -EINVAL. */
-int cache_parse_url(const char *redis_url, char *host, size_t hostcap, int *port, char *path,
-                    size_t pathcap, char *password, size_t passcap, int *db);
-
+/* Why the last call failed. */
 const char *cache_error(const struct cache *c);
 
-enum { CACHE_HIT = 0, CACHE_NEGATIVE = 1, CACHE_EDITED = 2 };
+enum { CACHE_HIT = LINKENTRY_HIT, CACHE_NEGATIVE = LINKENTRY_NEGATIVE, CACHE_EDITED = LINKENTRY_EDITED };
 
-/* CACHE_HIT with the URL copied into url (NUL-terminated, cap bytes at most) and its expiry,
- * CACHE_NEGATIVE, -ENOENT on a miss, -EAGAIN when Redis is unavailable. */
-int cache_get(struct cache *c, const char *key, char *url, size_t cap, int64_t *expires_at);
+/* As linkentry_get(): CACHE_HIT with the URL and its rules, CACHE_NEGATIVE, CACHE_EDITED,
+ * -ENOENT on a miss, -EAGAIN when Redis is unavailable. */
+int cache_get(struct cache *c, const char *key, char *url, size_t cap, struct link_rules *rules);
 
-/* Read-through fills. They never overwrite an entry (SET NX): a tombstone written by a delete
- * wins over a fill that raced with it. ttl in seconds, > 0. */
-int cache_fill(struct cache *c, const char *key, const char *url, int64_t expires_at, int64_t ttl);
+/* Read-through fills (linkentry_fill(), linkentry_fill_negative()). */
+int cache_fill(struct cache *c, const char *key, const char *url, const struct link_rules *rules,
+               int64_t ttl);
 int cache_fill_negative(struct cache *c, const char *key, int64_t ttl);
 
 /* After a create commits: drop whatever is cached for key (a negative entry, usually).
- * When Redis cannot be reached this and cache_tombstone() remember the key and delete it
- * when Redis answers again. */
+ * When Redis cannot be reached this and cache_tombstone() remember the key in the pending
+ * list. */
 int cache_evict(struct cache *c, const char *key);
 
-/* After expired links are deleted in bulk: drops the entries of keys[0..n) in one round trip.
- * Unlike cache_evict() nothing is remembered when Redis cannot be reached (-EAGAIN): those
- * entries expire by themselves, since no entry outlives its link. -ENOMEM when out of
- * memory. */
+/* After links are created in bulk: drops the entries of keys[0..n) in one round trip.
+ * Nothing is remembered when Redis cannot be reached (-EAGAIN): the caller falls back to
+ * cache_evict() per key. -ENOMEM when out of memory. */
 int cache_evict_many(struct cache *c, const char *const *keys, size_t n);
 
-/* After a delete commits: replace the entry with a negative one for ttl seconds, so that a
- * read-through fill which read the row before the delete cannot bring it back, and publish
- * the key on INVALIDATION_CHANNEL for the other servers' hot caches. */
+/* After a delete commits: the entry becomes a tombstone for ttl seconds
+ * (linkentry_tombstone()), and the key is published on INVALIDATION_CHANNEL for the other
+ * servers' hot caches. */
 int cache_tombstone(struct cache *c, const char *key, int64_t ttl);
 
 /* After an edit commits: replace the entry with "~" for ttl seconds, which sends lookups to
@@ -77,16 +76,5 @@ int cache_tombstone(struct cache *c, const char *key, int64_t ttl);
 int cache_invalidate(struct cache *c, const char *key, int64_t ttl);
 
 int cache_ping(struct cache *c);
-
-/* Runs a Lua script on nkeys keys with integer arguments (at most 8 of each); its reply, an
- * array of at least nout integers, goes to out. The script is loaded once per connection
- * (SCRIPT LOAD) and run by its SHA (EVALSHA); should Redis have forgotten it (NOSCRIPT), it
- * is sent again (EVAL). One round trip per call. script must outlive c. Returns 0, -EAGAIN
- * when Redis is unavailable, or -EPROTO when the reply is not what was asked for. */
-int cache_eval(struct cache *c, const char *script, const char *const *keys, int nkeys,
-               const long long *args, int nargs, long long *out, size_t nout);
-
-/* INCR key. Returns 0 or -EAGAIN. */
-int cache_incr(struct cache *c, const char *key);
 
 #endif

@@ -60,6 +60,11 @@ enum http_step caller_admit(struct http_request *r, bool anonymous_ok, struct ca
  * caller_counted(); n over the key's burst is refused with a detail naming the burst. */
 enum http_step caller_count_all_here(struct http_request *r, struct caller *c, int64_t n);
 
+/* The limit key of the client's address (trusted proxies' X-Forwarded-For considered, see
+ * clientip.h): prefix, then suffix and ':' when suffix is not NULL, then the address. */
+void caller_client_key(struct http_request *r, const char *prefix, const char *suffix, char *out,
+                       size_t cap);
+
 /* The owner whose links a key may see: its own, or anybody's (0) for an admin key. */
 int64_t caller_owner_filter(const struct caller *c);
 

@@ -10,7 +10,8 @@ struct pg_result;
 
 /* Opens a connection from a libpq conninfo string or URI, with a connect timeout and
  * application_name set, and a statement timeout of statement_timeout_ms (0: none).
- * Returns the connection (free with PQfinish) or NULL with the reason in err. */
+ * Returns the connection (free with PQfinish) or NULL with the reason in err, which never
+ * holds a password from conninfo. */
 struct pg_conn *db_connect(const char *conninfo, const char *application_name,
                            int statement_timeout_ms, char *err, size_t errlen);
 

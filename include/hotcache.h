@@ -36,12 +36,13 @@ struct hotcache *hotcache_new(size_t max_entries, int64_t max_age, hotcache_visi
                               void *visits_ctx);
 void hotcache_free(struct hotcache *h);
 
-/* 0 with the URL copied into url (NUL-terminated) and its expiry (0: never), or -ENOENT when
+/* 0 with the URL copied into url (NUL-terminated), its expiry (0: never) and its redirect
+ * status (0: the default), or -ENOENT when
  * the key is not cached, its entry is too old, or the URL does not fit in cap bytes. A hit
  * that will be answered counts a visit in the entry when visit is true: a popular link's
  * visits are then counted where it already is, without a table of their own per request. */
 int hotcache_get(struct hotcache *h, const char *key, size_t keylen, char *url, size_t cap,
-                 int64_t *expires_at, int64_t now, bool visit);
+                 int64_t *expires_at, int *status, int64_t now, bool visit);
 
 /* Hands every entry's uncounted visits to the visits function and zeroes them. */
 void hotcache_harvest(struct hotcache *h);
@@ -49,9 +50,10 @@ void hotcache_harvest(struct hotcache *h);
 uint64_t hotcache_epoch(struct hotcache *h);
 
 /* Caches key -> url unless the cache is disabled or an eviction happened since epoch was read.
- * Replaces what the key had; may push out a less recently used entry. */
+ * Replaces what the key had; may push out a less recently used entry. Only links whose every
+ * click may be answered from memory belong here: no visit limit, no password, valid now. */
 void hotcache_put(struct hotcache *h, uint64_t epoch, const char *key, size_t keylen,
-                  const char *url, int64_t expires_at, int64_t now);
+                  const char *url, int64_t expires_at, int status, int64_t now);
 
 /* Forgets key. */
 void hotcache_evict(struct hotcache *h, const char *key, size_t keylen);

@@ -97,8 +97,10 @@ enum http_step http_problem(struct http_request *r, unsigned status, const char 
 /* 405 with an Allow header. */
 enum http_step http_method_not_allowed(struct http_request *r, const char *allow);
 
-/* 301 to location, cacheable by browsers for max_age seconds (0: not at all). */
-enum http_step http_redirect(struct http_request *r, const char *location, long long max_age);
+/* A redirect (301, 302, 307 or 308) to location, cacheable by browsers for max_age seconds
+ * (0: not at all, no-store). */
+enum http_step http_redirect(struct http_request *r, unsigned status, const char *location,
+                             long long max_age);
 
 /* 404 for a short link: a small HTML page when the client prefers HTML, problem+json
  * otherwise. */

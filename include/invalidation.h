@@ -11,12 +11,14 @@
 
 struct hotcache;
 struct invalidation;
+struct redis_target;
 
 #define INVALIDATION_CHANNEL "shortener:evict"
 
-/* Starts the listener thread. Returns NULL on a malformed URL or when the thread cannot be
- * started. The hot cache must outlive it. */
-struct invalidation *invalidation_start(const char *redis_url, struct hotcache *hot);
+/* Starts the listener thread, connecting to target as every Redis connection does
+ * (redis_connect()). Returns NULL when the thread cannot be started. target and the hot cache
+ * must outlive it. */
+struct invalidation *invalidation_start(const struct redis_target *target, struct hotcache *hot);
 
 /* Stops and joins the thread; the hot cache is left disabled. */
 void invalidation_stop(struct invalidation *inv);

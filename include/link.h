@@ -11,6 +11,15 @@
 #define LINK_TAGS_MAX    10
 #define LINK_TAG_MAX_LEN 32
 
+/* What a redirect applies: every cache tier keeps this much of a link. */
+struct link_rules {
+    int64_t expires_at;  /* seconds since the epoch; 0: never */
+    int64_t valid_from;  /* 0: from the start */
+    int64_t max_visits;  /* 0: no limit */
+    int redirect_status; /* 0: the server's DEFAULT_REDIRECT_STATUS */
+    bool password;       /* opens only with its password */
+};
+
 struct link_attrs {
     int64_t expires_at;      /* seconds since the epoch; 0: never */
     int64_t valid_from;      /* 0: from the start */
@@ -31,5 +40,15 @@ struct link {
 };
 
 void link_release(struct link *l);
+
+/* The rules of a link with attributes a. */
+static inline struct link_rules link_rules_of(const struct link_attrs *a)
+{
+    return (struct link_rules){.expires_at = a->expires_at,
+                               .valid_from = a->valid_from,
+                               .max_visits = a->max_visits,
+                               .redirect_status = a->redirect_status,
+                               .password = a->password_protected};
+}
 
 #endif

@@ -19,6 +19,7 @@
 
 struct cache_pending;
 struct linkwriter;
+struct redis_target;
 
 /* One link to store. It lives inside whatever submitted it (a create item), which gets back
  * to itself from done() with container_of, and which owns what the pointers point at. */
@@ -37,9 +38,11 @@ struct link_job {
     struct jobq_node node; /* the writer's queue */
 };
 
-/* Starts nwriters writer threads. pending is the server's list of deletions Redis has yet to
- * hear of, shared by its cache connections. Returns NULL (reason logged) on failure. */
-struct linkwriter *linkwriter_start(const char *conninfo, const char *redis_url,
+/* Starts nwriters writer threads, each with connections of its own to PostgreSQL (conninfo) and
+ * to Redis (target, which must outlive the writer). pending is the server's list of deletions
+ * Redis has yet to hear of, shared by its cache connections. Returns NULL (reason logged) on
+ * failure. */
+struct linkwriter *linkwriter_start(const char *conninfo, const struct redis_target *target,
                                     struct cache_pending *pending, unsigned nwriters);
 
 /* Queues job; done() will be called exactly once, possibly before this returns. Returns 0, or

@@ -17,8 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct cache;
 struct metrics;
+struct redis;
 
 /* limit requests per window seconds, up to burst of them at once. */
 struct ratelimit_policy {
@@ -117,18 +117,18 @@ int ratelimit_init(struct ratelimit *rl, struct metrics *m);
 void ratelimit_release(struct ratelimit *rl);
 
 /* Admits one request under key (e.g. "k:42": API key 42) by policy p, in Redis through the
- * calling thread's connection c, else in this process. commit false only asks. */
-void ratelimit_check(struct ratelimit *rl, struct cache *c, const char *key,
+ * calling thread's connection r, else in this process. commit false only asks. */
+void ratelimit_check(struct ratelimit *rl, struct redis *r, const char *key,
                      const struct ratelimit_policy *p, bool commit, struct ratelimit_result *out);
 
 /* n requests under one key at once, in one round trip (see ratelimit_gcra_n). Returns how
  * many were admitted; the first that many, in order, are. */
-int64_t ratelimit_check_n(struct ratelimit *rl, struct cache *c, const char *key,
+int64_t ratelimit_check_n(struct ratelimit *rl, struct redis *r, const char *key,
                           const struct ratelimit_policy *p, int64_t n, bool commit,
                           struct ratelimit_result *out);
 
 /* n requests under one key, all admitted or none (see ratelimit_gcra_all). Returns n or 0. */
-int64_t ratelimit_check_all(struct ratelimit *rl, struct cache *c, const char *key,
+int64_t ratelimit_check_all(struct ratelimit *rl, struct redis *r, const char *key,
                             const struct ratelimit_policy *p, int64_t n,
                             struct ratelimit_result *out);
 

@@ -14,6 +14,7 @@
 #include "cors.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "redis.h"
 
 struct MHD_Daemon;
 struct store;
@@ -46,6 +47,7 @@ struct server_config {
     long long hot_cache_max_age;
     long long negative_ttl;
     long long redirect_max_age;
+    long long default_redirect_status;
     long long visits_flush_ms;
     long long max_connections;
     long long per_ip_connections;
@@ -60,11 +62,13 @@ struct worker {
     pthread_t thread;
     bool bound;
     struct store *store;
+    struct redis *redis; /* rate limits, and the cache's connection */
     struct cache *cache;
 };
 
 struct server {
     struct server_config cfg;
+    struct redis_target redis_target; /* parsed from cfg.redis_url once, at start-up */
     struct MHD_Daemon *daemon;
     struct keys_client *keys;
     struct visits *visits;

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "secret.h"
+
 void db_error(PGconn *conn, char *err, size_t errlen)
 {
     const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
@@ -24,6 +26,8 @@ PGconn *db_connect(const char *conninfo, const char *application_name, int state
 
     if (!conn || PQstatus(conn) != CONNECTION_OK) {
         db_error(conn, err, errlen);
+        /* libpq quotes parts of a conninfo it cannot read, a password among them. */
+        secret_scrub_url(err, conninfo);
         PQfinish(conn);
         return NULL;
     }

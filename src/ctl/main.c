@@ -18,14 +18,15 @@
 
 #include "apikey.h"
 #include "apikey_store.h"
-#include "cache.h"
 #include "cleanup.h"
 #include "config.h"
 #include "db.h"
+#include "linkentry.h"
 #include "log.h"
 #include "migrate.h"
 #include "numparse.h"
 #include "ratelimit.h"
+#include "redis.h"
 #include "timefmt.h"
 
 struct ctl_config {
@@ -228,14 +229,23 @@ out:
  * every rate-limit check, tells them at once to look again. */
 static void announce_revocation(const struct ctl_config *cfg)
 {
-    struct cache *c = cache_new(cfg->redis_url, NULL);
+    struct redis_target target;
+    struct redis *r = NULL;
+    char err[512];
+    int rc = redis_target_parse(cfg->redis_url, &target, err, sizeof(err));
 
-    if (!c || cache_incr(c, RATELIMIT_REVOCATIONS_KEY) < 0)
+    if (rc == 0) {
+        r = redis_new(&target);
+        rc = r ? redis_incr(r, RATELIMIT_REVOCATIONS_KEY) : -ENOMEM;
+        if (rc < 0)
+            snprintf(err, sizeof(err), "%s", r ? redis_error(r) : "out of memory");
+    }
+    if (rc < 0)
         fprintf(stderr,
                 "shortenerctl: warning: could not tell the servers through Redis (%s); the key "
                 "stops working on all of them within a second anyway\n",
-                c ? cache_error(c) : "invalid REDIS_URL");
-    cache_free(c);
+                err);
+    redis_free(r);
 }
 
 static int cmd_apikey_revoke(struct ctl *ctl, const union command_opts *o, int nargs, char **args)
@@ -269,7 +279,7 @@ static int cmd_apikey_revoke(struct ctl *ctl, const union command_opts *o, int n
 }
 
 struct cleanup_ctx {
-    struct cache *cache;
+    struct redis *redis;
     sigset_t signals;
     const char *cache_error; /* the first Redis failure, for the report */
 };
@@ -277,9 +287,9 @@ struct cleanup_ctx {
 static int cleanup_evict(void *arg, const char *const *keys, size_t n)
 {
     struct cleanup_ctx *ctx = arg;
-    int rc = cache_evict_many(ctx->cache, keys, n);
+    int rc = linkentry_evict_many(ctx->redis, keys, n);
     if (rc < 0 && !ctx->cache_error)
-        ctx->cache_error = cache_error(ctx->cache);
+        ctx->cache_error = redis_error(ctx->redis);
     return rc;
 }
 
@@ -306,7 +316,7 @@ static int cmd_cleanup(struct ctl *ctl, const union command_opts *o, int nargs, 
     PGconn *conn = ctl_db(ctl);
     struct cleanup_result res;
     struct cleanup_ctx ctx = {0};
-    struct cache_pending pending;
+    struct redis_target target;
     char err[512];
     int rc;
 
@@ -324,18 +334,14 @@ static int cmd_cleanup(struct ctl *ctl, const union command_opts *o, int nargs, 
                plural(n, "link", "links"));
         return 0;
     }
-    if (cache_pending_init(&pending) < 0) {
+    if (redis_target_parse(cfg->redis_url, &target, err, sizeof(err)) < 0) {
+        fprintf(stderr, "shortenerctl: invalid REDIS_URL %s\n", err);
+        return 2;
+    }
+    ctx.redis = redis_new(&target);
+    if (!ctx.redis) {
         fprintf(stderr, "shortenerctl: out of memory\n");
         return 1;
-    }
-    ctx.cache = cache_new(cfg->redis_url, &pending);
-    if (!ctx.cache) {
-        fprintf(stderr,
-                "shortenerctl: invalid REDIS_URL '%s' (redis://host:port or "
-                "unix:///path)\n",
-                cfg->redis_url);
-        cache_pending_release(&pending);
-        return 2;
     }
     sigemptyset(&ctx.signals);
     sigaddset(&ctx.signals, SIGINT);
@@ -360,8 +366,7 @@ static int cmd_cleanup(struct ctl *ctl, const union command_opts *o, int nargs, 
                 plural(res.not_evicted, "entry", "entries"));
     if (rc < 0)
         fprintf(stderr, "shortenerctl: cleanup: %s\n", err);
-    cache_free(ctx.cache);
-    cache_pending_release(&pending);
+    redis_free(ctx.redis);
     return rc < 0 ? 1 : 0;
 }
 

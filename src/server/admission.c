@@ -8,12 +8,13 @@
 
 #include "cache.h"
 #include "log.h"
+#include "redis.h"
 
 #define ADMISSION_BATCH 1024
 
 struct admission {
     struct ratelimit *rl;
-    struct cache *cache;
+    struct redis *redis;
     struct jobqueue queue;
     bool queue_ready;
     bool started;
@@ -56,7 +57,7 @@ static void admit_batch(struct admission *a, struct admission_job **jobs, size_t
             count += !done[j] && same_limit(jobs[i], jobs[j]);
         struct ratelimit_result res;
         int64_t admitted =
-            ratelimit_check_n(a->rl, a->cache, jobs[i]->name, &jobs[i]->policy, count, true, &res);
+            ratelimit_check_n(a->rl, a->redis, jobs[i]->name, &jobs[i]->policy, count, true, &res);
         for (size_t j = i; j < n; j++) {
             if (done[j] || !same_limit(jobs[i], jobs[j]))
                 continue;
@@ -81,7 +82,7 @@ static void *admission_main(void *arg)
     return NULL;
 }
 
-struct admission *admission_start(struct ratelimit *rl, const char *redis_url,
+struct admission *admission_start(struct ratelimit *rl, const struct redis_target *target,
                                   struct cache_pending *pending)
 {
     struct admission *a = calloc(1, sizeof(*a));
@@ -92,9 +93,10 @@ struct admission *admission_start(struct ratelimit *rl, const char *redis_url,
     if (jobqueue_init(&a->queue) < 0)
         goto fail;
     a->queue_ready = true;
-    a->cache = cache_new(redis_url, pending);
-    if (!a->cache)
+    a->redis = redis_new(target);
+    if (!a->redis)
         goto fail;
+    cache_pending_attach(pending, a->redis);
     if (pthread_create(&a->thread, NULL, admission_main, a) != 0) {
         log_error("cannot start the admission thread");
         goto fail;
@@ -127,7 +129,7 @@ void admission_free(struct admission *a)
     if (!a)
         return;
     admission_close(a);
-    cache_free(a->cache);
+    redis_free(a->redis);
     if (a->queue_ready)
         jobqueue_release(&a->queue);
     free(a);

@@ -137,8 +137,10 @@ enum http_step api_handle(struct http_request *r)
     if (strcmp(path, "/api") == 0 || strncmp(path, "/api/", 5) == 0)
         return http_problem(r, 404, "not-found", "no such endpoint");
     if (path[0] == '/' && path[1] != '\0' && !strchr(path + 1, '/')) {
+        if (is(m, "POST"))
+            return redirect_unlock(r, path + 1, strlen(path + 1));
         if (!get_or_head(m))
-            return http_method_not_allowed(r, "GET, HEAD");
+            return http_method_not_allowed(r, "GET, HEAD, POST");
         return redirect_handle(r, path + 1, strlen(path + 1));
     }
     return http_problem(r, 404, "not-found", "no such page");

@@ -18,7 +18,7 @@
 static void count(struct http_request *r, const char *key, const struct ratelimit_policy *p,
                   bool commit)
 {
-    ratelimit_check(&r->srv->ratelimit, r->worker->cache, key, p, commit, &r->rl_result);
+    ratelimit_check(&r->srv->ratelimit, r->worker->redis, key, p, commit, &r->rl_result);
     r->rl_policy = *p;
     r->ratelimited = true;
 }
@@ -30,12 +30,17 @@ static enum http_step refuse(struct http_request *r, const char *what)
                         (long long)ratelimit_retry_after(&r->rl_result));
 }
 
-/* The limit key of the client's address: prefix + address (see clientip.h). */
-static void client_key(struct http_request *r, const char *prefix, char *out, size_t cap)
+void caller_client_key(struct http_request *r, const char *prefix, const char *suffix, char *out,
+                       size_t cap)
 {
     char ip[CLIENTIP_TEXT_MAX];
     clientip_resolve(&r->srv->trusted_proxies, http_peer(r), http_header(r, "X-Forwarded-For"), ip);
-    snprintf(out, cap, "%s%s", prefix, ip);
+    snprintf(out, cap, "%s%s%s%s", prefix, suffix ? suffix : "", suffix ? ":" : "", ip);
+}
+
+static void client_key(struct http_request *r, const char *prefix, char *out, size_t cap)
+{
+    caller_client_key(r, prefix, NULL, out, cap);
 }
 
 /* 401, after charging the address's failure budget (fkey_in: its limit key, if known). */
@@ -51,7 +56,7 @@ static enum http_step unauthorized(struct http_request *r, const char *fkey_in,
             snprintf(fkey, sizeof(fkey), "%s", fkey_in);
         else
             client_key(r, "f:", fkey, sizeof(fkey));
-        ratelimit_check(&s->ratelimit, r->worker->cache, fkey, &s->auth_failure_policy, true,
+        ratelimit_check(&s->ratelimit, r->worker->redis, fkey, &s->auth_failure_policy, true,
                         &spent);
     }
     if (!had_credentials)
@@ -139,7 +144,7 @@ enum http_step caller_begin(struct http_request *r, bool anonymous_ok, struct ca
 
 void caller_count_here(struct http_request *r, struct caller *c)
 {
-    ratelimit_check(&r->srv->ratelimit, r->worker->cache, c->count.name, &c->count.policy, true,
+    ratelimit_check(&r->srv->ratelimit, r->worker->redis, c->count.name, &c->count.policy, true,
                     &c->count.result);
 }
 
@@ -191,7 +196,7 @@ enum http_step caller_admit(struct http_request *r, bool anonymous_ok, struct ca
 
 enum http_step caller_count_all_here(struct http_request *r, struct caller *c, int64_t n)
 {
-    ratelimit_check_all(&r->srv->ratelimit, r->worker->cache, c->count.name, &c->count.policy, n,
+    ratelimit_check_all(&r->srv->ratelimit, r->worker->redis, c->count.name, &c->count.policy, n,
                         &c->count.result);
     if (!c->count.result.allowed && n > c->count.policy.burst) {
         /* It could never go through whole: say why rather than when. */

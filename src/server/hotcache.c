@@ -19,6 +19,7 @@ struct hot_entry {
     uint16_t keylen;
     uint16_t urllen;
     uint32_t visits; /* counted since the last harvest */
+    uint16_t status; /* its redirect status; 0: the server's default */
     char data[];     /* key, NUL, url, NUL */
 };
 
@@ -130,7 +131,7 @@ static int find(const struct hot_set *set, uint64_t tag, const char *key, size_t
 }
 
 int hotcache_get(struct hotcache *h, const char *key, size_t keylen, char *url, size_t cap,
-                 int64_t *expires_at, int64_t now, bool visit)
+                 int64_t *expires_at, int *status, int64_t now, bool visit)
 {
     int rc = -ENOENT;
 
@@ -146,6 +147,7 @@ int hotcache_get(struct hotcache *h, const char *key, size_t keylen, char *url, 
         if (now - e->cached_at <= h->max_age && (size_t)e->urllen < cap) {
             memcpy(url, e->data + e->keylen + 1, (size_t)e->urllen + 1);
             *expires_at = e->expires_at;
+            *status = e->status;
             if (visit && (!e->expires_at || e->expires_at > now) && e->visits < UINT32_MAX)
                 e->visits++;
             set->referenced |= (uint8_t)(1u << w);
@@ -177,7 +179,7 @@ static int victim(struct hot_set *set)
 }
 
 void hotcache_put(struct hotcache *h, uint64_t epoch, const char *key, size_t keylen,
-                  const char *url, int64_t expires_at, int64_t now)
+                  const char *url, int64_t expires_at, int status, int64_t now)
 {
     size_t urllen = strlen(url);
 
@@ -192,6 +194,7 @@ void hotcache_put(struct hotcache *h, uint64_t epoch, const char *key, size_t ke
     e->keylen = (uint16_t)keylen;
     e->urllen = (uint16_t)urllen;
     e->visits = 0;
+    e->status = (uint16_t)status;
     memcpy(e->data, key, keylen);
     e->data[keylen] = '\0';
     memcpy(e->data + keylen + 1, url, urllen + 1);

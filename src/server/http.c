@@ -167,7 +167,8 @@ enum http_step http_method_not_allowed(struct http_request *r, const char *allow
     return send_problem(r, 405, "method-not-allowed", detail, headers);
 }
 
-enum http_step http_redirect(struct http_request *r, const char *location, long long max_age)
+enum http_step http_redirect(struct http_request *r, unsigned status, const char *location,
+                             long long max_age)
 {
     char cache_control[64];
     if (max_age > 0)
@@ -175,7 +176,7 @@ enum http_step http_redirect(struct http_request *r, const char *location, long 
     else
         snprintf(cache_control, sizeof(cache_control), "no-store");
     const char *headers[] = {"Location", location, "Cache-Control", cache_control, NULL};
-    return http_send(r, 301, NULL, "", 0, headers);
+    return http_send(r, status, NULL, "", 0, headers);
 }
 
 enum http_step http_link_not_found(struct http_request *r)

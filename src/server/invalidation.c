@@ -7,17 +7,17 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "cache.h"
 #include "deadline.h"
 #include "hotcache.h"
 #include "log.h"
+#include "redis.h"
 
-#define CONNECT_TIMEOUT_MS 250
-#define POLL_MS            100
+#define POLL_MS 100
 /* Idle this long, we PING; unanswered this long after, the subscription is lost. */
 #define IDLE_PING_MS 250
 #define PONG_WAIT_MS 500
@@ -25,50 +25,34 @@
 
 struct invalidation {
     struct hotcache *hot;
-    char host[256], path[256], password[256];
-    int port, db;
+    const struct redis_target *target;
     pthread_t thread;
     atomic_bool stopping;
     atomic_bool subscribed;
     bool down_logged;
 };
 
+/* A connection of the module's own making (redis_connect()), subscribed. */
 static redisContext *subscribe(struct invalidation *inv, char *err, size_t errlen)
 {
-    struct timeval tv = {.tv_sec = 0, .tv_usec = CONNECT_TIMEOUT_MS * 1000};
-    redisContext *ctx = inv->path[0] ? redisConnectUnixWithTimeout(inv->path, tv)
-                                     : redisConnectWithTimeout(inv->host, inv->port, tv);
-    redisReply *r = NULL;
+    redisContext *ctx = redis_connect(inv->target, err, errlen);
+    redisReply *r;
 
-    if (!ctx || ctx->err || redisSetTimeout(ctx, tv) != REDIS_OK)
-        goto fail;
-    if (inv->password[0]) {
-        r = redisCommand(ctx, "AUTH %s", inv->password);
-        if (!r || r->type == REDIS_REPLY_ERROR)
-            goto fail;
-        freeReplyObject(r);
-    }
-    if (inv->db) {
-        r = redisCommand(ctx, "SELECT %d", inv->db);
-        if (!r || r->type == REDIS_REPLY_ERROR)
-            goto fail;
-        freeReplyObject(r);
-    }
+    if (!ctx)
+        return NULL;
     r = redisCommand(ctx, "SUBSCRIBE " INVALIDATION_CHANNEL);
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3)
-        goto fail;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+        snprintf(err, errlen, "%s",
+                 r && r->type == REDIS_REPLY_ERROR ? r->str
+                 : ctx->errstr[0]                  ? ctx->errstr
+                                                   : "no answer");
+        if (r)
+            freeReplyObject(r);
+        redisFree(ctx);
+        return NULL;
+    }
     freeReplyObject(r);
     return ctx;
-fail:
-    snprintf(err, errlen, "%s",
-             r && r->type == REDIS_REPLY_ERROR ? r->str
-             : ctx && ctx->errstr[0]           ? ctx->errstr
-                                               : "no answer");
-    if (r)
-        freeReplyObject(r);
-    if (ctx)
-        redisFree(ctx);
-    return NULL;
 }
 
 /* Returns true for a reply that proves the connection alive; evicts on a message. */
@@ -177,18 +161,17 @@ static void *listener_main(void *arg)
     return NULL;
 }
 
-struct invalidation *invalidation_start(const char *redis_url, struct hotcache *hot)
+struct invalidation *invalidation_start(const struct redis_target *target, struct hotcache *hot)
 {
     struct invalidation *inv = calloc(1, sizeof(*inv));
 
     if (!inv)
         return NULL;
     inv->hot = hot;
+    inv->target = target;
     atomic_init(&inv->stopping, false);
     atomic_init(&inv->subscribed, false);
-    if (cache_parse_url(redis_url, inv->host, sizeof(inv->host), &inv->port, inv->path,
-                        sizeof(inv->path), inv->password, sizeof(inv->password), &inv->db) < 0 ||
-        pthread_create(&inv->thread, NULL, listener_main, inv) != 0) {
+    if (pthread_create(&inv->thread, NULL, listener_main, inv) != 0) {
         free(inv);
         return NULL;
     }

@@ -9,6 +9,7 @@
 
 #include "cache.h"
 #include "log.h"
+#include "redis.h"
 #include "store.h"
 
 /* Links per statement: enough to absorb any burst the connection limit allows between two
@@ -20,6 +21,7 @@ struct writer {
     pthread_t thread;
     bool started;
     struct store *store;
+    struct redis *redis;
     struct cache *cache;
     struct link_insert *batch;
     struct jobq_node **nodes;
@@ -78,7 +80,7 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-struct linkwriter *linkwriter_start(const char *conninfo, const char *redis_url,
+struct linkwriter *linkwriter_start(const char *conninfo, const struct redis_target *target,
                                     struct cache_pending *pending, unsigned nwriters)
 {
     struct linkwriter *lw = calloc(1, sizeof(*lw));
@@ -98,7 +100,8 @@ struct linkwriter *linkwriter_start(const char *conninfo, const char *redis_url,
         struct writer *w = &lw->writers[i];
         w->lw = lw;
         w->store = store_new(conninfo, "shortener-writer");
-        w->cache = cache_new(redis_url, pending);
+        w->redis = redis_new(target);
+        w->cache = w->redis ? cache_new(w->redis, pending) : NULL;
         w->batch = calloc(WRITER_BATCH, sizeof(*w->batch));
         w->nodes = calloc(WRITER_BATCH, sizeof(*w->nodes));
         w->jobs = calloc(WRITER_BATCH, sizeof(*w->jobs));
@@ -156,6 +159,7 @@ void linkwriter_free(struct linkwriter *lw)
     for (unsigned i = 0; lw->writers && i < lw->nwriters; i++) {
         store_free(lw->writers[i].store);
         cache_free(lw->writers[i].cache);
+        redis_free(lw->writers[i].redis);
         free(lw->writers[i].batch);
         free(lw->writers[i].nodes);
         free(lw->writers[i].jobs);

@@ -11,9 +11,9 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "cache.h"
 #include "config.h"
 #include "log.h"
+#include "redis.h"
 #include "server.h"
 
 #define T            struct server_config
@@ -62,6 +62,9 @@ static const struct config_opt options[] = {
             "seconds an unknown key stays cached as unknown", negative_ttl),
     OPT_INT("REDIRECT_MAX_AGE", "redirect-max-age", 0, 86400 * 365, "300",
             "longest browser cache lifetime of a redirect, in seconds", redirect_max_age),
+    OPT_INT("DEFAULT_REDIRECT_STATUS", "default-redirect-status", 301, 308, "301",
+            "redirect status of links that name none: 301, 302, 307 or 308",
+            default_redirect_status),
     OPT_INT("VISITS_FLUSH_MS", "visits-flush-ms", 10, 60000, "5000",
             "how often visit counts are written to PostgreSQL, in milliseconds", visits_flush_ms),
     OPT_INT("MAX_CONNECTIONS", "max-connections", 16, 1000000, "4096",
@@ -113,7 +116,7 @@ static void raise_fd_limit(void)
 int main(int argc, char **argv)
 {
     struct server s = {0};
-    char err[256];
+    char err[512];
     enum log_level level;
     sigset_t stop;
     int sig, next, rc, status = 1;
@@ -162,13 +165,9 @@ int main(int argc, char **argv)
         status = 2;
         goto out;
     }
-    char host[256], path[256], password[256];
-    int port, db;
-    if (cache_parse_url(s.cfg.redis_url, host, sizeof(host), &port, path, sizeof(path), password,
-                        sizeof(password), &db) < 0) {
-        log_error("REDIS_URL '%s' must be redis://[:password@]host[:port][/db] or "
-                  "unix:///path",
-                  s.cfg.redis_url);
+    /* Parsed once; every Redis connection is made from this. */
+    if (redis_target_parse(s.cfg.redis_url, &s.redis_target, err, sizeof(err)) < 0) {
+        log_error("REDIS_URL %s", err);
         status = 2;
         goto out;
     }

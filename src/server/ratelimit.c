@@ -8,9 +8,9 @@
 #include <time.h>
 
 #include "apikey.h"
-#include "cache.h"
 #include "log.h"
 #include "metrics.h"
+#include "redis.h"
 
 #define USEC              1000000LL
 #define LOCAL_SLOTS       8192
@@ -263,7 +263,7 @@ static int64_t monotonic_us(void)
 
 enum mode { MODE_ASK = 0, MODE_COMMIT = 1, MODE_ALL = 2 };
 
-static int64_t check(struct ratelimit *rl, struct cache *c, const char *key,
+static int64_t check(struct ratelimit *rl, struct redis *r, const char *key,
                      const struct ratelimit_policy *p, int64_t n, enum mode mode,
                      struct ratelimit_result *out)
 {
@@ -272,7 +272,7 @@ static int64_t check(struct ratelimit *rl, struct cache *c, const char *key,
     long long args[4] = {ratelimit_interval_us(p), p->burst, mode, n}, reply[REDIS_REPLY_COUNT];
 
     snprintf(rkey, sizeof(rkey), REDIS_KEY_PREFIX "%s", key);
-    if (cache_eval(c, gcra_script, keys, 2, args, 4, reply, REDIS_REPLY_COUNT) == 0) {
+    if (redis_eval(r, gcra_script, keys, 2, args, 4, reply, REDIS_REPLY_COUNT) == 0) {
         if (atomic_exchange(&rl->fallback, false)) {
             atomic_store(&rl->metrics->ratelimit_fallback, 0);
             log_info("ratelimit: redis answers again; limits are shared by every instance");
@@ -289,29 +289,29 @@ static int64_t check(struct ratelimit *rl, struct cache *c, const char *key,
         metrics_inc(&rl->metrics->ratelimit_fallbacks);
         log_warn("ratelimit: redis unavailable (%s); limiting in this instance alone until it "
                  "answers again",
-                 cache_error(c));
+                 redis_error(r));
     }
     if (mode == MODE_ALL)
         return ratelimit_local_check_all(&rl->local, key, monotonic_us(), p, n, out);
     return ratelimit_local_check_n(&rl->local, key, monotonic_us(), p, n, mode == MODE_COMMIT, out);
 }
 
-int64_t ratelimit_check_n(struct ratelimit *rl, struct cache *c, const char *key,
+int64_t ratelimit_check_n(struct ratelimit *rl, struct redis *r, const char *key,
                           const struct ratelimit_policy *p, int64_t n, bool commit,
                           struct ratelimit_result *out)
 {
-    return check(rl, c, key, p, n, commit ? MODE_COMMIT : MODE_ASK, out);
+    return check(rl, r, key, p, n, commit ? MODE_COMMIT : MODE_ASK, out);
 }
 
-int64_t ratelimit_check_all(struct ratelimit *rl, struct cache *c, const char *key,
+int64_t ratelimit_check_all(struct ratelimit *rl, struct redis *r, const char *key,
                             const struct ratelimit_policy *p, int64_t n,
                             struct ratelimit_result *out)
 {
-    return check(rl, c, key, p, n, MODE_ALL, out);
+    return check(rl, r, key, p, n, MODE_ALL, out);
 }
 
-void ratelimit_check(struct ratelimit *rl, struct cache *c, const char *key,
+void ratelimit_check(struct ratelimit *rl, struct redis *r, const char *key,
                      const struct ratelimit_policy *p, bool commit, struct ratelimit_result *out)
 {
-    ratelimit_check_n(rl, c, key, p, 1, commit, out);
+    ratelimit_check_n(rl, r, key, p, 1, commit, out);
 }

@@ -1,113 +1,299 @@
-/* The redirect path: hot cache, Redis, PostgreSQL (see redirect.h). */
+/* The redirect path: hot cache, Redis, PostgreSQL, and the rules a link carries (see
+ * redirect.h). */
 #include "redirect.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "cache.h"
+#include "caller.h"
+#include "container_of.h"
 #include "hotcache.h"
 #include "metrics.h"
+#include "pwform.h"
+#include "pwhash.h"
+#include "ratelimit.h"
 #include "request.h"
 #include "server.h"
 #include "store.h"
 #include "urlcheck.h"
+#include "visitlimit.h"
 #include "visits.h"
+
+/* Wrong passwords allowed per client address and link: 10 in 10 minutes (API.md). */
+static const struct ratelimit_policy wrong_password_policy = {
+    .limit = 10, .window = 600, .burst = 10};
 
 static long long min_ll(long long a, long long b)
 {
     return a < b ? a : b;
 }
 
-/* Answers a redirect found in a cache: expires_at (0: never) is judged by our clock, since
- * a cache may hold an entry a moment longer than the link lives. HTTP_GO_ON when the entry
- * has expired and nothing was sent. */
-static enum http_step redirect_cached(struct http_request *r, enum metric_redirect where,
-                                      const char *key, size_t len, const char *url,
-                                      int64_t expires_at, int64_t now)
+static bool is_get(const struct http_request *r)
 {
-    struct server *s = r->srv;
-
-    if (expires_at && expires_at <= now)
-        return HTTP_GO_ON;
-    metrics_inc(&s->metrics.redirects[where]);
-    /* A hot hit's visit was counted in its entry already (hotcache_get). */
-    if (where != MR_HOT_HIT && !visits_record(s->visits, key, len))
-        metrics_inc(&s->metrics.visits_dropped);
-    return http_redirect(r, url,
-                         expires_at ? min_ll(expires_at - now, s->cfg.redirect_max_age)
-                                    : s->cfg.redirect_max_age);
+    return strcmp(r->method, "GET") == 0;
 }
 
-enum http_step redirect_handle(struct http_request *r, const char *linkkey, size_t len)
+/* A link whose every click may be answered from memory: the hot cache holds only these. */
+static bool plain(const struct link_rules *ru, int64_t now)
+{
+    return !ru->max_visits && !ru->password && ru->valid_from <= now;
+}
+
+/* What one redirect is about. */
+struct hop {
+    const char *key;
+    size_t len;
+    const char *url;
+    struct link_rules rules;
+    int64_t durable;        /* visits written to PostgreSQL; -1: not read */
+    enum metric_redirect where;
+    bool visit;    /* a GET (or a password that opened the link): counts as a visit */
+    bool unlocked; /* its password was given */
+};
+
+/* Takes a visit of a link with a maximum. HTTP_GO_ON when it may be followed. */
+static enum http_step take_visit(struct http_request *r, struct hop *h)
+{
+    struct server *s = r->srv;
+    int64_t now = time(NULL);
+    int64_t ttl = h->rules.expires_at ? h->rules.expires_at - now + 60 : 0;
+    int rc = visitlimit_take(r->worker->redis, h->key, h->rules.max_visits, h->durable, ttl,
+                             h->visit);
+
+    if (rc == VISITLIMIT_NEED_COUNT) {
+        struct redirect_row row;
+        /* Redis has no counter yet: start it from what PostgreSQL has written. */
+        int drc = store_lookup_redirect(r->worker->store, h->key, &row);
+        if (drc == -ENOENT)
+            return http_link_not_found(r);
+        if (drc < 0) {
+            metrics_inc(&s->metrics.db_errors);
+            return http_unavailable(r, "the database");
+        }
+        free(row.url);
+        h->durable = row.visits;
+        rc = visitlimit_take(r->worker->redis, h->key, h->rules.max_visits, h->durable, ttl,
+                             h->visit);
+    }
+    if (rc == VISITLIMIT_ALLOWED)
+        return HTTP_GO_ON;
+    if (rc == VISITLIMIT_EXHAUSTED)
+        return http_link_not_found(r);
+    /* Without Redis, an exact count cannot be kept: refuse rather than exceed (visitlimit.h). */
+    metrics_inc(&s->metrics.cache_errors);
+    return http_unavailable(r, "the visit counter");
+}
+
+/* Answers the redirect of a live link under its rules. */
+static enum http_step respond(struct http_request *r, struct hop *h)
+{
+    struct server *s = r->srv;
+    const struct link_rules *ru = &h->rules;
+    int64_t now = time(NULL);
+    enum http_step step;
+    long long max_age;
+    int status;
+
+    metrics_inc(&s->metrics.redirects[h->where]);
+    if (ru->valid_from > now)
+        return http_link_not_found(r);
+    if (ru->password && !h->unlocked)
+        return pwform_send(r, h->key, 401, PWFORM_ASK);
+    if (ru->max_visits) {
+        step = take_visit(r, h);
+        if (step != HTTP_GO_ON)
+            return step;
+    }
+    status = ru->redirect_status ? ru->redirect_status : (int)s->cfg.default_redirect_status;
+    /* Each click of these must reach us (API.md): a temporary redirect, a counted one, or one
+     * behind a password. */
+    if (status == 302 || status == 307 || ru->max_visits || ru->password)
+        max_age = 0;
+    else
+        max_age = ru->expires_at ? min_ll(ru->expires_at - now, s->cfg.redirect_max_age)
+                                 : s->cfg.redirect_max_age;
+    /* A hot hit's visit was counted in its entry already (hotcache_get). */
+    if (h->visit && h->where != MR_HOT_HIT && !visits_record(s->visits, h->key, h->len))
+        metrics_inc(&s->metrics.visits_dropped);
+    return http_redirect(r, (unsigned)status, h->url, max_age);
+}
+
+/* Looks the link up, tier by tier, and answers. Only the password form's POST passes
+ * unlocked. */
+static enum http_step lookup(struct http_request *r, const char *key, size_t len, bool unlocked)
 {
     struct server *s = r->srv;
     struct worker *w = r->worker;
     char url[URLCHECK_MAX_LEN + 1];
+    struct hop h = {.key = key, .len = len, .url = url, .durable = -1, .unlocked = unlocked};
     struct redirect_row row;
-    int64_t expires_at = 0, remaining, now = (int64_t)time(NULL);
+    int64_t now = (int64_t)time(NULL), remaining;
     bool fill = true;
     uint64_t epoch;
-    enum http_step step;
     int rc;
 
-    if (!request_is_key(linkkey, len)) {
-        metrics_inc(&s->metrics.redirects[MR_INVALID]);
-        return http_link_not_found(r);
-    }
-    if (hotcache_get(s->hot, linkkey, len, url, sizeof(url), &expires_at, now, true) == 0) {
-        step = redirect_cached(r, MR_HOT_HIT, linkkey, len, url, expires_at, now);
-        if (step != HTTP_GO_ON)
-            return step;
-        hotcache_evict(s->hot, linkkey, len);
+    h.visit = unlocked || is_get(r);
+    if (!unlocked && hotcache_get(s->hot, key, len, url, sizeof(url), &h.rules.expires_at,
+                                  &h.rules.redirect_status, now, h.visit) == 0) {
+        if (!h.rules.expires_at || h.rules.expires_at > now) {
+            h.where = MR_HOT_HIT;
+            return respond(r, &h);
+        }
+        hotcache_evict(s->hot, key, len);
     }
     /* Read before looking further: a deletion from now on keeps what we find out of the hot
      * cache. */
     epoch = hotcache_epoch(s->hot);
-    rc = cache_get(w->cache, linkkey, url, sizeof(url), &expires_at);
+    rc = cache_get(w->cache, key, url, sizeof(url), &h.rules);
     if (rc == CACHE_NEGATIVE) {
         metrics_inc(&s->metrics.redirects[MR_CACHE_NEGATIVE]);
         return http_link_not_found(r);
     }
-    if (rc == CACHE_HIT) {
-        if (!expires_at || expires_at > now)
-            hotcache_put(s->hot, epoch, linkkey, len, url, expires_at, now);
-        step = redirect_cached(r, MR_CACHE_HIT, linkkey, len, url, expires_at, now);
-        if (step != HTTP_GO_ON)
-            return step;
-    } else if (rc == CACHE_EDITED) {
-        fill = false; /* edited a moment ago: a fill that raced it could be stale */
-    } else if (rc == -EAGAIN) {
-        metrics_inc(&s->metrics.cache_errors);
+    /* An entry is judged by our clock: a cache may hold it a moment longer than it lives. */
+    if (rc == CACHE_HIT && (!h.rules.expires_at || h.rules.expires_at > now)) {
+        if (plain(&h.rules, now))
+            hotcache_put(s->hot, epoch, key, len, url, h.rules.expires_at,
+                         h.rules.redirect_status, now);
+        h.where = MR_CACHE_HIT;
+        return respond(r, &h);
     }
+    if (rc == CACHE_EDITED)
+        fill = false; /* edited a moment ago: a fill that raced the edit could be stale */
+    else if (rc == -EAGAIN)
+        metrics_inc(&s->metrics.cache_errors);
 
-    rc = store_lookup_redirect(w->store, linkkey, &row);
+    rc = store_lookup_redirect(w->store, key, &row);
     if (rc == -ENOENT) {
         metrics_inc(&s->metrics.redirects[MR_DB_MISS]);
-        cache_fill_negative(w->cache, linkkey, s->cfg.negative_ttl);
+        cache_fill_negative(w->cache, key, s->cfg.negative_ttl);
         return http_link_not_found(r);
     }
     if (rc < 0) {
         metrics_inc(&s->metrics.db_errors);
         return http_unavailable(r, "the database");
     }
-    metrics_inc(&s->metrics.redirects[MR_DB_HIT]);
-    expires_at = row.a.expires_at;
+    h.url = row.url;
+    h.rules = link_rules_of(&row.a);
+    h.durable = row.visits;
+    h.where = MR_DB_HIT;
     remaining = row.remaining;
     /* remaining is the database's view (-1: never expires), so a link in its last second is
      * not cached anywhere. */
     if (remaining != 0 && fill) {
         long long ttl = remaining < 0 ? s->cfg.cache_ttl : min_ll(remaining, s->cfg.cache_ttl);
-        cache_fill(w->cache, linkkey, row.url, expires_at, ttl);
-        hotcache_put(s->hot, epoch, linkkey, len, row.url, expires_at, now);
+        cache_fill(w->cache, key, row.url, &h.rules, ttl);
+        if (plain(&h.rules, now))
+            hotcache_put(s->hot, epoch, key, len, row.url, h.rules.expires_at,
+                         h.rules.redirect_status, now);
     }
-    if (!visits_record(s->visits, linkkey, len))
-        metrics_inc(&s->metrics.visits_dropped);
-    step = http_redirect(r, row.url,
-                         remaining < 0 ? s->cfg.redirect_max_age
-                                       : min_ll(remaining, s->cfg.redirect_max_age));
+    enum http_step step = respond(r, &h);
     free(row.url);
     return step;
+}
+
+enum http_step redirect_handle(struct http_request *r, const char *key, size_t len)
+{
+    if (!request_is_key(key, len)) {
+        metrics_inc(&r->srv->metrics.redirects[MR_INVALID]);
+        return http_link_not_found(r);
+    }
+    return lookup(r, key, len, false);
+}
+
+/* A password form's POST, parked while the password is checked. */
+struct unlock {
+    struct http_request *req;
+    char key[LINK_KEY_MAX + 1];
+    char limit_key[RATELIMIT_KEY_MAX];
+    struct create_request form; /* its password */
+    char *hash;                 /* the link's */
+    struct pwhash_job job;
+};
+
+static void unlock_free(void *p)
+{
+    struct unlock *u = p;
+    if (!u)
+        return;
+    create_request_release(&u->form);
+    free(u->hash);
+    free(u);
+}
+
+static void unlock_checked(struct pwhash_job *job)
+{
+    http_resume(container_of(job, struct unlock, job)->req->conn);
+}
+
+/* Resumed: the password was checked. */
+static enum http_step unlock_checked_answer(struct unlock *u)
+{
+    struct http_request *r = u->req;
+    struct ratelimit_result spent;
+
+    if (u->job.rc == 0)
+        return lookup(r, u->key, strlen(u->key), true);
+    if (u->job.rc != -EACCES)
+        return http_problem(r, 500, "internal", "the password could not be checked");
+    ratelimit_check(&r->srv->ratelimit, r->worker->redis, u->limit_key, &wrong_password_policy,
+                    true, &spent);
+    return pwform_send(r, u->key, 401, PWFORM_WRONG);
+}
+
+enum http_step redirect_unlock(struct http_request *r, const char *key, size_t len)
+{
+    struct unlock *u = r->state;
+    struct ratelimit_result left;
+    char err[128];
+    int rc;
+
+    if (u)
+        return unlock_checked_answer(u);
+    if (!request_is_key(key, len))
+        return http_link_not_found(r);
+    if (r->body_too_large)
+        return http_problem(r, 413, "body-too-large", "the body is over %zu bytes", r->body_limit);
+    u = calloc(1, sizeof(*u));
+    if (!u)
+        return http_problem(r, 500, "internal", "out of memory");
+    u->req = r;
+    r->state = u;
+    r->state_free = unlock_free;
+    snprintf(u->key, sizeof(u->key), "%.*s", (int)len, key);
+    caller_client_key(r, "pw:", u->key, u->limit_key, sizeof(u->limit_key));
+    /* Refused before the hash is even looked at, once the address has spent its tries. */
+    ratelimit_check(&r->srv->ratelimit, r->worker->redis, u->limit_key, &wrong_password_policy,
+                    false, &left);
+    if (!left.allowed) {
+        r->rl_result = left;
+        r->ratelimited = false;
+        return pwform_send(r, u->key, 429, PWFORM_TOO_MANY);
+    }
+    rc = store_password_hash(r->worker->store, u->key, &u->hash);
+    if (rc == -ENOENT)
+        return http_link_not_found(r);
+    if (rc < 0) {
+        metrics_inc(&r->srv->metrics.db_errors);
+        return http_unavailable(r, "the database");
+    }
+    if (request_body_type(http_header(r, "Content-Type")) != BODY_FORM ||
+        request_parse_create(BODY_FORM, r->body, r->body_len, &u->form, err, sizeof(err)) < 0 ||
+        !u->form.password)
+        return pwform_send(r, u->key, 401, PWFORM_WRONG);
+    u->job = (struct pwhash_job){.password = u->form.password,
+                                 .len = u->form.password_len,
+                                 .verify_against = u->hash,
+                                 .done = unlock_checked};
+    http_suspend(r);
+    if (pwhash_submit(r->srv->pwhash, &u->job) < 0) {
+        u->job.rc = -ENOMEM; /* shutting down */
+        unlock_checked(&u->job);
+    }
+    return HTTP_ANSWERED;
 }

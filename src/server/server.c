@@ -22,6 +22,7 @@
 #include "linkwriter.h"
 #include "log.h"
 #include "pwhash.h"
+#include "redis.h"
 #include "request.h"
 #include "store.h"
 #include "visits.h"
@@ -245,6 +246,12 @@ int server_configure(struct server *s, char *err, size_t errlen)
                  c->auth_failure_rate);
         return -EINVAL;
     }
+    if (c->default_redirect_status != 301 && c->default_redirect_status != 302 &&
+        c->default_redirect_status != 307 && c->default_redirect_status != 308) {
+        snprintf(err, errlen, "DEFAULT_REDIRECT_STATUS must be 301, 302, 307 or 308, not %lld",
+                 c->default_redirect_status);
+        return -EINVAL;
+    }
     if (cors_parse(c->cors_origins, &s->cors, err, errlen) < 0)
         return -EINVAL;
     return clientip_parse_trusted(c->trusted_proxies, &s->trusted_proxies, err, errlen);
@@ -295,16 +302,16 @@ int server_init(struct server *s)
         return -ENOMEM;
     for (unsigned i = 0; i < s->nworkers; i++) {
         s->workers[i].store = store_new(c->database_url, "shortener");
-        s->workers[i].cache = cache_new(c->redis_url, &s->pending);
-        if (!s->workers[i].store || !s->workers[i].cache) {
-            log_error("invalid REDIS_URL '%s' (redis://host:port or unix:///path)", c->redis_url);
-            return -EINVAL;
-        }
+        s->workers[i].redis = redis_new(&s->redis_target);
+        if (s->workers[i].redis)
+            s->workers[i].cache = cache_new(s->workers[i].redis, &s->pending);
+        if (!s->workers[i].store || !s->workers[i].cache)
+            return -ENOMEM;
     }
-    s->writer = linkwriter_start(c->database_url, c->redis_url, &s->pending, WRITERS);
+    s->writer = linkwriter_start(c->database_url, &s->redis_target, &s->pending, WRITERS);
     if (!s->writer)
         return -ENOMEM;
-    s->admission = admission_start(&s->ratelimit, c->redis_url, &s->pending);
+    s->admission = admission_start(&s->ratelimit, &s->redis_target, &s->pending);
     if (!s->admission)
         return -ENOMEM;
     s->pwhash = pwhash_start(PWHASH_THREADS);
@@ -354,7 +361,7 @@ int server_start(struct server *s)
     if (visits_start(s->visits) < 0)
         return -ENOMEM;
     if (c->hot_cache_entries > 0) {
-        s->invalidation = invalidation_start(c->redis_url, s->hot);
+        s->invalidation = invalidation_start(&s->redis_target, s->hot);
         if (!s->invalidation)
             return -ENOMEM;
     }
@@ -406,6 +413,7 @@ void server_release(struct server *s)
     for (unsigned i = 0; s->workers && i < s->nworkers; i++) {
         store_free(s->workers[i].store);
         cache_free(s->workers[i].cache);
+        redis_free(s->workers[i].redis);
     }
     free(s->workers);
     s->workers = NULL;

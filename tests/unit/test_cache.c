@@ -1,126 +1,141 @@
-/* Unit tests for the REDIS_URL parser in src/cache.c (the Redis traffic itself is covered by
- * the integration tests against a real Redis). */
+/* Unit tests for src/server/cache.c: deletions Redis could not hear of are remembered and
+ * dropped before any of the server's connections serves anything once Redis answers again.
+ * Redis is the stand-in in fakeredis.h; a real one is exercised by the integration tests. */
 #include "cache.c"
 
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <cmocka.h>
 
-struct parsed {
-    char host[64], path[64], password[64];
-    int port, db;
-};
+#include "fakeredis.h"
 
-static int parse(const char *url, struct parsed *p)
-{
-    memset(p, 0, sizeof(*p));
-    return cache_parse_url(url, p->host, sizeof(p->host), &p->port, p->path, sizeof(p->path),
-                           p->password, sizeof(p->password), &p->db);
-}
+static struct fake_redis fake;
 
-static void test_tcp_forms(void **state)
+static int setup(void **state)
 {
-    struct parsed p;
     (void)state;
-    assert_int_equal(parse("redis://127.0.0.1:6380", &p), 0);
-    assert_string_equal(p.host, "127.0.0.1");
-    assert_int_equal(p.port, 6380);
-    assert_int_equal(p.db, 0);
-    assert_string_equal(p.path, "");
-
-    assert_int_equal(parse("redis://cache", &p), 0);
-    assert_string_equal(p.host, "cache");
-    assert_int_equal(p.port, 6379);
-
-    assert_int_equal(parse("redis://:s3cret@cache:7000/2", &p), 0);
-    assert_string_equal(p.host, "cache");
-    assert_string_equal(p.password, "s3cret");
-    assert_int_equal(p.port, 7000);
-    assert_int_equal(p.db, 2);
-
-    assert_int_equal(parse("redis://user:pw@cache/", &p), 0);
-    assert_string_equal(p.password, "pw");
-    assert_int_equal(p.db, 0);
+    return fake_redis_start(&fake, "") == 0 ? 0 : -1;
 }
 
-static void test_unix_form(void **state)
+static int teardown(void **state)
 {
-    struct parsed p;
     (void)state;
-    assert_int_equal(parse("unix:///var/run/redis.sock", &p), 0);
-    assert_string_equal(p.path, "/var/run/redis.sock");
-    assert_string_equal(p.host, "");
+    fake_redis_stop(&fake);
+    return 0;
 }
 
-static void test_rejects_malformed(void **state)
+static void assert_log(const char *want)
 {
-    struct parsed p;
-    (void)state;
-    const char *bad[] = {
-        "",
-        "cache:6379",
-        "http://cache:6379",
-        "redis://",
-        "redis://:6379",
-        "redis://cache:",
-        "redis://cache:0",
-        "redis://cache:65536",
-        "redis://cache:63x9",
-        "redis://cache/db",
-        "redis://cache/-1",
-        "unix://relative/path",
-        "unix://",
-    };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        if (parse(bad[i], &p) != -EINVAL)
-            fail_msg("accepted '%s'", bad[i]);
+    char got[2048];
+    fake_redis_take_log(&fake, got, sizeof(got));
+    if (strcmp(got, want) != 0)
+        fail_msg("Redis heard '%s', expected '%s'", got, want);
 }
 
-static void test_rejects_oversized_parts(void **state)
-{
-    struct parsed p;
-    char url[256];
-    (void)state;
-    snprintf(url, sizeof(url), "redis://%0100d:6379", 0);
-    assert_int_equal(parse(url, &p), -EINVAL);
-    snprintf(url, sizeof(url), "unix:///%0100d", 0);
-    assert_int_equal(parse(url, &p), -EINVAL);
-}
-
-static void test_cache_new_validates(void **state)
+static void test_unreachable_redis_is_reported_and_remembered(void **state)
 {
     struct cache_pending pending;
+    struct redis_target t;
+    char err[256], url[64];
+    int64_t expires;
     (void)state;
     assert_int_equal(cache_pending_init(&pending), 0);
-    struct cache *c = cache_new("redis://127.0.0.1:1", &pending);
-    assert_non_null(c);
     /* Nothing listens on port 1: the cache reports itself unavailable, it does not fail. */
-    char url[64];
-    int64_t expires;
+    assert_int_equal(redis_target_parse("redis://127.0.0.1:1", &t, err, sizeof(err)), 0);
+    struct redis *r = redis_new(&t);
+    struct cache *c = cache_new(r, &pending);
+    assert_non_null(c);
     assert_int_equal(cache_get(c, "abc", url, sizeof(url), &expires), -EAGAIN);
-    /* A deletion Redis could not hear of is remembered for later. */
+    assert_int_equal(cache_ping(c), -EAGAIN);
+    assert_true(strlen(cache_error(c)) > 0);
+    /* A deletion Redis could not hear of is remembered for later; so is a create's eviction. */
     assert_int_equal(cache_tombstone(c, "abc", 5), -EAGAIN);
-    assert_int_equal(atomic_load(&pending.count), 1);
-    /* Bulk eviction after cleanup reports the failure and remembers nothing: the entries of
-     * expired links run out by themselves. */
+    assert_int_equal(cache_evict(c, "new"), -EAGAIN);
+    assert_int_equal(atomic_load(&pending.count), 2);
+    /* Bulk eviction reports the failure and remembers nothing: the caller evicts one by one. */
     const char *keys[] = {"k1", "k2"};
     assert_int_equal(cache_evict_many(c, keys, 2), -EAGAIN);
     assert_int_equal(cache_evict_many(c, keys, 0), 0);
-    assert_int_equal(atomic_load(&pending.count), 1);
+    assert_int_equal(atomic_load(&pending.count), 2);
     cache_free(c);
-    assert_null(cache_new("ftp://x", &pending));
+    redis_free(r);
     cache_pending_release(&pending);
+}
+
+static void test_pending_deletions_drain_before_serving(void **state)
+{
+    struct cache_pending pending;
+    struct redis_target down = {.port = 1}, up = {0};
+    char url[64];
+    int64_t expires;
+    (void)state;
+    assert_int_equal(cache_pending_init(&pending), 0);
+    snprintf(down.host, sizeof(down.host), "127.0.0.1");
+    snprintf(up.path, sizeof(up.path), "%s", fake.path);
+
+    /* One server, two connections: the first cannot reach Redis when a link is deleted. */
+    struct redis *r1 = redis_new(&down), *r2 = redis_new(&up);
+    struct cache *c1 = cache_new(r1, &pending), *c2 = cache_new(r2, &pending);
+    assert_int_equal(cache_tombstone(c1, "gone", 5), -EAGAIN);
+    assert_int_equal(atomic_load(&pending.count), 1);
+
+    /* The other connection drops the entry, and tells the hot caches, before it serves. */
+    assert_int_equal(cache_get(c2, "gone", url, sizeof(url), &expires), -ENOENT);
+    assert_int_equal(atomic_load(&pending.count), 0);
+    assert_log("DEL u:gone|PUBLISH " INVALIDATION_CHANNEL " gone|GET u:gone");
+
+    /* Nothing pending: one command, nothing before it. */
+    assert_int_equal(cache_fill(c2, "kept", "https://example.com/", 0, 60), 0);
+    assert_int_equal(cache_get(c2, "kept", url, sizeof(url), &expires), CACHE_HIT);
+    assert_string_equal(url, "https://example.com/");
+    assert_log("SET u:kept 0\nhttps://example.com/ EX 60 NX|GET u:kept");
+
+    /* A tombstone that reaches Redis is published and remembers nothing. */
+    assert_int_equal(cache_tombstone(c2, "kept", 5), 0);
+    assert_int_equal(cache_get(c2, "kept", url, sizeof(url), &expires), CACHE_NEGATIVE);
+    assert_int_equal(atomic_load(&pending.count), 0);
+    assert_log("SET u:kept ! EX 5|PUBLISH " INVALIDATION_CHANNEL " kept|GET u:kept");
+
+    cache_free(c1);
+    cache_free(c2);
+    redis_free(r1);
+    redis_free(r2);
+    cache_pending_release(&pending);
+}
+
+static void test_pending_list_is_bounded(void **state)
+{
+    struct cache_pending *pending = malloc(sizeof(*pending));
+    struct redis_target down = {.port = 1};
+    char key[16];
+    (void)state;
+    assert_non_null(pending);
+    assert_int_equal(cache_pending_init(pending), 0);
+    snprintf(down.host, sizeof(down.host), "127.0.0.1");
+    struct redis *r = redis_new(&down);
+    struct cache *c = cache_new(r, pending);
+    for (int i = 0; i < CACHE_PENDING_MAX + 2; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        assert_int_equal(cache_evict(c, key), -EAGAIN);
+    }
+    assert_int_equal(atomic_load(&pending->count), CACHE_PENDING_MAX);
+    cache_free(c);
+    redis_free(r);
+    cache_pending_release(pending);
+    free(pending);
 }
 
 int main(void)
 {
+    signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tcp_forms),           cmocka_unit_test(test_unix_form),
-        cmocka_unit_test(test_rejects_malformed),   cmocka_unit_test(test_rejects_oversized_parts),
-        cmocka_unit_test(test_cache_new_validates),
+        cmocka_unit_test(test_unreachable_redis_is_reported_and_remembered),
+        cmocka_unit_test(test_pending_deletions_drain_before_serving),
+        cmocka_unit_test(test_pending_list_is_bounded),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, setup, teardown);
 }

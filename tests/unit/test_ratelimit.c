@@ -1,6 +1,6 @@
 /* Unit tests for ratelimit.c: GCRA arithmetic, rate parsing, the header fields, the in-memory
  * table and the switch to it and back when Redis fails. Redis itself is replaced here by a
- * stand-in for cache_eval() that runs the same step on its own clock; the real Lua script is
+ * stand-in for redis_eval() that runs the same step on its own clock; the real Lua script is
  * exercised by the integration tests against a real Redis. */
 #include "apikey.c"
 #include "ratelimit.c"
@@ -21,7 +21,7 @@ static int64_t redis_tat;
 static int redis_calls;
 static int64_t redis_revocations = 3;
 
-int cache_eval(struct cache *c, const char *script, const char *const *keys, int nkeys,
+int redis_eval(struct redis *c, const char *script, const char *const *keys, int nkeys,
                const long long *args, int nargs, long long *out, size_t nout)
 {
     struct ratelimit_result r;
@@ -43,7 +43,7 @@ int cache_eval(struct cache *c, const char *script, const char *const *keys, int
     return 0;
 }
 
-const char *cache_error(const struct cache *c)
+const char *redis_error(const struct redis *c)
 {
     (void)c;
     return "stand-in is down";

@@ -1,0 +1,509 @@
+/* Redis connections through hiredis, with short timeouts and a back-off (see redis.h). */
+#include "redis.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deadline.h"
+#include "log.h"
+#include "secret.h"
+
+/* After a failure no new connection is tried for this long. */
+#define RETRY_MS      1000
+#define REDIS_SCRIPTS 4
+#define EVAL_MAX_ARGS 8
+
+struct redis {
+    const struct redis_target *target;
+    redisContext *ctx;
+    long long retry_at_ms; /* no connect before this, on deadline_now_ms()'s clock */
+    bool down_logged;
+    bool preparing; /* inside the prepare hook */
+    redis_prepare_fn prepare;
+    void *prepare_ctx;
+    redisReply *reply; /* what the last struct redis_reply points into */
+    char error[256];
+    /* The scripts redis_eval() loaded on this connection, and their SHA1s: a few, since one
+     * connection runs several (rate limits, visit limits). */
+    struct {
+        const char *script;
+        char sha[41];
+    } scripts[REDIS_SCRIPTS];
+    unsigned next_script;
+};
+
+static int parse_fail(const char *url, const char *why, char *err, size_t errlen)
+{
+    char shown[256];
+    snprintf(err, errlen, "'%s' %s (use redis://[:password@]host[:port][/db] or unix:///path)",
+             secret_mask_url(url, shown, sizeof(shown)), why);
+    return -EINVAL;
+}
+
+int redis_target_parse(const char *url, struct redis_target *out, char *err, size_t errlen)
+{
+    const char *p, *end, *at, *colon, *hend;
+    char *e;
+
+    memset(out, 0, sizeof(*out));
+    out->port = 6379;
+    if (strncmp(url, "unix://", 7) == 0) {
+        p = url + 7;
+        if (*p != '/')
+            return parse_fail(url, "needs an absolute socket path", err, errlen);
+        if (strlen(p) >= sizeof(out->path))
+            return parse_fail(url, "has too long a socket path", err, errlen);
+        snprintf(out->path, sizeof(out->path), "%s", p);
+        return 0;
+    }
+    if (strncmp(url, "redis://", 8) != 0)
+        return parse_fail(url, "is not a redis:// or unix:// URL", err, errlen);
+    p = url + 8;
+    /* The last '@': the host and database number hold none, a password may. */
+    at = strrchr(p, '@');
+    if (at) {
+        colon = memchr(p, ':', (size_t)(at - p));
+        const char *pw = colon ? colon + 1 : p;
+        if ((size_t)(at - pw) >= sizeof(out->password))
+            return parse_fail(url, "has too long a password", err, errlen);
+        snprintf(out->password, sizeof(out->password), "%.*s", (int)(at - pw), pw);
+        p = at + 1;
+    }
+    end = p + strcspn(p, "/");
+    colon = memchr(p, ':', (size_t)(end - p));
+    hend = colon ? colon : end;
+    if (hend == p)
+        return parse_fail(url, "names no host", err, errlen);
+    if ((size_t)(hend - p) >= sizeof(out->host))
+        return parse_fail(url, "has too long a host name", err, errlen);
+    snprintf(out->host, sizeof(out->host), "%.*s", (int)(hend - p), p);
+    if (colon) {
+        long v = strtol(colon + 1, &e, 10);
+        if (e != end || v < 1 || v > 65535)
+            return parse_fail(url, "has a port that is not 1 to 65535", err, errlen);
+        out->port = (int)v;
+    }
+    if (*end == '/' && end[1] != '\0') {
+        long v = strtol(end + 1, &e, 10);
+        if (*e != '\0' || v < 0 || v > 1000)
+            return parse_fail(url, "has a database number that is not 0 to 1000", err, errlen);
+        out->db = (int)v;
+    }
+    return 0;
+}
+
+const char *redis_target_describe(const struct redis_target *t, char *buf, size_t cap)
+{
+    if (t->path[0])
+        snprintf(buf, cap, "unix://%s", t->path);
+    else
+        snprintf(buf, cap, "redis://%s%s:%d/%d", t->password[0] ? ":" SECRET_MASK "@" : "", t->host,
+                 t->port, t->db);
+    return buf;
+}
+
+int redis_target_resolve(const struct redis_target *t, struct redis_addr *out, char *err,
+                         size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    *out = (struct redis_addr){.port = t->port};
+    snprintf(out->host, sizeof(out->host), "%s", t->host);
+    snprintf(out->path, sizeof(out->path), "%s", t->path);
+    return 0;
+}
+
+/* Runs one set-up command (AUTH, SELECT) on a new context; false with the reason in why. */
+static bool setup_command(redisContext *ctx, const char *fmt, const char *arg, int n, char *why,
+                          size_t whylen)
+{
+    redisReply *rep = arg ? redisCommand(ctx, fmt, arg) : redisCommand(ctx, fmt, n);
+    bool ok = rep && rep->type != REDIS_REPLY_ERROR;
+
+    if (!ok)
+        snprintf(why, whylen, "%s", rep ? rep->str : ctx->errstr[0] ? ctx->errstr : "no answer");
+    if (rep)
+        freeReplyObject(rep);
+    return ok;
+}
+
+redisContext *redis_connect(const struct redis_target *t, char *err, size_t errlen)
+{
+    struct timeval tv = {.tv_sec = 0, .tv_usec = REDIS_TIMEOUT_MS * 1000};
+    struct redis_addr addr;
+    redisContext *ctx;
+
+    if (redis_target_resolve(t, &addr, err, errlen) < 0)
+        return NULL;
+    ctx = addr.path[0] ? redisConnectUnixWithTimeout(addr.path, tv)
+                       : redisConnectWithTimeout(addr.host, addr.port, tv);
+    if (!ctx || ctx->err) {
+        snprintf(err, errlen, "%s", ctx ? ctx->errstr : "out of memory");
+        goto fail;
+    }
+    if (redisSetTimeout(ctx, tv) != REDIS_OK) {
+        snprintf(err, errlen, "cannot set timeout");
+        goto fail;
+    }
+    if (t->password[0] && !setup_command(ctx, "AUTH %s", t->password, 0, err, errlen))
+        goto fail;
+    if (t->db && !setup_command(ctx, "SELECT %d", NULL, t->db, err, errlen))
+        goto fail;
+    return ctx;
+fail:
+    /* Our own messages and hiredis's hold no password; Redis's replies are not ours. */
+    secret_scrub(err, t->password, strlen(t->password));
+    if (ctx)
+        redisFree(ctx);
+    return NULL;
+}
+
+struct redis *redis_new(const struct redis_target *t)
+{
+    struct redis *r = calloc(1, sizeof(*r));
+    if (r)
+        r->target = t;
+    return r;
+}
+
+static void release_reply(struct redis *r)
+{
+    if (r->reply) {
+        freeReplyObject(r->reply);
+        r->reply = NULL;
+    }
+}
+
+void redis_free(struct redis *r)
+{
+    if (!r)
+        return;
+    release_reply(r);
+    if (r->ctx)
+        redisFree(r->ctx);
+    free(r);
+}
+
+const char *redis_error(const struct redis *r)
+{
+    return r->error[0] ? r->error : "unknown error";
+}
+
+void redis_set_prepare(struct redis *r, redis_prepare_fn fn, void *ctx)
+{
+    r->prepare = fn;
+    r->prepare_ctx = ctx;
+}
+
+static void mark_down(struct redis *r, const char *why)
+{
+    /* why may point into the context about to be freed: copy it first, log the copy. */
+    if (why != r->error)
+        snprintf(r->error, sizeof(r->error), "%s", why);
+    secret_scrub(r->error, r->target->password, strlen(r->target->password));
+    if (r->ctx) {
+        redisFree(r->ctx);
+        r->ctx = NULL;
+    }
+    r->retry_at_ms = deadline_now_ms() + RETRY_MS;
+    if (!r->down_logged) {
+        log_warn("redis: unavailable, serving from postgres: %s", r->error);
+        r->down_logged = true;
+    }
+}
+
+/* rep as a command's reply: NULL (and the connection dropped) on any failure, including an
+ * error reply. NOSCRIPT is let through for redis_eval(): the connection is fine. */
+static redisReply *checked(struct redis *r, redisReply *rep)
+{
+    if (!rep) {
+        mark_down(r, r->ctx->errstr[0] ? r->ctx->errstr : "no reply");
+        return NULL;
+    }
+    if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) != 0) {
+        char why[256];
+        snprintf(why, sizeof(why), "%s", rep->str);
+        freeReplyObject(rep);
+        mark_down(r, why);
+        return NULL;
+    }
+    return rep;
+}
+
+static int connect_now(struct redis *r)
+{
+    char why[256];
+
+    memset(r->scripts, 0, sizeof(r->scripts));
+    r->ctx = redis_connect(r->target, why, sizeof(why));
+    if (!r->ctx) {
+        mark_down(r, why);
+        return -EAGAIN;
+    }
+    if (r->down_logged) {
+        log_info("redis: connected again");
+        r->down_logged = false;
+    }
+    return 0;
+}
+
+static int prepare(struct redis *r)
+{
+    int rc;
+
+    if (!r->prepare)
+        return 0;
+    r->preparing = true;
+    rc = r->prepare(r, r->prepare_ctx);
+    r->preparing = false;
+    return rc;
+}
+
+/* Something to send on a ready connection. Returns 0, -EAGAIN when the connection failed
+ * (it has been dropped), or another negative code, returned as it is. */
+typedef int (*send_fn)(struct redis *r, void *arg);
+
+/* Runs send on a connection, connecting first if need be (not within RETRY_MS of a failure)
+ * and running the prepare hook. A connection that worked before and fails now (Redis
+ * restarted, say) gets one immediate reconnect and retry, so a restart costs no request. */
+static int with_connection(struct redis *r, send_fn send, void *arg)
+{
+    int rc = -EAGAIN;
+
+    if (r->preparing)
+        return r->ctx ? send(r, arg) : -EAGAIN;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        bool fresh = !r->ctx;
+        if (fresh && deadline_now_ms() < r->retry_at_ms)
+            return -EAGAIN;
+        if (fresh && connect_now(r) < 0)
+            return -EAGAIN;
+        rc = prepare(r);
+        if (rc == 0)
+            rc = send(r, arg);
+        if (rc != -EAGAIN || fresh)
+            return rc;
+        r->retry_at_ms = 0;
+    }
+    return rc;
+}
+
+/* One command: a format and its arguments, or an argument vector. */
+struct command {
+    const char *fmt;
+    va_list *ap;
+    int argc;
+    const char *const *argv;
+    const size_t *argvlen;
+    redisReply *reply; /* its reply, once sent */
+};
+
+static int send_command(struct redis *r, void *arg)
+{
+    struct command *cmd = arg;
+    redisReply *rep;
+
+    if (cmd->fmt) {
+        va_list ap;
+        va_copy(ap, *cmd->ap);
+        rep = redisvCommand(r->ctx, cmd->fmt, ap);
+        va_end(ap);
+    } else {
+        rep = redisCommandArgv(r->ctx, cmd->argc, (const char **)cmd->argv, cmd->argvlen);
+    }
+    cmd->reply = checked(r, rep);
+    return cmd->reply ? 0 : -EAGAIN;
+}
+
+/* Gives the caller its view of rep, which r keeps until its next command. */
+static int hand_out(struct redis *r, redisReply *rep, struct redis_reply *out)
+{
+    release_reply(r);
+    if (rep->type == REDIS_REPLY_ERROR) {
+        /* NOSCRIPT, to someone who sent EVALSHA without redis_eval(). */
+        snprintf(r->error, sizeof(r->error), "%s", rep->str);
+        freeReplyObject(rep);
+        return -EPROTO;
+    }
+    if (!out) {
+        freeReplyObject(rep);
+        return 0;
+    }
+    r->reply = rep;
+    *out = (struct redis_reply){.kind = REDIS_KIND_OTHER};
+    if (rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_STATUS) {
+        out->kind = REDIS_KIND_STRING;
+        out->str = rep->str;
+        out->len = rep->len;
+    } else if (rep->type == REDIS_REPLY_INTEGER) {
+        out->kind = REDIS_KIND_INTEGER;
+        out->integer = rep->integer;
+    } else if (rep->type == REDIS_REPLY_NIL) {
+        out->kind = REDIS_KIND_NIL;
+    }
+    return 0;
+}
+
+int redis_command(struct redis *r, struct redis_reply *reply, const char *fmt, ...)
+{
+    struct command cmd = {.fmt = fmt};
+    va_list ap;
+    int rc;
+
+    release_reply(r);
+    va_start(ap, fmt);
+    cmd.ap = &ap;
+    rc = with_connection(r, send_command, &cmd);
+    va_end(ap);
+    return rc < 0 ? rc : hand_out(r, cmd.reply, reply);
+}
+
+int redis_command_argv(struct redis *r, struct redis_reply *reply, int argc,
+                       const char *const *argv, const size_t *argvlen)
+{
+    struct command cmd = {.argc = argc, .argv = argv, .argvlen = argvlen};
+    int rc;
+
+    release_reply(r);
+    rc = with_connection(r, send_command, &cmd);
+    return rc < 0 ? rc : hand_out(r, cmd.reply, reply);
+}
+
+struct pipeline {
+    size_t n;
+    int (*build)(void *ctx, size_t i, struct redis_argv *cmd);
+    void *ctx;
+};
+
+static int send_pipeline(struct redis *r, void *arg)
+{
+    struct pipeline *p = arg;
+    char failure[256] = "";
+    size_t sent = 0;
+    redisReply *rep;
+    int rc = 0;
+
+    for (size_t i = 0; i < p->n; i++) {
+        struct redis_argv cmd = {0};
+        rc = p->build(p->ctx, i, &cmd);
+        if (rc < 0)
+            break;
+        if (redisAppendCommandArgv(r->ctx, cmd.argc, (const char **)cmd.argv, cmd.argvlen) !=
+            REDIS_OK) {
+            rc = -ENOMEM;
+            break;
+        }
+        sent++;
+    }
+    /* The replies of whatever was sent are read, whatever happened, so that the connection
+     * stays in step. */
+    for (size_t i = 0; i < sent; i++) {
+        if (redisGetReply(r->ctx, (void **)&rep) != REDIS_OK || !rep) {
+            mark_down(r, r->ctx->errstr[0] ? r->ctx->errstr : "no reply");
+            return -EAGAIN;
+        }
+        if (rep->type == REDIS_REPLY_ERROR && !failure[0])
+            snprintf(failure, sizeof(failure), "%s", rep->str);
+        freeReplyObject(rep);
+    }
+    if (failure[0]) {
+        mark_down(r, failure);
+        return -EAGAIN;
+    }
+    return rc;
+}
+
+int redis_pipeline(struct redis *r, size_t n,
+                   int (*build)(void *ctx, size_t i, struct redis_argv *cmd), void *ctx)
+{
+    struct pipeline p = {.n = n, .build = build, .ctx = ctx};
+
+    release_reply(r);
+    if (n == 0)
+        return 0;
+    return with_connection(r, send_pipeline, &p);
+}
+
+int redis_eval(struct redis *r, const char *script, const char *const *keys, int nkeys,
+               const long long *args, int nargs, long long *out, size_t nout)
+{
+    char text[EVAL_MAX_ARGS][24], count[16];
+    const char *argv[3 + EVAL_MAX_ARGS * 2];
+    redisReply *rep;
+    int rc, argc = 3;
+
+    if (nargs < 0 || nargs > EVAL_MAX_ARGS || nkeys < 0 || nkeys > EVAL_MAX_ARGS)
+        return -EINVAL;
+    release_reply(r);
+    int slot = -1;
+    for (int i = 0; i < REDIS_SCRIPTS; i++)
+        if (r->scripts[i].script == script)
+            slot = i;
+    if (slot < 0) {
+        const char *load_argv[] = {"SCRIPT", "LOAD", script};
+        struct command load = {.argc = 3, .argv = load_argv};
+        rc = with_connection(r, send_command, &load);
+        if (rc < 0)
+            return rc;
+        rep = load.reply;
+        slot = (int)(r->next_script++ % REDIS_SCRIPTS);
+        r->scripts[slot].script = NULL;
+        if (rep->type == REDIS_REPLY_STRING && rep->len < sizeof(r->scripts[slot].sha)) {
+            memcpy(r->scripts[slot].sha, rep->str, rep->len);
+            r->scripts[slot].sha[rep->len] = '\0';
+            r->scripts[slot].script = script;
+        }
+        freeReplyObject(rep);
+        if (r->scripts[slot].script != script)
+            return -EPROTO;
+    }
+    snprintf(count, sizeof(count), "%d", nkeys);
+    argv[0] = "EVALSHA";
+    argv[1] = r->scripts[slot].sha;
+    argv[2] = count;
+    for (int i = 0; i < nkeys; i++)
+        argv[argc++] = keys[i];
+    for (int i = 0; i < nargs; i++) {
+        snprintf(text[i], sizeof(text[i]), "%lld", args[i]);
+        argv[argc++] = text[i];
+    }
+    struct command run = {.argc = argc, .argv = argv};
+    rc = with_connection(r, send_command, &run);
+    if (rc == 0 && run.reply->type == REDIS_REPLY_ERROR) {
+        /* NOSCRIPT: Redis restarted or its scripts were flushed. */
+        freeReplyObject(run.reply);
+        argv[0] = "EVAL";
+        argv[1] = script;
+        rc = with_connection(r, send_command, &run);
+    }
+    if (rc < 0)
+        return rc;
+    rep = run.reply;
+    rc = -EPROTO;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= nout) {
+        rc = 0;
+        for (size_t i = 0; i < nout && rc == 0; i++) {
+            if (rep->element[i]->type != REDIS_REPLY_INTEGER)
+                rc = -EPROTO;
+            else
+                out[i] = rep->element[i]->integer;
+        }
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int redis_incr(struct redis *r, const char *key)
+{
+    return redis_command(r, NULL, "INCR %s", key);
+}
+
+int redis_ping(struct redis *r)
+{
+    return redis_command(r, NULL, "PING");
+}

@@ -1,0 +1,160 @@
+/* The redirect cache on a worker's Redis connection, and the pending deletions (see cache.h). */
+#include "cache.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "invalidation.h"
+#include "log.h"
+#include "redis.h"
+
+struct cache {
+    struct redis *redis;
+    struct cache_pending *pending;
+};
+
+int cache_pending_init(struct cache_pending *p)
+{
+    atomic_init(&p->count, 0);
+    return pthread_mutex_init(&p->lock, NULL) == 0 ? 0 : -ENOMEM;
+}
+
+void cache_pending_release(struct cache_pending *p)
+{
+    pthread_mutex_destroy(&p->lock);
+}
+
+static void remember(struct cache_pending *p, const char *key)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    size_t n = atomic_load_explicit(&p->count, memory_order_relaxed);
+    if (n < CACHE_PENDING_MAX) {
+        snprintf(p->keys[n], sizeof(p->keys[n]), "%s", key);
+        atomic_store_explicit(&p->count, n + 1, memory_order_release);
+    } else {
+        log_error("redis: more than %d deletions wait for redis; %s may be served from the cache "
+                  "until it expires there",
+                  CACHE_PENDING_MAX, key);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* The prepare hook: drops the entries of links deleted while Redis could not be reached,
+ * before the connection serves anything. One atomic load when there are none. */
+static int drain(struct redis *r, void *ctx)
+{
+    struct cache_pending *p = ctx;
+    char key[CACHE_KEY_MAX + 1];
+
+    while (atomic_load_explicit(&p->count, memory_order_acquire) > 0) {
+        pthread_mutex_lock(&p->lock);
+        size_t n = atomic_load_explicit(&p->count, memory_order_relaxed);
+        if (n == 0) {
+            pthread_mutex_unlock(&p->lock);
+            break;
+        }
+        memcpy(key, p->keys[n - 1], sizeof(key));
+        pthread_mutex_unlock(&p->lock);
+        if (linkentry_evict(r, key) < 0 ||
+            redis_command(r, NULL, "PUBLISH " INVALIDATION_CHANNEL " %s", key) < 0)
+            return -EAGAIN;
+        /* Remove it only now; another thread may have drained it too, which is harmless. */
+        pthread_mutex_lock(&p->lock);
+        n = atomic_load_explicit(&p->count, memory_order_relaxed);
+        for (size_t i = n; i-- > 0;)
+            if (strcmp(p->keys[i], key) == 0) {
+                memcpy(p->keys[i], p->keys[n - 1], sizeof(p->keys[i]));
+                atomic_store_explicit(&p->count, n - 1, memory_order_release);
+                break;
+            }
+        pthread_mutex_unlock(&p->lock);
+    }
+    return 0;
+}
+
+void cache_pending_attach(struct cache_pending *p, struct redis *r)
+{
+    if (p)
+        redis_set_prepare(r, drain, p);
+}
+
+struct cache *cache_new(struct redis *r, struct cache_pending *pending)
+{
+    struct cache *c = calloc(1, sizeof(*c));
+
+    if (!c)
+        return NULL;
+    c->redis = r;
+    c->pending = pending;
+    cache_pending_attach(pending, r);
+    return c;
+}
+
+void cache_free(struct cache *c)
+{
+    free(c);
+}
+
+const char *cache_error(const struct cache *c)
+{
+    return redis_error(c->redis);
+}
+
+int cache_get(struct cache *c, const char *key, char *url, size_t cap, struct link_rules *rules)
+{
+    return linkentry_get(c->redis, key, url, cap, rules);
+}
+
+int cache_fill(struct cache *c, const char *key, const char *url, const struct link_rules *rules,
+               int64_t ttl)
+{
+    return linkentry_fill(c->redis, key, url, rules, ttl);
+}
+
+int cache_fill_negative(struct cache *c, const char *key, int64_t ttl)
+{
+    return linkentry_fill_negative(c->redis, key, ttl);
+}
+
+int cache_evict(struct cache *c, const char *key)
+{
+    int rc = linkentry_evict(c->redis, key);
+    if (rc < 0)
+        remember(c->pending, key);
+    return rc;
+}
+
+int cache_evict_many(struct cache *c, const char *const *keys, size_t n)
+{
+    return linkentry_evict_many(c->redis, keys, n);
+}
+
+int cache_tombstone(struct cache *c, const char *key, int64_t ttl)
+{
+    int rc = linkentry_tombstone(c->redis, key, ttl);
+    /* Other servers drop the key from their hot caches when they hear this. */
+    if (rc == 0 && redis_command(c->redis, NULL, "PUBLISH " INVALIDATION_CHANNEL " %s", key) < 0)
+        rc = -EAGAIN;
+    if (rc < 0)
+        remember(c->pending, key);
+    return rc;
+}
+
+int cache_invalidate(struct cache *c, const char *key, int64_t ttl)
+{
+    int rc = linkentry_mark_edited(c->redis, key, ttl);
+    if (rc == 0 && redis_command(c->redis, NULL, "PUBLISH " INVALIDATION_CHANNEL " %s", key) < 0)
+        rc = -EAGAIN;
+    if (rc < 0)
+        remember(c->pending, key);
+    return rc;
+}
+
+int cache_ping(struct cache *c)
+{
+    return redis_ping(c->redis) < 0 ? -EAGAIN : 0;
+}

@@ -1,0 +1,50 @@
+/* The password form (see pwform.h). */
+#include "pwform.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "htmlesc.h"
+
+const char *const pwform_html_headers[] = {
+    "Content-Security-Policy",
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options",
+    "nosniff",
+    "Referrer-Policy",
+    "no-referrer",
+    "X-Frame-Options",
+    "DENY",
+    "Cache-Control",
+    "no-store",
+    NULL};
+
+enum http_step pwform_send(struct http_request *r, const char *key, unsigned status,
+                           enum pwform_note note)
+{
+    static const char *const notes[] = {
+        [PWFORM_ASK] = "This link is protected by a password.",
+        [PWFORM_WRONG] = "That password is not right. Try again.",
+        [PWFORM_TOO_MANY] = "Too many wrong passwords. Wait a few minutes, then try again.",
+    };
+    char esc[HTMLESC_MAX(64)], page[2048];
+    int n;
+
+    htmlesc(key, esc, sizeof(esc));
+    n = snprintf(page, sizeof(page),
+                 "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+                 "<title>Password required</title></head>\n<body><main>"
+                 "<h1>Password required</h1>\n<p role=\"%s\">%s</p>\n"
+                 "<form method=\"post\" action=\"/%s\">"
+                 "<label for=\"password\">Password</label> "
+                 "<input id=\"password\" name=\"password\" type=\"password\" required "
+                 "minlength=\"8\" maxlength=\"128\" autocomplete=\"current-password\" autofocus> "
+                 "<button type=\"submit\">Open link</button></form></main></body></html>\n",
+                 note == PWFORM_ASK ? "status" : "alert", notes[note], esc);
+    if (n < 0 || (size_t)n >= sizeof(page))
+        return http_problem(r, 500, "internal", "the form does not fit its buffer");
+    return http_send(r, status, "text/html; charset=utf-8", page, (size_t)n,
+                     pwform_html_headers);
+}

@@ -1,0 +1,120 @@
+/* Unit tests for lib/linkentry.c: the "u:<key>" entries, against the stand-in Redis in
+ * fakeredis.h (a real one is exercised by the integration tests). */
+#include "linkentry.c"
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "fakeredis.h"
+
+static struct fake_redis fake;
+static struct redis_target target;
+static struct redis *r;
+
+static int setup(void **state)
+{
+    (void)state;
+    if (fake_redis_start(&fake, "") < 0)
+        return -1;
+    snprintf(target.path, sizeof(target.path), "%s", fake.path);
+    r = redis_new(&target);
+    return r ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    redis_free(r);
+    fake_redis_stop(&fake);
+    return 0;
+}
+
+static void test_fill_and_get(void **state)
+{
+    char url[64];
+    int64_t expires = -1;
+    (void)state;
+    assert_int_equal(linkentry_get(r, "a1", url, sizeof(url), &expires), -ENOENT);
+    assert_int_equal(linkentry_fill(r, "a1", "https://example.com/x", 1700000000, 60), 0);
+    assert_int_equal(linkentry_get(r, "a1", url, sizeof(url), &expires), LINKENTRY_HIT);
+    assert_string_equal(url, "https://example.com/x");
+    assert_int_equal(expires, 1700000000);
+    /* A URL longer than the caller's buffer is a miss, never cut short. */
+    assert_int_equal(linkentry_get(r, "a1", url, 10, &expires), -ENOENT);
+    /* Exactly fitting, NUL included. */
+    assert_int_equal(linkentry_get(r, "a1", url, sizeof("https://example.com/x"), &expires),
+                     LINKENTRY_HIT);
+}
+
+static void test_negative_and_tombstone(void **state)
+{
+    char url[64];
+    int64_t expires;
+    (void)state;
+    assert_int_equal(linkentry_fill_negative(r, "n1", 5), 0);
+    assert_int_equal(linkentry_get(r, "n1", url, sizeof(url), &expires), LINKENTRY_NEGATIVE);
+    /* A fill never overwrites: the tombstone of a delete wins over a fill that raced it. */
+    assert_int_equal(linkentry_fill(r, "t1", "https://example.com/t", 0, 60), 0);
+    assert_int_equal(linkentry_tombstone(r, "t1", 5), 0);
+    assert_int_equal(linkentry_fill(r, "t1", "https://example.com/t", 0, 60), 0);
+    assert_int_equal(linkentry_get(r, "t1", url, sizeof(url), &expires), LINKENTRY_NEGATIVE);
+    assert_int_equal(linkentry_evict(r, "t1"), 0);
+    assert_int_equal(linkentry_get(r, "t1", url, sizeof(url), &expires), -ENOENT);
+}
+
+static void test_foreign_values_are_misses(void **state)
+{
+    char url[64];
+    int64_t expires;
+    (void)state;
+    assert_int_equal(redis_command(r, NULL, "SET u:f1 %s", "not ours"), 0);
+    assert_int_equal(linkentry_get(r, "f1", url, sizeof(url), &expires), -ENOENT);
+    assert_int_equal(redis_command(r, NULL, "SET u:f2 %s", "123"), 0);
+    assert_int_equal(linkentry_get(r, "f2", url, sizeof(url), &expires), -ENOENT);
+}
+
+static void test_evict_many_in_chunks(void **state)
+{
+    enum { N = 2 * EVICT_CHUNK + 5 };
+    static char names[N][8];
+    static const char *keys[N];
+    char log[512];
+    (void)state;
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof(names[i]), "e%d", i);
+        keys[i] = names[i];
+    }
+    assert_int_equal(linkentry_fill_negative(r, "e0", 5), 0);
+    assert_int_equal(linkentry_fill_negative(r, "e2004", 5), 0);
+    fake_redis_take_log(&fake, log, sizeof(log));
+    assert_int_equal(linkentry_evict_many(r, keys, N), 0);
+    assert_int_equal(linkentry_evict_many(r, keys, 0), 0);
+    fake_redis_take_log(&fake, log, sizeof(log));
+    /* Three DEL commands (the fake logs the first few bytes of each). */
+    int dels = 0;
+    for (const char *p = log; (p = strstr(p, "DEL u:")) != NULL; p++)
+        dels++;
+    assert_int_equal(dels, 3);
+    assert_non_null(strstr(log, "DEL u:e0 u:e1 "));
+    assert_non_null(strstr(log, "DEL u:e2000 u:e2001 u:e2002 u:e2003 u:e2004"));
+    char url[64];
+    int64_t expires;
+    assert_int_equal(linkentry_get(r, "e2004", url, sizeof(url), &expires), -ENOENT);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fill_and_get),
+        cmocka_unit_test(test_negative_and_tombstone),
+        cmocka_unit_test(test_foreign_values_are_misses),
+        cmocka_unit_test(test_evict_many_in_chunks),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
