@@ -40,7 +40,7 @@ LIBCOMMON := $(BUILD)/libcommon.a
 PROGRAMS := $(BINDIR)/shortener $(BINDIR)/kgs $(BINDIR)/shortenerctl
 
 UNIT_TESTS := base62 config kgs_proto sock urlcheck request timefmt apikey keybuf keyperm cache \
-	hotcache jobqueue visits cleanup ratelimit clientip authcache metrics
+	hotcache jobqueue visits cleanup ratelimit clientip authcache metrics keyhash
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
 
 PYTEST := /usr/bin/python3 -m pytest

@@ -22,12 +22,6 @@ static void count_visit(void *ctx, const char *key, size_t keylen, uint32_t coun
     visits_seen += count;
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    return sodium_init() < 0 ? -1 : 0;
-}
-
 static struct hotcache *enabled_cache(size_t entries)
 {
     struct hotcache *h = hotcache_new(entries, 60, count_visit, NULL);
@@ -203,5 +197,5 @@ int main(void)
         cmocka_unit_test(test_bounded_and_keeps_the_referenced),
         cmocka_unit_test(test_visits_are_handed_on),
     };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }
