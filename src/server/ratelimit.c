@@ -9,6 +9,7 @@
 
 #include "apikey.h"
 #include "cache.h"
+#include "keyhash.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -151,20 +152,14 @@ void ratelimit_local_release(struct ratelimit_local *l)
     l->slots = NULL;
 }
 
-/* FNV-1a: the keys are ours (ids and addresses), not chosen to collide. */
-static uint64_t hash_key(const char *key)
-{
-    uint64_t h = 14695981039346656037ULL;
-    for (; *key; key++)
-        h = (h ^ (unsigned char)*key) * 1099511628211ULL;
-    return h;
-}
-
 int64_t ratelimit_local_check_n(struct ratelimit_local *l, const char *key, int64_t now_us,
                                 const struct ratelimit_policy *p, int64_t n, bool commit,
                                 struct ratelimit_result *out)
 {
-    size_t mask = l->nslots - 1, at = (size_t)hash_key(key) & mask;
+    /* Keyed: the keys hold client addresses, and anyone with many IPv6 /64s could otherwise
+     * pick addresses that land on the slots of a given limit and push it out of the table,
+     * where it would start again with a full burst. */
+    size_t mask = l->nslots - 1, at = (size_t)keyhash(key, strlen(key)) & mask;
     struct ratelimit_slot *slot = NULL, *oldest = NULL;
 
     pthread_mutex_lock(&l->lock);
