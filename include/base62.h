@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define BASE62_KEY_LEN 7
+#include "keyspace.h"
 
 /* Fills out[0..len-1] with uniformly random base62 digits (libsodium, no modulo bias) and
  * NUL-terminates it: out must hold len + 1 bytes. Call sodium_init() first. */
@@ -13,7 +13,7 @@ void base62_random(char *out, size_t len);
 
 bool base62_is_digit(char c);
 
-/* True when s[0..len-1] is exactly a generated key: BASE62_KEY_LEN base62 digits. */
+/* True when s[0..len-1] is exactly a generated key: GENERATED_KEY_LEN base62 digits. */
 bool base62_is_key(const char *s, size_t len);
 
 #endif

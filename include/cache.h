@@ -13,7 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CACHE_KEY_MAX     64
+#include "keyspace.h"
+
 #define CACHE_PENDING_MAX 4096
 
 struct cache;
@@ -24,7 +25,7 @@ struct cache;
 struct cache_pending {
     pthread_mutex_t lock;
     atomic_size_t count;
-    char keys[CACHE_PENDING_MAX][CACHE_KEY_MAX + 1];
+    char keys[CACHE_PENDING_MAX][KEY_MAX_LEN + 1];
 };
 
 int cache_pending_init(struct cache_pending *p);

@@ -15,15 +15,14 @@
 #include <stdint.h>
 
 #include "jobqueue.h"
-
-#define LINK_KEY_MAX 64
+#include "keyspace.h"
 
 struct cache_pending;
 struct linkwriter;
 
 struct link_job {
     /* Filled by the submitter. */
-    char key[LINK_KEY_MAX + 1];
+    char key[KEY_MAX_LEN + 1];
     char *url;                          /* owned by the job: link_job_free() */
     int64_t owner;                      /* 0: anonymous */
     int64_t expires_at;                 /* 0: never */

@@ -6,9 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "keyspace.h"
+
 #define REQUEST_MAX_BODY (64 * 1024)
-#define ALIAS_MIN_LEN    3
-#define ALIAS_MAX_LEN    64
 
 enum body_type { BODY_JSON, BODY_FORM, BODY_UNSUPPORTED };
 

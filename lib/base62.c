@@ -19,7 +19,7 @@ bool base62_is_digit(char c)
 
 bool base62_is_key(const char *s, size_t len)
 {
-    if (len != BASE62_KEY_LEN)
+    if (len != GENERATED_KEY_LEN)
         return false;
     for (size_t i = 0; i < len; i++)
         if (!base62_is_digit(s[i]))

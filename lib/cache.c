@@ -215,7 +215,7 @@ static int connect_now(struct cache *c)
 static int drain_pending(struct cache *c)
 {
     struct cache_pending *p = c->pending;
-    char key[CACHE_KEY_MAX + 1];
+    char key[KEY_MAX_LEN + 1];
 
     while (p && atomic_load_explicit(&p->count, memory_order_acquire) > 0) {
         pthread_mutex_lock(&p->lock);
@@ -385,7 +385,7 @@ static int evict_pipelined(struct cache *c, const char *const *keys, size_t n)
 {
     const char *argv[EVICT_CHUNK + 1];
     size_t argvlen[EVICT_CHUNK + 1];
-    char(*names)[CACHE_KEY_MAX + 3] = malloc(EVICT_CHUNK * sizeof(*names));
+    char(*names)[KEY_MAX_LEN + 3] = malloc(EVICT_CHUNK * sizeof(*names));
     size_t sent = 0, failed = 0;
     redisReply *r;
     int rc = 0;

@@ -328,7 +328,7 @@ static int create_finish(struct http_request *r)
 {
     struct server *s = r->srv;
     struct link_job *job = r->job;
-    char location[sizeof(API_PREFIX) + LINK_KEY_MAX + 2];
+    char location[sizeof(API_PREFIX) + KEY_MAX_LEN + 2];
 
     if (r->admit) {
         r->rl_result = r->admit->job.result;

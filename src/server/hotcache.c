@@ -128,7 +128,7 @@ int hotcache_get(struct hotcache *h, const char *key, size_t keylen, char *url, 
 {
     int rc = -ENOENT;
 
-    if (!h->nsets || keylen > HOTCACHE_KEY_MAX ||
+    if (!h->nsets || keylen > KEY_MAX_LEN ||
         !atomic_load_explicit(&h->enabled, memory_order_acquire))
         return -ENOENT;
     uint64_t tag = hash_of(key, keylen);
@@ -175,7 +175,7 @@ void hotcache_put(struct hotcache *h, uint64_t epoch, const char *key, size_t ke
 {
     size_t urllen = strlen(url);
 
-    if (!h->nsets || keylen > HOTCACHE_KEY_MAX || urllen > UINT16_MAX ||
+    if (!h->nsets || keylen > KEY_MAX_LEN || urllen > UINT16_MAX ||
         !atomic_load_explicit(&h->enabled, memory_order_acquire))
         return;
     struct hot_entry *e = malloc(sizeof(*e) + keylen + urllen + 2);
@@ -216,7 +216,7 @@ void hotcache_put(struct hotcache *h, uint64_t epoch, const char *key, size_t ke
 
 void hotcache_evict(struct hotcache *h, const char *key, size_t keylen)
 {
-    if (!h->nsets || keylen > HOTCACHE_KEY_MAX)
+    if (!h->nsets || keylen > KEY_MAX_LEN)
         return;
     atomic_fetch_add_explicit(&h->epoch, 1, memory_order_acq_rel);
     uint64_t tag = hash_of(key, keylen);

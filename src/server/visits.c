@@ -10,8 +10,8 @@
 
 #include "deadline.h"
 #include "keyhash.h"
+#include "keyspace.h"
 #include "log.h"
-#include "request.h"
 #include "store.h"
 
 /* 16 bytes; the key itself is in the table's arena. Keeping many distinct keys cheap matters:
@@ -174,7 +174,7 @@ struct visits *visits_new(struct store *store, unsigned flush_ms, size_t max_key
 bool visits_record(struct visits *v, const char *key, size_t len)
 {
     bool ok;
-    if (len > ALIAS_MAX_LEN)
+    if (len > KEY_MAX_LEN)
         return false;
     pthread_mutex_lock(&v->lock);
     ok = table_add(v, key, len, 1);
@@ -185,7 +185,7 @@ bool visits_record(struct visits *v, const char *key, size_t len)
 bool visits_add(struct visits *v, const char *key, size_t len, uint32_t n)
 {
     bool ok;
-    if (len > ALIAS_MAX_LEN || n == 0)
+    if (len > KEY_MAX_LEN || n == 0)
         return n == 0;
     pthread_mutex_lock(&v->lock);
     ok = table_add(v, key, len, n);

@@ -41,7 +41,7 @@ static void test_random_shape(void **state)
         for (size_t i = 0; i < len; i++)
             assert_true(base62_is_digit(buf[i]));
     }
-    base62_random(buf, BASE62_KEY_LEN);
+    base62_random(buf, GENERATED_KEY_LEN);
     assert_true(base62_is_key(buf, strlen(buf)));
 }
 

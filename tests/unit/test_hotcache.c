@@ -112,7 +112,7 @@ static void test_disabled_holds_nothing(void **state)
 static void test_age_bound_and_sizes(void **state)
 {
     struct hotcache *h = enabled_cache(64);
-    char url[16], key[HOTCACHE_KEY_MAX + 2];
+    char url[16], key[KEY_MAX_LEN + 2];
     int64_t exp;
     (void)state;
 

@@ -50,7 +50,7 @@ static void test_known_answers(void **state)
 {
     unsigned char secret[KEYPERM_SECRET_LEN];
     struct keyperm p;
-    char key[BASE62_KEY_LEN + 1];
+    char key[GENERATED_KEY_LEN + 1];
     (void)state;
 
     /* Recorded from algorithm 1. If this fails, the permutation changed: every deployment
@@ -134,7 +134,7 @@ static void test_spread(void **state)
     unsigned char secret[KEYPERM_SECRET_LEN];
     struct keyperm p;
     unsigned buckets[62] = {0};
-    char key[BASE62_KEY_LEN + 1];
+    char key[GENERATED_KEY_LEN + 1];
     (void)state;
 
     secret_of(secret, 9);
