@@ -4,12 +4,17 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "keyspace.h"
 
 /* Fills out[0..len-1] with uniformly random base62 digits (libsodium, no modulo bias) and
  * NUL-terminates it: out must hold len + 1 bytes. Call sodium_init() first. */
 void base62_random(char *out, size_t len);
+
+/* Writes the last len base62 digits of v, most significant first, and a NUL: out must hold
+ * len + 1 bytes. Digit d is the d-th character of 0-9, A-Z, a-z. */
+void base62_encode(uint64_t v, char *out, size_t len);
 
 bool base62_is_digit(char c);
 

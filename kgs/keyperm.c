@@ -11,9 +11,6 @@
 #define HALF_BITS 21
 #define HALF_MASK ((UINT64_C(1) << HALF_BITS) - 1)
 
-static const char base62_digits[] =
-    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
 void keyperm_init(struct keyperm *p, const unsigned char secret[KEYPERM_SECRET_LEN])
 {
     /* One independent key per round, so no round can be traded for another. */
@@ -65,11 +62,5 @@ uint64_t keyperm_apply(const struct keyperm *p, uint64_t index)
 
 void keyperm_key(const struct keyperm *p, uint64_t index, char out[GENERATED_KEY_LEN + 1])
 {
-    uint64_t v = keyperm_apply(p, index);
-
-    for (int i = GENERATED_KEY_LEN - 1; i >= 0; i--) {
-        out[i] = base62_digits[v % 62];
-        v /= 62;
-    }
-    out[GENERATED_KEY_LEN] = '\0';
+    base62_encode(keyperm_apply(p, index), out, GENERATED_KEY_LEN);
 }

@@ -1,4 +1,5 @@
-/* Base62 digits drawn from libsodium's CSPRNG. */
+/* Base62 digits: the one alphabet of generated keys and API-key secrets, drawn from
+ * libsodium's CSPRNG or encoded from a number (kgs's permuted indices). */
 #include "base62.h"
 
 #include <sodium.h>
@@ -9,6 +10,15 @@ void base62_random(char *out, size_t len)
 {
     for (size_t i = 0; i < len; i++)
         out[i] = alphabet[randombytes_uniform(62)];
+    out[len] = '\0';
+}
+
+void base62_encode(uint64_t v, char *out, size_t len)
+{
+    for (size_t i = len; i > 0; i--) {
+        out[i - 1] = alphabet[v % 62];
+        v /= 62;
+    }
     out[len] = '\0';
 }
 
