@@ -17,6 +17,14 @@
 
 #define CACHE_PENDING_MAX 4096
 
+/* The entry format above, for whatever else reads or writes entries as the server does (the
+ * benchmark's ceiling, tests/bench/ceiling.c): the Redis key of a link's entry, the separator
+ * between expires_at (decimal seconds) and the url, and the whole value of a negative entry. */
+#define CACHE_ENTRY_KEY_FMT  "u:%s"
+#define CACHE_ENTRY_SEP      "\n"
+#define CACHE_ENTRY_NEGATIVE "!"
+_Static_assert(sizeof(CACHE_ENTRY_SEP) == 2, "readers find the separator with memchr()");
+
 struct cache;
 
 /* Deletions whose cache entry could not be removed because Redis was unreachable, shared by

@@ -27,6 +27,15 @@ const char *store_error(const struct store *st);
 
 int store_ping(struct store *st);
 
+/* The statement behind store_lookup_redirect(): $1 the key; one row for a live link, with
+ * its url, its expiry in seconds since the epoch (0: never) and its whole seconds of life
+ * left (-1: never). Here rather than in store.c so that the benchmark's ceiling
+ * (tests/bench/ceiling.c) makes PostgreSQL do exactly the work a redirect does. */
+#define STORE_LOOKUP_REDIRECT_SQL                                                                  \
+    "SELECT url, COALESCE(floor(extract(epoch FROM expires_at))::bigint, 0),"                      \
+    " COALESCE(floor(extract(epoch FROM expires_at - now()))::bigint, -1)"                         \
+    " FROM urls WHERE key = $1 AND (expires_at IS NULL OR expires_at > now())"
+
 /* The live link under key. *url is heap-allocated (free()); *expires_at is seconds since
  * the epoch, or 0 when it never expires; *remaining is whole seconds of life left
  * (by the database's clock), or -1 when it never expires. */

@@ -14,7 +14,7 @@
 #include "invalidation.h"
 #include "log.h"
 
-#define KEY_FMT "u:%s"
+#define KEY_FMT CACHE_ENTRY_KEY_FMT
 
 /* Redis answers in microseconds; anything slower than this is treated as down. */
 #define CACHE_TIMEOUT_MS 250
@@ -334,9 +334,11 @@ int cache_get(struct cache *c, const char *key, char *url, size_t cap, int64_t *
         return -EAGAIN;
     if (r->type == REDIS_REPLY_STRING) {
         char *nl;
-        if (r->len == 1 && r->str[0] == '!') {
+        if (r->len == strlen(CACHE_ENTRY_NEGATIVE) &&
+            memcmp(r->str, CACHE_ENTRY_NEGATIVE, r->len) == 0) {
             rc = CACHE_NEGATIVE;
-        } else if ((nl = memchr(r->str, '\n', r->len)) && r->len - (size_t)(nl - r->str) <= cap) {
+        } else if ((nl = memchr(r->str, CACHE_ENTRY_SEP[0], r->len)) &&
+                   r->len - (size_t)(nl - r->str) <= cap) {
             size_t ulen = r->len - (size_t)(nl - r->str) - 1;
             *expires_at = strtoll(r->str, NULL, 10);
             memcpy(url, nl + 1, ulen);
@@ -360,13 +362,13 @@ static int simple(redisReply *r)
 int cache_fill(struct cache *c, const char *key, const char *url, int64_t expires_at, int64_t ttl)
 {
     char head[24];
-    snprintf(head, sizeof(head), "%" PRId64 "\n", expires_at);
+    snprintf(head, sizeof(head), "%" PRId64 CACHE_ENTRY_SEP, expires_at);
     return simple(run(c, "SET " KEY_FMT " %s%s EX %" PRId64 " NX", key, head, url, ttl));
 }
 
 int cache_fill_negative(struct cache *c, const char *key, int64_t ttl)
 {
-    return simple(run(c, "SET " KEY_FMT " ! EX %" PRId64 " NX", key, ttl));
+    return simple(run(c, "SET " KEY_FMT " " CACHE_ENTRY_NEGATIVE " EX %" PRId64 " NX", key, ttl));
 }
 
 int cache_evict(struct cache *c, const char *key)
@@ -453,7 +455,7 @@ int cache_evict_many(struct cache *c, const char *const *keys, size_t n)
 
 int cache_tombstone(struct cache *c, const char *key, int64_t ttl)
 {
-    int rc = simple(run(c, "SET " KEY_FMT " ! EX %" PRId64, key, ttl));
+    int rc = simple(run(c, "SET " KEY_FMT " " CACHE_ENTRY_NEGATIVE " EX %" PRId64, key, ttl));
     /* Other servers drop the key from their hot caches when they hear this. */
     if (rc == 0)
         rc = simple(run(c, "PUBLISH " INVALIDATION_CHANNEL " %s", key));

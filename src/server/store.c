@@ -21,10 +21,7 @@ static const struct {
     const char *sql;
 } statements[ST_COUNT] = {
     [ST_PING] = {"ping", "SELECT 1"},
-    [ST_LOOKUP] = {"lookup",
-                   "SELECT url, COALESCE(floor(extract(epoch FROM expires_at))::bigint, 0),"
-                   " COALESCE(floor(extract(epoch FROM expires_at - now()))::bigint, -1)"
-                   " FROM urls WHERE key = $1 AND (expires_at IS NULL OR expires_at > now())"},
+    [ST_LOOKUP] = {"lookup", STORE_LOOKUP_REDIRECT_SQL},
     /* A batch of links in one statement, so in one commit. Each key is registered for good
      * in the same statement: a key with no row back was given to a link before, live or
      * not, and is never handed out again. DISTINCT ON keeps the first of two equal keys in

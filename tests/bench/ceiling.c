@@ -8,6 +8,9 @@
  *   ceiling chain PORT THREADS DATABASE_URL REDIS_URL [CACHE_TTL]
  *       Redis GET; on a miss shortener's prepared lookup SELECT, then SET u:<key> EX ttl NX
  *
+ * The statement and the cache entry's format come from shortener's own headers (store.h,
+ * cache.h), so the baseline cannot drift from what the server does.
+ *
  * REDIS_URL is unix:///path or redis://host:port. Runs until SIGINT or SIGTERM. */
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -23,13 +26,10 @@
 #include <string.h>
 #include <unistd.h>
 
-enum mode { MODE_CONST, MODE_REDIS, MODE_CHAIN };
+#include "cache.h"
+#include "store.h"
 
-/* The same statement as shortener's "lookup", so the database does the same work. */
-#define LOOKUP_SQL                                                                                 \
-    "SELECT url, COALESCE(floor(extract(epoch FROM expires_at))::bigint, 0),"                      \
-    " COALESCE(floor(extract(epoch FROM expires_at - now()))::bigint, -1)"                         \
-    " FROM urls WHERE key = $1 AND (expires_at IS NULL OR expires_at > now())"
+enum mode { MODE_CONST, MODE_REDIS, MODE_CHAIN };
 
 #define MAX_THREADS 64
 #define URL_MAX     8192
@@ -99,7 +99,7 @@ static int slot_connect(struct ceiling *c, struct slot *s)
             s->pg = NULL;
             return -EIO;
         }
-        PGresult *res = PQprepare(s->pg, "lookup", LOOKUP_SQL, 0, NULL);
+        PGresult *res = PQprepare(s->pg, "lookup", STORE_LOOKUP_REDIRECT_SQL, 0, NULL);
         bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
         if (!ok)
             fprintf(stderr, "ceiling: prepare: %s", PQerrorMessage(s->pg));
@@ -130,12 +130,13 @@ out:
     return rc;
 }
 
-/* A cached value is "<expires_at>\n<url>", as shortener writes it; NULL when it is not. */
+/* A cached value is "<expires_at>" CACHE_ENTRY_SEP "<url>", as shortener writes it; NULL when
+ * it is not. */
 static const char *cached_url(const redisReply *r, char *url, size_t cap)
 {
     const char *nl;
 
-    if (r->type != REDIS_REPLY_STRING || !(nl = memchr(r->str, '\n', r->len)))
+    if (r->type != REDIS_REPLY_STRING || !(nl = memchr(r->str, CACHE_ENTRY_SEP[0], r->len)))
         return NULL;
     size_t ulen = r->len - (size_t)(nl - r->str) - 1;
     if (ulen >= cap)
@@ -152,7 +153,7 @@ static enum MHD_Result lookup(struct ceiling *c, struct slot *s, struct MHD_Conn
     const char *found;
     enum MHD_Result rc = MHD_NO;
 
-    redisReply *r = redisCommand(s->redis, "GET u:%s", key);
+    redisReply *r = redisCommand(s->redis, "GET " CACHE_ENTRY_KEY_FMT, key);
     if (!r)
         return MHD_NO;
     found = cached_url(r, url, sizeof(url));
@@ -168,8 +169,8 @@ static enum MHD_Result lookup(struct ceiling *c, struct slot *s, struct MHD_Conn
         rc = send_status(conn, 404, NULL, NULL);
         goto out;
     }
-    r = redisCommand(s->redis, "SET u:%s %s\n%s EX %ld NX", key, PQgetvalue(res, 0, 1),
-                     PQgetvalue(res, 0, 0), c->cache_ttl);
+    r = redisCommand(s->redis, "SET " CACHE_ENTRY_KEY_FMT " %s" CACHE_ENTRY_SEP "%s EX %ld NX", key,
+                     PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 0), c->cache_ttl);
     if (!r)
         goto out;
     freeReplyObject(r);
