@@ -43,11 +43,15 @@ PROGRAMS := $(BINDIR)/shortener $(BINDIR)/kgs $(BINDIR)/shortenerctl
 UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
 
+# Helpers the integration tests run beside the programs. Like a unit test, each may #include
+# the module it exposes (gcra_twin: the rate limit's Lua script and its C twin).
+TEST_HELPERS := $(BUILD)/tests/integration/gcra_twin
+
 PYTEST := /usr/bin/python3 -m pytest
 
 .PHONY: all deps asan unit integration test check-format format banned cppcheck fuzz run up down \
 	clean help bench bench-bins
-all: $(PROGRAMS)
+all: $(PROGRAMS) $(TEST_HELPERS)
 
 help:
 	@echo "make            build bin/shortener, bin/kgs, bin/shortenerctl"
@@ -95,6 +99,11 @@ $(BUILD)/tests/unit/test_%: tests/unit/test_%.c $(LIBCOMMON)
 	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -Ilib -Isrc/server -Isrc/ctl -Ikgs $(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $< \
 		$(LIBCOMMON) -lcmocka $(LIBS)
 
+$(BUILD)/tests/integration/%: tests/integration/%.c $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -Ilib -Isrc/server $(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $< \
+		$(LIBCOMMON) $(LIBS)
+
 # The benchmark's own programs: the libmicrohttpd ceiling and the kgs load generator.
 BENCH_BINS := $(BUILD)/bench/ceiling $(BUILD)/bench/kgsload
 
@@ -121,10 +130,12 @@ unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
 integration: all
-	SHORTENER_BIN_DIR=$(abspath $(BINDIR)) $(PYTEST) -q -p no:cacheprovider tests/integration
+	SHORTENER_BIN_DIR=$(abspath $(BINDIR)) \
+		SHORTENER_TEST_HELPER_DIR=$(abspath $(BUILD)/tests/integration) \
+		$(PYTEST) -q -p no:cacheprovider tests/integration
 
 C_FILES = $(wildcard include/*.h lib/*.c src/*/*.c src/*/*.h kgs/*.c kgs/*.h tests/unit/*.c \
-	tests/unit/*.h tests/fuzz/*.c tests/bench/*.c)
+	tests/unit/*.h tests/fuzz/*.c tests/bench/*.c tests/integration/*.c)
 
 check-format:
 	clang-format --dry-run -Werror $(C_FILES)
@@ -140,7 +151,8 @@ banned:
 
 cppcheck:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-		--inline-suppr --std=c11 -D__GNUC__ -Iinclude lib src kgs tests/bench
+		--inline-suppr --std=c11 -D__GNUC__ -Iinclude lib src kgs tests/bench \
+		tests/integration
 
 test: deps
 	@echo "== format and static checks"

@@ -13,9 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "keyspace.h"
 #include "linkentry.h"
 
-#define CACHE_KEY_MAX     LINKENTRY_KEY_MAX
 #define CACHE_PENDING_MAX 4096
 
 struct cache;
@@ -26,7 +26,7 @@ struct redis;
 struct cache_pending {
     pthread_mutex_t lock;
     atomic_size_t count;
-    char keys[CACHE_PENDING_MAX][CACHE_KEY_MAX + 1];
+    char keys[CACHE_PENDING_MAX][KEY_MAX_LEN + 1];
 };
 
 int cache_pending_init(struct cache_pending *p);
@@ -44,7 +44,11 @@ void cache_free(struct cache *c);
 /* Why the last call failed. */
 const char *cache_error(const struct cache *c);
 
-enum { CACHE_HIT = LINKENTRY_HIT, CACHE_NEGATIVE = LINKENTRY_NEGATIVE, CACHE_EDITED = LINKENTRY_EDITED };
+enum {
+    CACHE_HIT = LINKENTRY_HIT,
+    CACHE_NEGATIVE = LINKENTRY_NEGATIVE,
+    CACHE_EDITED = LINKENTRY_EDITED
+};
 
 /* As linkentry_get(): CACHE_HIT with the URL and its rules, CACHE_NEGATIVE, CACHE_EDITED,
  * -ENOENT on a miss, -EAGAIN when Redis is unavailable. */

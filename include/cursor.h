@@ -19,6 +19,6 @@ void cursor_encode(int64_t owner, const char *tag, const char *q, int64_t us, co
 /* Reads a cursor back for the same owner, tag and q. Returns 0, or -EINVAL when it is
  * malformed or belongs to another list. */
 int cursor_decode(const char *text, int64_t owner, const char *tag, const char *q, int64_t *us,
-                  char key[LINK_KEY_MAX + 1]);
+                  char key[KEY_MAX_LEN + 1]);
 
 #endif

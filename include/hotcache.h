@@ -11,7 +11,7 @@
  * caller reads the epoch before its lookup and passes it to hotcache_put(), which drops the
  * entry if any eviction happened in between.
  *
- * All functions are thread-safe. Keys are at most HOTCACHE_KEY_MAX bytes. */
+ * All functions are thread-safe. Keys are at most KEY_MAX_LEN bytes. */
 #ifndef SHORTENER_HOTCACHE_H
 #define SHORTENER_HOTCACHE_H
 
@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HOTCACHE_KEY_MAX 64
+#include "keyspace.h"
 
 struct hotcache;
 

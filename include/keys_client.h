@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "base62.h"
+#include "keyspace.h"
 
 struct keys_client;
 
@@ -17,7 +17,7 @@ void keys_client_free(struct keys_client *kc);
 
 /* Copies one unused key into out. Returns 0, or -EAGAIN when kgs is unavailable. A key
  * returned here is never returned again, whether or not the caller uses it. */
-int keys_client_take(struct keys_client *kc, char out[BASE62_KEY_LEN + 1]);
+int keys_client_take(struct keys_client *kc, char out[GENERATED_KEY_LEN + 1]);
 
 /* Asks kgs for PONG on a fresh connection. Returns 0 or -errno. */
 int keys_client_ping(struct keys_client *kc);

@@ -12,7 +12,8 @@
 
 #include <stddef.h>
 
-#define KGS_MAX_TAKE 10000
+#include "keyspace.h"
+
 #define KGS_LINE_MAX 256
 
 enum kgs_op { KGS_OP_TAKE, KGS_OP_PING };

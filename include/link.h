@@ -7,7 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define LINK_KEY_MAX     64
+#include "keyspace.h"
+
 #define LINK_TAGS_MAX    10
 #define LINK_TAG_MAX_LEN 32
 
@@ -32,7 +33,7 @@ struct link_attrs {
 };
 
 struct link {
-    char key[LINK_KEY_MAX + 1];
+    char key[KEY_MAX_LEN + 1];
     char *url;          /* heap-allocated: link_release() */
     int64_t created_us; /* microseconds since the epoch: the list's order */
     int64_t visits;     /* < 0: not known (left out of the JSON) */

@@ -14,9 +14,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "keyspace.h"
+
 struct redis;
 
-#define LINKENTRY_KEY_MAX 64
+/* The Redis key of a link's entry; a value fits in LINKENTRY_HEAD_MAX bytes plus its url.
+ * Public for whatever else reads or writes entries as the server does (the benchmark's
+ * ceiling, tests/bench/ceiling.c). */
+#define LINKENTRY_KEY_FMT  "u:%s"
+#define LINKENTRY_HEAD_MAX 96
 
 enum { LINKENTRY_HIT = 0, LINKENTRY_NEGATIVE = 1, LINKENTRY_EDITED = 2 };
 
@@ -28,9 +34,12 @@ struct link_rules;
 int linkentry_get(struct redis *r, const char *key, char *url, size_t cap,
                   struct link_rules *rules);
 
+/* Writes the value of an entry for url under rules into out (cap bytes). Returns its length,
+ * or -ENOSPC. */
+int linkentry_format(const char *url, const struct link_rules *rules, char *out, size_t cap);
+
 /* Parses an entry's value; the same results as linkentry_get() but -EAGAIN. */
-int linkentry_parse(const char *value, size_t len, char *url, size_t cap,
-                    struct link_rules *rules);
+int linkentry_parse(const char *value, size_t len, char *url, size_t cap, struct link_rules *rules);
 
 /* Read-through fills. They never overwrite an entry (SET NX): a tombstone written by a delete
  * (or the mark of an edit) wins over a fill that raced with it. ttl in seconds, > 0. */

@@ -24,7 +24,7 @@ struct redis_target;
 /* One link to store. It lives inside whatever submitted it (a create item), which gets back
  * to itself from done() with container_of, and which owns what the pointers point at. */
 struct link_job {
-    char key[LINK_KEY_MAX + 1];
+    char key[KEY_MAX_LEN + 1];
     const char *url;
     int64_t owner; /* 0: anonymous */
     struct link_attrs a;

@@ -1,38 +1,44 @@
-/* Counters for /metrics, updated with relaxed atomics from every worker thread. */
+/* Counters for /metrics, updated with relaxed atomics from every worker thread, and their
+ * exposition, rendered from one table of metrics (name, type, help, where the value is). */
 #ifndef SHORTENER_METRICS_H
 #define SHORTENER_METRICS_H
 
 #include <stdatomic.h>
 #include <stddef.h>
 
-enum metric_status {
-    MS_200,
-    MS_201,
-    MS_204,
-    MS_301,
-    MS_400,
-    MS_401,
-    MS_404,
-    MS_405,
-    MS_409,
-    MS_413,
-    MS_415,
-    MS_429,
-    MS_500,
-    MS_503,
-    MS_OTHER,
-    MS_COUNT
-};
+/* Status codes with a series of their own in shortener_http_responses_total; any other is
+ * counted as "other" (MS_OTHER). X-macros, so the enum and the rendered labels are one list. */
+#define METRICS_STATUSES(X)                                                                        \
+    X(200)                                                                                         \
+    X(201)                                                                                         \
+    X(204)                                                                                         \
+    X(301)                                                                                         \
+    X(400)                                                                                         \
+    X(401)                                                                                         \
+    X(404)                                                                                         \
+    X(405)                                                                                         \
+    X(409)                                                                                         \
+    X(413)                                                                                         \
+    X(415)                                                                                         \
+    X(429)                                                                                         \
+    X(500)                                                                                         \
+    X(503)
 
-enum metric_redirect {
-    MR_HOT_HIT,
-    MR_CACHE_HIT,
-    MR_CACHE_NEGATIVE,
-    MR_DB_HIT,
-    MR_DB_MISS,
-    MR_INVALID,
-    MR_COUNT
-};
+/* Where a redirect look-up was answered: MR_<name>, shown as result="<label>". */
+#define METRICS_REDIRECTS(X)                                                                       \
+    X(HOT_HIT, "hot_hit")                                                                          \
+    X(CACHE_HIT, "cache_hit")                                                                      \
+    X(CACHE_NEGATIVE, "cache_negative")                                                            \
+    X(DB_HIT, "db_hit")                                                                            \
+    X(DB_MISS, "db_miss")                                                                          \
+    X(INVALID, "invalid")
+
+#define METRICS_STATUS_ENUM_(code)          MS_##code,
+#define METRICS_REDIRECT_ENUM_(name, label) MR_##name,
+
+enum metric_status { METRICS_STATUSES(METRICS_STATUS_ENUM_) MS_OTHER, MS_COUNT };
+
+enum metric_redirect { METRICS_REDIRECTS(METRICS_REDIRECT_ENUM_) MR_COUNT };
 
 struct metrics {
     atomic_ullong responses[MS_COUNT];
@@ -60,18 +66,20 @@ static inline void metrics_add(atomic_ullong *c, unsigned long long n)
     atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 
-/* Renders the Prometheus text format into buf. Returns the length written (truncated output
- * is never returned: -ENOSPC instead). gauges are passed in by the caller. */
+/* Values the caller reads from other modules when /metrics is asked for. */
 struct metrics_gauges {
-    size_t keys_buffered;
-    size_t visits_pending;
-    size_t hot_entries;
-    int hot_enabled;
-    unsigned writer_queued;
+    unsigned long long keys_buffered;
+    unsigned long long visits_pending;
+    unsigned long long hot_entries;
+    unsigned long long hot_enabled;
+    unsigned long long writer_queued;
     unsigned long long writer_batches;
     unsigned long long writer_links;
 };
 
+/* Renders the Prometheus text format of every metric (the table in metrics.c) into buf.
+ * Returns the length written; output that does not fit is never returned cut short: -ENOSPC
+ * instead. */
 int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char *buf, size_t cap);
 
 #endif

@@ -8,9 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "keyspace.h"
+
 #define REQUEST_MAX_BODY (64 * 1024)
-#define ALIAS_MIN_LEN    3
-#define ALIAS_MAX_LEN    64
 
 #define REQUEST_TAGS_MAX     10
 #define REQUEST_TAG_MAX_LEN  32

@@ -109,7 +109,7 @@ struct idempotency_record {
     unsigned char body_hash[32];
     int status;     /* 0: in flight, else the answer's status */
     char *response; /* heap-allocated, NULL while in flight */
-    char link_key[LINK_KEY_MAX + 1];
+    char link_key[KEY_MAX_LEN + 1];
 };
 
 /* Reserves (owner, key) for a create whose body hashes to body_hash: 0 when reserved (also

@@ -10,13 +10,11 @@
 #include <unistd.h>
 
 #include "deadline.h"
+#include "keyspace.h"
 #include "kgs.h"
 #include "log.h"
 #include "sock.h"
 
-/* Below keys_client's 1 s read timeout, so a client waiting on an empty buffer gets a clear
- * "ERR unavailable" rather than a timeout that costs it its connection. */
-#define TAKE_WAIT_MS 900
 /* A reply is at most ~80 KB; a client that cannot take that in 2 s is stalled. */
 #define WRITE_TIMEOUT_MS 2000
 /* Clients keep their connection open between batches, and closing an idle one would turn
@@ -25,7 +23,10 @@
 #define IDLE_TIMEOUT_MS 0x7fffffff
 #define MAX_CLIENTS     256
 #define CLIENT_STACK    (512 * 1024)
-#define REPLY_MAX       (sizeof("KEYS 10000\n") + (size_t)KGS_MAX_TAKE * KEYBUF_SLOT)
+#define STRINGIFY_(x)   #x
+#define STRINGIFY(x)    STRINGIFY_(x)
+#define REPLY_MAX                                                                                  \
+    (sizeof("KEYS " STRINGIFY(KGS_MAX_TAKE) "\n") + (size_t)KGS_MAX_TAKE * KEYBUF_SLOT)
 
 static void client_detach(struct client *c)
 {
@@ -63,7 +64,10 @@ static int client_take(struct client *c, unsigned n, char *reply)
     char(*keys)[KEYBUF_SLOT] = (char(*)[KEYBUF_SLOT])(reply + hlen);
     int rc;
 
-    rc = keybuf_take(&k->buf, n, keys, TAKE_WAIT_MS);
+    /* KGS_TAKE_WAIT_MS is under the client's timeout (keyspace.h): a client waiting on an
+     * empty buffer gets a clear "ERR unavailable" rather than a timeout that costs it its
+     * connection. */
+    rc = keybuf_take(&k->buf, n, keys, KGS_TAKE_WAIT_MS);
     if (rc < 0) {
         const char *why = keybuf_stopping(&k->buf)   ? "kgs is shutting down"
                           : atomic_load(&k->db_down) ? "postgresql is down and no keys are left"
@@ -72,7 +76,7 @@ static int client_take(struct client *c, unsigned n, char *reply)
         return client_error(c, "unavailable", why);
     }
     for (unsigned i = 0; i < n; i++)
-        keys[i][BASE62_KEY_LEN] = '\n';
+        keys[i][GENERATED_KEY_LEN] = '\n';
     rc = sock_write_all(c->fd, reply, (size_t)hlen + (size_t)n * KEYBUF_SLOT, WRITE_TIMEOUT_MS);
     sodium_memzero(keys, (size_t)n * KEYBUF_SLOT);
     if (rc < 0)
@@ -104,7 +108,8 @@ static void *client_main(void *arg)
         if (rc < 0)
             break;
         if (kgs_parse_request(line, &req) < 0) {
-            client_error(c, "bad_request", "expected 'TAKE <1-10000>' or 'PING'");
+            client_error(c, "bad_request",
+                         "expected 'TAKE <1-" STRINGIFY(KGS_MAX_TAKE) ">' or 'PING'");
             break;
         }
         if (req.op == KGS_OP_PING)

@@ -11,10 +11,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "base62.h"
+#include "keyspace.h"
 
 /* One key and its NUL; 8 bytes, so a slot whose NUL becomes '\n' is one protocol line. */
-#define KEYBUF_SLOT (BASE62_KEY_LEN + 1)
+#define KEYBUF_SLOT (GENERATED_KEY_LEN + 1)
 
 struct keybuf {
     pthread_mutex_t lock;

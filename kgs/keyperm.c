@@ -6,11 +6,10 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "base62.h"
+
 #define HALF_BITS 21
 #define HALF_MASK ((UINT64_C(1) << HALF_BITS) - 1)
-
-static const char base62_digits[] =
-    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 void keyperm_init(struct keyperm *p, const unsigned char secret[KEYPERM_SECRET_LEN])
 {
@@ -61,13 +60,7 @@ uint64_t keyperm_apply(const struct keyperm *p, uint64_t index)
     return x;
 }
 
-void keyperm_key(const struct keyperm *p, uint64_t index, char out[BASE62_KEY_LEN + 1])
+void keyperm_key(const struct keyperm *p, uint64_t index, char out[GENERATED_KEY_LEN + 1])
 {
-    uint64_t v = keyperm_apply(p, index);
-
-    for (int i = BASE62_KEY_LEN - 1; i >= 0; i--) {
-        out[i] = base62_digits[v % 62];
-        v /= 62;
-    }
-    out[BASE62_KEY_LEN] = '\0';
+    base62_encode(keyperm_apply(p, index), out, GENERATED_KEY_LEN);
 }

@@ -13,13 +13,16 @@
 
 #include <stdint.h>
 
-#include "base62.h"
+#include "keyspace.h"
 
 #define KEYPERM_ALGORITHM  1
 #define KEYPERM_SECRET_LEN 32
 #define KEYPERM_ROUNDS     10
-/* 62^7: every 7-character base62 key. */
+/* 62^7: every generated key. */
 #define KEYPERM_DOMAIN 3521614606208ULL
+_Static_assert(GENERATED_KEY_LEN == 7 && KEYPERM_DOMAIN == 62ULL * 62 * 62 * 62 * 62 * 62 * 62,
+               "the permutation covers exactly the generated keys, and is part of the on-disk "
+               "format: another key length needs another KEYPERM_ALGORITHM");
 
 struct keyperm {
     unsigned char round_keys[KEYPERM_ROUNDS][16];
@@ -34,7 +37,7 @@ void keyperm_release(struct keyperm *p);
 /* The image of index (< KEYPERM_DOMAIN) under the permutation, also < KEYPERM_DOMAIN. */
 uint64_t keyperm_apply(const struct keyperm *p, uint64_t index);
 
-/* The key for index: BASE62_KEY_LEN base62 digits and a NUL. */
-void keyperm_key(const struct keyperm *p, uint64_t index, char out[BASE62_KEY_LEN + 1]);
+/* The key for index: GENERATED_KEY_LEN base62 digits and a NUL. */
+void keyperm_key(const struct keyperm *p, uint64_t index, char out[GENERATED_KEY_LEN + 1]);
 
 #endif

@@ -48,7 +48,7 @@ static void usage(void)
     printf("usage: kgs [--option value]...\n\n"
            "The key generation service: hands out unique random %d-character keys over a\n"
            "Unix socket. It needs PostgreSQL migrated with 'shortenerctl migrate'.\n\n",
-           BASE62_KEY_LEN);
+           GENERATED_KEY_LEN);
     config_usage(stdout, options, NOPTIONS);
 }
 

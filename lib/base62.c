@@ -1,4 +1,5 @@
-/* Base62 digits drawn from libsodium's CSPRNG. */
+/* Base62 digits: the one alphabet of generated keys and API-key secrets, drawn from
+ * libsodium's CSPRNG or encoded from a number (kgs's permuted indices). */
 #include "base62.h"
 
 #include <sodium.h>
@@ -12,6 +13,15 @@ void base62_random(char *out, size_t len)
     out[len] = '\0';
 }
 
+void base62_encode(uint64_t v, char *out, size_t len)
+{
+    for (size_t i = len; i > 0; i--) {
+        out[i - 1] = alphabet[v % 62];
+        v /= 62;
+    }
+    out[len] = '\0';
+}
+
 bool base62_is_digit(char c)
 {
     return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
@@ -19,7 +29,7 @@ bool base62_is_digit(char c)
 
 bool base62_is_key(const char *s, size_t len)
 {
-    if (len != BASE62_KEY_LEN)
+    if (len != GENERATED_KEY_LEN)
         return false;
     for (size_t i = 0; i < len; i++)
         if (!base62_is_digit(s[i]))

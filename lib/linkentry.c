@@ -10,7 +10,7 @@
 #include "link.h"
 #include "redis.h"
 
-#define KEY_FMT "u:%s"
+#define KEY_FMT LINKENTRY_KEY_FMT
 
 /* Keys per DEL command: small enough that Redis never blocks long on one. */
 #define EVICT_CHUNK 1000
@@ -29,8 +29,7 @@ static const char *number(const char *p, const char *end, char sep, int64_t *out
     return p + 1;
 }
 
-int linkentry_parse(const char *value, size_t len, char *url, size_t cap,
-                    struct link_rules *rules)
+int linkentry_parse(const char *value, size_t len, char *url, size_t cap, struct link_rules *rules)
 {
     const char *end = value + len, *p = value, *nl;
     int64_t status = 0;
@@ -47,8 +46,7 @@ int linkentry_parse(const char *value, size_t len, char *url, size_t cap,
     if ((p = number(p, nl + 1, ' ', &rules->expires_at))) {
         if (!(p = number(p, nl + 1, ' ', &rules->valid_from)) ||
             !(p = number(p, nl + 1, ' ', &rules->max_visits)) ||
-            !(p = number(p, nl + 1, ' ', &status)) || p + 2 != nl + 1 ||
-            (*p != 'p' && *p != '-'))
+            !(p = number(p, nl + 1, ' ', &status)) || p + 2 != nl + 1 || (*p != 'p' && *p != '-'))
             return -ENOENT;
         rules->password = *p == 'p';
         rules->redirect_status = (int)status;
@@ -61,8 +59,7 @@ int linkentry_parse(const char *value, size_t len, char *url, size_t cap,
     return LINKENTRY_HIT;
 }
 
-int linkentry_get(struct redis *r, const char *key, char *url, size_t cap,
-                  struct link_rules *rules)
+int linkentry_get(struct redis *r, const char *key, char *url, size_t cap, struct link_rules *rules)
 {
     struct redis_reply rep;
     int rc = redis_command(r, &rep, "GET " KEY_FMT, key);
@@ -74,13 +71,22 @@ int linkentry_get(struct redis *r, const char *key, char *url, size_t cap,
     return linkentry_parse(rep.str, rep.len, url, cap, rules);
 }
 
+int linkentry_format(const char *url, const struct link_rules *rules, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%" PRId64 " %" PRId64 " %" PRId64 " %d %c\n%s", rules->expires_at,
+                     rules->valid_from, rules->max_visits, rules->redirect_status,
+                     rules->password ? 'p' : '-', url);
+    return n < 0 || (size_t)n >= cap ? -ENOSPC : n;
+}
+
 int linkentry_fill(struct redis *r, const char *key, const char *url,
                    const struct link_rules *rules, int64_t ttl)
 {
-    char head[96];
-    snprintf(head, sizeof(head), "%" PRId64 " %" PRId64 " %" PRId64 " %d %c\n", rules->expires_at,
-             rules->valid_from, rules->max_visits, rules->redirect_status,
-             rules->password ? 'p' : '-');
+    char head[LINKENTRY_HEAD_MAX];
+    /* The head alone: hiredis joins it with the url, so no copy of a long url is made here. */
+    int n = linkentry_format("", rules, head, sizeof(head));
+    if (n < 0)
+        return -EINVAL;
     return redis_command(r, NULL, "SET " KEY_FMT " %s%s EX %" PRId64 " NX", key, head, url, ttl) < 0
                ? -EAGAIN
                : 0;
@@ -113,7 +119,7 @@ struct evict_batch {
     size_t n;
     const char *argv[EVICT_CHUNK + 1];
     size_t argvlen[EVICT_CHUNK + 1];
-    char names[EVICT_CHUNK][LINKENTRY_KEY_MAX + 3];
+    char names[EVICT_CHUNK][KEY_MAX_LEN + 3];
 };
 
 /* DEL command i: keys [i * EVICT_CHUNK, ...). names is reused: hiredis copies each command. */

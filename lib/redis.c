@@ -239,7 +239,9 @@ static int connect_now(struct redis *r)
 {
     char why[256];
 
-    memset(r->scripts, 0, sizeof(r->scripts));
+    /* A new connection has loaded nothing; the SHA1s stay, for a command being retried. */
+    for (int i = 0; i < REDIS_SCRIPTS; i++)
+        r->scripts[i].script = NULL;
     r->ctx = redis_connect(r->target, why, sizeof(why));
     if (!r->ctx) {
         mark_down(r, why);

@@ -48,7 +48,7 @@ static void remember(struct cache_pending *p, const char *key)
 static int drain(struct redis *r, void *ctx)
 {
     struct cache_pending *p = ctx;
-    char key[CACHE_KEY_MAX + 1];
+    char key[KEY_MAX_LEN + 1];
 
     while (atomic_load_explicit(&p->count, memory_order_acquire) > 0) {
         pthread_mutex_lock(&p->lock);

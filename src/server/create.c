@@ -632,7 +632,7 @@ static enum http_step answer_one(struct create *c)
 {
     struct http_request *r = c->req;
     struct create_item *it = &c->items[0];
-    char location[sizeof("/api/v1/urls/") + LINK_KEY_MAX];
+    char location[sizeof("/api/v1/urls/") + KEY_MAX_LEN];
 
     if (item_outcome(c, it) < 0) {
         if (c->idem_key)

@@ -8,7 +8,7 @@
 
 #define TAG_LEN  12
 #define US_LEN   8
-#define BLOB_MAX (US_LEN + LINK_KEY_MAX + TAG_LEN)
+#define BLOB_MAX (US_LEN + KEY_MAX_LEN + TAG_LEN)
 
 _Static_assert(CURSOR_MAX >= (BLOB_MAX + 2) / 3 * 4 + 1, "room for the longest cursor");
 
@@ -37,7 +37,7 @@ void cursor_encode(int64_t owner, const char *tag, const char *q, int64_t us, co
                    char out[CURSOR_MAX])
 {
     unsigned char blob[BLOB_MAX];
-    size_t klen = strnlen(key, LINK_KEY_MAX);
+    size_t klen = strnlen(key, KEY_MAX_LEN);
 
     for (int i = 0; i < US_LEN; i++)
         blob[i] = (unsigned char)((uint64_t)us >> (56 - 8 * i));
@@ -54,7 +54,7 @@ static bool key_char(unsigned char c)
 }
 
 int cursor_decode(const char *text, int64_t owner, const char *tag, const char *q, int64_t *us,
-                  char key[LINK_KEY_MAX + 1])
+                  char key[KEY_MAX_LEN + 1])
 {
     unsigned char blob[BLOB_MAX], want[TAG_LEN];
     size_t len = 0, klen;

@@ -6,10 +6,11 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <sodium.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "keyhash.h"
 
 #define HOT_WAYS 8
 
@@ -40,8 +41,6 @@ struct hotcache {
     atomic_size_t count;
     hotcache_visits_fn visits_fn;
     void *visits_ctx;
-    /* Hash flooding could only crowd one set, but a secret key keeps sets evenly used. */
-    unsigned char hash_key[crypto_shorthash_KEYBYTES];
 };
 
 struct hotcache *hotcache_new(size_t max_entries, int64_t max_age, hotcache_visits_fn visits_fn,
@@ -58,7 +57,6 @@ struct hotcache *hotcache_new(size_t max_entries, int64_t max_age, hotcache_visi
     h->max_age = max_age;
     h->visits_fn = visits_fn;
     h->visits_ctx = visits_ctx;
-    randombytes_buf(h->hash_key, sizeof(h->hash_key));
     if (max_entries == 0)
         return h;
     while (nsets * HOT_WAYS < max_entries)
@@ -106,14 +104,10 @@ void hotcache_free(struct hotcache *h)
     free(h);
 }
 
-static uint64_t hash_of(const struct hotcache *h, const char *key, size_t keylen)
+/* Hash flooding could only crowd one set, but a keyed hash keeps sets evenly used. */
+static uint64_t hash_of(const char *key, size_t keylen)
 {
-    unsigned char out[crypto_shorthash_BYTES];
-    uint64_t v;
-
-    crypto_shorthash(out, (const unsigned char *)key, keylen, h->hash_key);
-    memcpy(&v, out, sizeof(v));
-    return v | 1; /* 0 marks an empty way */
+    return keyhash(key, keylen) | 1; /* 0 marks an empty way */
 }
 
 static struct hot_set *set_of(struct hotcache *h, uint64_t hash)
@@ -135,10 +129,10 @@ int hotcache_get(struct hotcache *h, const char *key, size_t keylen, char *url, 
 {
     int rc = -ENOENT;
 
-    if (!h->nsets || keylen > HOTCACHE_KEY_MAX ||
+    if (!h->nsets || keylen > KEY_MAX_LEN ||
         !atomic_load_explicit(&h->enabled, memory_order_acquire))
         return -ENOENT;
-    uint64_t tag = hash_of(h, key, keylen);
+    uint64_t tag = hash_of(key, keylen);
     struct hot_set *set = set_of(h, tag);
     pthread_mutex_lock(&set->lock);
     int w = find(set, tag, key, keylen);
@@ -183,7 +177,7 @@ void hotcache_put(struct hotcache *h, uint64_t epoch, const char *key, size_t ke
 {
     size_t urllen = strlen(url);
 
-    if (!h->nsets || keylen > HOTCACHE_KEY_MAX || urllen > UINT16_MAX ||
+    if (!h->nsets || keylen > KEY_MAX_LEN || urllen > UINT16_MAX ||
         !atomic_load_explicit(&h->enabled, memory_order_acquire))
         return;
     struct hot_entry *e = malloc(sizeof(*e) + keylen + urllen + 2);
@@ -199,7 +193,7 @@ void hotcache_put(struct hotcache *h, uint64_t epoch, const char *key, size_t ke
     e->data[keylen] = '\0';
     memcpy(e->data + keylen + 1, url, urllen + 1);
 
-    uint64_t tag = hash_of(h, key, keylen);
+    uint64_t tag = hash_of(key, keylen);
     struct hot_set *set = set_of(h, tag);
     pthread_mutex_lock(&set->lock);
     /* Checked under the set's lock: an eviction advances the epoch before it takes this lock,
@@ -225,10 +219,10 @@ void hotcache_put(struct hotcache *h, uint64_t epoch, const char *key, size_t ke
 
 void hotcache_evict(struct hotcache *h, const char *key, size_t keylen)
 {
-    if (!h->nsets || keylen > HOTCACHE_KEY_MAX)
+    if (!h->nsets || keylen > KEY_MAX_LEN)
         return;
     atomic_fetch_add_explicit(&h->epoch, 1, memory_order_acq_rel);
-    uint64_t tag = hash_of(h, key, keylen);
+    uint64_t tag = hash_of(key, keylen);
     struct hot_set *set = set_of(h, tag);
     pthread_mutex_lock(&set->lock);
     int w = find(set, tag, key, keylen);

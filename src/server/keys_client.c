@@ -9,12 +9,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base62.h"
 #include "deadline.h"
+#include "keyspace.h"
 #include "kgs_proto.h"
 #include "log.h"
 #include "sock.h"
 
-#define KGS_TIMEOUT_MS 1000
 #define KGS_BACKOFF_MS 250
 
 struct keys_client {
@@ -23,7 +24,7 @@ struct keys_client {
     unsigned batch;
     int fd; /* kept open between batches; -1 when closed */
     struct sock_reader reader;
-    char (*keys)[BASE62_KEY_LEN + 1];
+    char (*keys)[GENERATED_KEY_LEN + 1];
     size_t count;
     long long retry_at_ms;
     bool down_logged;
@@ -74,7 +75,7 @@ static int refill(struct keys_client *kc)
     int rc, len;
 
     if (kc->fd < 0) {
-        rc = sock_unix_connect(kc->path, KGS_TIMEOUT_MS);
+        rc = sock_unix_connect(kc->path, KGS_CLIENT_TIMEOUT_MS);
         if (rc < 0)
             return rc;
         kc->fd = rc;
@@ -83,10 +84,10 @@ static int refill(struct keys_client *kc)
     len = kgs_format_take(line, sizeof(line), kc->batch);
     if (len < 0)
         return len;
-    rc = sock_write_all(kc->fd, line, (size_t)len, KGS_TIMEOUT_MS);
+    rc = sock_write_all(kc->fd, line, (size_t)len, KGS_CLIENT_TIMEOUT_MS);
     if (rc < 0)
         goto fail;
-    rc = sock_read_line(&kc->reader, line, sizeof(line), KGS_TIMEOUT_MS);
+    rc = sock_read_line(&kc->reader, line, sizeof(line), KGS_CLIENT_TIMEOUT_MS);
     if (rc < 0)
         goto fail;
     if (kgs_parse_reply(line, &rep) < 0 || rep.kind == KGS_REPLY_PONG ||
@@ -99,14 +100,14 @@ static int refill(struct keys_client *kc)
         return -EAGAIN; /* a well-formed refusal: the connection stays usable */
     }
     for (unsigned i = 0; i < rep.count; i++) {
-        rc = sock_read_line(&kc->reader, line, sizeof(line), KGS_TIMEOUT_MS);
+        rc = sock_read_line(&kc->reader, line, sizeof(line), KGS_CLIENT_TIMEOUT_MS);
         if (rc < 0)
             goto fail;
         if (!base62_is_key(line, (size_t)rc)) {
             rc = -EPROTO;
             goto fail;
         }
-        memcpy(kc->keys[kc->count++], line, BASE62_KEY_LEN + 1);
+        memcpy(kc->keys[kc->count++], line, GENERATED_KEY_LEN + 1);
     }
     return 0;
 fail:
@@ -115,7 +116,7 @@ fail:
     return rc;
 }
 
-int keys_client_take(struct keys_client *kc, char out[BASE62_KEY_LEN + 1])
+int keys_client_take(struct keys_client *kc, char out[GENERATED_KEY_LEN + 1])
 {
     int rc = 0;
 
@@ -143,7 +144,7 @@ int keys_client_take(struct keys_client *kc, char out[BASE62_KEY_LEN + 1])
             log_info("kgs: keys available again");
         kc->down_logged = false;
     }
-    memcpy(out, kc->keys[--kc->count], BASE62_KEY_LEN + 1);
+    memcpy(out, kc->keys[--kc->count], GENERATED_KEY_LEN + 1);
     rc = 0;
 out:
     pthread_mutex_unlock(&kc->lock);
@@ -157,13 +158,13 @@ int keys_client_ping(struct keys_client *kc)
     struct kgs_reply rep;
     int fd, rc;
 
-    fd = sock_unix_connect(kc->path, KGS_TIMEOUT_MS);
+    fd = sock_unix_connect(kc->path, KGS_CLIENT_TIMEOUT_MS);
     if (fd < 0)
         return fd;
     sock_reader_init(&r, fd);
-    rc = sock_write_all(fd, "PING\n", 5, KGS_TIMEOUT_MS);
+    rc = sock_write_all(fd, "PING\n", 5, KGS_CLIENT_TIMEOUT_MS);
     if (rc == 0)
-        rc = sock_read_line(&r, line, sizeof(line), KGS_TIMEOUT_MS);
+        rc = sock_read_line(&r, line, sizeof(line), KGS_CLIENT_TIMEOUT_MS);
     if (rc >= 0)
         rc = kgs_parse_reply(line, &rep) == 0 && rep.kind == KGS_REPLY_PONG ? 0 : -EPROTO;
     close(fd);

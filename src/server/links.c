@@ -103,7 +103,7 @@ struct list_params {
     size_t limit;
     const char *tag, *q;
     int64_t after_us;
-    char after_key[LINK_KEY_MAX + 1];
+    char after_key[KEY_MAX_LEN + 1];
     bool after;
 };
 
@@ -199,7 +199,7 @@ enum http_step links_list(struct http_request *r)
 /* An edit waiting for its new password to be hashed. */
 struct edit {
     struct http_request *req;
-    char key[LINK_KEY_MAX + 1];
+    char key[KEY_MAX_LEN + 1];
     struct caller caller;
     struct create_request fields;
     char *url; /* the new URL, checked */

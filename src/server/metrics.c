@@ -1,15 +1,90 @@
-/* Prometheus exposition of the server's counters. */
+/* Prometheus exposition of the server's counters: one table of metrics, rendered in a loop. */
 #include "metrics.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
-static const unsigned status_codes[MS_COUNT] = {200, 201, 204, 301, 400, 401, 404, 405,
-                                                409, 413, 415, 429, 500, 503, 0};
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-static const char *const redirect_results[MR_COUNT] = {"hot_hit", "cache_hit", "cache_negative",
-                                                       "db_hit",  "db_miss",   "invalid"};
+#define STATUS_CODE(code) code,
+static const unsigned status_codes[] = {METRICS_STATUSES(STATUS_CODE)};
+_Static_assert(ARRAY_LEN(status_codes) == MS_OTHER, "one status code per series but other");
+
+/* Where a value is kept: an atomic_ullong in struct metrics, or an unsigned long long in the
+ * struct metrics_gauges the caller passes in. */
+enum source { IN_METRICS, IN_GAUGES };
+
+/* One series of a labelled metric, always in struct metrics. */
+struct series {
+    const char *label_value;
+    size_t offset;
+};
+
+struct metric {
+    const char *name;
+    const char *type; /* "counter" or "gauge" */
+    const char *help;
+    enum source source;
+    size_t offset; /* of the value, when the metric has no label */
+    const char *label;
+    const struct series *series; /* when label is set: one per value of it */
+    size_t nseries;
+};
+
+#define STATUS_SERIES(code) {#code, offsetof(struct metrics, responses[MS_##code])},
+static const struct series responses[] = {
+    METRICS_STATUSES(STATUS_SERIES){"other", offsetof(struct metrics, responses[MS_OTHER])}};
+
+#define REDIRECT_SERIES(name, label) {label, offsetof(struct metrics, redirects[MR_##name])},
+static const struct series redirects[] = {METRICS_REDIRECTS(REDIRECT_SERIES)};
+
+static const struct series dependency_errors[] = {
+    {"redis", offsetof(struct metrics, cache_errors)},
+    {"postgres", offsetof(struct metrics, db_errors)},
+    {"kgs", offsetof(struct metrics, kgs_errors)},
+};
+
+#define COUNTED(field)        IN_METRICS, offsetof(struct metrics, field), NULL, NULL, 0
+#define PASSED_IN(field)      IN_GAUGES, offsetof(struct metrics_gauges, field), NULL, NULL, 0
+#define BY_LABEL(label, list) IN_METRICS, 0, label, list, ARRAY_LEN(list)
+
+/* In the order they are rendered. */
+static const struct metric metrics_table[] = {
+    {"shortener_http_responses_total", "counter", "HTTP responses by status code.",
+     BY_LABEL("code", responses)},
+    {"shortener_redirects_total", "counter", "Redirect look-ups by where they were answered.",
+     BY_LABEL("result", redirects)},
+    {"shortener_links_created_total", "counter", "Links created.", COUNTED(links_created)},
+    {"shortener_links_deleted_total", "counter", "Links deleted through the API.",
+     COUNTED(links_deleted)},
+    {"shortener_dependency_errors_total", "counter", "Failed calls to a dependency.",
+     BY_LABEL("dependency", dependency_errors)},
+    {"shortener_visits_dropped_total", "counter", "Visits not counted because the buffer was full.",
+     COUNTED(visits_dropped)},
+    {"shortener_keys_buffered", "gauge", "Generated keys held locally, fetched from kgs.",
+     PASSED_IN(keys_buffered)},
+    {"shortener_visits_pending", "gauge", "Links with visits not yet written to PostgreSQL.",
+     PASSED_IN(visits_pending)},
+    {"shortener_ratelimited_total", "counter", "Requests refused with 429 by a rate limit.",
+     COUNTED(ratelimited)},
+    {"shortener_ratelimit_fallback", "gauge",
+     "1 while Redis is unreachable and limits are kept by this instance alone.",
+     COUNTED(ratelimit_fallback)},
+    {"shortener_ratelimit_fallback_total", "counter",
+     "Times rate limiting fell back to this instance alone.", COUNTED(ratelimit_fallbacks)},
+    {"shortener_hot_cache_entries", "gauge", "Links held in the in-process cache.",
+     PASSED_IN(hot_entries)},
+    {"shortener_hot_cache_enabled", "gauge",
+     "1 while the in-process cache is in use (subscribed to deletions).", PASSED_IN(hot_enabled)},
+    {"shortener_create_queue", "gauge", "Creates waiting for a link writer.",
+     PASSED_IN(writer_queued)},
+    {"shortener_create_commits_total", "counter", "Commits of new links (each carries a batch).",
+     PASSED_IN(writer_batches)},
+    {"shortener_create_batched_total", "counter", "Creates carried by those commits.",
+     PASSED_IN(writer_links)},
+};
 
 void metrics_count_status(struct metrics *m, unsigned status)
 {
@@ -43,77 +118,34 @@ __attribute__((format(printf, 2, 3))) static void put(struct out *o, const char 
     o->len += (size_t)n;
 }
 
-static unsigned long long get(const atomic_ullong *c)
+static unsigned long long value_at(const struct metrics *m, const struct metrics_gauges *g,
+                                   enum source source, size_t offset)
 {
-    return atomic_load_explicit(c, memory_order_relaxed);
+    unsigned long long v;
+
+    if (source == IN_GAUGES) {
+        memcpy(&v, (const char *)g + offset, sizeof(v));
+        return v;
+    }
+    return atomic_load_explicit((const atomic_ullong *)(const void *)((const char *)m + offset),
+                                memory_order_relaxed);
 }
 
 int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char *buf, size_t cap)
 {
     struct out o = {.buf = buf, .cap = cap};
 
-    put(&o, "# HELP shortener_http_responses_total HTTP responses by status code.\n"
-            "# TYPE shortener_http_responses_total counter\n");
-    for (int i = 0; i < MS_OTHER; i++)
-        put(&o, "shortener_http_responses_total{code=\"%u\"} %llu\n", status_codes[i],
-            get(&m->responses[i]));
-    put(&o, "shortener_http_responses_total{code=\"other\"} %llu\n", get(&m->responses[MS_OTHER]));
-    put(&o, "# HELP shortener_redirects_total Redirect look-ups by where they were answered.\n"
-            "# TYPE shortener_redirects_total counter\n");
-    for (int i = 0; i < MR_COUNT; i++)
-        put(&o, "shortener_redirects_total{result=\"%s\"} %llu\n", redirect_results[i],
-            get(&m->redirects[i]));
-    put(&o,
-        "# HELP shortener_links_created_total Links created.\n"
-        "# TYPE shortener_links_created_total counter\n"
-        "shortener_links_created_total %llu\n"
-        "# HELP shortener_links_deleted_total Links deleted through the API.\n"
-        "# TYPE shortener_links_deleted_total counter\n"
-        "shortener_links_deleted_total %llu\n"
-        "# HELP shortener_dependency_errors_total Failed calls to a dependency.\n"
-        "# TYPE shortener_dependency_errors_total counter\n"
-        "shortener_dependency_errors_total{dependency=\"redis\"} %llu\n"
-        "shortener_dependency_errors_total{dependency=\"postgres\"} %llu\n"
-        "shortener_dependency_errors_total{dependency=\"kgs\"} %llu\n"
-        "# HELP shortener_visits_dropped_total Visits not counted because the buffer was full.\n"
-        "# TYPE shortener_visits_dropped_total counter\n"
-        "shortener_visits_dropped_total %llu\n"
-        "# HELP shortener_keys_buffered Generated keys held locally, fetched from kgs.\n"
-        "# TYPE shortener_keys_buffered gauge\n"
-        "shortener_keys_buffered %zu\n"
-        "# HELP shortener_visits_pending Links with visits not yet written to PostgreSQL.\n"
-        "# TYPE shortener_visits_pending gauge\n"
-        "shortener_visits_pending %zu\n"
-        "# HELP shortener_ratelimited_total Requests refused with 429 by a rate limit.\n"
-        "# TYPE shortener_ratelimited_total counter\n"
-        "shortener_ratelimited_total %llu\n"
-        "# HELP shortener_ratelimit_fallback 1 while Redis is unreachable and limits are kept by "
-        "this instance alone.\n"
-        "# TYPE shortener_ratelimit_fallback gauge\n"
-        "shortener_ratelimit_fallback %llu\n"
-        "# HELP shortener_ratelimit_fallback_total Times rate limiting fell back to this "
-        "instance alone.\n"
-        "# TYPE shortener_ratelimit_fallback_total counter\n"
-        "shortener_ratelimit_fallback_total %llu\n"
-        "# HELP shortener_hot_cache_entries Links held in the in-process cache.\n"
-        "# TYPE shortener_hot_cache_entries gauge\n"
-        "shortener_hot_cache_entries %zu\n"
-        "# HELP shortener_hot_cache_enabled 1 while the in-process cache is in use (subscribed to "
-        "deletions).\n"
-        "# TYPE shortener_hot_cache_enabled gauge\n"
-        "shortener_hot_cache_enabled %d\n"
-        "# HELP shortener_create_queue Creates waiting for a link writer.\n"
-        "# TYPE shortener_create_queue gauge\n"
-        "shortener_create_queue %u\n"
-        "# HELP shortener_create_commits_total Commits of new links (each carries a batch).\n"
-        "# TYPE shortener_create_commits_total counter\n"
-        "shortener_create_commits_total %llu\n"
-        "# HELP shortener_create_batched_total Creates carried by those commits.\n"
-        "# TYPE shortener_create_batched_total counter\n"
-        "shortener_create_batched_total %llu\n",
-        get(&m->links_created), get(&m->links_deleted), get(&m->cache_errors), get(&m->db_errors),
-        get(&m->kgs_errors), get(&m->visits_dropped), g->keys_buffered, g->visits_pending,
-        get(&m->ratelimited), get(&m->ratelimit_fallback), get(&m->ratelimit_fallbacks),
-        g->hot_entries, g->hot_enabled, g->writer_queued, g->writer_batches, g->writer_links);
+    for (size_t i = 0; i < ARRAY_LEN(metrics_table); i++) {
+        const struct metric *x = &metrics_table[i];
+
+        put(&o, "# HELP %s %s\n# TYPE %s %s\n", x->name, x->help, x->name, x->type);
+        if (!x->label) {
+            put(&o, "%s %llu\n", x->name, value_at(m, g, x->source, x->offset));
+            continue;
+        }
+        for (size_t j = 0; j < x->nseries; j++)
+            put(&o, "%s{%s=\"%s\"} %llu\n", x->name, x->label, x->series[j].label_value,
+                value_at(m, g, x->source, x->series[j].offset));
+    }
     return o.err ? o.err : (int)o.len;
 }

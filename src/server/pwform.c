@@ -45,6 +45,5 @@ enum http_step pwform_send(struct http_request *r, const char *key, unsigned sta
                  note == PWFORM_ASK ? "status" : "alert", notes[note], esc);
     if (n < 0 || (size_t)n >= sizeof(page))
         return http_problem(r, 500, "internal", "the form does not fit its buffer");
-    return http_send(r, status, "text/html; charset=utf-8", page, (size_t)n,
-                     pwform_html_headers);
+    return http_send(r, status, "text/html; charset=utf-8", page, (size_t)n, pwform_html_headers);
 }

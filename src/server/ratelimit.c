@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "apikey.h"
+#include "keyhash.h"
 #include "log.h"
 #include "metrics.h"
 #include "redis.h"
@@ -173,21 +174,15 @@ void ratelimit_local_release(struct ratelimit_local *l)
     l->slots = NULL;
 }
 
-/* FNV-1a: the keys are ours (ids and addresses), not chosen to collide. */
-static uint64_t hash_key(const char *key)
-{
-    uint64_t h = 14695981039346656037ULL;
-    for (; *key; key++)
-        h = (h ^ (unsigned char)*key) * 1099511628211ULL;
-    return h;
-}
-
 /* all: n or none (ratelimit_gcra_all), which commits; else as ratelimit_gcra_n. */
 static int64_t local_check(struct ratelimit_local *l, const char *key, int64_t now_us,
                            const struct ratelimit_policy *p, int64_t n, bool commit, bool all,
                            struct ratelimit_result *out)
 {
-    size_t mask = l->nslots - 1, at = (size_t)hash_key(key) & mask;
+    /* Keyed: the keys hold client addresses, and anyone with many IPv6 /64s could otherwise
+     * pick addresses that land on the slots of a given limit and push it out of the table,
+     * where it would start again with a full burst. */
+    size_t mask = l->nslots - 1, at = (size_t)keyhash(key, strlen(key)) & mask;
     struct ratelimit_slot *slot = NULL, *oldest = NULL;
 
     pthread_mutex_lock(&l->lock);

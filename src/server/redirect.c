@@ -51,7 +51,7 @@ struct hop {
     size_t len;
     const char *url;
     struct link_rules rules;
-    int64_t durable;        /* visits written to PostgreSQL; -1: not read */
+    int64_t durable; /* visits written to PostgreSQL; -1: not read */
     enum metric_redirect where;
     bool visit;    /* a GET (or a password that opened the link): counts as a visit */
     bool unlocked; /* its password was given */
@@ -63,8 +63,8 @@ static enum http_step take_visit(struct http_request *r, struct hop *h)
     struct server *s = r->srv;
     int64_t now = time(NULL);
     int64_t ttl = h->rules.expires_at ? h->rules.expires_at - now + 60 : 0;
-    int rc = visitlimit_take(r->worker->redis, h->key, h->rules.max_visits, h->durable, ttl,
-                             h->visit);
+    int rc =
+        visitlimit_take(r->worker->redis, h->key, h->rules.max_visits, h->durable, ttl, h->visit);
 
     if (rc == VISITLIMIT_NEED_COUNT) {
         struct redirect_row row;
@@ -158,8 +158,8 @@ static enum http_step lookup(struct http_request *r, const char *key, size_t len
     /* An entry is judged by our clock: a cache may hold it a moment longer than it lives. */
     if (rc == CACHE_HIT && (!h.rules.expires_at || h.rules.expires_at > now)) {
         if (plain(&h.rules, now))
-            hotcache_put(s->hot, epoch, key, len, url, h.rules.expires_at,
-                         h.rules.redirect_status, now);
+            hotcache_put(s->hot, epoch, key, len, url, h.rules.expires_at, h.rules.redirect_status,
+                         now);
         h.where = MR_CACHE_HIT;
         return respond(r, &h);
     }
@@ -209,7 +209,7 @@ enum http_step redirect_handle(struct http_request *r, const char *key, size_t l
 /* A password form's POST, parked while the password is checked. */
 struct unlock {
     struct http_request *req;
-    char key[LINK_KEY_MAX + 1];
+    char key[KEY_MAX_LEN + 1];
     char limit_key[RATELIMIT_KEY_MAX];
     struct create_request form; /* its password */
     char *hash;                 /* the link's */

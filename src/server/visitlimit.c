@@ -24,7 +24,7 @@ static const char visitlimit_script[] =
 int visitlimit_take(struct redis *r, const char *key, int64_t max, int64_t durable, int64_t ttl,
                     bool take)
 {
-    char name[LINK_KEY_MAX + 4];
+    char name[KEY_MAX_LEN + 4];
     const char *keys[1] = {name};
     long long args[4] = {max, durable < 0 ? -1 : durable, ttl > 0 ? ttl : 0, take}, out;
 

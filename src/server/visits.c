@@ -9,8 +9,9 @@
 #include <time.h>
 
 #include "deadline.h"
+#include "keyhash.h"
+#include "keyspace.h"
 #include "log.h"
-#include "request.h"
 #include "store.h"
 
 /* 16 bytes; the key itself is in the table's arena. Keeping many distinct keys cheap matters:
@@ -44,14 +45,6 @@ struct visits {
 
 #define INITIAL_CAP 1024
 
-static uint64_t hash(const char *key, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)key[i]) * 1099511628211ULL;
-    return h;
-}
-
 static int table_init(struct table *t, size_t cap)
 {
     t->slots = calloc(cap, sizeof(*t->slots));
@@ -83,9 +76,18 @@ static const char *key_of(const struct table *t, const struct slot *s)
     return t->arena + s->off;
 }
 
+/* The slot where the search for key starts. The hash is keyed: aliases are chosen by
+ * clients, and with a hash anybody can compute, aliases chosen to share a home slot would
+ * make every search among them (each visit counted, each key put back after a failed
+ * flush) as long as their whole cluster. */
+static size_t home_of(const struct table *t, const char *key, size_t len)
+{
+    return (size_t)keyhash(key, len) & (t->cap - 1);
+}
+
 static struct slot *table_find(struct table *t, const char *key, size_t len)
 {
-    size_t i = (size_t)hash(key, len) & (t->cap - 1);
+    size_t i = home_of(t, key, len);
     for (;;) {
         struct slot *s = &t->slots[i];
         if (s->count == 0 || (s->len == len && memcmp(key_of(t, s), key, len) == 0))
@@ -172,7 +174,7 @@ struct visits *visits_new(struct store *store, unsigned flush_ms, size_t max_key
 bool visits_record(struct visits *v, const char *key, size_t len)
 {
     bool ok;
-    if (len > ALIAS_MAX_LEN)
+    if (len > KEY_MAX_LEN)
         return false;
     pthread_mutex_lock(&v->lock);
     ok = table_add(v, key, len, 1);
@@ -183,7 +185,7 @@ bool visits_record(struct visits *v, const char *key, size_t len)
 bool visits_add(struct visits *v, const char *key, size_t len, uint32_t n)
 {
     bool ok;
-    if (len > ALIAS_MAX_LEN || n == 0)
+    if (len > KEY_MAX_LEN || n == 0)
         return n == 0;
     pthread_mutex_lock(&v->lock);
     ok = table_add(v, key, len, n);

@@ -8,6 +8,9 @@
  *   ceiling chain PORT THREADS DATABASE_URL REDIS_URL [CACHE_TTL]
  *       Redis GET; on a miss shortener's prepared lookup SELECT, then SET u:<key> EX ttl NX
  *
+ * The statement and the cache entry's format come from shortener's own headers (store.h,
+ * linkentry.h), so the baseline cannot drift from what the server does.
+ *
  * REDIS_URL is unix:///path or redis://host:port. Runs until SIGINT or SIGTERM. */
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -23,13 +26,11 @@
 #include <string.h>
 #include <unistd.h>
 
-enum mode { MODE_CONST, MODE_REDIS, MODE_CHAIN };
+#include "link.h"
+#include "linkentry.h"
+#include "store.h"
 
-/* The same statement as shortener's "lookup", so the database does the same work. */
-#define LOOKUP_SQL                                                                                 \
-    "SELECT url, COALESCE(floor(extract(epoch FROM expires_at))::bigint, 0),"                      \
-    " COALESCE(floor(extract(epoch FROM expires_at - now()))::bigint, -1)"                         \
-    " FROM urls WHERE key = $1 AND (expires_at IS NULL OR expires_at > now())"
+enum mode { MODE_CONST, MODE_REDIS, MODE_CHAIN };
 
 #define MAX_THREADS 64
 #define URL_MAX     8192
@@ -99,7 +100,7 @@ static int slot_connect(struct ceiling *c, struct slot *s)
             s->pg = NULL;
             return -EIO;
         }
-        PGresult *res = PQprepare(s->pg, "lookup", LOOKUP_SQL, 0, NULL);
+        PGresult *res = PQprepare(s->pg, "lookup", STORE_LOOKUP_REDIRECT_SQL, 0, NULL);
         bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
         if (!ok)
             fprintf(stderr, "ceiling: prepare: %s", PQerrorMessage(s->pg));
@@ -130,18 +131,15 @@ out:
     return rc;
 }
 
-/* A cached value is "<expires_at>\n<url>", as shortener writes it; NULL when it is not. */
+/* The url of a cached value, read as shortener reads it (linkentry.h); NULL when it is not
+ * a link. */
 static const char *cached_url(const redisReply *r, char *url, size_t cap)
 {
-    const char *nl;
+    struct link_rules rules;
 
-    if (r->type != REDIS_REPLY_STRING || !(nl = memchr(r->str, '\n', r->len)))
+    if (r->type != REDIS_REPLY_STRING ||
+        linkentry_parse(r->str, r->len, url, cap, &rules) != LINKENTRY_HIT)
         return NULL;
-    size_t ulen = r->len - (size_t)(nl - r->str) - 1;
-    if (ulen >= cap)
-        return NULL;
-    memcpy(url, nl + 1, ulen);
-    url[ulen] = '\0';
     return url;
 }
 
@@ -152,7 +150,7 @@ static enum MHD_Result lookup(struct ceiling *c, struct slot *s, struct MHD_Conn
     const char *found;
     enum MHD_Result rc = MHD_NO;
 
-    redisReply *r = redisCommand(s->redis, "GET u:%s", key);
+    redisReply *r = redisCommand(s->redis, "GET " LINKENTRY_KEY_FMT, key);
     if (!r)
         return MHD_NO;
     found = cached_url(r, url, sizeof(url));
@@ -168,7 +166,16 @@ static enum MHD_Result lookup(struct ceiling *c, struct slot *s, struct MHD_Conn
         rc = send_status(conn, 404, NULL, NULL);
         goto out;
     }
-    r = redisCommand(s->redis, "SET u:%s %s\n%s EX %ld NX", key, PQgetvalue(res, 0, 1),
+    /* The entry shortener writes for this row (store.h's columns, linkentry.h's format). */
+    struct link_rules rules = {.expires_at = strtoll(PQgetvalue(res, 0, 1), NULL, 10),
+                               .valid_from = strtoll(PQgetvalue(res, 0, 3), NULL, 10),
+                               .max_visits = strtoll(PQgetvalue(res, 0, 4), NULL, 10),
+                               .redirect_status = atoi(PQgetvalue(res, 0, 5)),
+                               .password = PQgetvalue(res, 0, 6)[0] == 't'};
+    char head[LINKENTRY_HEAD_MAX];
+    if (linkentry_format("", &rules, head, sizeof(head)) < 0)
+        goto out;
+    r = redisCommand(s->redis, "SET " LINKENTRY_KEY_FMT " %s%s EX %ld NX", key, head,
                      PQgetvalue(res, 0, 0), c->cache_ttl);
     if (!r)
         goto out;

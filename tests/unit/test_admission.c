@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "admission.c"
+#include "cache.c"
 #include "jobqueue.c"
 #include "ratelimit.c"
 

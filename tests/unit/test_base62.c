@@ -41,7 +41,7 @@ static void test_random_shape(void **state)
         for (size_t i = 0; i < len; i++)
             assert_true(base62_is_digit(buf[i]));
     }
-    base62_random(buf, BASE62_KEY_LEN);
+    base62_random(buf, GENERATED_KEY_LEN);
     assert_true(base62_is_key(buf, strlen(buf)));
 }
 
@@ -95,6 +95,29 @@ static void test_is_key(void **state)
                                7));
 }
 
+static void test_encode(void **state)
+{
+    char out[GENERATED_KEY_LEN + 2];
+    (void)state;
+
+    base62_encode(0, out, GENERATED_KEY_LEN);
+    assert_string_equal(out, "0000000");
+    base62_encode(61, out, GENERATED_KEY_LEN);
+    assert_string_equal(out, "000000z");
+    base62_encode(62, out, GENERATED_KEY_LEN);
+    assert_string_equal(out, "0000010");
+    base62_encode(10 * 62 * 62 + 36 * 62 + 35, out, GENERATED_KEY_LEN);
+    assert_string_equal(out, "0000AaZ");
+    /* 62^7 - 1, the last generated key; 62^7 wraps to the first. */
+    base62_encode(3521614606207ULL, out, GENERATED_KEY_LEN);
+    assert_string_equal(out, "zzzzzzz");
+    assert_true(base62_is_key(out, strlen(out)));
+    base62_encode(3521614606208ULL, out, GENERATED_KEY_LEN);
+    assert_string_equal(out, "0000000");
+    base62_encode(123, out, 0);
+    assert_string_equal(out, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -103,6 +126,7 @@ int main(void)
         cmocka_unit_test(test_random_roughly_uniform),
         cmocka_unit_test(test_random_differs),
         cmocka_unit_test(test_is_key),
+        cmocka_unit_test(test_encode),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

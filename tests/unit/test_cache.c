@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "link.h"
+
 #include "fakeredis.h"
 
 static struct fake_redis fake;
@@ -41,7 +43,7 @@ static void test_unreachable_redis_is_reported_and_remembered(void **state)
     struct cache_pending pending;
     struct redis_target t;
     char err[256], url[64];
-    int64_t expires;
+    struct link_rules expires;
     (void)state;
     assert_int_equal(cache_pending_init(&pending), 0);
     /* Nothing listens on port 1: the cache reports itself unavailable, it does not fail. */
@@ -71,7 +73,7 @@ static void test_pending_deletions_drain_before_serving(void **state)
     struct cache_pending pending;
     struct redis_target down = {.port = 1}, up = {0};
     char url[64];
-    int64_t expires;
+    struct link_rules expires;
     (void)state;
     assert_int_equal(cache_pending_init(&pending), 0);
     snprintf(down.host, sizeof(down.host), "127.0.0.1");
@@ -89,10 +91,12 @@ static void test_pending_deletions_drain_before_serving(void **state)
     assert_log("DEL u:gone|PUBLISH " INVALIDATION_CHANNEL " gone|GET u:gone");
 
     /* Nothing pending: one command, nothing before it. */
-    assert_int_equal(cache_fill(c2, "kept", "https://example.com/", 0, 60), 0);
+    assert_int_equal(
+        cache_fill(c2, "kept", "https://example.com/", &(struct link_rules){.expires_at = 0}, 60),
+        0);
     assert_int_equal(cache_get(c2, "kept", url, sizeof(url), &expires), CACHE_HIT);
     assert_string_equal(url, "https://example.com/");
-    assert_log("SET u:kept 0\nhttps://example.com/ EX 60 NX|GET u:kept");
+    assert_log("SET u:kept 0 0 0 0 -\nhttps://example.com/ EX 60 NX|GET u:kept");
 
     /* A tombstone that reaches Redis is published and remembers nothing. */
     assert_int_equal(cache_tombstone(c2, "kept", 5), 0);

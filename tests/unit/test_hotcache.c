@@ -22,12 +22,6 @@ static void count_visit(void *ctx, const char *key, size_t keylen, uint32_t coun
     visits_seen += count;
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    return sodium_init() < 0 ? -1 : 0;
-}
-
 static struct hotcache *enabled_cache(size_t entries)
 {
     struct hotcache *h = hotcache_new(entries, 60, count_visit, NULL);
@@ -41,22 +35,27 @@ static void test_put_then_get(void **state)
     struct hotcache *h = enabled_cache(64);
     char url[64];
     int64_t exp = -1;
+    int status;
     (void)state;
 
-    assert_int_equal(hotcache_get(h, "abc", 3, url, sizeof(url), &exp, NOW, false), -ENOENT);
-    hotcache_put(h, hotcache_epoch(h), "abc", 3, "https://e.com/a", 0, NOW);
-    assert_int_equal(hotcache_get(h, "abc", 3, url, sizeof(url), &exp, NOW, false), 0);
+    assert_int_equal(hotcache_get(h, "abc", 3, url, sizeof(url), &exp, &status, NOW, false),
+                     -ENOENT);
+    hotcache_put(h, hotcache_epoch(h), "abc", 3, "https://e.com/a", 0, 0, NOW);
+    assert_int_equal(hotcache_get(h, "abc", 3, url, sizeof(url), &exp, &status, NOW, false), 0);
     assert_string_equal(url, "https://e.com/a");
     assert_int_equal(exp, 0);
     /* Replacing keeps one entry. */
-    hotcache_put(h, hotcache_epoch(h), "abc", 3, "https://e.com/b", NOW + 50, NOW);
-    assert_int_equal(hotcache_get(h, "abc", 3, url, sizeof(url), &exp, NOW, false), 0);
+    hotcache_put(h, hotcache_epoch(h), "abc", 3, "https://e.com/b", NOW + 50, 307, NOW);
+    assert_int_equal(hotcache_get(h, "abc", 3, url, sizeof(url), &exp, &status, NOW, false), 0);
     assert_string_equal(url, "https://e.com/b");
     assert_int_equal(exp, NOW + 50);
+    assert_int_equal(status, 307);
     assert_int_equal(hotcache_count(h), 1);
     /* Keys differing only in length or one byte are different keys. */
-    assert_int_equal(hotcache_get(h, "ab", 2, url, sizeof(url), &exp, NOW, false), -ENOENT);
-    assert_int_equal(hotcache_get(h, "abd", 3, url, sizeof(url), &exp, NOW, false), -ENOENT);
+    assert_int_equal(hotcache_get(h, "ab", 2, url, sizeof(url), &exp, &status, NOW, false),
+                     -ENOENT);
+    assert_int_equal(hotcache_get(h, "abd", 3, url, sizeof(url), &exp, &status, NOW, false),
+                     -ENOENT);
     hotcache_free(h);
 }
 
@@ -65,17 +64,20 @@ static void test_evict_and_stale_fill(void **state)
     struct hotcache *h = enabled_cache(64);
     char url[64];
     int64_t exp;
+    int status;
     (void)state;
 
-    hotcache_put(h, hotcache_epoch(h), "k1", 2, "https://e.com/1", 0, NOW);
+    hotcache_put(h, hotcache_epoch(h), "k1", 2, "https://e.com/1", 0, 0, NOW);
     uint64_t before = hotcache_epoch(h); /* a lookup of k2 starts */
     hotcache_evict(h, "k1", 2);          /* a deletion of anything arrives meanwhile */
-    assert_int_equal(hotcache_get(h, "k1", 2, url, sizeof(url), &exp, NOW, false), -ENOENT);
+    assert_int_equal(hotcache_get(h, "k1", 2, url, sizeof(url), &exp, &status, NOW, false),
+                     -ENOENT);
     /* The lookup that began before the eviction must not cache what it found. */
-    hotcache_put(h, before, "k2", 2, "https://e.com/2", 0, NOW);
-    assert_int_equal(hotcache_get(h, "k2", 2, url, sizeof(url), &exp, NOW, false), -ENOENT);
-    hotcache_put(h, hotcache_epoch(h), "k2", 2, "https://e.com/2", 0, NOW);
-    assert_int_equal(hotcache_get(h, "k2", 2, url, sizeof(url), &exp, NOW, false), 0);
+    hotcache_put(h, before, "k2", 2, "https://e.com/2", 0, 0, NOW);
+    assert_int_equal(hotcache_get(h, "k2", 2, url, sizeof(url), &exp, &status, NOW, false),
+                     -ENOENT);
+    hotcache_put(h, hotcache_epoch(h), "k2", 2, "https://e.com/2", 0, 0, NOW);
+    assert_int_equal(hotcache_get(h, "k2", 2, url, sizeof(url), &exp, &status, NOW, false), 0);
     assert_int_equal(hotcache_count(h), 1);
     hotcache_free(h);
 }
@@ -85,23 +87,24 @@ static void test_disabled_holds_nothing(void **state)
     struct hotcache *h = hotcache_new(64, 60, count_visit, NULL);
     char url[64];
     int64_t exp;
+    int status;
     (void)state;
 
     assert_false(hotcache_enabled(h));
-    hotcache_put(h, hotcache_epoch(h), "k", 1, "https://e.com/", 0, NOW);
-    assert_int_equal(hotcache_get(h, "k", 1, url, sizeof(url), &exp, NOW, false), -ENOENT);
+    hotcache_put(h, hotcache_epoch(h), "k", 1, "https://e.com/", 0, 0, NOW);
+    assert_int_equal(hotcache_get(h, "k", 1, url, sizeof(url), &exp, &status, NOW, false), -ENOENT);
     hotcache_set_enabled(h, true);
     uint64_t e = hotcache_epoch(h);
-    hotcache_put(h, e, "k", 1, "https://e.com/", 0, NOW);
+    hotcache_put(h, e, "k", 1, "https://e.com/", 0, 0, NOW);
     assert_int_equal(hotcache_count(h), 1);
     /* Turning off empties it, and a fill begun while on is refused once it is off. */
     hotcache_set_enabled(h, false);
     assert_int_equal(hotcache_count(h), 0);
-    hotcache_put(h, e, "k", 1, "https://e.com/", 0, NOW);
-    assert_int_equal(hotcache_get(h, "k", 1, url, sizeof(url), &exp, NOW, false), -ENOENT);
+    hotcache_put(h, e, "k", 1, "https://e.com/", 0, 0, NOW);
+    assert_int_equal(hotcache_get(h, "k", 1, url, sizeof(url), &exp, &status, NOW, false), -ENOENT);
     /* A fill begun before it was turned back on is refused too. */
     hotcache_set_enabled(h, true);
-    hotcache_put(h, e, "k", 1, "https://e.com/", 0, NOW);
+    hotcache_put(h, e, "k", 1, "https://e.com/", 0, 0, NOW);
     assert_int_equal(hotcache_count(h), 0);
     hotcache_free(h);
 
@@ -109,8 +112,8 @@ static void test_disabled_holds_nothing(void **state)
     assert_non_null(h);
     hotcache_set_enabled(h, true);
     assert_false(hotcache_enabled(h));
-    hotcache_put(h, hotcache_epoch(h), "k", 1, "https://e.com/", 0, NOW);
-    assert_int_equal(hotcache_get(h, "k", 1, url, sizeof(url), &exp, NOW, false), -ENOENT);
+    hotcache_put(h, hotcache_epoch(h), "k", 1, "https://e.com/", 0, 0, NOW);
+    assert_int_equal(hotcache_get(h, "k", 1, url, sizeof(url), &exp, &status, NOW, false), -ENOENT);
     hotcache_evict(h, "k", 1);
     hotcache_free(h);
 }
@@ -118,22 +121,27 @@ static void test_disabled_holds_nothing(void **state)
 static void test_age_bound_and_sizes(void **state)
 {
     struct hotcache *h = enabled_cache(64);
-    char url[16], key[HOTCACHE_KEY_MAX + 2];
+    char url[16], key[KEY_MAX_LEN + 2];
     int64_t exp;
+    int status;
     (void)state;
 
-    hotcache_put(h, hotcache_epoch(h), "old", 3, "https://e.com/", 0, NOW);
-    assert_int_equal(hotcache_get(h, "old", 3, url, sizeof(url), &exp, NOW + 60, false), 0);
-    assert_int_equal(hotcache_get(h, "old", 3, url, sizeof(url), &exp, NOW + 61, false), -ENOENT);
+    hotcache_put(h, hotcache_epoch(h), "old", 3, "https://e.com/", 0, 0, NOW);
+    assert_int_equal(hotcache_get(h, "old", 3, url, sizeof(url), &exp, &status, NOW + 60, false),
+                     0);
+    assert_int_equal(hotcache_get(h, "old", 3, url, sizeof(url), &exp, &status, NOW + 61, false),
+                     -ENOENT);
     /* A URL that does not fit the caller's buffer is a miss, not a truncation. */
-    hotcache_put(h, hotcache_epoch(h), "long", 4, "https://example.com/long", 0, NOW);
-    assert_int_equal(hotcache_get(h, "long", 4, url, sizeof(url), &exp, NOW, false), -ENOENT);
+    hotcache_put(h, hotcache_epoch(h), "long", 4, "https://example.com/long", 0, 0, NOW);
+    assert_int_equal(hotcache_get(h, "long", 4, url, sizeof(url), &exp, &status, NOW, false),
+                     -ENOENT);
     /* Keys longer than any alias are never cached. */
     memset(key, 'a', sizeof(key) - 1);
     key[sizeof(key) - 1] = '\0';
-    hotcache_put(h, hotcache_epoch(h), key, sizeof(key) - 1, "https://e.com/", 0, NOW);
-    assert_int_equal(hotcache_get(h, key, sizeof(key) - 1, url, sizeof(url), &exp, NOW, false),
-                     -ENOENT);
+    hotcache_put(h, hotcache_epoch(h), key, sizeof(key) - 1, "https://e.com/", 0, 0, NOW);
+    assert_int_equal(
+        hotcache_get(h, key, sizeof(key) - 1, url, sizeof(url), &exp, &status, NOW, false),
+        -ENOENT);
     hotcache_free(h);
 }
 
@@ -143,21 +151,22 @@ static void test_bounded_and_keeps_the_referenced(void **state)
     struct hotcache *h = enabled_cache(CAP);
     char key[16], url[64];
     int64_t exp;
+    int status;
     unsigned kept = 0;
     (void)state;
 
     for (int i = 0; i < 20 * CAP; i++) {
         snprintf(key, sizeof(key), "k%d", i);
-        hotcache_put(h, hotcache_epoch(h), key, strlen(key), "https://e.com/", 0, NOW);
+        hotcache_put(h, hotcache_epoch(h), key, strlen(key), "https://e.com/", 0, 0, NOW);
         /* k0..k99 are read after every insert: CLOCK must keep most of them. */
         snprintf(key, sizeof(key), "k%d", i % 100);
-        hotcache_get(h, key, strlen(key), url, sizeof(url), &exp, NOW, false);
+        hotcache_get(h, key, strlen(key), url, sizeof(url), &exp, &status, NOW, false);
     }
     assert_true(hotcache_count(h) <= CAP);
     assert_true(hotcache_count(h) >= CAP * 3 / 4);
     for (int i = 0; i < 100; i++) {
         snprintf(key, sizeof(key), "k%d", i);
-        kept += hotcache_get(h, key, strlen(key), url, sizeof(url), &exp, NOW, false) == 0;
+        kept += hotcache_get(h, key, strlen(key), url, sizeof(url), &exp, &status, NOW, false) == 0;
     }
     assert_true(kept >= 90);
     hotcache_free(h);
@@ -169,25 +178,26 @@ static void test_visits_are_handed_on(void **state)
     struct hotcache *h = enabled_cache(64);
     char url[64];
     int64_t exp;
+    int status;
     (void)state;
 
     visits_seen = 0;
-    hotcache_put(h, hotcache_epoch(h), "a", 1, "https://e.com/a", 0, NOW);
-    hotcache_put(h, hotcache_epoch(h), "b", 1, "https://e.com/b", NOW + 10, NOW);
+    hotcache_put(h, hotcache_epoch(h), "a", 1, "https://e.com/a", 0, 0, NOW);
+    hotcache_put(h, hotcache_epoch(h), "b", 1, "https://e.com/b", NOW + 10, 0, NOW);
     for (int i = 0; i < 5; i++)
-        assert_int_equal(hotcache_get(h, "a", 1, url, sizeof(url), &exp, NOW, true), 0);
-    assert_int_equal(hotcache_get(h, "a", 1, url, sizeof(url), &exp, NOW, false), 0);
-    assert_int_equal(hotcache_get(h, "b", 1, url, sizeof(url), &exp, NOW, true), 0);
+        assert_int_equal(hotcache_get(h, "a", 1, url, sizeof(url), &exp, &status, NOW, true), 0);
+    assert_int_equal(hotcache_get(h, "a", 1, url, sizeof(url), &exp, &status, NOW, false), 0);
+    assert_int_equal(hotcache_get(h, "b", 1, url, sizeof(url), &exp, &status, NOW, true), 0);
     /* An expired link's hit is no visit (the caller answers 404). */
-    assert_int_equal(hotcache_get(h, "b", 1, url, sizeof(url), &exp, NOW + 10, true), 0);
+    assert_int_equal(hotcache_get(h, "b", 1, url, sizeof(url), &exp, &status, NOW + 10, true), 0);
     hotcache_harvest(h);
     assert_int_equal(visits_seen, 6);
     hotcache_harvest(h);
     assert_int_equal(visits_seen, 6);
-    assert_int_equal(hotcache_get(h, "a", 1, url, sizeof(url), &exp, NOW, true), 0);
+    assert_int_equal(hotcache_get(h, "a", 1, url, sizeof(url), &exp, &status, NOW, true), 0);
     hotcache_evict(h, "a", 1);
     assert_int_equal(visits_seen, 7);
-    assert_int_equal(hotcache_get(h, "b", 1, url, sizeof(url), &exp, NOW, true), 0);
+    assert_int_equal(hotcache_get(h, "b", 1, url, sizeof(url), &exp, &status, NOW, true), 0);
     hotcache_set_enabled(h, false);
     assert_int_equal(visits_seen, 8);
     hotcache_free(h);
@@ -203,5 +213,5 @@ int main(void)
         cmocka_unit_test(test_bounded_and_keeps_the_referenced),
         cmocka_unit_test(test_visits_are_handed_on),
     };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }

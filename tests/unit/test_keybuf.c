@@ -45,7 +45,7 @@ static void test_put_take_counts(void **state)
     assert_int_equal(keybuf_take(&b, 54, out + 10, 0), 0);
     assert_int_equal(keybuf_count(&b), 0);
     for (size_t i = 0; i < 64; i++) {
-        assert_int_equal(strlen(out[i]), BASE62_KEY_LEN);
+        assert_int_equal(strlen(out[i]), GENERATED_KEY_LEN);
         size_t k = key_index(out[i]);
         assert_true(k < 100);
         assert_false(seen[k]);

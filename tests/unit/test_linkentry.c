@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "link.h"
+
 #include "fakeredis.h"
 
 static struct fake_redis fake;
@@ -37,13 +39,15 @@ static int teardown(void **state)
 static void test_fill_and_get(void **state)
 {
     char url[64];
-    int64_t expires = -1;
+    struct link_rules expires = {.expires_at = -1};
     (void)state;
     assert_int_equal(linkentry_get(r, "a1", url, sizeof(url), &expires), -ENOENT);
-    assert_int_equal(linkentry_fill(r, "a1", "https://example.com/x", 1700000000, 60), 0);
+    assert_int_equal(linkentry_fill(r, "a1", "https://example.com/x",
+                                    &(struct link_rules){.expires_at = 1700000000}, 60),
+                     0);
     assert_int_equal(linkentry_get(r, "a1", url, sizeof(url), &expires), LINKENTRY_HIT);
     assert_string_equal(url, "https://example.com/x");
-    assert_int_equal(expires, 1700000000);
+    assert_int_equal(expires.expires_at, 1700000000);
     /* A URL longer than the caller's buffer is a miss, never cut short. */
     assert_int_equal(linkentry_get(r, "a1", url, 10, &expires), -ENOENT);
     /* Exactly fitting, NUL included. */
@@ -54,14 +58,18 @@ static void test_fill_and_get(void **state)
 static void test_negative_and_tombstone(void **state)
 {
     char url[64];
-    int64_t expires;
+    struct link_rules expires;
     (void)state;
     assert_int_equal(linkentry_fill_negative(r, "n1", 5), 0);
     assert_int_equal(linkentry_get(r, "n1", url, sizeof(url), &expires), LINKENTRY_NEGATIVE);
     /* A fill never overwrites: the tombstone of a delete wins over a fill that raced it. */
-    assert_int_equal(linkentry_fill(r, "t1", "https://example.com/t", 0, 60), 0);
+    assert_int_equal(
+        linkentry_fill(r, "t1", "https://example.com/t", &(struct link_rules){.expires_at = 0}, 60),
+        0);
     assert_int_equal(linkentry_tombstone(r, "t1", 5), 0);
-    assert_int_equal(linkentry_fill(r, "t1", "https://example.com/t", 0, 60), 0);
+    assert_int_equal(
+        linkentry_fill(r, "t1", "https://example.com/t", &(struct link_rules){.expires_at = 0}, 60),
+        0);
     assert_int_equal(linkentry_get(r, "t1", url, sizeof(url), &expires), LINKENTRY_NEGATIVE);
     assert_int_equal(linkentry_evict(r, "t1"), 0);
     assert_int_equal(linkentry_get(r, "t1", url, sizeof(url), &expires), -ENOENT);
@@ -70,7 +78,7 @@ static void test_negative_and_tombstone(void **state)
 static void test_foreign_values_are_misses(void **state)
 {
     char url[64];
-    int64_t expires;
+    struct link_rules expires;
     (void)state;
     assert_int_equal(redis_command(r, NULL, "SET u:f1 %s", "not ours"), 0);
     assert_int_equal(linkentry_get(r, "f1", url, sizeof(url), &expires), -ENOENT);
@@ -103,7 +111,7 @@ static void test_evict_many_in_chunks(void **state)
     assert_non_null(strstr(log, "DEL u:e0 u:e1 "));
     assert_non_null(strstr(log, "DEL u:e2000 u:e2001 u:e2002 u:e2003 u:e2004"));
     char url[64];
-    int64_t expires;
+    struct link_rules expires;
     assert_int_equal(linkentry_get(r, "e2004", url, sizeof(url), &expires), -ENOENT);
 }
 

@@ -1,0 +1,169 @@
+/* Unit tests for metrics.c: the exposition text, byte for byte (dashboards and the
+ * integration tests read these names), status codes counted in their own series or in
+ * "other", and a buffer too small refused rather than cut short. */
+#include "metrics.c"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+/* Every value distinct, so a series reading the wrong counter shows. */
+static const char expected[] =
+    "# HELP shortener_http_responses_total HTTP responses by status code.\n"
+    "# TYPE shortener_http_responses_total counter\n"
+    "shortener_http_responses_total{code=\"200\"} 1\n"
+    "shortener_http_responses_total{code=\"201\"} 2\n"
+    "shortener_http_responses_total{code=\"204\"} 3\n"
+    "shortener_http_responses_total{code=\"301\"} 4\n"
+    "shortener_http_responses_total{code=\"400\"} 5\n"
+    "shortener_http_responses_total{code=\"401\"} 6\n"
+    "shortener_http_responses_total{code=\"404\"} 7\n"
+    "shortener_http_responses_total{code=\"405\"} 8\n"
+    "shortener_http_responses_total{code=\"409\"} 9\n"
+    "shortener_http_responses_total{code=\"413\"} 10\n"
+    "shortener_http_responses_total{code=\"415\"} 11\n"
+    "shortener_http_responses_total{code=\"429\"} 12\n"
+    "shortener_http_responses_total{code=\"500\"} 13\n"
+    "shortener_http_responses_total{code=\"503\"} 14\n"
+    "shortener_http_responses_total{code=\"other\"} 15\n"
+    "# HELP shortener_redirects_total Redirect look-ups by where they were answered.\n"
+    "# TYPE shortener_redirects_total counter\n"
+    "shortener_redirects_total{result=\"hot_hit\"} 16\n"
+    "shortener_redirects_total{result=\"cache_hit\"} 17\n"
+    "shortener_redirects_total{result=\"cache_negative\"} 18\n"
+    "shortener_redirects_total{result=\"db_hit\"} 19\n"
+    "shortener_redirects_total{result=\"db_miss\"} 20\n"
+    "shortener_redirects_total{result=\"invalid\"} 21\n"
+    "# HELP shortener_links_created_total Links created.\n"
+    "# TYPE shortener_links_created_total counter\n"
+    "shortener_links_created_total 22\n"
+    "# HELP shortener_links_deleted_total Links deleted through the API.\n"
+    "# TYPE shortener_links_deleted_total counter\n"
+    "shortener_links_deleted_total 23\n"
+    "# HELP shortener_dependency_errors_total Failed calls to a dependency.\n"
+    "# TYPE shortener_dependency_errors_total counter\n"
+    "shortener_dependency_errors_total{dependency=\"redis\"} 24\n"
+    "shortener_dependency_errors_total{dependency=\"postgres\"} 25\n"
+    "shortener_dependency_errors_total{dependency=\"kgs\"} 26\n"
+    "# HELP shortener_visits_dropped_total Visits not counted because the buffer was full.\n"
+    "# TYPE shortener_visits_dropped_total counter\n"
+    "shortener_visits_dropped_total 27\n"
+    "# HELP shortener_keys_buffered Generated keys held locally, fetched from kgs.\n"
+    "# TYPE shortener_keys_buffered gauge\n"
+    "shortener_keys_buffered 101\n"
+    "# HELP shortener_visits_pending Links with visits not yet written to PostgreSQL.\n"
+    "# TYPE shortener_visits_pending gauge\n"
+    "shortener_visits_pending 102\n"
+    "# HELP shortener_ratelimited_total Requests refused with 429 by a rate limit.\n"
+    "# TYPE shortener_ratelimited_total counter\n"
+    "shortener_ratelimited_total 28\n"
+    "# HELP shortener_ratelimit_fallback 1 while Redis is unreachable and limits are kept by this "
+    "instance alone.\n"
+    "# TYPE shortener_ratelimit_fallback gauge\n"
+    "shortener_ratelimit_fallback 1\n"
+    "# HELP shortener_ratelimit_fallback_total Times rate limiting fell back to this instance "
+    "alone.\n"
+    "# TYPE shortener_ratelimit_fallback_total counter\n"
+    "shortener_ratelimit_fallback_total 29\n"
+    "# HELP shortener_hot_cache_entries Links held in the in-process cache.\n"
+    "# TYPE shortener_hot_cache_entries gauge\n"
+    "shortener_hot_cache_entries 103\n"
+    "# HELP shortener_hot_cache_enabled 1 while the in-process cache is in use (subscribed to "
+    "deletions).\n"
+    "# TYPE shortener_hot_cache_enabled gauge\n"
+    "shortener_hot_cache_enabled 1\n"
+    "# HELP shortener_create_queue Creates waiting for a link writer.\n"
+    "# TYPE shortener_create_queue gauge\n"
+    "shortener_create_queue 104\n"
+    "# HELP shortener_create_commits_total Commits of new links (each carries a batch).\n"
+    "# TYPE shortener_create_commits_total counter\n"
+    "shortener_create_commits_total 105\n"
+    "# HELP shortener_create_batched_total Creates carried by those commits.\n"
+    "# TYPE shortener_create_batched_total counter\n"
+    "shortener_create_batched_total 106\n";
+
+static void fill(struct metrics *m, struct metrics_gauges *g)
+{
+    unsigned long long v = 1;
+
+    memset(m, 0, sizeof(*m));
+    for (int i = 0; i < MS_COUNT; i++)
+        atomic_store(&m->responses[i], v++);
+    for (int i = 0; i < MR_COUNT; i++)
+        atomic_store(&m->redirects[i], v++);
+    atomic_store(&m->links_created, v++);
+    atomic_store(&m->links_deleted, v++);
+    atomic_store(&m->cache_errors, v++);
+    atomic_store(&m->db_errors, v++);
+    atomic_store(&m->kgs_errors, v++);
+    atomic_store(&m->visits_dropped, v++);
+    atomic_store(&m->ratelimited, v++);
+    atomic_store(&m->ratelimit_fallbacks, v++);
+    atomic_store(&m->ratelimit_fallback, 1);
+    *g = (struct metrics_gauges){.keys_buffered = 101,
+                                 .visits_pending = 102,
+                                 .hot_entries = 103,
+                                 .hot_enabled = 1,
+                                 .writer_queued = 104,
+                                 .writer_batches = 105,
+                                 .writer_links = 106};
+}
+
+static void test_exposition_text(void **state)
+{
+    static struct metrics m;
+    struct metrics_gauges g;
+    char buf[8192];
+    (void)state;
+
+    fill(&m, &g);
+    int len = metrics_render(&m, &g, buf, sizeof(buf));
+    assert_int_equal(len, (int)strlen(expected));
+    assert_memory_equal(buf, expected, sizeof(expected) - 1);
+}
+
+static void test_small_buffer_is_refused(void **state)
+{
+    static struct metrics m;
+    struct metrics_gauges g;
+    char buf[8192];
+    (void)state;
+
+    fill(&m, &g);
+    int len = metrics_render(&m, &g, buf, sizeof(buf));
+    assert_true(len > 0);
+    assert_int_equal(metrics_render(&m, &g, buf, (size_t)len), -ENOSPC);
+    assert_int_equal(metrics_render(&m, &g, buf, 100), -ENOSPC);
+    assert_int_equal(metrics_render(&m, &g, buf, (size_t)len + 1), len);
+}
+
+static void test_status_counting(void **state)
+{
+    static struct metrics m;
+    (void)state;
+
+    memset(&m, 0, sizeof(m));
+    metrics_count_status(&m, 200);
+    metrics_count_status(&m, 503);
+    metrics_count_status(&m, 503);
+    metrics_count_status(&m, 302);
+    metrics_count_status(&m, 0);
+    assert_int_equal(atomic_load(&m.responses[MS_200]), 1);
+    assert_int_equal(atomic_load(&m.responses[MS_503]), 2);
+    assert_int_equal(atomic_load(&m.responses[MS_OTHER]), 2);
+    assert_int_equal(atomic_load(&m.responses[MS_404]), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exposition_text),
+        cmocka_unit_test(test_small_buffer_is_refused),
+        cmocka_unit_test(test_status_counting),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
