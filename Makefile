@@ -78,7 +78,15 @@ $(BUILD)/gen/migrations_data.c: $(sort $(wildcard migrations/*.sql)) deploy/embe
 $(BUILD)/gen/migrations_data.o: $(BUILD)/gen/migrations_data.c
 	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BINDIR)/shortener: $(BUILD)/src/server/main.o $(SERVER_OBJS) $(LIBCOMMON)
+# The OpenAPI description is compiled into shortener, which serves it (GET /api/v1/openapi.json).
+$(BUILD)/gen/openapi_data.c: openapi/openapi.json deploy/embed-openapi.sh
+	@mkdir -p $(dir $@)
+	deploy/embed-openapi.sh openapi/openapi.json > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/openapi_data.o: $(BUILD)/gen/openapi_data.c
+	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BINDIR)/shortener: $(BUILD)/src/server/main.o $(SERVER_OBJS) $(BUILD)/gen/openapi_data.o $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 

@@ -16,6 +16,7 @@
 #include "linkjson.h"
 #include "linkwriter.h"
 #include "log.h"
+#include "openapi.h"
 #include "redirect.h"
 #include "request.h"
 #include "server.h"
@@ -167,6 +168,8 @@ enum http_step api_handle(struct http_request *r)
         return get_or_head(m) ? handle_readyz(r) : http_method_not_allowed(r, "GET, HEAD");
     if (strcmp(path, "/metrics") == 0)
         return get_or_head(m) ? handle_metrics(r) : http_method_not_allowed(r, "GET, HEAD");
+    if (strcmp(path, OPENAPI_PATH) == 0)
+        return openapi_handle(r);
     if (strcmp(path, API_PREFIX) == 0 || strcmp(path, API_PREFIX "/") == 0)
         return is(m, "POST") ? create_handle(r) : http_method_not_allowed(r, "POST");
     if (strncmp(path, API_PREFIX "/", sizeof(API_PREFIX)) == 0) {
