@@ -50,7 +50,7 @@ TEST_HELPERS := $(BUILD)/tests/integration/gcra_twin
 PYTEST := /usr/bin/python3 -m pytest
 
 .PHONY: all deps asan unit integration test check-format format banned cppcheck fuzz run up down \
-	clean help bench bench-bins
+	clean help bench bench-bins openapi-lint
 all: $(PROGRAMS) $(TEST_HELPERS)
 
 help:
@@ -58,6 +58,7 @@ help:
 	@echo "make run        install what is missing, build, run the whole local stack in the foreground"
 	@echo "make up / down  the same stack in the background under var/ / stopped again"
 	@echo "make test       every check: format, cppcheck, unit and integration tests, plain and ASan+UBSan"
+	@echo "make openapi-lint  lint openapi/openapi.json (Redocly CLI from npm)"
 	@echo "make bench      load benchmarks against their references (wrk, nginx, pgbench; ~12 min)"
 
 # Installs the Debian packages the build, the local stack and the tests need (apt-get, as
@@ -81,7 +82,15 @@ $(BUILD)/gen/migrations_data.c: $(sort $(wildcard migrations/*.sql)) deploy/embe
 $(BUILD)/gen/migrations_data.o: $(BUILD)/gen/migrations_data.c
 	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BINDIR)/shortener: $(BUILD)/src/server/main.o $(SERVER_OBJS) $(LIBCOMMON)
+# The OpenAPI description is compiled into shortener, which serves it (GET /api/v1/openapi.json).
+$(BUILD)/gen/openapi_data.c: openapi/openapi.json deploy/embed-openapi.sh
+	@mkdir -p $(dir $@)
+	deploy/embed-openapi.sh openapi/openapi.json > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/openapi_data.o: $(BUILD)/gen/openapi_data.c
+	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BINDIR)/shortener: $(BUILD)/src/server/main.o $(SERVER_OBJS) $(BUILD)/gen/openapi_data.o $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -156,7 +165,7 @@ cppcheck:
 
 test: deps
 	@echo "== format and static checks"
-	$(MAKE) check-format banned cppcheck
+	$(MAKE) check-format banned cppcheck openapi-lint
 	@echo "== plain build: unit tests"
 	$(MAKE) all unit bench-bins
 	@echo "== ASan+UBSan build: unit tests"
@@ -166,6 +175,16 @@ test: deps
 	$(MAKE) integration
 	@echo "== integration tests, ASan+UBSan build"
 	$(MAKE) SANITIZE=1 integration
+
+# The OpenAPI description, linted by Redocly CLI (redocly.yaml) from the npm registry, pinned in
+# package-lock.json; npm ci runs again only when the lock file is newer than node_modules.
+node_modules/.installed: package-lock.json package.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+openapi-lint: node_modules/.installed
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+		npx --no-install redocly lint --config redocly.yaml openapi/openapi.json
 
 # libFuzzer drivers, each run briefly over its checked-in corpus plus fresh inputs.
 FUZZ_TARGETS := request urlcheck kgs_proto clientip

@@ -9,6 +9,7 @@ packages=(
     libcurl4-openssl-dev libcmocka-dev
     postgresql redis-server
     python3 python3-pytest python3-requests
+    nodejs npm
     curl procps util-linux
 )
 if [ "${1:-}" = "--bench" ]; then
@@ -17,6 +18,12 @@ fi
 
 missing=()
 for p in "${packages[@]}"; do
+    # Node.js may come from elsewhere (NodeSource's nodejs bundles npm and conflicts with
+    # Debian's npm package): a node or npm command on PATH is enough.
+    case $p in
+    nodejs) command -v node >/dev/null 2>&1 && continue ;;
+    npm) command -v npm >/dev/null 2>&1 && continue ;;
+    esac
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
     [ "$status" = "install ok installed" ] || missing+=("$p")
 done

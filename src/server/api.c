@@ -16,6 +16,7 @@
 #include "links.h"
 #include "linkwriter.h"
 #include "log.h"
+#include "openapi.h"
 #include "redirect.h"
 #include "request.h"
 #include "server.h"
@@ -115,6 +116,8 @@ enum http_step api_handle(struct http_request *r)
         return get_or_head(m) ? handle_readyz(r) : http_method_not_allowed(r, "GET, HEAD");
     if (strcmp(path, "/metrics") == 0)
         return get_or_head(m) ? handle_metrics(r) : http_method_not_allowed(r, "GET, HEAD");
+    if (strcmp(path, OPENAPI_PATH) == 0)
+        return openapi_handle(r);
     if (strcmp(path, API_PREFIX) == 0 || strcmp(path, API_PREFIX "/") == 0) {
         if (is(m, "POST"))
             return create_handle(r, false);
