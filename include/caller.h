@@ -65,6 +65,9 @@ enum http_step caller_count_all_here(struct http_request *r, struct caller *c, i
 void caller_client_key(struct http_request *r, const char *prefix, const char *suffix, char *out,
                        size_t cap);
 
+/* True when the request comes from one of TRUSTED_PROXIES itself, not from a client behind it. */
+bool caller_is_proxy(struct http_request *r);
+
 /* The owner whose links a key may see: its own, or anybody's (0) for an admin key. */
 int64_t caller_owner_filter(const struct caller *c);
 

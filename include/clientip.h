@@ -43,4 +43,9 @@ bool clientip_is_trusted(const struct clientip_trusted *t, const unsigned char a
 void clientip_resolve(const struct clientip_trusted *t, const struct sockaddr *peer,
                       const char *xff, char out[CLIENTIP_TEXT_MAX]);
 
+/* True when the request comes from one of our proxies itself (a health check, say) rather
+ * than from a client behind it: limits per client address do not apply to it. */
+bool clientip_is_proxy(const struct clientip_trusted *t, const struct sockaddr *peer,
+                       const char *xff);
+
 #endif

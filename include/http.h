@@ -63,6 +63,11 @@ void http_resume(struct MHD_Connection *conn);
 /* A request header's value, or NULL. */
 const char *http_header(struct http_request *r, const char *name);
 
+/* Every line of a header that may come several times (X-Forwarded-For), joined with ", " in
+ * the order they came, as one line would list them; NULL when there is none, or when they do
+ * not fit in cap bytes (too long to be a header we believe). */
+const char *http_header_all(struct http_request *r, const char *name, char *buf, size_t cap);
+
 /* A query parameter's value (percent-decoded), or NULL; "" for "?name" without a value. */
 const char *http_query(struct http_request *r, const char *name);
 

@@ -37,6 +37,7 @@ struct server_config {
     char *log_level;
     char *anonymous_rate;
     char *auth_failure_rate;
+    char *miss_rate;
     char *trusted_proxies;
     char *cors_origins;
     long long port;
@@ -83,7 +84,7 @@ struct server {
     struct ratelimit ratelimit;
     struct authcache *auth;
     /* Parsed from the configuration by server_configure(). */
-    struct ratelimit_policy anonymous_policy, auth_failure_policy;
+    struct ratelimit_policy anonymous_policy, auth_failure_policy, miss_policy;
     struct clientip_trusted trusted_proxies;
     struct cors cors;
     /* Slots are bound to threads on first use; the lock is taken only then. */
@@ -92,6 +93,11 @@ struct server {
     struct worker *workers;
     unsigned nworkers;
     atomic_uint_fast64_t next_request_id;
+    /* /readyz's last check (api.c): when, and which dependencies failed (a bit each). */
+    pthread_mutex_t readyz_lock;
+    bool readyz_lock_ready;
+    long long readyz_at;
+    unsigned readyz_failed;
     char base_url[512];   /* without a trailing slash */
     char bodiless_marker; /* its address marks requests without a body we read */
 };

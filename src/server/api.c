@@ -10,6 +10,7 @@
 #include "caller.h"
 #include "cors.h"
 #include "create.h"
+#include "deadline.h"
 #include "hotcache.h"
 #include "http.h"
 #include "keys_client.h"
@@ -25,25 +26,55 @@
 
 #define API_PREFIX "/api/v1/urls"
 
-static enum http_step handle_readyz(struct http_request *r)
+/* HAProxy asks /readyz several times a second from every balancer: one check serves every
+ * request for READYZ_CACHE_MS, and a failing dependency is named, its driver's words only
+ * logged (they may say more about our setup than a client should know). */
+#define READYZ_CACHE_MS 250
+
+static unsigned readyz_check(struct http_request *r)
 {
     struct worker *w = r->worker;
-    char detail[768] = "";
-    size_t len = 0;
+    unsigned failed = 0;
+    int rc;
 
-    if (store_ping(w->store) < 0)
-        len += (size_t)snprintf(detail + len, sizeof(detail) - len, "postgres: %s; ",
-                                store_error(w->store));
-    if (len < sizeof(detail) && cache_ping(w->cache) < 0)
-        len += (size_t)snprintf(detail + len, sizeof(detail) - len, "redis: %s; ",
-                                cache_error(w->cache));
-    int krc = keys_client_ping(r->srv->keys);
-    if (len < sizeof(detail) && krc < 0)
-        len += (size_t)snprintf(detail + len, sizeof(detail) - len, "kgs: %s; ", strerror(-krc));
-    if (len > 0) {
-        if (len > 2 && len < sizeof(detail))
-            detail[len - 2] = '\0';
-        return http_problem(r, 503, "not-ready", "not ready: %s", detail);
+    if (store_ping(w->store) < 0) {
+        failed |= 1;
+        log_warn("readyz: postgres: %s", store_error(w->store));
+    }
+    if (cache_ping(w->cache) < 0) {
+        failed |= 2;
+        log_warn("readyz: redis: %s", cache_error(w->cache));
+    }
+    if ((rc = keys_client_ping(r->srv->keys)) < 0) {
+        failed |= 4;
+        log_warn("readyz: kgs: %s", strerror(-rc));
+    }
+    return failed;
+}
+
+static enum http_step handle_readyz(struct http_request *r)
+{
+    static const char *const names[] = {"postgres", "redis", "kgs"};
+    struct server *s = r->srv;
+    long long now = deadline_now_ms();
+    unsigned failed;
+    char detail[64] = "";
+
+    pthread_mutex_lock(&s->readyz_lock);
+    if (now - s->readyz_at >= READYZ_CACHE_MS || s->readyz_at == 0) {
+        /* Checked under the lock: concurrent probes wait for one check instead of each
+         * making their own. */
+        s->readyz_failed = readyz_check(r);
+        s->readyz_at = deadline_now_ms();
+    }
+    failed = s->readyz_failed;
+    pthread_mutex_unlock(&s->readyz_lock);
+    if (failed) {
+        for (int i = 0; i < 3; i++)
+            if (failed & (1u << i))
+                snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail), "%s%s",
+                         detail[0] ? ", " : "", names[i]);
+        return http_problem(r, 503, "not-ready", "not ready: %s unavailable", detail);
     }
     static const char ok[] =
         "{\"status\":\"ok\",\"checks\":{\"postgres\":\"ok\",\"redis\":\"ok\",\"kgs\":\"ok\"}}";

@@ -13,6 +13,10 @@
 #include "ratelimit.h"
 #include "server.h"
 
+/* The longest X-Forwarded-For believed: libmicrohttpd's connection memory bounds headers
+ * anyway. */
+#define XFF_MAX 4096
+
 /* Counts the request against the limit named key (e.g. "a:1.2.3.4") and keeps the result on
  * r, so that whatever answer follows carries the RateLimit fields. */
 static void count(struct http_request *r, const char *key, const struct ratelimit_policy *p,
@@ -30,11 +34,19 @@ static enum http_step refuse(struct http_request *r, const char *what)
                         (long long)ratelimit_retry_after(&r->rl_result));
 }
 
+/* X-Forwarded-For, every line of it: a proxy appends its own line after the client's, so the
+ * first line alone is the one the client wrote. */
+static const char *forwarded_for(struct http_request *r, char *buf, size_t cap)
+{
+    return http_header_all(r, "X-Forwarded-For", buf, cap);
+}
+
 void caller_client_key(struct http_request *r, const char *prefix, const char *suffix, char *out,
                        size_t cap)
 {
-    char ip[CLIENTIP_TEXT_MAX];
-    clientip_resolve(&r->srv->trusted_proxies, http_peer(r), http_header(r, "X-Forwarded-For"), ip);
+    char ip[CLIENTIP_TEXT_MAX], xff[XFF_MAX];
+    clientip_resolve(&r->srv->trusted_proxies, http_peer(r), forwarded_for(r, xff, sizeof(xff)),
+                     ip);
     snprintf(out, cap, "%s%s%s%s", prefix, suffix ? suffix : "", suffix ? ":" : "", ip);
 }
 
@@ -212,6 +224,13 @@ enum http_step caller_count_all_here(struct http_request *r, struct caller *c, i
                             (long long)c->count.policy.burst);
     }
     return caller_counted(r, c);
+}
+
+bool caller_is_proxy(struct http_request *r)
+{
+    char xff[XFF_MAX];
+    return clientip_is_proxy(&r->srv->trusted_proxies, http_peer(r),
+                             forwarded_for(r, xff, sizeof(xff)));
 }
 
 int64_t caller_owner_filter(const struct caller *c)

@@ -178,25 +178,43 @@ static int from_xff(const struct clientip_trusted *t, const char *xff, unsigned 
     return any ? 0 : -EINVAL;
 }
 
-void clientip_resolve(const struct clientip_trusted *t, const struct sockaddr *peer,
-                      const char *xff, char out[CLIENTIP_TEXT_MAX])
+/* The client's address; -1 when the peer is not an IP address (unknown, or local). */
+static int resolve(const struct clientip_trusted *t, const struct sockaddr *peer, const char *xff,
+                   unsigned char addr[16])
 {
-    unsigned char addr[16] = {0}, fwd[16];
+    unsigned char fwd[16];
 
-    if (!peer) {
-        snprintf(out, CLIENTIP_TEXT_MAX, "unknown");
-        return;
-    }
+    memset(addr, 0, 16);
+    if (!peer)
+        return -1;
     if (peer->sa_family == AF_INET) {
         memcpy(addr, v4_mapped, sizeof(v4_mapped));
         memcpy(addr + 12, &((const struct sockaddr_in *)(const void *)peer)->sin_addr, 4);
     } else if (peer->sa_family == AF_INET6) {
         memcpy(addr, &((const struct sockaddr_in6 *)(const void *)peer)->sin6_addr, 16);
     } else {
-        snprintf(out, CLIENTIP_TEXT_MAX, "local");
-        return;
+        return -1;
     }
     if (xff && t->n > 0 && clientip_is_trusted(t, addr) && from_xff(t, xff, fwd) == 0)
-        memcpy(addr, fwd, sizeof(addr));
+        memcpy(addr, fwd, 16);
+    return 0;
+}
+
+void clientip_resolve(const struct clientip_trusted *t, const struct sockaddr *peer,
+                      const char *xff, char out[CLIENTIP_TEXT_MAX])
+{
+    unsigned char addr[16];
+
+    if (resolve(t, peer, xff, addr) < 0) {
+        snprintf(out, CLIENTIP_TEXT_MAX, "%s", peer ? "local" : "unknown");
+        return;
+    }
     format(addr, out);
+}
+
+bool clientip_is_proxy(const struct clientip_trusted *t, const struct sockaddr *peer,
+                       const char *xff)
+{
+    unsigned char addr[16];
+    return resolve(t, peer, xff, addr) == 0 && clientip_is_trusted(t, addr);
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cors.h"
 #include "log.h"
@@ -27,6 +28,41 @@ void http_resume(struct MHD_Connection *conn)
 const char *http_header(struct http_request *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+struct header_join {
+    const char *name;
+    char *buf;
+    size_t cap, len;
+    bool any, overflow;
+};
+
+static enum MHD_Result join_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct header_join *j = cls;
+    (void)kind;
+    if (strcasecmp(key, j->name) != 0 || !value)
+        return MHD_YES;
+    int n = snprintf(j->buf + j->len, j->cap - j->len, "%s%s", j->any ? ", " : "", value);
+    if (n < 0 || (size_t)n >= j->cap - j->len) {
+        j->overflow = true;
+        return MHD_NO;
+    }
+    j->len += (size_t)n;
+    j->any = true;
+    return MHD_YES;
+}
+
+const char *http_header_all(struct http_request *r, const char *name, char *buf, size_t cap)
+{
+    struct header_join j = {.name = name, .buf = buf, .cap = cap};
+
+    if (cap == 0)
+        return NULL;
+    buf[0] = '\0';
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, join_header, &j);
+    return j.any && !j.overflow ? buf : NULL;
 }
 
 const char *http_query(struct http_request *r, const char *name)

@@ -41,6 +41,10 @@ static const struct config_opt options[] = {
     OPT_STR("AUTH_FAILURE_RATE", "auth-failure-rate", "60/min",
             "failed authentications allowed per client address: N/s, N/min or N/h",
             auth_failure_rate),
+    OPT_STR("MISS_RATE", "miss-rate", "100/s",
+            "look-ups of keys that do not exist allowed per client address (N/s, N/min or N/h); "
+            "existing links are never limited",
+            miss_rate),
     OPT_STR("TRUSTED_PROXIES", "trusted-proxies", "",
             "proxies whose X-Forwarded-For is believed: IPs or CIDRs, comma-separated",
             trusted_proxies),

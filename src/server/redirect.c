@@ -39,6 +39,30 @@ static bool is_get(const struct http_request *r)
     return strcmp(r->method, "GET") == 0;
 }
 
+/* A key that does not exist: 404, unless the client's address has looked up too many of those
+ * (MISS_RATE), when it is 429. Links that exist are never limited. */
+static enum http_step unknown_key(struct http_request *r)
+{
+    struct server *s = r->srv;
+    char name[RATELIMIT_KEY_MAX];
+
+    if (s->cfg.rate_limits && !caller_is_proxy(r)) {
+        caller_client_key(r, "m:", NULL, name, sizeof(name));
+        ratelimit_check(&s->ratelimit, r->worker->redis, name, &s->miss_policy, true,
+                        &r->rl_result);
+        if (!r->rl_result.allowed) {
+            r->rl_policy = s->miss_policy;
+            r->ratelimited = true;
+            metrics_inc(&s->metrics.ratelimited);
+            return http_problem(r, 429, "rate-limited",
+                                "too many look-ups of links that do not exist from this address; "
+                                "retry in %lld s",
+                                (long long)ratelimit_retry_after(&r->rl_result));
+        }
+    }
+    return http_link_not_found(r);
+}
+
 /* A link whose every click may be answered from memory: the hot cache holds only these. */
 static bool plain(const struct link_rules *ru, int64_t now)
 {
@@ -153,7 +177,7 @@ static enum http_step lookup(struct http_request *r, const char *key, size_t len
     rc = cache_get(w->cache, key, url, sizeof(url), &h.rules);
     if (rc == CACHE_NEGATIVE) {
         metrics_inc(&s->metrics.redirects[MR_CACHE_NEGATIVE]);
-        return http_link_not_found(r);
+        return unknown_key(r);
     }
     /* An entry is judged by our clock: a cache may hold it a moment longer than it lives. */
     if (rc == CACHE_HIT && (!h.rules.expires_at || h.rules.expires_at > now)) {
@@ -172,7 +196,7 @@ static enum http_step lookup(struct http_request *r, const char *key, size_t len
     if (rc == -ENOENT) {
         metrics_inc(&s->metrics.redirects[MR_DB_MISS]);
         cache_fill_negative(w->cache, key, s->cfg.negative_ttl);
-        return http_link_not_found(r);
+        return unknown_key(r);
     }
     if (rc < 0) {
         metrics_inc(&s->metrics.db_errors);

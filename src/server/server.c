@@ -224,6 +224,38 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     *req_cls = NULL;
 }
 
+static int hex_value(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Percent-decodes the path and query in place, as libmicrohttpd would, except that an escape
+ * of a control character (%00-%1F, %7F) is left as it is: a decoded NUL would cut the path
+ * short for every C string function after it (GET /alias%00x would be GET /alias), and a
+ * path or parameter holding such a byte matches nothing anyway. */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    char *w = s;
+    (void)cls;
+    (void)conn;
+
+    for (const char *p = s; *p; p++) {
+        int hi, lo;
+        if (*p == '%' && (hi = hex_value(p[1])) >= 0 && (lo = hex_value(p[2])) >= 0 &&
+            hi * 16 + lo >= 0x20 && hi * 16 + lo != 0x7f) {
+            *w++ = (char)(hi * 16 + lo);
+            p += 2;
+        } else {
+            *w++ = *p;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char line[512];
@@ -244,6 +276,10 @@ int server_configure(struct server *s, char *err, size_t errlen)
     if (ratelimit_parse_policy(c->auth_failure_rate, &s->auth_failure_policy) < 0) {
         snprintf(err, errlen, "AUTH_FAILURE_RATE '%s' must be N/s, N/min or N/h",
                  c->auth_failure_rate);
+        return -EINVAL;
+    }
+    if (ratelimit_parse_policy(c->miss_rate, &s->miss_policy) < 0) {
+        snprintf(err, errlen, "MISS_RATE '%s' must be N/s, N/min or N/h", c->miss_rate);
         return -EINVAL;
     }
     if (c->default_redirect_status != 301 && c->default_redirect_status != 302 &&
@@ -288,6 +324,9 @@ int server_init(struct server *s)
     if (pthread_mutex_init(&s->workers_lock, NULL) != 0)
         return -ENOMEM;
     s->workers_lock_ready = true;
+    if (pthread_mutex_init(&s->readyz_lock, NULL) != 0)
+        return -ENOMEM;
+    s->readyz_lock_ready = true;
     if (cache_pending_init(&s->pending) < 0)
         return -ENOMEM;
     s->pending_ready = true;
@@ -372,7 +411,7 @@ int server_start(struct server *s)
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)c->per_ip_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_END);
+        on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
     if (!s->daemon) {
         log_error("cannot listen on %s port %lld", c->listen_address, c->port);
         return -EADDRINUSE;
@@ -428,4 +467,7 @@ void server_release(struct server *s)
     if (s->workers_lock_ready)
         pthread_mutex_destroy(&s->workers_lock);
     s->workers_lock_ready = false;
+    if (s->readyz_lock_ready)
+        pthread_mutex_destroy(&s->readyz_lock);
+    s->readyz_lock_ready = false;
 }
