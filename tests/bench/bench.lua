@@ -7,6 +7,12 @@
 --              number is the next argument) taking turns; done() reports how far the slowest
 --              thread got, so the caller knows which lines the pass covered.
 -- MODE create: POST /api/v1/urls with a JSON body, Authorization: Bearer ARG (KEYFILE unused).
+-- MODE bulk:   POST /api/v1/urls/bulk, a JSON array of N distinct create objects built anew for
+--              every request, Authorization: Bearer ARG (args: - APIKEY N; KEYFILE unused).
+--              Every answer is checked: a 200 whose items are N times "status":201, else it
+--              counts in bulk_bad (reported as bad=, which the caller adds to the errors).
+-- MODE unlock: POST /<ARG> with the form field password=PASSWORD, form-encoded (args:
+--              - LINKKEY PASSWORD; KEYFILE unused): the password form of a protected link.
 --
 -- done() prints one line "BENCH k=v ..." with the exact counts and latency percentiles, so
 -- the caller need not parse wrk's rounded text report.
@@ -20,15 +26,34 @@ function setup(thread)
    table.insert(threads, thread)
 end
 
-local mode, keys, n, pos, step, auth
+local mode, keys, n, pos, step, auth, bulk_n, unlock_path, unlock_body
 -- A global, not a local: done() reads it from every thread with thread:get().
 done_keys = 0
 local sent = 0
 
+local function form_escape(s)
+   s = string.gsub(s, "[^%w%-%._~ ]", function(c)
+      return string.format("%%%02X", string.byte(c))
+   end)
+   return (string.gsub(s, " ", "+"))
+end
+
+-- A bulk answer is right when it is a 200 with bulk_n items of "status":201 (compact JSON).
+local function check_bulk(status, headers, body)
+   local ok = 0
+   if status == 200 and body then
+      local _
+      _, ok = string.gsub(body, '"status":201', "")
+   end
+   if ok ~= bulk_n then
+      bulk_bad = bulk_bad + 1
+   end
+end
+
 function init(args)
    mode = args[1]
    keys, n = {}, 0
-   if mode ~= "create" then
+   if mode == "random" or mode == "walk" then
       for line in io.lines(args[2]) do
          n = n + 1
          keys[n] = line
@@ -42,6 +67,16 @@ function init(args)
       done_keys = 0
    elseif mode == "create" then
       auth = "Bearer " .. args[3]
+   elseif mode == "bulk" then
+      auth = "Bearer " .. args[3]
+      bulk_n = tonumber(args[4])
+      -- Globals: done() reads bulk_bad with thread:get(). Defining response() only here keeps
+      -- wrk from collecting bodies in the other modes (it asks for response() after init()).
+      bulk_bad = 0
+      response = check_bulk
+   elseif mode == "unlock" then
+      unlock_path = "/" .. args[3]
+      unlock_body = "password=" .. form_escape(args[4])
    end
 end
 
@@ -57,6 +92,21 @@ function request()
          done_keys = done_keys + 1
       end
       return wrk.format("GET", "/" .. keys[i])
+   elseif mode == "bulk" then
+      -- Distinct URLs in every request: thread, request number, item.
+      sent = sent + 1
+      local items = {}
+      for i = 1, bulk_n do
+         items[i] = string.format('{"url":"https://example.com/bulk/%d/%d/%d"}', id, sent, i)
+      end
+      return wrk.format("POST", "/api/v1/urls/bulk", {
+         ["Authorization"] = auth,
+         ["Content-Type"] = "application/json",
+      }, "[" .. table.concat(items, ",") .. "]")
+   elseif mode == "unlock" then
+      return wrk.format("POST", unlock_path, {
+         ["Content-Type"] = "application/x-www-form-urlencoded",
+      }, unlock_body)
    else
       sent = sent + 1
       local body = string.format('{"url":"https://example.com/bench/%d/%d/%d"}', id, sent,
@@ -71,10 +121,15 @@ end
 function done(summary, latency, requests)
    local e = summary.errors
    local walked = -1
+   local bad
    for _, t in ipairs(threads) do
       local d = t:get("done_keys")
       if d ~= nil and (walked < 0 or d < walked) then
          walked = d
+      end
+      local b = t:get("bulk_bad")
+      if b ~= nil then
+         bad = (bad or 0) + b
       end
    end
    io.write(string.format(
@@ -83,4 +138,8 @@ function done(summary, latency, requests)
       summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
       latency:percentile(99), latency.max, e.connect, e.read, e.write, e.status, e.timeout,
       #threads, walked))
+   if bad ~= nil then
+      -- Only in bulk mode, so the other modes' line stays as it was.
+      io.write(string.format("BENCH_BULK bad=%d\n", bad))
+   end
 end

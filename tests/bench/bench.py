@@ -10,7 +10,8 @@ Settings (environment):
   BENCH_CONNS    wrk connection counts for the redirect rows (default "64 256")
   BENCH_THREADS  shortener THREADS = nginx workers = ceiling threads (default 2)
   BENCH_ONLY     run only these groups of rows (for working on the bench): cached (with nginx,
-                 the ceilings and redis-path), uncached, create, kgs, cleanup
+                 the ceilings and redis-path), uncached, create, links (bulk creates,
+                 max_visits and password links), kgs, cleanup
   SHORTENER_BIN_DIR, BENCH_BIN_DIR  where the programs and ceiling/kgsload are (the Makefile
                  sets both)
 
@@ -55,6 +56,16 @@ KGS_BATCH = 1000
 KGS_CONNS = 2
 CLEANUP_ROWS = 1_000_000
 CLEANUP_TIMEOUT = 600
+# The links group.
+BULK_ITEMS = 1000
+# Few connections for bulk creates: each request is 1000 links (one ~50 KB body in, ~200 KB
+# out, 1000 rows in one commit), so 4 in flight already keep the server's writer threads busy;
+# 64 of them would be 64,000 links queued at once and measure the queue, not the throughput.
+BULK_CONNS = 4
+LINKS_EACH = 1000
+MAX_VISITS = 1_000_000_000_000
+LINK_PASSWORD = "correct horse 1"
+UNLOCK_CONNS = (2, 8)
 
 # Distinct, random-looking keys: i -> (i * MULT + OFFSET) mod 62^7 is a bijection because MULT
 # is prime to 62, written as 7 base62 digits. Rows n+1.. of the same sequence never collide
@@ -215,6 +226,11 @@ def wrk(url, conns, seconds, args):
     r = {k: int(float(v)) for k, v in (kv.split("=") for kv in m.group(1).split())}
     r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
     r["errors"] = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
+    # Bulk mode checks every answer's items; wrong ones count as errors.
+    bulk = re.search(r"^BENCH_BULK bad=(\d+)$", res.stdout, re.M)
+    if bulk:
+        r["bulk_bad"] = int(bulk.group(1))
+        r["errors"] += r["bulk_bad"]
     return r
 
 
@@ -390,20 +406,22 @@ class Bench:
     def flush_redis(self):
         self.redis("FLUSHALL")
 
-    def warm(self, url):
-        """Requests every loaded key once, in order, through the server at url; passes of at
-        most 30 s until the whole file is covered."""
+    def warm(self, url, keyfile=None, count=LINKS):
+        """Requests every key of keyfile (the loaded keys unless named; count of them) once, in
+        order, through the server at url; passes of at most 30 s until the whole file is
+        covered."""
         t0 = time.monotonic()
         start = 1
-        while start <= LINKS:
-            r = wrk(url, 64, min(30, max(2, SECONDS)), ["walk", self.keyfile, start, WRK_THREADS])
+        while start <= count:
+            r = wrk(url, 64, min(30, max(2, SECONDS)),
+                    ["walk", keyfile or self.keyfile, start, WRK_THREADS])
             if r["errors"] or r["walked_min"] <= 0:
                 raise RuntimeError(f"warm-up pass: {r['errors']} errors, "
                                    f"{r['walked_min']} keys per thread: {r}")
             start += WRK_THREADS * r["walked_min"]
             if time.monotonic() - t0 > 600:
                 raise RuntimeError("warming the cache took over 10 minutes")
-        log(f"requested all {LINKS} keys once in {time.monotonic() - t0:.1f}s")
+        log(f"requested all {count} keys once in {time.monotonic() - t0:.1f}s")
 
     def supports(self, setting):
         return re.search(rf"\b{setting}\b", self.server_help) is not None
@@ -484,7 +502,8 @@ http {{
         self.start_stack()
         self.load_links()
         steps = {"cached": self.cached_rows, "uncached": self.uncached_rows,
-                 "create": self.create_rows, "kgs": self.kgs_row, "cleanup": self.cleanup_row}
+                 "create": self.create_rows, "links": self.links_rows, "kgs": self.kgs_row,
+                 "cleanup": self.cleanup_row}
         for name, step in steps.items():
             if ONLY and name not in ONLY:
                 continue
@@ -580,6 +599,159 @@ http {{
         rows[2]["limiting_cost_pct"] = round(100 * (1 - rows[1]["rps"] / rows[2]["rps"]), 1)
         free.stop()
 
+    # ------------------------------------------------------------ links group
+
+    def api(self, method, url, key=None, **kw):
+        """One request outside the load (set-up and checks), never following redirects."""
+        headers = kw.pop("headers", {})
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return st.session().request(method, url, headers=headers, allow_redirects=False,
+                                    timeout=60, **kw)
+
+    def bulk_create(self, url, key, objs):
+        """Creates objs through the bulk API; returns their keys, in order, or raises."""
+        keys = []
+        for i in range(0, len(objs), BULK_ITEMS):
+            chunk = objs[i:i + BULK_ITEMS]
+            r = self.api("POST", url + "/api/v1/urls/bulk", key, json=chunk)
+            items = r.json().get("items", []) if r.status_code == 200 else []
+            bad = [it for it in items if it.get("status") != 201]
+            if r.status_code != 200 or len(items) != len(chunk) or bad:
+                raise RuntimeError(f"bulk create: {r.status_code}, {len(items)} items, "
+                                   f"{len(bad)} not created: {r.text[:300]}")
+            keys.extend(it["link"]["key"] for it in items)
+        return keys
+
+    def check_bulk(self, url, key):
+        """One bulk request as the load sends it: its answer must hold BULK_ITEMS times
+        "status":201 (the wrk script counts that text in every answer), each with a link."""
+        body = [{"url": f"https://example.com/bulk/check/0/{i}"} for i in range(BULK_ITEMS)]
+        r = self.api("POST", url + "/api/v1/urls/bulk", key, json=body)
+        text = r.text
+        try:
+            items = r.json().get("items", [])
+        except ValueError:
+            items = []
+        created = sum(1 for it in items if it.get("status") == 201 and it.get("link", {}).get(
+            "key"))
+        counted = text.count('"status":201')
+        if r.status_code != 200 or created != BULK_ITEMS or counted != BULK_ITEMS:
+            raise RuntimeError(f"the bulk answer is not {BULK_ITEMS} created links: HTTP "
+                               f"{r.status_code}, {len(items)} items, {created} with status 201 "
+                               f"and a key, '\"status\":201' {counted} times: {text[:300]}")
+
+    def links_rows(self):
+        """Bulk against single creates, a max_visits link's redirect against an ordinary one,
+        and the cost of a password check (Argon2id)."""
+        key, _ = self.stack.create_apikey(rate="1000000/s")
+        srv = self.restart_server()
+        # Each part on its own: one that fails is reported and the others still run.
+        for part in (self.bulk_rows, self.max_visits_rows, self.password_rows):
+            try:
+                part(srv, key)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as e:  # noqa: BLE001 - report it loudly, keep the other parts
+                log(f"!!! links: {part.__name__} FAILED: {e}")
+                self.notes.append(f"links: {part.__name__} FAILED: {e}")
+
+    def bulk_rows(self, srv, key):
+        single = "create (1 per request)"
+        bulk = f"bulk create ({BULK_ITEMS} per request)"
+        subjects = [wrk_subject(single, srv.base_url, srv.proc.pid, CREATE_CONNS,
+                                ["create", "-", key])]
+        try:
+            self.check_bulk(srv.base_url, key)
+        except RuntimeError as e:
+            log(f"!!! {bulk}: FAILED: {e}")
+            self.notes.append(f"{bulk} FAILED its check: {e}")
+            bulk = None
+
+        def bulk_run(secs):
+            r = wrk(srv.base_url, BULK_CONNS, secs, ["bulk", "-", key, BULK_ITEMS])
+            r["requests_per_s"] = r["rps"]
+            r["rps"] = r["rps"] * BULK_ITEMS  # links/s
+            return r
+        if bulk:
+            subjects.append(Subject(bulk, srv.proc.pid, bulk_run, conns=BULK_CONNS))
+        rows = measure(subjects, CREATE_CONNS)
+        ref = self.add(rows[0])
+        if not bulk:
+            self.skip(f"bulk create ({BULK_ITEMS} per request)", BULK_CONNS,
+                      "FAILED: the bulk answer was not 1000 created links (see the notes)")
+            return
+        row = self.add(rows[1], ref)
+        row["unit"] = " links/s"
+        row["requests_per_s"] = round(statistics.median(r["requests_per_s"]
+                                                        for r in row["runs"]), 1)
+        bad = sum(r.get("bulk_bad", 0) for r in row["runs"])
+        if bad:
+            row["note"] = f"{bad} bulk answers were not {BULK_ITEMS} created links"
+
+    def max_visits_rows(self, srv, key):
+        ordinary = self.bulk_create(srv.base_url, key, [
+            {"url": f"https://example.com/ordinary/{i}"} for i in range(LINKS_EACH)])
+        limited = self.bulk_create(srv.base_url, key, [
+            {"url": f"https://example.com/max-visits/{i}", "max_visits": MAX_VISITS}
+            for i in range(LINKS_EACH)])
+        files = {}
+        for name, keys in (("ordinary", ordinary), ("max-visits", limited)):
+            files[name] = self.stack.root / f"keys-{name}.txt"
+            files[name].write_text("\n".join(keys) + "\n")
+            self.warm(srv.base_url, files[name], len(keys))
+        # One answer each, by hand: a 301 to the link's URL; no-store for max_visits.
+        for name, k, url, no_store in (
+                ("ordinary", ordinary[0], "https://example.com/ordinary/0", False),
+                ("max_visits", limited[0], "https://example.com/max-visits/0", True)):
+            r = self.api("GET", f"{srv.base_url}/{k}")
+            cc = r.headers.get("Cache-Control", "")
+            if r.status_code != 301 or r.headers.get("Location") != url or \
+                    (no_store and "no-store" not in cc):
+                raise RuntimeError(f"{name} link {k}: {r.status_code}, Location "
+                                   f"{r.headers.get('Location')!r}, Cache-Control {cc!r}; "
+                                   f"expected 301 to {url}"
+                                   + (" with no-store" if no_store else ""))
+        c = CREATE_CONNS
+        ref, row = measure([
+            wrk_subject(f"redirect, ordinary ({LINKS_EACH} links)", srv.base_url, srv.proc.pid,
+                        c, ["random", files["ordinary"]]),
+            wrk_subject(f"redirect, max_visits ({LINKS_EACH} links)", srv.base_url,
+                        srv.proc.pid, c, ["random", files["max-visits"]])], c)
+        self.add(ref)
+        self.add(row, ref)
+
+    def password_rows(self, srv, key):
+        name = "password check (POST /{key})"
+        url = "https://example.com/protected"
+        r = self.api("POST", srv.base_url + "/api/v1/urls", key,
+                     json={"url": url, "password": LINK_PASSWORD})
+        if r.status_code != 201:
+            raise RuntimeError(f"creating the password link: {r.status_code} {r.text[:300]}")
+        link = r.json()["key"]
+        r = self.api("GET", f"{srv.base_url}/{link}")
+        if r.status_code != 401 or not r.headers.get("Content-Type", "").startswith("text/html"):
+            raise RuntimeError(f"GET /{link} of a password link: {r.status_code} "
+                               f"{r.headers.get('Content-Type')}, expected 401 text/html")
+        # The right password (wrong ones are limited to 10 per address in 10 minutes).
+        r = self.api("POST", f"{srv.base_url}/{link}", data={"password": LINK_PASSWORD})
+        if r.status_code != 301 or r.headers.get("Location") != url:
+            raise RuntimeError(f"POST /{link} with the password: {r.status_code}, Location "
+                               f"{r.headers.get('Location')!r}, expected 301 to {url}")
+        args = ["unlock", "-", link, LINK_PASSWORD]
+        # measure() keeps runs by subject name: one name per connection count, the row's name
+        # afterwards.
+        rows = measure([Subject(f"{name} c={c}", srv.proc.pid,
+                                (lambda c: lambda secs: wrk(srv.base_url, c, secs, args))(c),
+                                conns=c) for c in UNLOCK_CONNS], UNLOCK_CONNS[0])
+        for row in rows:
+            row["scenario"] = name
+            # No reference: Argon2id is a cost paid on purpose; the row reports it.
+            self.add(row)
+        low = rows[0]
+        low["line"] = (f"Argon2id verify: p50 {fmt(low['p50_ms'], 1)} ms at {UNLOCK_CONNS[0]} "
+                       "connections (one check at a time per hashing thread; 2 hashing threads)")
+
     def kgs_row(self):
         sock = self.stack.kgs.sock
         (row,) = measure([Subject(f"kgs TAKE {KGS_BATCH}", self.stack.kgs.proc.pid,
@@ -674,7 +846,7 @@ http {{
                 lines.append([r["scenario"], str(r["conns"]), "skipped", "", "", "", "", "", "",
                               r["skipped"]])
                 continue
-            unit = " keys/s" if r["scenario"].startswith("kgs") else ""
+            unit = r.get("unit") or (" keys/s" if r["scenario"].startswith("kgs") else "")
             lines.append([
                 r["scenario"], str(r["conns"]), f"{r['rps']:,.0f}{unit}",
                 fmt(r.get("p50_ms")), fmt(r.get("p99_ms")), str(r.get("errors", "")),
@@ -696,6 +868,8 @@ http {{
             if r.get("limiting_cost_pct") is not None:
                 print(f"cost of rate limiting on creates: {r['limiting_cost_pct']}% "
                       "(target < 10%)")
+            if r.get("line"):
+                print(r["line"])
             if r.get("note") and (r["scenario"], r["note"]) not in seen:
                 seen.add((r["scenario"], r["note"]))
                 print(f"{r['scenario']}: {r['note']}")
