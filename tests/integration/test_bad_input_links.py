@@ -455,3 +455,11 @@ def test_idempotency_key_bounds_accepted(stack, server, value):
     assert first.status_code == 201, first.text
     again = c.create(url, headers={"Idempotency-Key": value})
     assert again.status_code == 201 and again.json() == first.json()
+
+
+def test_patch_to_a_self_referencing_url_is_400(client, server, stack):
+    key = client.create_ok("https://example.com/self-ref-target")["key"]
+    for url in (f"{server.base_url}/{key}", f"{server.base_url}/abcdefg"):
+        assert_problem(client.request("PATCH", f"/api/v1/urls/{key}", json={"url": url}), 400)
+    r = client.resolve(key)
+    assert r.status_code == 301 and r.headers["Location"] == "https://example.com/self-ref-target"

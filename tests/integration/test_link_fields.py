@@ -468,3 +468,35 @@ def test_max_visits_link_is_503_while_redis_is_down(redis_stack):
                    20, interval=0.1)
     check_redirect(r, 301, url)
     assert_problem(c.resolve(limited), 404)
+
+
+def test_wrong_tries_are_counted_across_servers(client, server, second_server):
+    """The 10 wrong tries are per address and link, whichever server they reach."""
+    url = f"https://example.com/locked-two/{unique()}"
+    key = client.create_ok(url, password=PASSWORD)["key"]
+    here = (client_from(server, "127.0.0.4"), client_from(second_server, "127.0.0.4"))
+    for i in range(10):
+        assert_password_form(post_password(here[i % 2], key, f"wrong-password-{i}"), key)
+    for c in here:
+        assert post_password(c, key, PASSWORD).status_code == 429
+
+
+def test_right_passwords_are_not_wrong_tries(client, server):
+    url = f"https://example.com/locked-right/{unique()}"
+    key = client.create_ok(url, password=PASSWORD)["key"]
+    here = client_from(server, "127.0.0.5")
+    for i in range(9):
+        assert_password_form(post_password(here, key, f"wrong-password-{i}"), key)
+    for _ in range(3):
+        check_redirect(post_password(here, key, PASSWORD), 301, url)
+    assert_password_form(post_password(here, key, "wrong-password-9"), key)  # the 10th
+    assert post_password(here, key, "wrong-password-10").status_code == 429
+
+
+def test_valid_from_in_the_past_redirects_at_once(client, second_server):
+    past = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
+    url = f"https://example.com/valid-already/{unique()}"
+    link = client.create_ok(url, valid_from=past)
+    assert link["valid_from"] == past, link
+    for c in (client, stk.Client(second_server), client, client, client):
+        check_redirect(c.resolve(link["key"]), 301, url)

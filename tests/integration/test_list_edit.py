@@ -402,3 +402,62 @@ def test_valid_from_after_expires_at_is_400(client):
     _, much_later = seconds_ahead(9000)
     now = patch_ok(client, key, {"valid_from": after, "expires_at": much_later})
     assert (now["valid_from"], now["expires_at"]) == (after, much_later)
+
+
+def test_raising_max_visits_allows_exactly_the_difference(client, second_server):
+    other = stk.Client(second_server)
+    url = f"https://example.com/raise-limit/{unique()}"
+    key = client.create_ok(url, max_visits=2)["key"]
+    check_redirect(client.resolve(key), 301, url)
+    check_redirect(other.resolve(key), 301, url)
+    assert_problem(client.resolve(key), 404)
+    patch_ok(client, key, {"max_visits": 4})
+    oks = 0
+    for c in (client, other) * 3:
+        r = c.resolve(key)
+        if r.status_code == 301:
+            oks += 1
+        else:
+            assert_problem(r, 404)
+    assert oks == 2, f"{oks} more visits after raising max_visits from 2 to 4"
+
+
+def test_lowering_max_visits_below_the_visits_made_is_404(client, second_server):
+    url = f"https://example.com/lower-limit/{unique()}"
+    key = client.create_ok(url, max_visits=10)["key"]
+    for _ in range(3):
+        check_redirect(client.resolve(key), 301, url)
+    patch_ok(client, key, {"max_visits": 2})
+    for c in (client, stk.Client(second_server)):
+        assert_problem(c.resolve(key), 404)
+
+
+def test_tag_filter_is_exact(stack, server):
+    c = fresh_client(stack, server)
+    red = c.create_ok("https://example.com/exact/red", tags=["red"])["key"]
+    c.create_ok("https://example.com/exact/reddish", tags=["reddish"])
+    c.create_ok("https://example.com/exact/Red", tags=["Red"])
+    assert keys_of(list_ok(c, tag="red")["items"]) == [red]
+    assert list_ok(c, tag="re")["items"] == []
+
+
+def test_q_is_plain_text_not_a_pattern(stack, server):
+    c = fresh_client(stack, server)
+    pct = c.create_ok("https://example.com/a%20b")["key"]
+    under = c.create_ok("https://example.com/x", alias=unique("und_er"))["key"]
+    c.create_ok("https://example.com/plain")
+    assert keys_of(list_ok(c, q="%")["items"]) == [pct]
+    assert keys_of(list_ok(c, q="_")["items"]) == [under]
+    assert keys_of(list_ok(c, q="%20")["items"]) == [pct]
+
+
+def test_list_edit_and_bulk_answers_carry_ratelimit(client):
+    key = client.create_ok(f"https://example.com/rl-fields/{unique()}")["key"]
+    answers = [client.request("GET", "/api/v1/urls", params={"limit": 1}),
+               patch(client, key, {"tags": ["rl"]}),
+               client.request("POST", "/api/v1/urls/bulk",
+                              json=[{"url": "https://example.com/rl-fields/bulk"}])]
+    for r in answers:
+        assert r.status_code == 200, r.text
+        assert r.headers.get("RateLimit") and r.headers.get("RateLimit-Policy"), \
+            f"{r.request.method} {r.request.url}: {dict(r.headers)}"
