@@ -13,6 +13,9 @@ enum pwform_note { PWFORM_ASK, PWFORM_WRONG, PWFORM_TOO_MANY };
 enum http_step pwform_send(struct http_request *r, const char *key, unsigned status,
                            enum pwform_note note);
 
+/* The form with 429 after too many wrong passwords, and Retry-After (seconds, at least 1). */
+enum http_step pwform_send_retry(struct http_request *r, const char *key, long long retry_after);
+
 /* The security fields every HTML page of ours sends (name, value pairs). */
 extern const char *const pwform_html_headers[];
 

@@ -280,9 +280,8 @@ static int edit_check(struct http_request *r, struct edit *e, struct link_edit *
         out->change |= 1u << FIELD_PUBLIC_STATS;
     }
     if (f->nulls & (1u << FIELD_PUBLIC_STATS)) {
-        snprintf(err, errlen, "public_stats is true or false, not null");
-        *type = "invalid-body";
-        return -1;
+        out->a.public_stats = false; /* cleared: back to its default */
+        out->change |= 1u << FIELD_PUBLIC_STATS;
     }
     if (e->hashed) {
         out->password_hash = e->hash.hash;

@@ -20,8 +20,8 @@ const char *const pwform_html_headers[] = {
     "no-store",
     NULL};
 
-enum http_step pwform_send(struct http_request *r, const char *key, unsigned status,
-                           enum pwform_note note)
+static enum http_step send_form(struct http_request *r, const char *key, unsigned status,
+                                enum pwform_note note, long long retry_after)
 {
     static const char *const notes[] = {
         [PWFORM_ASK] = "This link is protected by a password.",
@@ -45,5 +45,28 @@ enum http_step pwform_send(struct http_request *r, const char *key, unsigned sta
                  note == PWFORM_ASK ? "status" : "alert", notes[note], esc);
     if (n < 0 || (size_t)n >= sizeof(page))
         return http_problem(r, 500, "internal", "the form does not fit its buffer");
-    return http_send(r, status, "text/html; charset=utf-8", page, (size_t)n, pwform_html_headers);
+    if (retry_after <= 0)
+        return http_send(r, status, "text/html; charset=utf-8", page, (size_t)n,
+                         pwform_html_headers);
+    char seconds[24];
+    const char *headers[16];
+    size_t k = 0;
+    snprintf(seconds, sizeof(seconds), "%lld", retry_after);
+    for (; pwform_html_headers[k] && k < 12; k++)
+        headers[k] = pwform_html_headers[k];
+    headers[k++] = "Retry-After";
+    headers[k++] = seconds;
+    headers[k] = NULL;
+    return http_send(r, status, "text/html; charset=utf-8", page, (size_t)n, headers);
+}
+
+enum http_step pwform_send(struct http_request *r, const char *key, unsigned status,
+                           enum pwform_note note)
+{
+    return send_form(r, key, status, note, 0);
+}
+
+enum http_step pwform_send_retry(struct http_request *r, const char *key, long long retry_after)
+{
+    return send_form(r, key, 429, PWFORM_TOO_MANY, retry_after > 0 ? retry_after : 1);
 }

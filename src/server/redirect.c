@@ -135,6 +135,10 @@ static enum http_step respond(struct http_request *r, struct hop *h)
             return step;
     }
     status = ru->redirect_status ? ru->redirect_status : (int)s->cfg.default_redirect_status;
+    /* The password form's POST: a 307 or 308 would have the browser post the password on to
+     * the target; 303 sends it there with a GET. */
+    if (h->unlocked && (status == 307 || status == 308))
+        status = 303;
     /* Each click of these must reach us (API.md): a temporary redirect, a counted one, or one
      * behind a password. */
     if (status == 302 || status == 307 || ru->max_visits || ru->password)
@@ -294,11 +298,8 @@ enum http_step redirect_unlock(struct http_request *r, const char *key, size_t l
     /* Refused before the hash is even looked at, once the address has spent its tries. */
     ratelimit_check(&r->srv->ratelimit, r->worker->redis, u->limit_key, &wrong_password_policy,
                     false, &left);
-    if (!left.allowed) {
-        r->rl_result = left;
-        r->ratelimited = false;
-        return pwform_send(r, u->key, 429, PWFORM_TOO_MANY);
-    }
+    if (!left.allowed)
+        return pwform_send_retry(r, u->key, ratelimit_retry_after(&left));
     rc = store_password_hash(r->worker->store, u->key, &u->hash);
     if (rc == -ENOENT)
         return http_link_not_found(r);
