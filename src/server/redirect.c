@@ -29,6 +29,16 @@
 static const struct ratelimit_policy wrong_password_policy = {
     .limit = 10, .window = 600, .burst = 10};
 
+/* Now, in whole seconds rounded up: time() reads a coarse clock that can lag a second
+ * boundary by a few milliseconds, and a max-age counted from a second already past would
+ * outlive the link. Rounding up errs the other way: a link is treated as a moment older. */
+static int64_t now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec + (ts.tv_nsec > 0);
+}
+
 static long long min_ll(long long a, long long b)
 {
     return a < b ? a : b;
@@ -85,7 +95,7 @@ struct hop {
 static enum http_step take_visit(struct http_request *r, struct hop *h)
 {
     struct server *s = r->srv;
-    int64_t now = time(NULL);
+    int64_t now = now_s();
     int64_t ttl = h->rules.expires_at ? h->rules.expires_at - now + 60 : 0;
     int rc =
         visitlimit_take(r->worker->redis, h->key, h->rules.max_visits, h->durable, ttl, h->visit);
@@ -119,7 +129,7 @@ static enum http_step respond(struct http_request *r, struct hop *h)
 {
     struct server *s = r->srv;
     const struct link_rules *ru = &h->rules;
-    int64_t now = time(NULL);
+    int64_t now = now_s();
     enum http_step step;
     long long max_age;
     int status;
@@ -161,7 +171,7 @@ static enum http_step lookup(struct http_request *r, const char *key, size_t len
     char url[URLCHECK_MAX_LEN + 1];
     struct hop h = {.key = key, .len = len, .url = url, .durable = -1, .unlocked = unlocked};
     struct redirect_row row;
-    int64_t now = (int64_t)time(NULL), remaining;
+    int64_t now = now_s(), remaining;
     bool fill = true;
     uint64_t epoch;
     int rc;
