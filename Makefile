@@ -156,7 +156,7 @@ test: deps
 	$(MAKE) SANITIZE=1 integration
 
 # libFuzzer drivers, each run briefly over its checked-in corpus plus fresh inputs.
-FUZZ_TARGETS := request urlcheck kgs_proto clientip
+FUZZ_TARGETS := request urlcheck kgs_proto clientip csv
 fuzz:
 	@mkdir -p build/fuzz
 	@set -e; for t in $(FUZZ_TARGETS); do \
