@@ -1,9 +1,11 @@
-/* bin/shortenerctl: schema migrations, API-key administration and expired-link cleanup.
+/* bin/shortenerctl: schema migrations, API-key administration, expired-link cleanup and
+ * imports.
  *
  * Each command is a row of commands[] at the end: its name, arguments, help, flags (a config
  * table, read by the same code as the settings) and handler. --help, the check for unknown
  * commands and the parsing of every command's flags are all driven by that table, and the
- * handlers only do the work. SQL lives in the data modules (apikey_store, cleanup, migrate). */
+ * handlers only do the work. SQL lives in the data modules (apikey_store, cleanup, migrate,
+ * import_store). */
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "apikey.h"
 #include "apikey_store.h"
@@ -22,6 +25,8 @@
 #include "cleanup.h"
 #include "config.h"
 #include "db.h"
+#include "import.h"
+#include "import_store.h"
 #include "log.h"
 #include "migrate.h"
 #include "numparse.h"
@@ -33,6 +38,8 @@ struct ctl_config {
     char *redis_url;
     char *apikey_pepper;
     char *default_rate;
+    char *base_url;
+    long long port;
     char *log_level;
 };
 
@@ -43,6 +50,14 @@ static const struct config_opt options[] = {
     CONFIG_APIKEY_PEPPER(T, apikey_pepper),
     CONFIG_STR_OPT(T, "DEFAULT_RATE", "default-rate", "100/s",
                    "rate of keys created without --rate: N/s, N/min or N/h", default_rate),
+    /* import refuses links to the service itself, as creates do: the server's BASE_URL, with
+     * the same default. */
+    CONFIG_STR_OPT(T, "BASE_URL", "base-url", "",
+                   "scheme and host of short links, refused as import targets [default: "
+                   "http://localhost:PORT]",
+                   base_url),
+    CONFIG_INT_OPT(T, "PORT", "port", 1, 65535, "8080", "HTTP port of shortener, for BASE_URL",
+                   port),
     CONFIG_LOG_LEVEL(T, "warn", log_level),
 };
 #undef T
@@ -69,6 +84,7 @@ static const struct config_opt create_options[] = {
 union command_opts {
     struct create_opts create;
     struct cleanup_opts cleanup;
+    struct import_opts import;
 };
 
 /* What a handler works with. The database is opened on first use, so that a command line
@@ -79,7 +95,7 @@ struct ctl {
 };
 
 /* The most positional arguments a command takes. */
-#define CTL_MAX_ARGS 1
+#define CTL_MAX_ARGS 2
 
 struct ctl_command {
     const char *name; /* one word, or two for a group ("apikey create") */
@@ -299,6 +315,93 @@ static const char *plural(long long n, const char *one, const char *many)
     return n == 1 ? one : many;
 }
 
+/* import, like cleanup, keeps SIGINT and SIGTERM blocked and looks at them between batches. */
+static bool signal_pending(void *arg)
+{
+    sigset_t pending;
+    (void)arg;
+    return sigpending(&pending) == 0 &&
+           (sigismember(&pending, SIGINT) == 1 || sigismember(&pending, SIGTERM) == 1);
+}
+
+static int cmd_import(struct ctl *ctl, const union command_opts *o, int nargs, char **args)
+{
+    const struct import_opts *opts = &o->import;
+    struct import_file *file = NULL;
+    struct import_result res;
+    sigset_t signals;
+    char base_url[300], err[512];
+    long long owner = 0;
+    PGconn *conn;
+    int rc, status = 1;
+
+    if (nargs != 2) {
+        fprintf(stderr,
+                "shortenerctl: import needs a FORMAT (%s) and a FILE (/dev/stdin for "
+                "standard input)\n",
+                import_format_names);
+        return 2;
+    }
+    if (opts->owner && numparse_ll(opts->owner, 1, LLONG_MAX, 0, &owner) < 0) {
+        fprintf(stderr, "shortenerctl: import: --owner needs the numeric ID of an API key (see "
+                        "apikey list)\n");
+        return 2;
+    }
+    if (import_open(&file, args[0], args[1], err, sizeof(err)) < 0) {
+        fprintf(stderr, "shortenerctl: import: %s\n", err);
+        return 2;
+    }
+    conn = ctl_db(ctl);
+    if (!conn)
+        goto out;
+    if (owner > 0) {
+        rc = import_store_check_owner(conn, owner, err, sizeof(err));
+        if (rc == -ENOENT || rc == -EKEYREVOKED) {
+            fprintf(stderr, "shortenerctl: import: --owner: %s\n", err);
+            status = 2;
+            goto out;
+        }
+        if (rc < 0) {
+            fprintf(stderr, "shortenerctl: import: cannot check --owner: %s\n", err);
+            goto out;
+        }
+    }
+    if (ctl->cfg->base_url[0])
+        snprintf(base_url, sizeof(base_url), "%s", ctl->cfg->base_url);
+    else
+        snprintf(base_url, sizeof(base_url), "http://localhost:%lld", ctl->cfg->port);
+
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    sigprocmask(SIG_BLOCK, &signals, NULL);
+    struct import_settings settings = {.owner = owner,
+                                       .batch = opts->batch,
+                                       .base_url = base_url,
+                                       .progress = isatty(STDERR_FILENO) == 1,
+                                       .report = stderr,
+                                       .stop = signal_pending,
+                                       .ctx = NULL};
+    rc = import_run(file, conn, &settings, &res, err, sizeof(err));
+    if (res.end == IMPORT_STOPPED)
+        fprintf(stderr,
+                "shortenerctl: import: stopped by a signal after line %lld; run it again to "
+                "import the rest (lines already imported are skipped)\n",
+                res.line);
+    if (rc < 0 && res.line == 0)
+        fprintf(stderr, "shortenerctl: import: %s\n", err);
+    else if (rc < 0)
+        fprintf(stderr,
+                "shortenerctl: import: %s; lines after %lld were not imported (run it again to "
+                "import the rest)\n",
+                err, res.line);
+    printf("imported %lld, skipped %lld\n", res.imported, res.skipped);
+    status = res.end == IMPORT_DONE ? 0 : 1;
+out:
+    import_close(file);
+    return status;
+}
+
 static int cmd_cleanup(struct ctl *ctl, const union command_opts *o, int nargs, char **args)
 {
     const struct cleanup_opts *opts = &o->cleanup;
@@ -376,6 +479,8 @@ static const struct ctl_command commands[] = {
      cmd_apikey_revoke},
     {"cleanup", "", 0, "delete expired links and their cache entries (for cron)", cleanup_options,
      CLEANUP_NOPTIONS, cmd_cleanup},
+    {"import", "FORMAT FILE", 2, "import links with their keys: csv, yourls, shlink or bitly",
+     import_options, IMPORT_NOPTIONS, cmd_import},
 };
 
 static void command_line(FILE *out, const struct ctl_command *c)
