@@ -61,7 +61,11 @@ struct import_settings {
     const char *base_url; /* links to it are refused, as creates refuse them */
     bool progress;        /* say every IMPORT_PROGRESS_LINES lines how far it got */
     FILE *report;         /* one line per skipped line, warnings, progress */
-    /* Asked after each batch: true stops the run there (a signal came, say). */
+    /* Called after each commit with the keys just imported (valid during the call only), to
+     * remove what the cache says of them: the "unknown key" a redirect may have left. Returns
+     * 0, or < 0 when that failed: counted, not fatal. May be NULL. */
+    int (*evict)(void *ctx, const char *const *keys, size_t n);
+    /* Asked after each batch: true stops the run there (a signal came, say). May be NULL. */
     bool (*stop)(void *ctx);
     void *ctx;
 };
@@ -70,8 +74,9 @@ enum import_end { IMPORT_DONE, IMPORT_STOPPED, IMPORT_FAILED };
 
 struct import_result {
     long long imported, skipped;
-    long long line;      /* the last line dealt with */
-    enum import_end end; /* IMPORT_FAILED: the reason is in err */
+    long long not_evicted; /* imported keys whose cache entries may remain */
+    long long line;        /* the last line dealt with */
+    enum import_end end;   /* IMPORT_FAILED: the reason is in err */
 };
 
 /* Imports the rest of the file over conn, batch by batch. Returns 0 (the whole file read, or

@@ -698,6 +698,7 @@ struct batch {
     struct entry *entries;
     struct import_row *rows;
     struct import_status *status;
+    const char **imported; /* keys of the links the last flush made */
     size_t n, cap;
     size_t url_bytes;
 };
@@ -778,6 +779,13 @@ static int batch_flush(struct batch *b, struct pg_conn *conn, const struct impor
     rc = import_store_batch(conn, b->rows, nrows, s->owner, b->status, err, errlen);
     if (rc < 0)
         return rc;
+    /* Committed. A redirect may have cached a key as unknown before it was imported. */
+    size_t nimported = 0;
+    for (size_t i = 0; i < nrows; i++)
+        if (b->status[i].outcome == IMPORT_IMPORTED)
+            b->imported[nimported++] = b->rows[i].key;
+    if (nimported > 0 && s->evict && s->evict(s->ctx, b->imported, nimported) < 0)
+        res->not_evicted += (long long)nimported;
     nrows = 0;
     for (size_t i = 0; i < b->n; i++) {
         struct entry *e = &b->entries[i];
@@ -815,7 +823,8 @@ int import_run(struct import_file *f, struct pg_conn *conn, const struct import_
     b.entries = calloc(b.cap, sizeof(*b.entries));
     b.rows = calloc(b.cap, sizeof(*b.rows));
     b.status = calloc(b.cap, sizeof(*b.status));
-    if (!b.entries || !b.rows || !b.status) {
+    b.imported = calloc(b.cap, sizeof(*b.imported));
+    if (!b.entries || !b.rows || !b.status || !b.imported) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
@@ -872,5 +881,6 @@ out:
     free(b.entries);
     free(b.rows);
     free(b.status);
+    free(b.imported);
     return rc;
 }

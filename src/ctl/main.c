@@ -315,21 +315,15 @@ static const char *plural(long long n, const char *one, const char *many)
     return n == 1 ? one : many;
 }
 
-/* import, like cleanup, keeps SIGINT and SIGTERM blocked and looks at them between batches. */
-static bool signal_pending(void *arg)
-{
-    sigset_t pending;
-    (void)arg;
-    return sigpending(&pending) == 0 &&
-           (sigismember(&pending, SIGINT) == 1 || sigismember(&pending, SIGTERM) == 1);
-}
-
 static int cmd_import(struct ctl *ctl, const union command_opts *o, int nargs, char **args)
 {
     const struct import_opts *opts = &o->import;
     struct import_file *file = NULL;
     struct import_result res;
-    sigset_t signals;
+    /* As cleanup: signals looked at between batches, cache entries evicted after commits. */
+    struct cleanup_ctx ctx = {0};
+    struct cache_pending pending;
+    bool pending_init = false;
     char base_url[300], err[512];
     long long owner = 0;
     PGconn *conn;
@@ -351,6 +345,19 @@ static int cmd_import(struct ctl *ctl, const union command_opts *o, int nargs, c
         fprintf(stderr, "shortenerctl: import: %s\n", err);
         return 2;
     }
+    if (cache_pending_init(&pending) < 0) {
+        fprintf(stderr, "shortenerctl: out of memory\n");
+        goto out;
+    }
+    pending_init = true;
+    ctx.cache = cache_new(ctl->cfg->redis_url, &pending);
+    if (!ctx.cache) {
+        fprintf(stderr,
+                "shortenerctl: invalid REDIS_URL '%s' (redis://host:port or unix:///path)\n",
+                ctl->cfg->redis_url);
+        status = 2;
+        goto out;
+    }
     conn = ctl_db(ctl);
     if (!conn)
         goto out;
@@ -371,17 +378,18 @@ static int cmd_import(struct ctl *ctl, const union command_opts *o, int nargs, c
     else
         snprintf(base_url, sizeof(base_url), "http://localhost:%lld", ctl->cfg->port);
 
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    sigprocmask(SIG_BLOCK, &signals, NULL);
+    sigemptyset(&ctx.signals);
+    sigaddset(&ctx.signals, SIGINT);
+    sigaddset(&ctx.signals, SIGTERM);
+    sigprocmask(SIG_BLOCK, &ctx.signals, NULL);
     struct import_settings settings = {.owner = owner,
                                        .batch = opts->batch,
                                        .base_url = base_url,
                                        .progress = isatty(STDERR_FILENO) == 1,
                                        .report = stderr,
-                                       .stop = signal_pending,
-                                       .ctx = NULL};
+                                       .evict = cleanup_evict,
+                                       .stop = cleanup_stop,
+                                       .ctx = &ctx};
     rc = import_run(file, conn, &settings, &res, err, sizeof(err));
     if (res.end == IMPORT_STOPPED)
         fprintf(stderr,
@@ -395,10 +403,19 @@ static int cmd_import(struct ctl *ctl, const union command_opts *o, int nargs, c
                 "shortenerctl: import: %s; lines after %lld were not imported (run it again to "
                 "import the rest)\n",
                 err, res.line);
+    if (res.not_evicted > 0)
+        fprintf(stderr,
+                "shortenerctl: import: redis unreachable (%s): %lld cache %s not evicted; a key "
+                "looked up just before its import may answer 404 until NEGATIVE_TTL has passed\n",
+                ctx.cache_error ? ctx.cache_error : "unknown error", res.not_evicted,
+                plural(res.not_evicted, "entry", "entries"));
     printf("imported %lld, skipped %lld\n", res.imported, res.skipped);
     status = res.end == IMPORT_DONE ? 0 : 1;
 out:
     import_close(file);
+    cache_free(ctx.cache);
+    if (pending_init)
+        cache_pending_release(&pending);
     return status;
 }
 

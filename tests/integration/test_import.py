@@ -23,7 +23,9 @@ BOM = "\ufeff"
 
 @pytest.fixture(scope="module")
 def ist():
-    with stk.running_stack("import") as st:
+    # Unknown keys stay cached as unknown for a minute, as a deployment may have them: an
+    # import must not leave a key it made looking unknown.
+    with stk.running_stack("import", NEGATIVE_TTL=60) as st:
         yield st
 
 
@@ -248,6 +250,22 @@ def test_bitly(ist, client, tmp_path):
     imported_ok(run_import(ist, "bitly", api), 1)
     assert row(ist, "5zzApi1")[2] == epoch("2019-12-17T19:13:54Z")
     imported_ok(run_import(ist, "bitly", path), 0, 3)
+
+
+def test_key_looked_up_before_its_import(ist, client, tmp_path):
+    assert client.resolve("looked-up").status_code == 404  # now cached as unknown
+    path = write(tmp_path, "late.csv", "url,alias\nhttps://example.com/late,looked-up\n")
+    imported_ok(run_import(ist, "csv", path), 1)
+    assert_redirects(client, "looked-up", "https://example.com/late")
+
+
+def test_redis_unreachable(ist, client, tmp_path):
+    path = write(tmp_path, "noredis.csv", "url,alias\nhttps://example.com/noredis,no-redis\n")
+    res = ist.ctl("import", "csv", path, env={"BASE_URL": ist.server.base_url,
+                                               "REDIS_URL": f"unix://{tmp_path}/no.sock"})
+    assert res.returncode == 0 and summary(res) == (1, 0), res.stderr
+    assert "redis unreachable" in res.stderr and "1 cache entry not evicted" in res.stderr
+    assert_redirects(client, "no-redis", "https://example.com/noredis")
 
 
 def test_stdin(ist, tmp_path):
