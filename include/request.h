@@ -85,8 +85,8 @@ int request_parse_edit(const char *body, size_t len, struct create_request *out,
 
 void create_request_release(struct create_request *req);
 
-/* Checks an alias: 3-64 of [0-9A-Za-z_-], not a reserved path. Returns 0 or -EINVAL with
- * the reason in err. */
+/* Checks an alias: 3-64 of [0-9A-Za-z_-], not a reserved path (the rules of linkkey.h).
+ * Returns 0 or -EINVAL with the reason in err. */
 int request_check_alias(const char *alias, char *err, size_t errlen);
 
 /* Works out when the link expires: the request's expires_at or ttl, else now + default_ttl,

@@ -1,9 +1,11 @@
-/* bin/shortenerctl: schema migrations, API-key administration and expired-link cleanup.
+/* bin/shortenerctl: schema migrations, API-key administration, expired-link cleanup and
+ * imports.
  *
  * Each command is a row of commands[] at the end: its name, arguments, help, flags (a config
  * table, read by the same code as the settings) and handler. --help, the check for unknown
  * commands and the parsing of every command's flags are all driven by that table, and the
- * handlers only do the work. SQL lives in the data modules (apikey_store, cleanup, migrate). */
+ * handlers only do the work. SQL lives in the data modules (apikey_store, cleanup, migrate,
+ * import_store). */
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -15,12 +17,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "apikey.h"
 #include "apikey_store.h"
 #include "cleanup.h"
 #include "config.h"
 #include "db.h"
+#include "import.h"
+#include "import_store.h"
 #include "linkentry.h"
 #include "log.h"
 #include "migrate.h"
@@ -34,6 +39,8 @@ struct ctl_config {
     char *redis_url;
     char *apikey_pepper;
     char *default_rate;
+    char *base_url;
+    long long port;
     char *log_level;
 };
 
@@ -44,6 +51,14 @@ static const struct config_opt options[] = {
     CONFIG_APIKEY_PEPPER(T, apikey_pepper),
     CONFIG_STR_OPT(T, "DEFAULT_RATE", "default-rate", "100/s",
                    "rate of keys created without --rate: N/s, N/min or N/h", default_rate),
+    /* import refuses links to the service itself, as creates do: the server's BASE_URL, with
+     * the same default. */
+    CONFIG_STR_OPT(T, "BASE_URL", "base-url", "",
+                   "scheme and host of short links, refused as import targets [default: "
+                   "http://localhost:PORT]",
+                   base_url),
+    CONFIG_INT_OPT(T, "PORT", "port", 1, 65535, "8080", "HTTP port of shortener, for BASE_URL",
+                   port),
     CONFIG_LOG_LEVEL(T, "warn", log_level),
 };
 #undef T
@@ -70,6 +85,7 @@ static const struct config_opt create_options[] = {
 union command_opts {
     struct create_opts create;
     struct cleanup_opts cleanup;
+    struct import_opts import;
 };
 
 /* What a handler works with. The database is opened on first use, so that a command line
@@ -80,7 +96,7 @@ struct ctl {
 };
 
 /* The most positional arguments a command takes. */
-#define CTL_MAX_ARGS 1
+#define CTL_MAX_ARGS 2
 
 struct ctl_command {
     const char *name; /* one word, or two for a group ("apikey create") */
@@ -309,6 +325,104 @@ static const char *plural(long long n, const char *one, const char *many)
     return n == 1 ? one : many;
 }
 
+static int cmd_import(struct ctl *ctl, const union command_opts *o, int nargs, char **args)
+{
+    const struct import_opts *opts = &o->import;
+    struct import_file *file = NULL;
+    struct import_result res;
+    /* As cleanup: signals looked at between batches, cache entries evicted after commits. */
+    struct cleanup_ctx ctx = {0};
+    struct redis_target target;
+    char base_url[300], err[512];
+    long long owner = 0;
+    PGconn *conn;
+    int rc, status = 1;
+
+    if (nargs != 2) {
+        fprintf(stderr,
+                "shortenerctl: import needs a FORMAT (%s) and a FILE (/dev/stdin for "
+                "standard input)\n",
+                import_format_names);
+        return 2;
+    }
+    if (opts->owner && numparse_ll(opts->owner, 1, LLONG_MAX, 0, &owner) < 0) {
+        fprintf(stderr, "shortenerctl: import: --owner needs the numeric ID of an API key (see "
+                        "apikey list)\n");
+        return 2;
+    }
+    if (import_open(&file, args[0], args[1], err, sizeof(err)) < 0) {
+        fprintf(stderr, "shortenerctl: import: %s\n", err);
+        return 2;
+    }
+    if (redis_target_parse(ctl->cfg->redis_url, &target, err, sizeof(err)) < 0) {
+        fprintf(stderr, "shortenerctl: %s\n", err);
+        status = 2;
+        goto out;
+    }
+    ctx.redis = redis_new(&target);
+    if (!ctx.redis) {
+        fprintf(stderr, "shortenerctl: out of memory\n");
+        goto out;
+    }
+    conn = ctl_db(ctl);
+    if (!conn)
+        goto out;
+    if (owner > 0) {
+        rc = import_store_check_owner(conn, owner, err, sizeof(err));
+        if (rc == -ENOENT || rc == -EKEYREVOKED) {
+            fprintf(stderr, "shortenerctl: import: --owner: %s\n", err);
+            status = 2;
+            goto out;
+        }
+        if (rc < 0) {
+            fprintf(stderr, "shortenerctl: import: cannot check --owner: %s\n", err);
+            goto out;
+        }
+    }
+    if (ctl->cfg->base_url[0])
+        snprintf(base_url, sizeof(base_url), "%s", ctl->cfg->base_url);
+    else
+        snprintf(base_url, sizeof(base_url), "http://localhost:%lld", ctl->cfg->port);
+
+    sigemptyset(&ctx.signals);
+    sigaddset(&ctx.signals, SIGINT);
+    sigaddset(&ctx.signals, SIGTERM);
+    sigprocmask(SIG_BLOCK, &ctx.signals, NULL);
+    struct import_settings settings = {.owner = owner,
+                                       .batch = opts->batch,
+                                       .base_url = base_url,
+                                       .progress = isatty(STDERR_FILENO) == 1,
+                                       .report = stderr,
+                                       .evict = cleanup_evict,
+                                       .stop = cleanup_stop,
+                                       .ctx = &ctx};
+    rc = import_run(file, conn, &settings, &res, err, sizeof(err));
+    if (res.end == IMPORT_STOPPED)
+        fprintf(stderr,
+                "shortenerctl: import: stopped by a signal after line %lld; run it again to "
+                "import the rest (lines already imported are skipped)\n",
+                res.line);
+    if (rc < 0 && res.line == 0)
+        fprintf(stderr, "shortenerctl: import: %s\n", err);
+    else if (rc < 0)
+        fprintf(stderr,
+                "shortenerctl: import: %s; lines after %lld were not imported (run it again to "
+                "import the rest)\n",
+                err, res.line);
+    if (res.not_evicted > 0)
+        fprintf(stderr,
+                "shortenerctl: import: redis unreachable (%s): %lld cache %s not evicted; a key "
+                "looked up just before its import may answer 404 until NEGATIVE_TTL has passed\n",
+                ctx.cache_error ? ctx.cache_error : "unknown error", res.not_evicted,
+                plural(res.not_evicted, "entry", "entries"));
+    printf("imported %lld, skipped %lld\n", res.imported, res.skipped);
+    status = res.end == IMPORT_DONE ? 0 : 1;
+out:
+    import_close(file);
+    redis_free(ctx.redis);
+    return status;
+}
+
 static int cmd_cleanup(struct ctl *ctl, const union command_opts *o, int nargs, char **args)
 {
     const struct cleanup_opts *opts = &o->cleanup;
@@ -384,6 +498,8 @@ static const struct ctl_command commands[] = {
      cmd_apikey_revoke},
     {"cleanup", "", 0, "delete expired links and their cache entries (for cron)", cleanup_options,
      CLEANUP_NOPTIONS, cmd_cleanup},
+    {"import", "FORMAT FILE", 2, "import links with their keys: csv, yourls, shlink or bitly",
+     import_options, IMPORT_NOPTIONS, cmd_import},
 };
 
 static void command_line(FILE *out, const struct ctl_command *c)

@@ -179,8 +179,8 @@ static int from_xff(const struct clientip_trusted *t, const char *xff, unsigned 
 }
 
 /* The client's address; -1 when the peer is not an IP address (unknown, or local). */
-static int resolve(const struct clientip_trusted *t, const struct sockaddr *peer, const char *xff,
-                   unsigned char addr[16])
+static int resolve_addr(const struct clientip_trusted *t, const struct sockaddr *peer,
+                        const char *xff, unsigned char addr[16])
 {
     unsigned char fwd[16];
 
@@ -205,7 +205,7 @@ void clientip_resolve(const struct clientip_trusted *t, const struct sockaddr *p
 {
     unsigned char addr[16];
 
-    if (resolve(t, peer, xff, addr) < 0) {
+    if (resolve_addr(t, peer, xff, addr) < 0) {
         snprintf(out, CLIENTIP_TEXT_MAX, "%s", peer ? "local" : "unknown");
         return;
     }
@@ -216,5 +216,5 @@ bool clientip_is_proxy(const struct clientip_trusted *t, const struct sockaddr *
                        const char *xff)
 {
     unsigned char addr[16];
-    return resolve(t, peer, xff, addr) == 0 && clientip_is_trusted(t, addr);
+    return resolve_addr(t, peer, xff, addr) == 0 && clientip_is_trusted(t, addr);
 }

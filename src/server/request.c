@@ -4,6 +4,7 @@
  * never echo unchecked input and are always printable ASCII. */
 #include "request.h"
 
+#include "linkkey.h"
 #include "numparse.h"
 #include "timefmt.h"
 
@@ -39,12 +40,6 @@ static const char *const field_names[FIELD_COUNT] = {
  * Lua that counts visits in Redis works in doubles). */
 #define MAX_VISITS_MAX 1000000000000000LL
 
-/* Paths the service itself answers, or may one day; an alias must not shadow them. */
-static const char *const reserved_aliases[] = {
-    "api",    "healthz", "readyz", "metrics",    "static", "admin", "assets", "docs",   "login",
-    "logout", "favicon", "robots", "well-known", "www",    "help",  "about",  "status",
-};
-
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -57,12 +52,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
-}
-
-static bool is_key_char(char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' ||
-           c == '-';
 }
 
 enum body_type request_body_type(const char *content_type)
@@ -123,18 +112,13 @@ static size_t utf8_chars(const char *s, size_t len)
 
 bool request_is_tag(const char *s, size_t len)
 {
-    if (len < 1 || len > REQUEST_TAG_MAX_LEN)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!is_key_char(s[i]))
-            return false;
-    return true;
+    return linkkey_is_tag(s, len);
 }
 
 /* Adds one tag; shared by both body types. */
 static int add_tag(struct create_request *out, const char *v, size_t len, char *err, size_t errlen)
 {
-    if (!request_is_tag(v, len)) {
+    if (!linkkey_is_tag(v, len)) {
         set_err(err, errlen, "each tag must be 1 to %d of letters, digits, '_' and '-'",
                 REQUEST_TAG_MAX_LEN);
         return -EINVAL;
@@ -581,23 +565,22 @@ int request_check_alias(const char *alias, char *err, size_t errlen)
         return -EINVAL;
     }
     len = strnlen(alias, ALIAS_MAX_LEN + 1);
-    if (len < ALIAS_MIN_LEN || len > ALIAS_MAX_LEN) {
+    switch (linkkey_check_alias(alias, len)) {
+    case LINKKEY_OK:
+        return 0;
+    case LINKKEY_BAD_LENGTH:
         set_err(err, errlen, "the alias must be %d to %d characters long", ALIAS_MIN_LEN,
                 ALIAS_MAX_LEN);
         return -EINVAL;
-    }
-    if (!request_is_key(alias, len)) {
+    case LINKKEY_BAD_CHARS:
         set_err(err, errlen, "the alias may contain only letters, digits, '_' and '-'");
         return -EINVAL;
+    case LINKKEY_RESERVED:
+        /* Safe to quote: it has passed the character check. */
+        set_err(err, errlen, "the alias '%s' is reserved", alias);
+        return -EINVAL;
     }
-    for (size_t i = 0; i < sizeof(reserved_aliases) / sizeof(reserved_aliases[0]); i++) {
-        if (strcasecmp(alias, reserved_aliases[i]) == 0) {
-            /* Safe to quote: it has just passed the character check. */
-            set_err(err, errlen, "the alias '%s' is reserved", alias);
-            return -EINVAL;
-        }
-    }
-    return 0;
+    return -EINVAL;
 }
 
 int request_resolve_expiry(const struct create_request *req, int64_t now, int64_t default_ttl,
@@ -631,10 +614,5 @@ int request_resolve_expiry(const struct create_request *req, int64_t now, int64_
 
 bool request_is_key(const char *s, size_t len)
 {
-    if (!s || len < ALIAS_MIN_LEN || len > ALIAS_MAX_LEN)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!is_key_char(s[i]))
-            return false;
-    return true;
+    return linkkey_is_key(s, len);
 }

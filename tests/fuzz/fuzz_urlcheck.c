@@ -1,8 +1,11 @@
-/* libFuzzer driver for urlcheck.c: whatever it accepts must be a short, printable ASCII
- * http(s) URL that it accepts again unchanged, since that is what goes into Location. */
-#include "urlcheck.c"
+/* libFuzzer driver for lib/urlcheck.c (linked alongside): whatever it accepts must be a short,
+ * printable ASCII http(s) URL that it accepts again unchanged, since that is what goes into
+ * Location. */
+#include "urlcheck.h"
 
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -452,8 +452,8 @@ static void test_alias_reserved(void **state)
 {
     char upper[32];
     (void)state;
-    for (size_t i = 0; i < sizeof(reserved_aliases) / sizeof(reserved_aliases[0]); i++) {
-        const char *r = reserved_aliases[i];
+    for (size_t i = 0; i < linkkey_nreserved; i++) {
+        const char *r = linkkey_reserved[i];
         err[0] = '\0';
         if (request_check_alias(r, err, sizeof(err)) != -EINVAL)
             fail_msg("reserved '%s' accepted", r);

@@ -1,4 +1,4 @@
-/* Unit tests for urlcheck.c: what a stored long URL may be. Most cases are hostile or
+/* Unit tests for lib/urlcheck.c: what a stored long URL may be. Most cases are hostile or
  * malformed input, since every accepted URL is later sent to browsers as a Location. */
 #include "urlcheck.c"
 
