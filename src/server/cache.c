@@ -133,10 +133,11 @@ int cache_evict_many(struct cache *c, const char *const *keys, size_t n)
     return linkentry_evict_many(c->redis, keys, n);
 }
 
-int cache_tombstone(struct cache *c, const char *key, int64_t ttl)
+/* After the entry of a deleted or edited link was replaced (rc its outcome): other servers
+ * drop the key from their hot caches when they hear it published; what Redis did not hear is
+ * remembered for when it answers again. */
+static int announce(struct cache *c, const char *key, int rc)
 {
-    int rc = linkentry_tombstone(c->redis, key, ttl);
-    /* Other servers drop the key from their hot caches when they hear this. */
     if (rc == 0 && redis_command(c->redis, NULL, "PUBLISH " INVALIDATION_CHANNEL " %s", key) < 0)
         rc = -EAGAIN;
     if (rc < 0)
@@ -144,14 +145,14 @@ int cache_tombstone(struct cache *c, const char *key, int64_t ttl)
     return rc;
 }
 
+int cache_tombstone(struct cache *c, const char *key, int64_t ttl)
+{
+    return announce(c, key, linkentry_tombstone(c->redis, key, ttl));
+}
+
 int cache_invalidate(struct cache *c, const char *key, int64_t ttl)
 {
-    int rc = linkentry_mark_edited(c->redis, key, ttl);
-    if (rc == 0 && redis_command(c->redis, NULL, "PUBLISH " INVALIDATION_CHANNEL " %s", key) < 0)
-        rc = -EAGAIN;
-    if (rc < 0)
-        remember(c->pending, key);
-    return rc;
+    return announce(c, key, linkentry_mark_edited(c->redis, key, ttl));
 }
 
 int cache_ping(struct cache *c)
