@@ -52,7 +52,7 @@ static enum http_step send_form(struct http_request *r, const char *key, unsigne
     const char *headers[16];
     size_t k = 0;
     snprintf(seconds, sizeof(seconds), "%lld", retry_after);
-    for (; pwform_html_headers[k] && k < 12; k++)
+    for (; k < 12 && pwform_html_headers[k]; k++)
         headers[k] = pwform_html_headers[k];
     headers[k++] = "Retry-After";
     headers[k++] = seconds;
