@@ -9,8 +9,8 @@
 
 /* Paths the service itself answers, or may one day; an alias must not shadow them. */
 const char *const linkkey_reserved[] = {
-    "api",    "healthz", "readyz", "metrics",    "static", "admin", "assets", "docs",   "login",
-    "logout", "favicon", "robots", "well-known", "www",    "help",  "about",  "status",
+    "api",   "bulk",   "healthz", "readyz", "metrics",    "static", "admin", "assets", "docs",
+    "login", "logout", "favicon", "robots", "well-known", "www",    "help",  "about",  "status",
 };
 const size_t linkkey_nreserved = sizeof(linkkey_reserved) / sizeof(linkkey_reserved[0]);
 

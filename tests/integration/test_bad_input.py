@@ -103,6 +103,8 @@ def cases():
         Case("reserved-API", 400, j(url=GOOD, alias="API"), alias="API"),
         Case("reserved-healthz", 400, j(url=GOOD, alias="healthz"), alias="healthz"),
         Case("reserved-readyz", 400, j(url=GOOD, alias="readyz"), alias="readyz"),
+        # /api/v1/urls/bulk is the bulk create: no link may be read or edited there.
+        Case("reserved-bulk", 400, j(url=GOOD, alias="bulk"), alias="bulk"),
         Case("reserved-metrics", 400, j(url=GOOD, alias="metrics"), alias="metrics"),
         Case("reserved-Metrics", 400, j(url=GOOD, alias="Metrics"), alias="Metrics"),
         Case("reserved-static", 400, j(url=GOOD, alias="static"), alias="static"),
