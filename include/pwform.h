@@ -16,7 +16,9 @@ enum http_step pwform_send(struct http_request *r, const char *key, unsigned sta
 /* The form with 429 after too many wrong passwords, and Retry-After (seconds, at least 1). */
 enum http_step pwform_send_retry(struct http_request *r, const char *key, long long retry_after);
 
-/* The security fields every HTML page of ours sends (name, value pairs). */
-extern const char *const pwform_html_headers[];
+/* The security fields every HTML page of ours sends: PWFORM_HTML_FIELDS name, value pairs,
+ * then NULL. */
+#define PWFORM_HTML_FIELDS 5
+extern const char *const pwform_html_headers[PWFORM_HTML_FIELDS * 2 + 1];
 
 #endif

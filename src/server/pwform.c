@@ -6,7 +6,7 @@
 
 #include "htmlesc.h"
 
-const char *const pwform_html_headers[] = {
+const char *const pwform_html_headers[PWFORM_HTML_FIELDS * 2 + 1] = {
     "Content-Security-Policy",
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'",
@@ -49,14 +49,12 @@ static enum http_step send_form(struct http_request *r, const char *key, unsigne
         return http_send(r, status, "text/html; charset=utf-8", page, (size_t)n,
                          pwform_html_headers);
     char seconds[24];
-    const char *headers[16];
-    size_t k = 0;
+    const char *headers[PWFORM_HTML_FIELDS * 2 + 3];
     snprintf(seconds, sizeof(seconds), "%lld", retry_after);
-    for (; k < 12 && pwform_html_headers[k]; k++)
-        headers[k] = pwform_html_headers[k];
-    headers[k++] = "Retry-After";
-    headers[k++] = seconds;
-    headers[k] = NULL;
+    memcpy(headers, pwform_html_headers, sizeof(pwform_html_headers));
+    headers[PWFORM_HTML_FIELDS * 2] = "Retry-After";
+    headers[PWFORM_HTML_FIELDS * 2 + 1] = seconds;
+    headers[PWFORM_HTML_FIELDS * 2 + 2] = NULL;
     return http_send(r, status, "text/html; charset=utf-8", page, (size_t)n, headers);
 }
 
