@@ -73,10 +73,11 @@ static enum http_step unknown_key(struct http_request *r)
     return http_link_not_found(r);
 }
 
-/* A link whose every click may be answered from memory: the hot cache holds only these. */
+/* A link whose every click may be answered from memory: the hot cache holds only these.
+ * now is rounded up, so valid_from must be a whole second behind it. */
 static bool plain(const struct link_rules *ru, int64_t now)
 {
-    return !ru->max_visits && !ru->password && ru->valid_from <= now;
+    return !ru->max_visits && !ru->password && ru->valid_from < now;
 }
 
 /* What one redirect is about. */
@@ -135,7 +136,8 @@ static enum http_step respond(struct http_request *r, struct hop *h)
     int status;
 
     metrics_inc(&s->metrics.redirects[h->where]);
-    if (ru->valid_from > now)
+    /* now is rounded up: a link becomes valid only once a whole second has passed. */
+    if (ru->valid_from >= now)
         return http_link_not_found(r);
     if (ru->password && !h->unlocked)
         return pwform_send(r, h->key, 401, PWFORM_ASK);

@@ -232,12 +232,14 @@ static int hex_value(char c)
                                   : -1;
 }
 
-/* Percent-decodes the path and query in place, as libmicrohttpd would, except that an escape
- * of a control character (%00-%1F, %7F) is left as it is: a decoded NUL would cut the path
- * short for every C string function after it (GET /alias%00x would be GET /alias), and a
- * path or parameter holding such a byte matches nothing anyway. */
+/* Percent-decodes in place, as libmicrohttpd would, except that in a path (it starts with
+ * '/') an escape of a control character (%00-%1F, %7F) is left as it is: a decoded NUL would
+ * cut the path short for every C string function after it (GET /alias%00x would be
+ * GET /alias), and a path holding such a byte names nothing anyway. Query parameters are
+ * decoded whole, so that their checks see and refuse control characters. */
 static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
 {
+    bool path = s[0] == '/';
     char *w = s;
     (void)cls;
     (void)conn;
@@ -245,7 +247,7 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
     for (const char *p = s; *p; p++) {
         int hi, lo;
         if (*p == '%' && (hi = hex_value(p[1])) >= 0 && (lo = hex_value(p[2])) >= 0 &&
-            hi * 16 + lo >= 0x20 && hi * 16 + lo != 0x7f) {
+            (!path || (hi * 16 + lo >= 0x20 && hi * 16 + lo != 0x7f))) {
             *w++ = (char)(hi * 16 + lo);
             p += 2;
         } else {

@@ -102,7 +102,8 @@ def test_server_hides_passwords_it_cannot_use(stack, protected_redis):
         r = c.request("GET", "/readyz", auth=False)
         body = stk.assert_problem(r, 503)
         assert "postgres" in body["detail"] and "redis" in body["detail"], body
-        assert "WRONGPASS" in body["detail"], body
+        # The drivers' words go to the log (checked below), not to whoever asks /readyz.
+        assert "WRONGPASS" not in body["detail"], body
         assert_hidden(r.text, PG_PASSWORD, WRONG_REDIS_PASSWORD)
         # A redirect and a create go through the same connections.
         r = c.resolve("NoSuchKey")
