@@ -3,7 +3,8 @@
  * counted carries the RateLimit fields (the result lives on the request).
  *
  * Every failed authentication costs the client's address from its AUTH_FAILURE_RATE budget,
- * and an address that has spent it gets 429 before its key is even looked up. A key
+ * and an address that has spent it gets 429 instead of 401 for further failures; a key that
+ * works is never charged nor refused for it (many clients may share one address). A key
  * confirmed in the last AUTHCACHE_TTL_MS is taken from the cache, unless the revocation
  * count that comes back with its rate limit has moved since: then it is looked up again,
  * which makes revocation immediate while Redis answers.

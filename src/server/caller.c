@@ -55,21 +55,21 @@ static void client_key(struct http_request *r, const char *prefix, char *out, si
     caller_client_key(r, prefix, NULL, out, cap);
 }
 
-/* 401, after charging the address's failure budget (fkey_in: its limit key, if known). */
-static enum http_step unauthorized(struct http_request *r, const char *fkey_in,
-                                   bool had_credentials)
+/* 401 for a failed authentication, charged to the client's address: once the address has
+ * spent its AUTH_FAILURE_RATE, 429 instead. Only failures are charged, so that where many
+ * clients share an address (NAT, one IPv6 /64) someone else's bad key never locks out a key
+ * that works. */
+static enum http_step unauthorized(struct http_request *r, bool had_credentials)
 {
     struct server *s = r->srv;
     char fkey[RATELIMIT_KEY_MAX];
 
     if (s->cfg.rate_limits) {
-        struct ratelimit_result spent;
-        if (fkey_in && fkey_in[0])
-            snprintf(fkey, sizeof(fkey), "%s", fkey_in);
-        else
-            client_key(r, "f:", fkey, sizeof(fkey));
-        ratelimit_check(&s->ratelimit, r->worker->redis, fkey, &s->auth_failure_policy, true,
-                        &spent);
+        client_key(r, "f:", fkey, sizeof(fkey));
+        count(r, fkey, &s->auth_failure_policy, true);
+        if (!r->rl_result.allowed)
+            return refuse(r, "too many failed authentications from this address");
+        r->ratelimited = false;
     }
     if (!had_credentials)
         return http_problem(r, 401, "unauthorized",
@@ -105,7 +105,7 @@ static const char *token_of(struct http_request *r, bool *sent)
 enum http_step caller_begin(struct http_request *r, bool anonymous_ok, struct caller *c)
 {
     struct server *s = r->srv;
-    char name[RATELIMIT_KEY_MAX], fkey[RATELIMIT_KEY_MAX] = "";
+    char name[RATELIMIT_KEY_MAX];
     bool limits = s->cfg.rate_limits, hashed = false, sent;
     const char *token = token_of(r, &sent);
     int rc;
@@ -125,18 +125,11 @@ enum http_step caller_begin(struct http_request *r, bool anonymous_ok, struct ca
         c->cached = authcache_get(s->auth, c->hash, deadline_now_ms(), &c->key, &c->revocations);
     }
     if (!c->cached) {
-        if (limits) {
-            client_key(r, "f:", fkey, sizeof(fkey));
-            count(r, fkey, &s->auth_failure_policy, false);
-            if (!r->rl_result.allowed)
-                return refuse(r, "too many failed authentications from this address");
-            r->ratelimited = false;
-        }
         if (!hashed)
-            return unauthorized(r, fkey, sent);
+            return unauthorized(r, sent);
         rc = store_authenticate(r->worker->store, c->hash, &c->key);
         if (rc == -ENOENT)
-            return unauthorized(r, fkey, true);
+            return unauthorized(r, true);
         if (rc < 0)
             return db_error(r);
     }
@@ -182,7 +175,7 @@ enum http_step caller_counted(struct http_request *r, struct caller *c)
         if (rc == -ENOENT) {
             r->ratelimited = false;
             memset(&c->key, 0, sizeof(c->key));
-            return unauthorized(r, NULL, true);
+            return unauthorized(r, true);
         }
         if (rc < 0)
             return db_error(r);
