@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "db.h"
+#include "deadline.h"
 #include "request.h"
 #include "log.h"
 
@@ -133,9 +134,16 @@ struct store {
     char *conninfo;
     char *application_name;
     PGconn *conn;
-    time_t retry_at; /* no reconnect attempt before this while PostgreSQL is down */
+    time_t retry_at;   /* no reconnect attempt before this while PostgreSQL is down */
+    long long used_at; /* monotonic ms of the last statement that succeeded */
     char error[256];
 };
+
+/* A write is not retried (it may have committed), so a connection idle this long is pinged
+ * first: one that PostgreSQL closed meanwhile (a restart, a failover) is then reopened by the
+ * ping, which may be retried, instead of failing the write. Under load the writes come far
+ * more often, and nothing is pinged. */
+#define WRITE_IDLE_PING_MS 1000
 
 struct store *store_new(const char *conninfo, const char *application_name)
 {
@@ -236,6 +244,13 @@ static int run(struct store *st, enum stmt s, int nparams, const char *const *pa
                  s == ST_LIST || s == ST_IDEM_FIND;
     int rc;
 
+    if (!retry && st->conn && deadline_now_ms() - st->used_at > WRITE_IDLE_PING_MS) {
+        PGresult *ping;
+        rc = run(st, ST_PING, 0, NULL, PGRES_TUPLES_OK, &ping);
+        if (rc < 0)
+            return rc;
+        PQclear(ping);
+    }
     for (int attempt = 0;; attempt++) {
         rc = connect_and_prepare(st);
         if (rc < 0)
@@ -243,6 +258,7 @@ static int run(struct store *st, enum stmt s, int nparams, const char *const *pa
         PGresult *res =
             PQexecPrepared(st->conn, statements[s].name, nparams, params, NULL, NULL, 0);
         if (PQresultStatus(res) == want) {
+            st->used_at = deadline_now_ms();
             *out = res;
             return 0;
         }
