@@ -11,6 +11,12 @@ packages=(
     python3 python3-pytest python3-requests
     nodejs npm
     curl procps util-linux
+    # the cluster (make cluster-up, tests/cluster): engines operators trust, never our own
+    haproxy patroni python3-psycopg2 etcd-server etcd-client redis-sentinel openssl
+    # analytics, QR codes, the web page and its browser tests
+    libmaxminddb-dev libqrencode-dev libpng-dev zbar-tools chromium librsvg2-bin
+    # operations: sd_notify, metrics checks, backups
+    libsystemd-dev prometheus pgbackrest
 )
 if [ "${1:-}" = "--bench" ]; then
     packages+=(wrk nginx-light postgresql-contrib)
