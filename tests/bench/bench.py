@@ -11,7 +11,9 @@ Settings (environment):
   BENCH_THREADS  shortener THREADS = nginx workers = ceiling threads (default 2)
   BENCH_ONLY     run only these groups of rows (for working on the bench): cached (with nginx,
                  the ceilings and redis-path), uncached, create, links (bulk creates,
-                 max_visits and password links), kgs, cleanup
+                 max_visits and password links), kgs, cleanup, zipf
+  BENCH_ZIPF_LINKS  links of the zipf group, loaded after every other group (default 10000000)
+  BENCH_ZIPF_DRAWS  requests precomputed for it, Zipf(1.0) over those links (default 4000000)
   SHORTENER_BIN_DIR, BENCH_BIN_DIR  where the programs and ceiling/kgsload are (the Makefile
                  sets both)
 
@@ -66,6 +68,11 @@ LINKS_EACH = 1000
 MAX_VISITS = 1_000_000_000_000
 LINK_PASSWORD = "correct horse 1"
 UNLOCK_CONNS = (2, 8)
+# The zipf group: skewed traffic over many links, as real traffic is.
+ZIPF_LINKS = int(os.environ.get("BENCH_ZIPF_LINKS") or 10_000_000)
+ZIPF_DRAWS = int(os.environ.get("BENCH_ZIPF_DRAWS") or 4_000_000)
+# Its links are rows ZIPF_FIRST.. of the key sequence, far past what the other groups use.
+ZIPF_FIRST = 500_000_000
 
 # Distinct, random-looking keys: i -> (i * MULT + OFFSET) mod 62^7 is a bijection because MULT
 # is prime to 62, written as 7 base62 digits. Rows n+1.. of the same sequence never collide
@@ -84,6 +91,7 @@ TARGETS = {
     "cached + cleanup": "(reported)",
     "cached, before cleanup": None,
     "kgs": "≥ 200,000 keys/s",
+    "zipf": "≥ 0.9× nginx; p99 ≤ 1.5× nginx's",
 }
 
 
@@ -232,6 +240,18 @@ def wrk(url, conns, seconds, args):
         r["bulk_bad"] = int(bulk.group(1))
         r["errors"] += r["bulk_bad"]
     return r
+
+
+def srv_metric(base_url, name):
+    """One value from a server's /metrics (name with its labels, as exposed), or None."""
+    import urllib.request
+    try:
+        with urllib.request.urlopen(base_url + "/metrics", timeout=10) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
 
 
 class Subject:
@@ -503,7 +523,7 @@ http {{
         self.load_links()
         steps = {"cached": self.cached_rows, "uncached": self.uncached_rows,
                  "create": self.create_rows, "links": self.links_rows, "kgs": self.kgs_row,
-                 "cleanup": self.cleanup_row}
+                 "cleanup": self.cleanup_row, "zipf": self.zipf_rows}
         for name, step in steps.items():
             if ONLY and name not in ONLY:
                 continue
@@ -811,6 +831,115 @@ http {{
         self.add(row, base, TARGETS[name], note)
         row["cleanup_seconds"] = round(took, 1)
         log(f"{name}: {row['rps']:.0f} req/s; {note}")
+
+    # ------------------------------------------------------------ zipf group
+
+    @staticmethod
+    def key_of(i):
+        """The i-th key of the sequence key_sql() yields, computed here."""
+        v = (i * MULT + OFFSET) % KEYSPACE
+        out = []
+        for _ in range(7):
+            out.append(ALPHABET[v % 62])
+            v //= 62
+        return "".join(out)
+
+    def load_zipf_links(self):
+        """ZIPF_LINKS links by COPY (INSERT … SELECT of 10 M computed keys is far slower)."""
+        t0 = time.monotonic()
+        proc = subprocess.Popen(["psql", self.stack.pg.dsn, "-AtXq", "-v", "ON_ERROR_STOP=1",
+                                 "-c", "COPY urls (key, url, expires_at) FROM STDIN"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=st.base_env())
+        exp = (datetime.datetime.now(datetime.timezone.utc)
+               + datetime.timedelta(days=365)).strftime("%Y-%m-%d %H:%M:%S+00")
+        batch = []
+        for i in range(ZIPF_FIRST, ZIPF_FIRST + ZIPF_LINKS):
+            k = self.key_of(i)
+            batch.append(f"{k}\thttps://example.com/zipf/{k}\t{exp}\n")
+            if len(batch) == 100_000:
+                proc.stdin.write("".join(batch).encode())
+                batch = []
+        proc.stdin.write("".join(batch).encode())
+        out, err = proc.communicate(timeout=1800)
+        if proc.returncode != 0:
+            raise RuntimeError(f"COPY of the zipf links failed: {err.decode()}")
+        self.psql("VACUUM ANALYZE urls")
+        self.psql("CHECKPOINT")
+        log(f"loaded {ZIPF_LINKS} zipf links in {time.monotonic() - t0:.1f}s")
+
+    def zipf_files(self):
+        """ZIPF_DRAWS requests, link of rank r drawn with probability ∝ 1/r (Zipf, s = 1),
+        ranks spread over the table by a bijection so the popular links are not neighbours;
+        and the distinct keys drawn, most popular first, for the warm-up pass."""
+        import bisect
+        import itertools
+        import random
+        rng = random.Random(20261129)
+        cum = list(itertools.accumulate(1.0 / r for r in range(1, ZIPF_LINKS + 1)))
+        total = cum[-1]
+        step = 1_000_003  # prime, so r -> (r * step) mod n is a bijection of 0..n-1
+        ranks = [bisect.bisect_left(cum, rng.random() * total) for _ in range(ZIPF_DRAWS)]
+        del cum
+        keys = {}
+        draws = self.stack.root / "zipf-draws.txt"
+        with open(draws, "w") as f:
+            for r in ranks:
+                k = keys.get(r)
+                if k is None:
+                    k = keys[r] = self.key_of(ZIPF_FIRST + (min(r, ZIPF_LINKS - 1) * step)
+                                              % ZIPF_LINKS)
+                f.write(k + "\n")
+        distinct = self.stack.root / "zipf-distinct.txt"
+        with open(distinct, "w") as f:
+            for r in sorted(keys):
+                f.write(keys[r] + "\n")
+        return draws, distinct, len(keys)
+
+    def redis_used_mb(self):
+        info = self.redis("INFO", "memory")
+        m = re.search(r"^used_memory:(\d+)", info, re.M)
+        return round(int(m.group(1)) / 2**20, 1) if m else None
+
+    def zipf_rows(self):
+        """Skewed traffic over many links: ZIPF_LINKS links, requests drawn Zipf(1.0) from
+        a precomputed list, against nginx in the same rounds. The shortener runs as shipped
+        (its default hot cache), after a pass that requested every drawn key once."""
+        # 10 M entries do not fit in the other groups' 1 GB of Redis.
+        self.redis("CONFIG", "SET", "maxmemory", "6gb")
+        self.load_zipf_links()
+        t0 = time.monotonic()
+        draws, distinct, n = self.zipf_files()
+        log(f"{ZIPF_DRAWS} zipf draws over {n} distinct links in {time.monotonic() - t0:.1f}s")
+        srv = self.restart_server()
+        self.flush_redis()
+        self.warm(srv.base_url, distinct, n)
+        nginx, nginx_url = self.start_nginx()
+        redirect = ["random", draws]
+        name = f"zipf, {ZIPF_LINKS:,} links"
+        tiers = ["hot_hit", "cache_hit", "db_hit"]
+
+        def answered():
+            return [srv_metric(srv.base_url, f'shortener_redirects_total{{result="{t}"}}') or 0
+                    for t in tiers]
+        for c in CONNS:
+            before = answered()
+            ref, row = measure([
+                wrk_subject("nginx return 301", nginx_url, nginx.pid, c, redirect),
+                wrk_subject(name, srv.base_url, srv.proc.pid, c, redirect)], c)
+            counts = [a - b for a, b in zip(answered(), before)]
+            shares = ", ".join(f"{t} {100 * n / max(1, sum(counts)):.1f}%"
+                               for t, n in zip(tiers, counts))
+            ref["scenario"] = "nginx return 301 (zipf draws)"
+            self.add(ref)
+            row["redis_mb"] = self.redis_used_mb()
+            row["hot_entries"] = srv_metric(srv.base_url, "shortener_hot_cache_entries")
+            row["tiers"] = dict(zip(tiers, counts))
+            note = (f"{n:,} distinct links drawn; answered from {shares}; "
+                    f"Redis {row['redis_mb']} MB; hot cache "
+                    f"{row['hot_entries']} entries; p99 {row['p99_ms']} ms against nginx's "
+                    f"{ref['p99_ms']} ms")
+            self.add(row, ref, TARGETS["zipf"], note)
 
     # ------------------------------------------------------------ report
 
