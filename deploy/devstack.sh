@@ -7,6 +7,7 @@
 #   devstack.sh down   stop everything
 #
 # PORT picks the HTTP port (default 8080). VAR_DIR moves the state (default ./var).
+# SHORTENER_BIN_DIR runs other builds of the programs (default ./bin).
 #
 # PostgreSQL authenticates by peer (never trust) and listens on its Unix socket only: the user
 # running this script may log in as the migrator (shortener, the cluster's superuser here) and
@@ -20,7 +21,7 @@ var=${VAR_DIR:-$top/var}
 mkdir -p "$var"
 var=$(cd "$var" && pwd)
 port=${PORT:-8080}
-bin=$top/bin
+bin=${SHORTENER_BIN_DIR:-$top/bin}
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 run=$var/run
 log=$var/log

@@ -180,6 +180,8 @@ int main(int argc, char **argv)
     enum log_level level;
     int next, rc, status = 1;
 
+    /* Files it creates are its user's alone; the socket is opened up explicitly (sock.c). */
+    umask(077);
     rc = config_load(options, NOPTIONS, &k.cfg, argc, argv, &next, err, sizeof(err));
     if (rc == CONFIG_HELP) {
         usage();
