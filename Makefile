@@ -2,7 +2,7 @@
 # CLI (bin/shortenerctl). `make help` lists the targets.
 
 CC ?= cc
-PKGS := libmicrohttpd hiredis libpq libsodium jansson libcurl
+PKGS := libmicrohttpd hiredis libpq libsodium jansson libcurl libsystemd
 
 # Project flags are kept apart from the user's CFLAGS, which still apply on top.
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla \
@@ -22,7 +22,7 @@ BUILD ?= build/release
 BINDIR ?= bin
 endif
 
-LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lmicrohttpd -lhiredis -lpq -lsodium -ljansson -lcurl) -lpthread -lm
+LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lmicrohttpd -lhiredis -lpq -lsodium -ljansson -lcurl -lsystemd) -lpthread -lm
 
 # The tree says which program a file belongs to: lib/ is linked by all three, src/server/ is
 # bin/shortener, src/ctl/ is bin/shortenerctl, kgs/ is bin/kgs. Each main.c is an entry point.
@@ -50,6 +50,7 @@ TEST_HELPERS := $(BUILD)/tests/integration/gcra_twin
 PYTEST := /usr/bin/python3 -m pytest
 
 .PHONY: all deps asan unit integration test check-format format banned cppcheck fuzz run up down \
+	check-units \
 	clean help bench bench-bins openapi-lint
 all: $(PROGRAMS) $(TEST_HELPERS)
 
@@ -158,6 +159,10 @@ banned:
 	@! grep -nE '\b($(BANNED))\s*\(' $(C_FILES) || \
 		{ echo "banned functions above: use snprintf, memcpy, strtok_r, gmtime_r"; exit 1; }
 
+# systemd-analyze verify and security (offline) on deploy/*.service, against the built programs.
+check-units: all
+	BIN_DIR=$(abspath $(BINDIR)) deploy/check-units.sh
+
 cppcheck:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 		--inline-suppr --std=c11 -D__GNUC__ -Iinclude lib src kgs tests/bench \
@@ -166,6 +171,7 @@ cppcheck:
 test: deps
 	@echo "== format and static checks"
 	$(MAKE) check-format banned cppcheck openapi-lint
+	$(MAKE) all check-units
 	@echo "== plain build: unit tests"
 	$(MAKE) all unit bench-bins
 	@echo "== ASan+UBSan build: unit tests"

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "log.h"
 #include "redis.h"
+#include "sdnotify.h"
 #include "server.h"
 
 #define T            struct server_config
@@ -199,8 +200,11 @@ int main(int argc, char **argv)
     }
     if (server_init(&s) < 0 || server_start(&s) < 0)
         goto out;
+    /* Listening, with every thread running: connections are answered from here on. */
+    sdnotify_ready("serving HTTP");
     sigwait(&stop, &sig);
     log_info("received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    sdnotify_stopping();
     status = 0;
 out:
     server_release(&s);
