@@ -50,7 +50,7 @@ TEST_HELPERS := $(BUILD)/tests/integration/gcra_twin
 PYTEST := /usr/bin/python3 -m pytest
 
 .PHONY: all deps asan unit integration test check-format format banned cppcheck fuzz run up down \
-	check-units fuzz-bins fuzz-long \
+	check-units fuzz-bins fuzz-long dr-drill \
 	clean help bench bench-bins openapi-lint
 all: $(PROGRAMS) $(TEST_HELPERS)
 
@@ -61,6 +61,8 @@ help:
 	@echo "make test       every check: format, cppcheck, unit and integration tests, plain and ASan+UBSan"
 	@echo "make openapi-lint  lint openapi/openapi.json (Redocly CLI from npm)"
 	@echo "make bench      load benchmarks against their references (wrk, nginx, pgbench; ~12 min)"
+	@echo "make fuzz-long  every fuzz target for FUZZ_SECONDS (3600) in all, findings listed"
+	@echo "make dr-drill   back up, destroy and restore PostgreSQL to a point in time, check every link"
 
 # Installs the Debian packages the build, the local stack and the tests need (apt-get, as
 # root or through sudo); does nothing when they are all there.
@@ -249,6 +251,12 @@ fuzz-long: fuzz-bins
 	done; \
 	if [ -s build/fuzz/findings.txt ]; then echo "findings:"; cat build/fuzz/findings.txt; exit 1; fi; \
 	echo "fuzz-long: nothing found"
+
+# The restore drill (deploy/backup/dr-drill.py; not part of make test): backups while links are
+# created, the data directory destroyed, a restore to a noted time, every link checked.
+# DRILL_LINKS (default 1000000), DRILL_PHASE_SECONDS (default 5).
+dr-drill: all
+	SHORTENER_BIN_DIR=$(abspath $(BINDIR)) /usr/bin/python3 deploy/backup/dr-drill.py
 
 run: deps all
 	deploy/devstack.sh run
