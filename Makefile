@@ -50,7 +50,7 @@ TEST_HELPERS := $(BUILD)/tests/integration/gcra_twin
 PYTEST := /usr/bin/python3 -m pytest
 
 .PHONY: all deps asan unit integration test check-format format banned cppcheck fuzz run up down \
-	check-units fuzz-bins fuzz-long dr-drill \
+	check-units fuzz-bins fuzz-long dr-drill soak \
 	clean help bench bench-bins openapi-lint
 all: $(PROGRAMS) $(TEST_HELPERS)
 
@@ -256,6 +256,12 @@ fuzz-long: fuzz-bins
 # DRILL_LINKS (default 1000000), DRILL_PHASE_SECONDS (default 5).
 dr-drill: all
 	SHORTENER_BIN_DIR=$(abspath $(BINDIR)) /usr/bin/python3 deploy/backup/dr-drill.py
+
+# Mixed traffic for SOAK_MINUTES (30) over SOAK_LINKS (1000000) links through two servers while
+# a fault script restarts Redis, PostgreSQL and kgs and kills servers (tests/soak/soak.py; not
+# part of make test). Reports availability, latency percentiles and lost or resurrected links.
+soak: all
+	SHORTENER_BIN_DIR=$(abspath $(BINDIR)) /usr/bin/python3 tests/soak/soak.py
 
 run: deps all
 	deploy/devstack.sh run

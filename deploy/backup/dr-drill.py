@@ -127,7 +127,8 @@ pg1-user=shortener
             "WITH k AS (SELECT 'drl' || i AS key FROM generate_series(1, %d) i),"
             " r AS (INSERT INTO link_keys (key) SELECT key FROM k)"
             " INSERT INTO urls (key, url, expires_at) SELECT key,"
-            " 'https://example.com/bulk/' || key, now() + interval '1 year' FROM k" % n)
+            " 'https://example.com/bulk/' || key, now() + interval '1 year' FROM k" % n,
+            timeout=3600)
         return time.monotonic() - t0
 
     def redirects(self, keys, server):

@@ -370,12 +370,12 @@ class Postgres:
                 pass
         self.running = False
 
-    def psql(self, sql, role="shortener"):
+    def psql(self, sql, role="shortener", timeout=60):
         """Runs one statement (as role); returns psql's unaligned, tuples-only output,
         stripped."""
         res = subprocess.run(["psql", self.dsn_for(role), "-AtXq", "-v", "ON_ERROR_STOP=1", "-c", sql],
                              cwd=self.root, env=base_env(), stdin=subprocess.DEVNULL,
-                             capture_output=True, text=True, timeout=60)
+                             capture_output=True, text=True, timeout=timeout)
         if res.returncode != 0:
             raise RuntimeError(f"psql failed ({res.returncode}) on {sql!r}: {res.stderr}")
         return res.stdout.strip()
@@ -685,8 +685,8 @@ class Stack:
         assert res.returncode == 0, f"apikey revoke failed: {res.stdout}{res.stderr}"
         return res
 
-    def psql(self, sql, role="shortener"):
-        return self.pg.psql(sql, role)
+    def psql(self, sql, role="shortener", timeout=60):
+        return self.pg.psql(sql, role, timeout)
 
     def count_urls(self):
         return int(self.psql("SELECT count(*) FROM urls"))
