@@ -92,6 +92,7 @@ class Soak:
         self.deleted = {}  # key -> time the 204 came back
         self.created_lock = threading.Lock()
         self.violations = []  # deleted links served
+        self.wrong_404 = []  # (key, when) of existing links answered 404
         self.faults = []
         self.servers = []
 
@@ -154,6 +155,8 @@ class Soak:
             if not good and r is not None and r.status_code == 404 \
                     and not key.startswith("soak") and key not in self.created:
                 continue  # deleted while this redirect was on its way: not a failure
+            if r is not None and r.status_code == 404 and len(self.wrong_404) < 20:
+                self.wrong_404.append((key, time.strftime("%H:%M:%S")))  # it does exist
             self.stats.record("redirect", good, ms, self.kind(r, err))
 
     def api(self, key):
@@ -337,7 +340,8 @@ class Soak:
                   ("deleted links back in PostgreSQL", resurrected),
                   ("acknowledged links not redirecting at the end (first 2000)", not_redirecting),
                   ("deleted links served during the run (after their 204)", self.violations),
-                  ("deleted links still served at the end", still_served)]
+                  ("deleted links still served at the end", still_served),
+                  ("existing links answered 404 during the run", self.wrong_404)]
         for name, items in checks:
             lines.append(f"{name}: {len(items)}" + (f" e.g. {items[:5]}" if items else ""))
             ok &= not items
