@@ -2,7 +2,7 @@
 # CLI (bin/shortenerctl). `make help` lists the targets.
 
 CC ?= cc
-PKGS := libmicrohttpd hiredis libpq libsodium jansson libcurl
+PKGS := libmicrohttpd hiredis libpq libsodium jansson libcurl libsystemd
 
 # Project flags are kept apart from the user's CFLAGS, which still apply on top.
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla \
@@ -22,7 +22,7 @@ BUILD ?= build/release
 BINDIR ?= bin
 endif
 
-LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lmicrohttpd -lhiredis -lpq -lsodium -ljansson -lcurl) -lpthread -lm
+LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lmicrohttpd -lhiredis -lpq -lsodium -ljansson -lcurl -lsystemd) -lpthread -lm
 
 # The tree says which program a file belongs to: lib/ is linked by all three, src/server/ is
 # bin/shortener, src/ctl/ is bin/shortenerctl, kgs/ is bin/kgs. Each main.c is an entry point.
@@ -50,6 +50,7 @@ TEST_HELPERS := $(BUILD)/tests/integration/gcra_twin
 PYTEST := /usr/bin/python3 -m pytest
 
 .PHONY: all deps asan unit integration test check-format format banned cppcheck fuzz run up down \
+	check-units fuzz-bins fuzz-long dr-drill soak \
 	clean help bench bench-bins openapi-lint
 all: $(PROGRAMS) $(TEST_HELPERS)
 
@@ -60,6 +61,8 @@ help:
 	@echo "make test       every check: format, cppcheck, unit and integration tests, plain and ASan+UBSan"
 	@echo "make openapi-lint  lint openapi/openapi.json (Redocly CLI from npm)"
 	@echo "make bench      load benchmarks against their references (wrk, nginx, pgbench; ~12 min)"
+	@echo "make fuzz-long  every fuzz target for FUZZ_SECONDS (3600) in all, findings listed"
+	@echo "make dr-drill   back up, destroy and restore PostgreSQL to a point in time, check every link"
 
 # Installs the Debian packages the build, the local stack and the tests need (apt-get, as
 # root or through sudo); does nothing when they are all there.
@@ -158,6 +161,10 @@ banned:
 	@! grep -nE '\b($(BANNED))\s*\(' $(C_FILES) || \
 		{ echo "banned functions above: use snprintf, memcpy, strtok_r, gmtime_r"; exit 1; }
 
+# systemd-analyze verify and security (offline) on deploy/*.service, against the built programs.
+check-units: all
+	BIN_DIR=$(abspath $(BINDIR)) deploy/check-units.sh
+
 cppcheck:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 		--inline-suppr --std=c11 -D__GNUC__ -Iinclude lib src kgs tests/bench \
@@ -166,6 +173,7 @@ cppcheck:
 test: deps
 	@echo "== format and static checks"
 	$(MAKE) check-format banned cppcheck openapi-lint
+	$(MAKE) all check-units
 	@echo "== plain build: unit tests"
 	$(MAKE) all unit bench-bins
 	@echo "== ASan+UBSan build: unit tests"
@@ -186,23 +194,74 @@ openapi-lint: node_modules/.installed
 	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
 		npx --no-install redocly lint --config redocly.yaml openapi/openapi.json
 
-# libFuzzer drivers, each run briefly over its checked-in corpus plus fresh inputs.
-FUZZ_TARGETS := request urlcheck kgs_proto clientip csv
-fuzz:
-	@mkdir -p build/fuzz
+# libFuzzer drivers (tests/fuzz/fuzz_NAME.c), each run briefly over its checked-in corpus
+# (tests/fuzz/corpus/NAME) plus fresh inputs: FUZZ_TIME seconds each in make fuzz (part of
+# make test). make fuzz-long runs each for FUZZ_SECONDS / (number of targets) seconds
+# (FUZZ_SECONDS, default 3600, is the whole run's budget; FUZZ_TARGET_SECONDS sets one target's
+# time instead) and lists every finding in build/fuzz/findings.txt.
+FUZZ_TARGETS := request urlcheck kgs_proto clientip csv bodies idemkey rates cursor linkkey \
+	linkentry import config
+FUZZ_TIME ?= 5
+FUZZ_SECONDS ?= 3600
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -Ilib -Isrc/server -Isrc/ctl \
+	-I/usr/include/postgresql -MMD -MP
+FUZZ_SAN := address,undefined
+# lib/ is compiled once for every target (instrumented, without libFuzzer's main).
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=build/fuzz/%.o)
+FUZZ_BINS := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+
+build/fuzz/lib/%.o: lib/%.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,$(FUZZ_SAN) -c -o $@ $<
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,$(FUZZ_SAN) -o $@ $< $(FUZZ_LIB_OBJS) $(LIBS)
+
+fuzz-bins: $(FUZZ_BINS)
+
+.SECONDARY: $(FUZZ_LIB_OBJS)
+
+fuzz: fuzz-bins
 	@set -e; for t in $(FUZZ_TARGETS); do \
-		clang -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -Ilib -Isrc/server -Isrc/ctl -I/usr/include/postgresql \
-			-fsanitize=fuzzer,address,undefined \
-			-o build/fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c lib/*.c $(LIBS); \
 		mkdir -p build/fuzz/corpus_$$t; \
-		if ! build/fuzz/fuzz_$$t -max_total_time=10 -max_len=4096 \
+		if ! build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_TIME) -max_len=4096 \
 			-artifact_prefix=build/fuzz/crash_$$t- build/fuzz/corpus_$$t \
 			tests/fuzz/corpus/$$t >build/fuzz/$$t.log 2>&1; then \
 			tail -n 40 build/fuzz/$$t.log; echo "fuzz_$$t failed: see build/fuzz/$$t.log"; \
 			exit 1; \
 		fi; \
-		tail -n 1 build/fuzz/$$t.log; \
+		echo "fuzz_$$t: $$(tail -n 1 build/fuzz/$$t.log)"; \
 	done
+
+# Runs every target even after one finds something (-fork keeps going past a crash), then
+# lists the findings and fails when there are any.
+fuzz-long: fuzz-bins
+	@n=$(words $(FUZZ_TARGETS)); secs=$${FUZZ_TARGET_SECONDS:-$$(( $(FUZZ_SECONDS) / n ))}; \
+	echo "fuzz-long: $$n targets, $$secs s each"; : > build/fuzz/findings.txt; \
+	for t in $(FUZZ_TARGETS); do \
+		mkdir -p build/fuzz/corpus_$$t build/fuzz/long_$$t; \
+		build/fuzz/fuzz_$$t -max_total_time=$$secs -max_len=4096 -fork=1 -ignore_crashes=1 \
+			-ignore_timeouts=1 -ignore_ooms=1 -artifact_prefix=build/fuzz/long_$$t/ \
+			build/fuzz/corpus_$$t tests/fuzz/corpus/$$t >build/fuzz/long_$$t.log 2>&1; \
+		found=$$(ls build/fuzz/long_$$t | wc -l); \
+		echo "fuzz_$$t: $$found finding(s); $$(grep '^#' build/fuzz/long_$$t.log | tail -n 1)"; \
+		for f in build/fuzz/long_$$t/*; do [ -e "$$f" ] && echo "$$t $$f" >> build/fuzz/findings.txt; done; \
+	done; \
+	if [ -s build/fuzz/findings.txt ]; then echo "findings:"; cat build/fuzz/findings.txt; exit 1; fi; \
+	echo "fuzz-long: nothing found"
+
+# The restore drill (deploy/backup/dr-drill.py; not part of make test): backups while links are
+# created, the data directory destroyed, a restore to a noted time, every link checked.
+# DRILL_LINKS (default 1000000), DRILL_PHASE_SECONDS (default 5).
+dr-drill: all
+	SHORTENER_BIN_DIR=$(abspath $(BINDIR)) /usr/bin/python3 deploy/backup/dr-drill.py
+
+# Mixed traffic for SOAK_MINUTES (30) over SOAK_LINKS (1000000) links through two servers while
+# a fault script restarts Redis, PostgreSQL and kgs and kills servers (tests/soak/soak.py; not
+# part of make test). Reports availability, latency percentiles and lost or resurrected links.
+soak: all
+	SHORTENER_BIN_DIR=$(abspath $(BINDIR)) /usr/bin/python3 tests/soak/soak.py
 
 run: deps all
 	deploy/devstack.sh run

@@ -7,14 +7,21 @@
 #   devstack.sh down   stop everything
 #
 # PORT picks the HTTP port (default 8080). VAR_DIR moves the state (default ./var).
+# SHORTENER_BIN_DIR runs other builds of the programs (default ./bin).
+#
+# PostgreSQL authenticates by peer (never trust) and listens on its Unix socket only: the user
+# running this script may log in as the migrator (shortener, the cluster's superuser here) and
+# as the programs' own roles (web, kgs, cleanup; migrations/0009_roles.sql), nobody else. Every
+# file and socket under var/ is its owner's alone (umask 077).
 set -euo pipefail
+umask 077
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 var=${VAR_DIR:-$top/var}
 mkdir -p "$var"
 var=$(cd "$var" && pwd)
 port=${PORT:-8080}
-bin=$top/bin
+bin=${SHORTENER_BIN_DIR:-$top/bin}
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 run=$var/run
 log=$var/log
@@ -31,22 +38,59 @@ as_pg() {
     fi
 }
 
+# The login roles of the programs and the group role each belongs to.
+login_roles="web:shortener_server kgs:shortener_kgs cleanup:shortener_cleanup"
+dsn_for() { echo "host=$run dbname=shortener user=$1"; }
+
+# Peer authentication, mapped: the invoking user (and postgres, which runs createdb) may be
+# the migrator or any program role.
+write_auth() {
+    local me users u r ident=""
+    me=$(id -un)
+    users=$me
+    [ "$(id -u)" -eq 0 ] && users="$me postgres"
+    for u in $users; do
+        for r in shortener web kgs cleanup; do ident+="dev $u $r"$'\n'; done
+    done
+    printf '%s' "$ident" | as_pg sh -c "cat > '$var/pg/pg_ident.conf'"
+    printf 'local all all peer map=dev\nhost all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n' |
+        as_pg sh -c "cat > '$var/pg/pg_hba.conf'"
+}
+
+create_login_roles() {
+    local pair
+    for pair in $login_roles; do
+        as_pg "$pgbin/psql" -h "$run" -U shortener -d shortener -qAtX -v ON_ERROR_STOP=1 -c \
+            "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${pair%%:*}')
+             THEN CREATE ROLE ${pair%%:*} LOGIN IN ROLE ${pair#*:}; END IF; END \$\$" >/dev/null
+    done
+}
+
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 start_postgres() {
     [ -n "$pgbin" ] || die "PostgreSQL server binaries not found (run: make deps)"
     mkdir -p "$var/pg" "$run" "$log"
     if [ "$(id -u)" -eq 0 ]; then
-        chown postgres:postgres "$var/pg" "$run"
+        # postgres passes through var/ and log/ (0711: nobody else may list them).
+        chmod 0711 "$var" "$log"
+        chown postgres:postgres "$var/pg"
+        # The sockets' directory: postgres writes its socket there, the programs theirs.
+        chown postgres:postgres "$run" && chmod 0711 "$run"
         touch "$log/postgres.log" && chown postgres:postgres "$log/postgres.log"
         as_pg test -w "$var/pg" ||
             die "the postgres user cannot reach $var/pg; put the checkout where it can"
     fi
     if [ ! -f "$var/pg/PG_VERSION" ]; then
         say "creating a PostgreSQL cluster in $var/pg"
-        as_pg "$pgbin/initdb" -D "$var/pg" -U shortener -A trust -E UTF8 --no-sync >/dev/null
+        as_pg "$pgbin/initdb" -D "$var/pg" -U shortener --auth-local=peer \
+            --auth-host=scram-sha-256 -E UTF8 --no-sync >/dev/null
     fi
-    if ! as_pg "$pgbin/pg_ctl" -D "$var/pg" status >/dev/null 2>&1; then
+    # Every start, so that a cluster made by an older devstack (trust) loses it too.
+    write_auth
+    if as_pg "$pgbin/pg_ctl" -D "$var/pg" status >/dev/null 2>&1; then
+        as_pg "$pgbin/pg_ctl" -D "$var/pg" reload >/dev/null
+    else
         as_pg "$pgbin/pg_ctl" -D "$var/pg" -l "$log/postgres.log" -w -t 60 \
             -o "-k $run -c listen_addresses=''" start >/dev/null
     fi
@@ -59,16 +103,18 @@ start_postgres() {
 start_redis() {
     mkdir -p "$run" "$log"
     alive "$run/redis.pid" && return 0
-    redis-server --port 0 --unixsocket "$run/redis.sock" --unixsocketperm 770 \
+    redis-server --port 0 --unixsocket "$run/redis.sock" --unixsocketperm 700 \
         --maxmemory 128mb --maxmemory-policy allkeys-lru --save '' --appendonly no \
         --daemonize yes --pidfile "$run/redis.pid" --logfile "$log/redis.log" --dir "$var"
     for _ in $(seq 50); do [ -S "$run/redis.sock" ] && return 0; sleep 0.1; done
     die "redis did not start; see $log/redis.log"
 }
 
+# var/env is shortenerctl's (it finds it beside its binary, ../var/env): DATABASE_URL is the
+# migrator's. kgs and shortener get their own roles' DATABASE_URL when started.
 write_env() {
     cat > "$var/env" <<ENV
-DATABASE_URL=host=$run dbname=shortener user=shortener
+DATABASE_URL=$(dsn_for shortener)
 REDIS_URL=unix://$run/redis.sock
 KGS_SOCKET=$run/kgs.sock
 PORT=$port
@@ -106,6 +152,7 @@ prepare() {
     write_env
     load_env
     "$bin/shortenerctl" migrate >/dev/null
+    create_login_roles
     if [ ! -s "$var/dev-api-key" ]; then
         "$bin/shortenerctl" apikey create development | tail -n 1 > "$var/dev-api-key"
     fi
@@ -147,12 +194,12 @@ case "${1:-}" in
 up)
     prepare
     if ! alive "$run/kgs.pid"; then
-        nohup "$bin/kgs" >>"$log/kgs.log" 2>&1 &
+        DATABASE_URL=$(dsn_for kgs) nohup "$bin/kgs" >>"$log/kgs.log" 2>&1 &
         echo $! > "$run/kgs.pid"
     fi
     wait_socket "$KGS_SOCKET" kgs
     if ! alive "$run/shortener.pid"; then
-        nohup "$bin/shortener" >>"$log/shortener.log" 2>&1 &
+        DATABASE_URL=$(dsn_for web) nohup "$bin/shortener" >>"$log/shortener.log" 2>&1 &
         echo $! > "$run/shortener.pid"
     fi
     wait_ready
@@ -162,10 +209,10 @@ run)
     prepare
     # Ctrl-C reaches kgs and shortener too; stop what is left, then the databases.
     trap 'trap - INT TERM EXIT; set +e; kill $(jobs -p) 2>/dev/null; wait; down' INT TERM EXIT
-    "$bin/kgs" &
+    DATABASE_URL=$(dsn_for kgs) "$bin/kgs" &
     echo $! > "$run/kgs.pid"
     wait_socket "$KGS_SOCKET" kgs
-    "$bin/shortener" &
+    DATABASE_URL=$(dsn_for web) "$bin/shortener" &
     echo $! > "$run/shortener.pid"
     wait_ready
     greet

@@ -110,4 +110,14 @@ void config_usage_flags(FILE *out, const struct config_opt *opts, size_t n, int 
  * -errno / -EINVAL. */
 int config_load_env_file(const char *path);
 
+/* The env file of a program installed as exe (an absolute path): <dir of exe>/../var/env,
+ * e.g. /opt/shortener/bin/shortenerctl -> /opt/shortener/bin/../var/env. Never a path relative
+ * to the current directory, which may be anybody's. Returns 0, or -ENAMETOOLONG / -EINVAL
+ * (exe not absolute). */
+int config_env_file_beside(const char *exe, char *buf, size_t len);
+
+/* The env file a tool reads: SHORTENER_ENV_FILE when set, else the one beside the running
+ * binary (/proc/self/exe). Returns 0 or -errno. */
+int config_env_file_path(char *buf, size_t len);
+
 #endif

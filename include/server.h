@@ -34,6 +34,7 @@ struct server_config {
     char *listen_address;
     char *base_url; /* empty: http://localhost:PORT */
     char *apikey_pepper;
+    char *environment; /* SHORTENER_ENV: "production" or "development" */
     char *log_level;
     char *anonymous_rate;
     char *auth_failure_rate;

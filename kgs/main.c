@@ -28,6 +28,7 @@
 #include "sock.h"
 #include "kgs_proto.h"
 #include "log.h"
+#include "sdnotify.h"
 
 #define T struct kgs_config
 static const struct config_opt options[] = {
@@ -69,6 +70,7 @@ static void serve(struct kgs *k)
             struct signalfd_siginfo si;
             if (read(k->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
                 log_info("received %s, stopping", si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+                sdnotify_stopping();
                 return;
             }
         }
@@ -180,6 +182,8 @@ int main(int argc, char **argv)
     enum log_level level;
     int next, rc, status = 1;
 
+    /* Files it creates are its user's alone; the socket is opened up explicitly (sock.c). */
+    umask(077);
     rc = config_load(options, NOPTIONS, &k.cfg, argc, argv, &next, err, sizeof(err));
     if (rc == CONFIG_HELP) {
         usage();
@@ -208,6 +212,8 @@ int main(int argc, char **argv)
     log_init("kgs", level);
     if (kgs_start(&k) < 0)
         goto out;
+    /* The socket listens and the refill thread runs: clients get keys from here on. */
+    sdnotify_ready("serving keys");
     serve(&k);
     status = 0;
 out:

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void *field(void *cfg, const struct config_opt *opt)
 {
@@ -276,6 +277,34 @@ void config_usage_flags(FILE *out, const struct config_opt *opts, size_t n, int 
             fprintf(out, " [default: %s]", o->def);
         fputc('\n', out);
     }
+}
+
+int config_env_file_beside(const char *exe, char *buf, size_t len)
+{
+    const char *slash = strrchr(exe, '/');
+    int n;
+
+    if (exe[0] != '/' || !slash)
+        return -EINVAL;
+    n = snprintf(buf, len, "%.*s/../var/env", (int)(slash - exe), exe);
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int config_env_file_path(char *buf, size_t len)
+{
+    const char *named = getenv("SHORTENER_ENV_FILE");
+    char exe[PATH_MAX];
+    ssize_t n;
+
+    if (named) {
+        int w = snprintf(buf, len, "%s", named);
+        return w < 0 || (size_t)w >= len ? -ENAMETOOLONG : 0;
+    }
+    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n < 0)
+        return -errno;
+    exe[n] = '\0';
+    return config_env_file_beside(exe, buf, len);
 }
 
 int config_load_env_file(const char *path)

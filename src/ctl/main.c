@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "apikey.h"
@@ -517,8 +518,9 @@ static void usage(void)
            "Commands:\n");
     for (size_t i = 0; i < N(commands); i++)
         command_line(stdout, &commands[i]);
-    printf("\nSettings are read from the environment, then from SHORTENER_ENV_FILE or ./var/env\n"
-           "(written by 'make up') for variables the environment does not set, then flags.\n\n");
+    printf("\nSettings are read from the environment, then from SHORTENER_ENV_FILE or else\n"
+           "<directory of this binary>/../var/env (written by 'make up') for variables the\n"
+           "environment does not set, then flags. ./var/env is never read.\n\n");
     config_usage(stdout, options, NOPTIONS);
 }
 
@@ -577,15 +579,20 @@ int main(int argc, char **argv)
     struct ctl_config cfg = {0};
     struct ctl ctl = {.cfg = &cfg};
     char err[512];
-    const char *env_file = getenv("SHORTENER_ENV_FILE");
+    char env_file[PATH_MAX] = "";
     enum log_level level;
     int next, rc, status = 2;
 
-    /* The local stack's settings, so that after `make up` no flags are needed. */
-    rc = config_load_env_file(env_file ? env_file : "var/env");
+    /* Whatever it writes (an export, say) is its user's alone. */
+    umask(077);
+    /* The deployment's settings (or the local stack's, so that after `make up` no flags are
+     * needed): SHORTENER_ENV_FILE or the file beside the binary, never ./var/env, which would
+     * let whoever owns the current directory choose the database a command runs against. */
+    rc = config_env_file_path(env_file, sizeof(env_file));
+    if (rc == 0)
+        rc = config_load_env_file(env_file);
     if (rc < 0) {
-        fprintf(stderr, "shortenerctl: cannot read %s: %s\n", env_file ? env_file : "var/env",
-                strerror(-rc));
+        fprintf(stderr, "shortenerctl: cannot read %s: %s\n", env_file, strerror(-rc));
         return 2;
     }
     rc = config_load(options, NOPTIONS, &cfg, argc, argv, &next, err, sizeof(err));

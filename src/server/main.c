@@ -10,10 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "log.h"
 #include "redis.h"
+#include "sdnotify.h"
 #include "server.h"
 
 #define T            struct server_config
@@ -53,6 +55,9 @@ static const struct config_opt options[] = {
             "of scheme://host[:port]",
             cors_origins),
     CONFIG_APIKEY_PEPPER(T, apikey_pepper),
+    OPT_STR("SHORTENER_ENV", "environment", "development",
+            "production or development; production warns about settings unsafe on the internet",
+            environment),
     OPT_INT("THREADS", "threads", 1, 64, "2", "request threads (libmicrohttpd epoll pool)",
             threads),
     OPT_INT("CACHE_TTL", "cache-ttl", 1, 86400 * 30, "3600",
@@ -132,6 +137,8 @@ int main(int argc, char **argv)
      * near what is actually in use. */
     mallopt(M_ARENA_MAX, 4);
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    /* Anything it ever writes (a socket, a dump) is its user's alone. */
+    umask(077);
 
     rc = config_load(options, NOPTIONS, &s.cfg, argc, argv, &next, err, sizeof(err));
     if (rc == CONFIG_HELP) {
@@ -163,6 +170,17 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
 
+    if (strcmp(s.cfg.environment, "production") != 0 &&
+        strcmp(s.cfg.environment, "development") != 0) {
+        log_error("SHORTENER_ENV must be production or development, not '%s'", s.cfg.environment);
+        status = 2;
+        goto out;
+    }
+    /* Without a pepper, whoever reads api_keys (a backup, a replica) can test guessed keys
+     * offline against the hashes; with one they also need the servers' environment. */
+    if (strcmp(s.cfg.environment, "production") == 0 && !s.cfg.apikey_pepper[0])
+        log_warn("APIKEY_PEPPER is empty: API-key hashes in the database are unkeyed; set 32+ "
+                 "random characters, the same for every program");
     if (s.cfg.base_url[0] && !base_url_valid(s.cfg.base_url)) {
         log_error("BASE_URL '%s' must be an absolute http or https URL with a host",
                   s.cfg.base_url);
@@ -182,8 +200,11 @@ int main(int argc, char **argv)
     }
     if (server_init(&s) < 0 || server_start(&s) < 0)
         goto out;
+    /* Listening, with every thread running: connections are answered from here on. */
+    sdnotify_ready("serving HTTP");
     sigwait(&stop, &sig);
     log_info("received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    sdnotify_stopping();
     status = 0;
 out:
     server_release(&s);

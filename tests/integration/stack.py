@@ -12,6 +12,7 @@ import contextlib
 import datetime
 import fcntl
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -38,6 +39,9 @@ def _pg_bin():
 
 
 PG_BIN = _pg_bin()
+# Roles a test may create and log in as besides the stack's own (peer authentication maps
+# only named roles).
+EXTRA_LOGIN_ROLES = ("migrator", "outsider")
 IS_ROOT = os.geteuid() == 0
 
 # Every HTTP request is bounded; generous because the suite also runs against an ASan build.
@@ -56,7 +60,7 @@ _SCRUBBED = {
     "HOT_CACHE_ENTRIES", "HOT_CACHE_MAX_AGE", "KGS_MEMORY_KEYS",
     "REDIRECT_MAX_AGE", "VISITS_FLUSH_MS", "MAX_CONNECTIONS", "PER_IP_CONNECTIONS",
     "CONNECTION_TIMEOUT", "LOG_LEVEL", "DEFAULT_RATE", "SHORTENER_ENV_FILE", "RATE_LIMITS",
-    "ANONYMOUS_RATE", "AUTH_FAILURE_RATE", "TRUSTED_PROXIES",
+    "ANONYMOUS_RATE", "AUTH_FAILURE_RATE", "TRUSTED_PROXIES", "SHORTENER_ENV",
     "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
 }
 
@@ -268,20 +272,33 @@ class Proc:
 # ---------------------------------------------------------------------------- PostgreSQL
 
 
+# The login roles each program uses, members of the group roles migrations/0009_roles.sql
+# makes; shortener (the cluster's superuser) is the migrator and the tests' administrator.
+LOGIN_ROLES = {"web": "shortener_server", "kgs": "shortener_kgs",
+               "cleanup": "shortener_cleanup"}
+
+
 class Postgres:
     def __init__(self, root):
         self.root = root
         self.data = root / "pg"
         self.sockdir = root / "pgsock"
         self.log_path = root / "postgres.log"
-        self.dsn = f"host={self.sockdir} dbname=shortener user=shortener"
+        self.dsn = self.dsn_for("shortener")
+        self.server_dsn = self.dsn_for("web")
+        self.kgs_dsn = self.dsn_for("kgs")
+        self.cleanup_dsn = self.dsn_for("cleanup")
         self.running = False
 
-    def _run(self, argv, timeout=90, check=True):
+    def dsn_for(self, role):
+        return f"host={self.sockdir} dbname=shortener user={role}"
+
+    def _run(self, argv, timeout=90, check=True, stdin_text=None):
         if IS_ROOT:
             argv = ["runuser", "-u", "postgres", "--"] + argv
-        res = subprocess.run(argv, cwd=self.root, env=base_env(), stdin=subprocess.DEVNULL,
-                             capture_output=True, text=True, timeout=timeout)
+        res = subprocess.run(argv, cwd=self.root, env=base_env(),
+                             stdin=subprocess.DEVNULL if stdin_text is None else None,
+                             input=stdin_text, capture_output=True, text=True, timeout=timeout)
         if check and res.returncode != 0:
             raise RuntimeError(f"{' '.join(map(str, argv))} failed ({res.returncode}):\n"
                                f"{res.stdout}\n{res.stderr}\n{self.tail()}")
@@ -294,10 +311,36 @@ class Postgres:
         if IS_ROOT:
             for p in (self.data, self.sockdir, self.log_path):
                 shutil.chown(p, "postgres", "postgres")
-        self._run([PG_BIN / "initdb", "-D", self.data, "-U", "shortener", "-A", "trust",
-                   "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"])
+        self._run([PG_BIN / "initdb", "-D", self.data, "-U", "shortener", "--auth-local=peer",
+                   "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync",
+                   "--no-instructions"])
+        self._write_auth()
         self.start()
         self._run([PG_BIN / "createdb", "-h", self.sockdir, "-U", "shortener", "shortener"])
+
+    def _write_auth(self):
+        """Peer authentication, never trust: the user running the tests (and postgres, for
+        createdb) may log in as the roles the stack uses and nobody else may log in at all.
+        No TCP listener, so no password is needed anywhere."""
+        me = pwd.getpwuid(os.geteuid()).pw_name
+        users = sorted({me, "postgres"} if IS_ROOT else {me})
+        roles = ["shortener", *LOGIN_ROLES, *EXTRA_LOGIN_ROLES]
+        ident = "".join(f"stack {u} {r}\n" for u in users for r in roles)
+        hba = ("local all all peer map=stack\n"
+               "host all all 127.0.0.1/32 scram-sha-256\n"
+               "host all all ::1/128 scram-sha-256\n")
+        for name, text in (("pg_ident.conf", ident), ("pg_hba.conf", hba)):
+            path = self.data / name
+            if IS_ROOT:
+                self._run(["sh", "-c", f"cat > '{path}'"], check=True, stdin_text=text)
+            else:
+                path.write_text(text)
+
+    def create_login_roles(self):
+        """The programs' own login roles; the group roles come from the migrations."""
+        for role, group in LOGIN_ROLES.items():
+            self.psql(f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}')"
+                      f" THEN CREATE ROLE {role} LOGIN IN ROLE {group}; END IF; END $$")
 
     def start(self):
         opts = f"-k {self.sockdir} -c listen_addresses='' -c fsync=on"
@@ -327,11 +370,12 @@ class Postgres:
                 pass
         self.running = False
 
-    def psql(self, sql):
-        """Runs one statement; returns psql's unaligned, tuples-only output, stripped."""
-        res = subprocess.run(["psql", self.dsn, "-AtXq", "-v", "ON_ERROR_STOP=1", "-c", sql],
+    def psql(self, sql, role="shortener", timeout=60):
+        """Runs one statement (as role); returns psql's unaligned, tuples-only output,
+        stripped."""
+        res = subprocess.run(["psql", self.dsn_for(role), "-AtXq", "-v", "ON_ERROR_STOP=1", "-c", sql],
                              cwd=self.root, env=base_env(), stdin=subprocess.DEVNULL,
-                             capture_output=True, text=True, timeout=60)
+                             capture_output=True, text=True, timeout=timeout)
         if res.returncode != 0:
             raise RuntimeError(f"psql failed ({res.returncode}) on {sql!r}: {res.stderr}")
         return res.stdout.strip()
@@ -436,7 +480,7 @@ class Shortener:
 
     def _env(self):
         env = {
-            "DATABASE_URL": self.stack.pg.dsn,
+            "DATABASE_URL": self.stack.pg.server_dsn,
             "REDIS_URL": self.stack.redis.url,
             "KGS_SOCKET": self.stack.kgs.sock,
             "PORT": self.port,
@@ -552,7 +596,7 @@ class Stack:
         self.root = _make_root()
         self.pg = Postgres(self.root)
         self.redis = Redis(self.root)
-        self.kgs = Kgs(self.root, self.pg.dsn, kgs_env)
+        self.kgs = Kgs(self.root, self.pg.kgs_dsn, kgs_env)
         self.procs = [self.redis.proc, self.kgs.proc]
         self.shorteners = []
         self.server = None
@@ -567,6 +611,7 @@ class Stack:
             self.redis.start()
             res = self.ctl("migrate")
             assert res.returncode == 0, f"shortenerctl migrate failed: {res.stdout}{res.stderr}"
+            self.pg.create_login_roles()
             self.kgs.start()
             self.server = self.start_shortener(**server_env)
         except BaseException:
@@ -596,7 +641,9 @@ class Stack:
     # ------------------------------------------------------------ shortenerctl and psql
 
     def ctl(self, *args, env=None, timeout=60):
-        e = {"DATABASE_URL": self.pg.dsn, "REDIS_URL": self.redis.url,
+        # cleanup runs as its own role, as in production; every other command as the migrator.
+        dsn = self.pg.cleanup_dsn if args and args[0] == "cleanup" else self.pg.dsn
+        e = {"DATABASE_URL": dsn, "REDIS_URL": self.redis.url,
              "SHORTENER_ENV_FILE": self.root / "no-such-env-file"}
         e.update(env or {})
         res = subprocess.run([str(BIN_DIR / "shortenerctl"), *map(str, args)],
@@ -638,8 +685,8 @@ class Stack:
         assert res.returncode == 0, f"apikey revoke failed: {res.stdout}{res.stderr}"
         return res
 
-    def psql(self, sql):
-        return self.pg.psql(sql)
+    def psql(self, sql, role="shortener", timeout=60):
+        return self.pg.psql(sql, role, timeout)
 
     def count_urls(self):
         return int(self.psql("SELECT count(*) FROM urls"))

@@ -623,6 +623,40 @@ static void test_usage_flags(void **state)
     free(text);
 }
 
+/* The env file is found beside the binary, never in the current directory. */
+static void test_env_file_beside_the_binary(void **state)
+{
+    char buf[64];
+    (void)state;
+    assert_int_equal(config_env_file_beside("/opt/s/bin/shortenerctl", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "/opt/s/bin/../var/env");
+    assert_int_equal(config_env_file_beside("/shortenerctl", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "/../var/env");
+    assert_int_equal(config_env_file_beside("bin/shortenerctl", buf, sizeof(buf)), -EINVAL);
+    assert_int_equal(config_env_file_beside("shortenerctl", buf, sizeof(buf)), -EINVAL);
+    assert_int_equal(
+        config_env_file_beside("/a/very/long/directory/name/that/does/not/fit/x", buf, 32),
+        -ENAMETOOLONG);
+}
+
+static void test_env_file_path_named_or_beside_self(void **state)
+{
+    char buf[PATH_MAX], exe[PATH_MAX], want[PATH_MAX + 16];
+    ssize_t n;
+    (void)state;
+    setenv("SHORTENER_ENV_FILE", "/etc/shortener/env", 1);
+    assert_int_equal(config_env_file_path(buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "/etc/shortener/env");
+    unsetenv("SHORTENER_ENV_FILE");
+    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    assert_true(n > 0);
+    exe[n] = '\0';
+    *strrchr(exe, '/') = '\0';
+    snprintf(want, sizeof(want), "%s/../var/env", exe);
+    assert_int_equal(config_env_file_path(buf, sizeof(buf)), 0);
+    assert_string_equal(buf, want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -651,6 +685,8 @@ int main(void)
         cmocka_unit_test_setup(test_args_double_dash_and_help, clear_env),
         cmocka_unit_test_setup(test_switch_in_a_program_table, clear_env),
         cmocka_unit_test_setup(test_usage_flags, clear_env),
+        cmocka_unit_test_setup(test_env_file_beside_the_binary, clear_env),
+        cmocka_unit_test_setup(test_env_file_path_named_or_beside_self, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -86,6 +86,30 @@ static void test_foreign_values_are_misses(void **state)
     assert_int_equal(linkentry_get(r, "f2", url, sizeof(url), &expires), -ENOENT);
 }
 
+/* A status no link can have is not ours either: 3195441603 once wrapped into a negative int. */
+static void test_entries_with_impossible_statuses_are_misses(void **state)
+{
+    static const char *const bad[] = {
+        "0 0 0 3195441603 -\nhttps://e.com/", "0 0 0 4294967597 -\nhttps://e.com/",
+        "0 0 0 200 -\nhttps://e.com/",        "0 0 0 300 p\nhttps://e.com/",
+        "0 0 0 999999999999999999 -\nx",
+    };
+    static const int good[] = {0, 301, 302, 307, 308};
+    struct link_rules rules;
+    char url[64], text[128];
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(linkentry_parse(bad[i], strlen(bad[i]), url, sizeof(url), &rules),
+                         -ENOENT);
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        snprintf(text, sizeof(text), "5 0 0 %d p\nhttps://e.com/", good[i]);
+        assert_int_equal(linkentry_parse(text, strlen(text), url, sizeof(url), &rules),
+                         LINKENTRY_HIT);
+        assert_int_equal(rules.redirect_status, good[i]);
+        assert_string_equal(url, "https://e.com/");
+    }
+}
+
 static void test_evict_many_in_chunks(void **state)
 {
     enum { N = 2 * EVICT_CHUNK + 5 };
@@ -123,6 +147,7 @@ int main(void)
         cmocka_unit_test(test_negative_and_tombstone),
         cmocka_unit_test(test_foreign_values_are_misses),
         cmocka_unit_test(test_evict_many_in_chunks),
+        cmocka_unit_test(test_entries_with_impossible_statuses_are_misses),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
