@@ -23,7 +23,8 @@
 static const struct config_opt options[] = {
     CONFIG_DATABASE_URL(T, database_url),
     CONFIG_REDIS_URL(T, redis_url),
-    CONFIG_KGS_SOCKET(T, kgs_socket),
+    OPT_STR("KGS_SOCKET", "kgs-socket", "/run/shortener/kgs.sock",
+            "Unix socket of kgs; several, separated by commas, are tried in turn", kgs_socket),
     OPT_INT("PORT", "port", 1, 65535, "8080", "HTTP port", port),
     OPT_STR("LISTEN_ADDRESS", "listen-address", "0.0.0.0",
             "numeric address to listen on (0.0.0.0, 127.0.0.1, ::)", listen_address),

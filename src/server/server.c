@@ -290,6 +290,8 @@ int server_configure(struct server *s, char *err, size_t errlen)
                  c->default_redirect_status);
         return -EINVAL;
     }
+    if (keys_client_check_sockets(c->kgs_socket, err, errlen) < 0)
+        return -EINVAL;
     if (cors_parse(c->cors_origins, &s->cors, err, errlen) < 0)
         return -EINVAL;
     return clientip_parse_trusted(c->trusted_proxies, &s->trusted_proxies, err, errlen);

@@ -382,13 +382,15 @@ class Redis:
 
 
 class Kgs:
-    def __init__(self, root, dsn, env=None):
+    def __init__(self, root, dsn, env=None, name="kgs"):
+        """name: the socket is root/<name>.sock and the log root/<name>.log, so that a stack
+        can run more than one kgs on its database (add_kgs)."""
         self.root = root
-        self.sock = root / "kgs.sock"
-        self.proc = Proc("kgs", [str(BIN_DIR / "kgs")],
+        self.sock = root / f"{name}.sock"
+        self.proc = Proc(name, [str(BIN_DIR / "kgs")],
                          base_env({"DATABASE_URL": dsn, "KGS_SOCKET": self.sock,
                                    "LOG_LEVEL": "info", **(env or {})}),
-                         root, root / "kgs.log", checked=True)
+                         root, root / f"{name}.log", checked=True)
 
     def ping(self):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -555,6 +557,7 @@ class Stack:
         self.kgs = Kgs(self.root, self.pg.dsn, kgs_env)
         self.procs = [self.redis.proc, self.kgs.proc]
         self.shorteners = []
+        self.extra_kgs = []
         self.server = None
         self.closed = False
         with _LIVE_LOCK:
@@ -574,6 +577,15 @@ class Stack:
             raise
         return self
 
+    def add_kgs(self, name, env=None):
+        """Another kgs on the same database, started; stopped with the stack. Its socket is
+        .sock: name it in KGS_SOCKET (several, comma-separated) for a shortener to use it."""
+        k = Kgs(self.root, self.pg.dsn, env, name=name)
+        self.extra_kgs.append(k)
+        self.procs.append(k.proc)
+        k.start()
+        return k
+
     def start_shortener(self, wait_ready=True, **env):
         sh = Shortener(self, env, len(self.shorteners))
         self.shorteners.append(sh)
@@ -590,6 +602,9 @@ class Stack:
             self.redis.start()
         if not self.kgs.proc.alive():
             self.kgs.start()
+        for k in self.extra_kgs:
+            if not k.proc.alive():
+                k.start()
         for sh in self.shorteners:
             sh.revive()
 
@@ -682,8 +697,8 @@ class Stack:
             return []
         self.closed = True
         problems = []
-        for step in [*(sh.stop for sh in self.shorteners), self.kgs.stop, self.redis.stop,
-                     self.pg.force_stop]:
+        for step in [*(sh.stop for sh in self.shorteners), self.kgs.stop,
+                     *(k.stop for k in self.extra_kgs), self.redis.stop, self.pg.force_stop]:
             try:
                 t0 = time.monotonic()
                 p = step()
