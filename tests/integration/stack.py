@@ -343,6 +343,48 @@ class Postgres:
             return ""
 
 
+class Replica(Postgres):
+    """A streaming replica of a stack's PostgreSQL: pg_basebackup -R of the primary, started
+    as a hot standby on a socket directory of its own (for DATABASE_READ_URL)."""
+
+    def __init__(self, primary, name="replica"):
+        super().__init__(primary.root)
+        self.primary = primary
+        self.data = self.root / name
+        self.sockdir = self.root / f"{name}sock"
+        self.log_path = self.root / f"{name}.log"
+        self.dsn = f"host={self.sockdir} dbname=shortener user=shortener"
+
+    def init(self):
+        self.sockdir.mkdir()
+        self.data.mkdir(mode=0o700)
+        self.log_path.touch()
+        if IS_ROOT:
+            for p in (self.data, self.sockdir, self.log_path):
+                shutil.chown(p, "postgres", "postgres")
+        self._run([PG_BIN / "pg_basebackup", "-h", self.primary.sockdir, "-U", "shortener",
+                   "-D", self.data, "-R", "-X", "stream", "-c", "fast", "--no-sync"])
+        self.start()
+        wait_until("the replica to accept connections",
+                   lambda: self.psql("SELECT pg_is_in_recovery()") == "t", START_TIMEOUT,
+                   interval=0.2, fail_fast=False)
+
+    def caught_up(self):
+        """True once the replica has replayed everything the primary has written."""
+        want = self.primary.psql("SELECT pg_current_wal_lsn()")
+        return self.psql(f"SELECT pg_last_wal_replay_lsn() >= '{want}'::pg_lsn") == "t"
+
+    def wait_caught_up(self, timeout=30):
+        wait_until("the replica to catch up", self.caught_up, timeout, interval=0.05)
+
+    def pause(self):
+        """Stops replaying WAL (it keeps receiving): a replica as far behind as we like."""
+        self.psql("SELECT pg_wal_replay_pause()")
+
+    def resume(self):
+        self.psql("SELECT pg_wal_replay_resume()")
+
+
 # ---------------------------------------------------------------------------- Redis
 
 
@@ -558,6 +600,7 @@ class Stack:
         self.procs = [self.redis.proc, self.kgs.proc]
         self.shorteners = []
         self.extra_kgs = []
+        self.replicas = []
         self.server = None
         self.closed = False
         with _LIVE_LOCK:
@@ -576,6 +619,14 @@ class Stack:
             self.close()
             raise
         return self
+
+    def add_replica(self, name="replica"):
+        """A streaming replica of this stack's PostgreSQL, started and caught up; stopped
+        with the stack. Its dsn is for DATABASE_READ_URL."""
+        r = Replica(self.pg, name)
+        self.replicas.append(r)
+        r.init()
+        return r
 
     def add_kgs(self, name, env=None):
         """Another kgs on the same database, started; stopped with the stack. Its socket is
@@ -698,7 +749,8 @@ class Stack:
         self.closed = True
         problems = []
         for step in [*(sh.stop for sh in self.shorteners), self.kgs.stop,
-                     *(k.stop for k in self.extra_kgs), self.redis.stop, self.pg.force_stop]:
+                     *(k.stop for k in self.extra_kgs), self.redis.stop,
+                     *(r.force_stop for r in self.replicas), self.pg.force_stop]:
             try:
                 t0 = time.monotonic()
                 p = step()
