@@ -31,6 +31,8 @@ struct server_config {
     char *database_url;
     char *database_read_url; /* empty: no replica */
     char *redis_url;
+    char *redis_sentinels;
+    char *redis_master_name;
     char *kgs_socket;
     char *listen_address;
     char *base_url; /* empty: http://localhost:PORT */

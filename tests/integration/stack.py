@@ -420,6 +420,106 @@ class Redis:
         self.proc.stop()
 
 
+class RedisNode:
+    """A Redis on a free TCP port of 127.0.0.1 (Sentinel monitors addresses, not sockets),
+    optionally a replica of another (replicaof: its port)."""
+
+    def __init__(self, root, name, replicaof=None):
+        self.root, self.name = root, name
+        self.lease = PortLease()
+        self.port = self.lease.port
+        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(root),
+                "--dbfilename", f"{name}.rdb"]
+        if replicaof:
+            argv += ["--replicaof", "127.0.0.1", str(replicaof)]
+        self.proc = Proc(name, argv, base_env(), root, root / f"{name}.log", checked=False)
+
+    def cli(self, *args, timeout=10):
+        """redis-cli's raw answer to one command, stripped."""
+        res = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), "--raw",
+                              *map(str, args)], env=base_env(), stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, timeout=timeout)
+        if res.returncode != 0:
+            raise RuntimeError(f"redis-cli {args} on {self.name}: {res.stderr}")
+        return res.stdout.strip()
+
+    def start(self):
+        self.proc.start()
+        wait_until(f"{self.name} to answer PING", lambda: self.cli("PING") == "PONG",
+                   START_TIMEOUT, fail_fast=False)
+        return self
+
+    def stop(self):
+        self.proc.stop()
+        if self.lease:
+            self.lease.release()
+            self.lease = None
+
+
+class SentinelGroup:
+    """A Redis master, one replica and three redis-sentinel processes watching them as
+    `name`, with failover times short enough for tests: what REDIS_SENTINELS and
+    REDIS_MASTER_NAME are for. Stopped with the stack (Stack.add_sentinels())."""
+
+    def __init__(self, root, name="shortener", down_after_ms=1000, failover_timeout_ms=3000):
+        self.root, self.name = root, name
+        self.down_after_ms, self.failover_timeout_ms = down_after_ms, failover_timeout_ms
+        self.master = RedisNode(root, "redis-master")
+        self.replica = RedisNode(root, "redis-replica", replicaof=self.master.port)
+        self.sentinels = []
+
+    @property
+    def env(self):
+        """The shortener settings that follow this group's master."""
+        return {"REDIS_URL": "redis://sentinel", "REDIS_MASTER_NAME": self.name,
+                "REDIS_SENTINELS": ",".join(f"127.0.0.1:{sn.port}" for sn in self.sentinels)}
+
+    def start(self):
+        self.master.start()
+        self.replica.start()
+        for i in range(3):
+            sn = RedisNode(self.root, f"sentinel{i}")
+            conf = self.root / f"sentinel{i}.conf"
+            conf.write_text(
+                f"port {sn.port}\nbind 127.0.0.1\ndaemonize no\ndir {self.root}\n"
+                f"sentinel monitor {self.name} 127.0.0.1 {self.master.port} 2\n"
+                f"sentinel down-after-milliseconds {self.name} {self.down_after_ms}\n"
+                f"sentinel failover-timeout {self.name} {self.failover_timeout_ms}\n"
+                f"sentinel parallel-syncs {self.name} 1\n")
+            sn.proc.argv = ["redis-server", str(conf), "--sentinel"]
+            self.sentinels.append(sn)
+            sn.start()
+        # Ready for a failover once every sentinel knows the replica and enough sentinels.
+        def ready():
+            return all(sn.cli("SENTINEL", "ckquorum", self.name).startswith("OK")
+                       and sn.cli("SENTINEL", "replicas", self.name).strip() != ""
+                       for sn in self.sentinels)
+        wait_until("the sentinels to know the replica and each other", ready, 60,
+                   interval=0.25, fail_fast=False)
+        wait_until("the replica to be in sync",
+                   lambda: "master_link_status:up" in self.replica.cli("INFO", "replication"),
+                   START_TIMEOUT, fail_fast=False)
+        return self
+
+    def master_port(self):
+        """The master's port, as the first sentinel that answers says."""
+        for sn in self.sentinels:
+            try:
+                out = sn.cli("SENTINEL", "get-master-addr-by-name", self.name).split()
+                return int(out[1])
+            except (RuntimeError, IndexError, ValueError):
+                continue
+        return None
+
+    def node(self, port):
+        return next(n for n in (self.master, self.replica) if n.port == port)
+
+    def stop(self):
+        for n in [*self.sentinels, self.replica, self.master]:
+            n.stop()
+
+
 # ---------------------------------------------------------------------------- kgs
 
 
@@ -601,6 +701,7 @@ class Stack:
         self.shorteners = []
         self.extra_kgs = []
         self.replicas = []
+        self.sentinel_groups = []
         self.server = None
         self.closed = False
         with _LIVE_LOCK:
@@ -627,6 +728,17 @@ class Stack:
         self.replicas.append(r)
         r.init()
         return r
+
+    def add_sentinels(self, **kw):
+        """A Redis master, a replica and three sentinels (SentinelGroup), started; stopped
+        with the stack."""
+        g = SentinelGroup(self.root, **kw)
+        self.sentinel_groups.append(g)
+        try:
+            g.start()
+        finally:
+            self.procs.extend(n.proc for n in [g.master, g.replica, *g.sentinels])
+        return g
 
     def add_kgs(self, name, env=None):
         """Another kgs on the same database, started; stopped with the stack. Its socket is
@@ -750,6 +862,7 @@ class Stack:
         problems = []
         for step in [*(sh.stop for sh in self.shorteners), self.kgs.stop,
                      *(k.stop for k in self.extra_kgs), self.redis.stop,
+                     *(g.stop for g in self.sentinel_groups),
                      *(r.force_stop for r in self.replicas), self.pg.force_stop]:
             try:
                 t0 = time.monotonic()
