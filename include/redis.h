@@ -62,7 +62,7 @@ int redis_target_parse(const char *url, struct redis_target *out, char *err, siz
 /* Makes t follow a master through Sentinel (REDIS_SENTINELS, REDIS_MASTER_NAME): sentinels
  * is "host:port,..." ("[v6]:port" for IPv6; port 26379 when left out), master_name the name
  * they monitor it by. Both empty: no Sentinel, t is left as it is. t keeps its password and
- * database, which the master gets (the sentinels themselves are asked without a password).
+ * database, for the master; the sentinels themselves are asked without a password.
  * Returns 0, or -EINVAL with the reason in err. */
 int redis_target_set_sentinels(struct redis_target *t, const char *sentinels,
                                const char *master_name, char *err, size_t errlen);
