@@ -22,6 +22,10 @@ struct store;
 
 /* Connects lazily: creating a store never fails for want of a database. */
 struct store *store_new(const char *conninfo, const char *application_name);
+
+/* A store on a read replica (DATABASE_READ_URL): only store_ping() and store_lookup_replica()
+ * may be called on it. */
+struct store *store_new_replica(const char *conninfo, const char *application_name);
 void store_free(struct store *st);
 
 /* The last error, for logs and readiness detail. */
@@ -49,6 +53,13 @@ struct redirect_row {
 /* The live link under key (valid_from not judged: callers judge it by their clock, as every
  * cache tier does). */
 int store_lookup_redirect(struct store *st, const char *key, struct redirect_row *out);
+
+/* The same on a replica store, with the replica's replay age in *age_ms: how long ago (by
+ * the replica's clock) the last transaction it replayed committed, -1 when unknown, 0 when
+ * the server is no replica. A row found on a replica may be one the primary has since
+ * changed or deleted: the caller decides whether the age makes it trustworthy. */
+int store_lookup_replica(struct store *st, const char *key, struct redirect_row *out,
+                         int64_t *age_ms);
 
 struct link_insert {
     const char *key;
@@ -126,6 +137,13 @@ int store_release_idempotency(struct store *st, int64_t owner, const char *key);
  * when unknown or revoked. */
 int store_authenticate(struct store *st, const unsigned char hash[APIKEY_HASH_LEN],
                        struct apikey_info *out);
+
+/* The keys of links deleted or edited in the last seconds (by the database's clock), in the
+ * order of the changes, after the change numbered *after (0: from the first), at most limit
+ * into keys[0..*n); *after becomes the number of the last one, for the next call. A key
+ * changed twice comes twice. */
+int store_changes(struct store *st, double seconds, int64_t *after, size_t limit,
+                  char (*keys)[KEY_MAX_LEN + 1], size_t *n);
 
 /* Adds counts[i] visits to keys[i] for i < n, in one statement. */
 int store_add_visits(struct store *st, const char *const *keys, const int64_t *counts, size_t n);

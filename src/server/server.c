@@ -290,6 +290,14 @@ int server_configure(struct server *s, char *err, size_t errlen)
                  c->default_redirect_status);
         return -EINVAL;
     }
+    /* A delete's tombstone must outlive the replica's lag: once it is gone, a look-up that
+     * misses Redis trusts the replica only if it replayed a commit within the lag, so it
+     * has the delete (redirect.c). A second more for the clocks of two machines. */
+    s->change_ttl = c->negative_ttl;
+    if (c->database_read_url[0] && c->database_read_max_lag_ms / 1000 + 2 > s->change_ttl)
+        s->change_ttl = c->database_read_max_lag_ms / 1000 + 2;
+    if (keys_client_check_sockets(c->kgs_socket, err, errlen) < 0)
+        return -EINVAL;
     if (cors_parse(c->cors_origins, &s->cors, err, errlen) < 0)
         return -EINVAL;
     return clientip_parse_trusted(c->trusted_proxies, &s->trusted_proxies, err, errlen);
@@ -344,6 +352,9 @@ int server_init(struct server *s)
     for (unsigned i = 0; i < s->nworkers; i++) {
         s->workers[i].store = store_new(c->database_url, "shortener");
         s->workers[i].redis = redis_new(&s->redis_target);
+        if (c->database_read_url[0] &&
+            !(s->workers[i].replica = store_new_replica(c->database_read_url, "shortener-read")))
+            return -ENOMEM;
         if (s->workers[i].redis)
             s->workers[i].cache = cache_new(s->workers[i].redis, &s->pending);
         if (!s->workers[i].store || !s->workers[i].cache)
@@ -401,11 +412,15 @@ int server_start(struct server *s)
         flags |= MHD_USE_IPv6;
     if (visits_start(s->visits) < 0)
         return -ENOMEM;
-    if (c->hot_cache_entries > 0) {
-        s->invalidation = invalidation_start(&s->redis_target, s->hot);
-        if (!s->invalidation)
-            return -ENOMEM;
-    }
+    /* Started whatever the hot cache: it also makes Redis trusted (invalidation.h). */
+    struct invalidation_config ic = {.target = &s->redis_target,
+                                     .hot = s->hot,
+                                     .pending = &s->pending,
+                                     .store = store_new(c->database_url, "shortener-resync"),
+                                     .change_ttl = s->change_ttl,
+                                     .cache_ttl = c->cache_ttl};
+    if (!ic.store || !(s->invalidation = invalidation_start(&ic)))
+        return -ENOMEM;
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)c->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
         NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
@@ -453,6 +468,7 @@ void server_release(struct server *s)
     s->keys = NULL;
     for (unsigned i = 0; s->workers && i < s->nworkers; i++) {
         store_free(s->workers[i].store);
+        store_free(s->workers[i].replica);
         cache_free(s->workers[i].cache);
         redis_free(s->workers[i].redis);
     }
