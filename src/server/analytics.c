@@ -1,0 +1,664 @@
+/* Visit analytics: per-thread buffers, the analytics thread, its sums (see analytics.h). */
+#include "analytics.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <maxminddb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "deadline.h"
+#include "keyhash.h"
+#include "keyspace.h"
+#include "log.h"
+#include "metrics.h"
+#include "referrer.h"
+#include "statsquery.h"
+#include "store.h"
+#include "uaclass.h"
+
+/* A request thread's buffer: records one after another. 1 MiB holds about 4,000 visits with
+ * long headers; the analytics thread empties it every DRAIN_MS, so a thread would have to
+ * redirect over 150,000 times a second to fill it. */
+#define BUF_BYTES (1024 * 1024)
+#define DRAIN_MS  25
+/* Rows summed between flushes (link x hour x dimension value); past this, visits are dropped
+ * and counted in /metrics rather than let memory grow while PostgreSQL is away. */
+#define MAX_ROWS 500000
+/* Distinct User-Agents whose class is remembered; the cache starts over when full. */
+#define UA_CACHE 4096
+/* Unknown keys remembered per flush, and sent per flush (the most visited). */
+#define UNKNOWN_KEYS      1024
+#define UNKNOWN_KEYS_SENT 100
+
+/* A record's fixed part; key, Referer and User-Agent follow it. */
+struct rec {
+    int64_t t;
+    unsigned char addr[16];
+    uint8_t has_addr;
+    uint8_t unknown;
+    uint8_t keylen;
+    uint16_t reflen;
+    uint16_t ualen;
+};
+
+struct slot {
+    pthread_mutex_t lock;
+    unsigned char *data, *spare;
+    size_t len;
+    char pad[64]; /* slots of different threads on different cache lines */
+};
+
+/* The sums: open addressing under a keyed hash (keys and Referers are chosen by clients). */
+struct row {
+    int64_t hour;
+    int64_t visits; /* 0: empty */
+    uint32_t key_off, val_off;
+    uint8_t dim, keylen;
+    uint16_t vallen;
+};
+
+struct rows {
+    struct row *slots;
+    size_t cap, used;
+    char *arena;
+    size_t arena_len, arena_cap;
+};
+
+struct ua_entry {
+    char *ua; /* NULL: empty */
+    size_t len;
+    struct ua_info info;
+};
+
+struct unknown_entry {
+    int64_t day;
+    int64_t visits; /* 0: empty */
+    uint8_t keylen;
+    char key[KEY_MAX_LEN + 1];
+};
+
+struct analytics {
+    struct slot *slots;
+    unsigned nslots;
+    unsigned flush_ms;
+    struct store *store;
+    struct metrics *metrics;
+    struct uaclass *uaclass;
+    MMDB_s mmdb;
+    bool has_mmdb;
+    /* The analytics thread's own. */
+    struct rows rows;
+    struct ua_entry ua_cache[UA_CACHE];
+    size_t ua_used;
+    struct unknown_entry unknown[UNKNOWN_KEYS];
+    int64_t unknown_days[4], unknown_day_visits[4];
+    size_t nunknown_days;
+    /* Start and stop. */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t thread;
+    bool started, stopping;
+};
+
+static int rows_init(struct rows *t, size_t cap)
+{
+    memset(t, 0, sizeof(*t));
+    t->slots = calloc(cap, sizeof(*t->slots));
+    t->arena_cap = 64 * 1024;
+    t->arena = malloc(t->arena_cap);
+    if (!t->slots || !t->arena) {
+        free(t->slots);
+        free(t->arena);
+        memset(t, 0, sizeof(*t));
+        return -ENOMEM;
+    }
+    t->cap = cap;
+    return 0;
+}
+
+static void rows_release(struct rows *t)
+{
+    free(t->slots);
+    free(t->arena);
+    memset(t, 0, sizeof(*t));
+}
+
+static uint64_t row_hash(const char *key, size_t keylen, int64_t hour, int dim, const char *val,
+                         size_t vallen)
+{
+    char buf[KEY_MAX_LEN + 16 + REFERRER_HOST_MAX + 2];
+    size_t n = 0;
+    memcpy(buf, key, keylen);
+    n += keylen;
+    memcpy(buf + n, &hour, sizeof(hour));
+    n += sizeof(hour);
+    buf[n++] = (char)dim;
+    memcpy(buf + n, val, vallen);
+    n += vallen;
+    return keyhash(buf, n);
+}
+
+static struct row *rows_find(struct rows *t, const char *key, size_t keylen, int64_t hour, int dim,
+                             const char *val, size_t vallen)
+{
+    size_t i = (size_t)row_hash(key, keylen, hour, dim, val, vallen) & (t->cap - 1);
+    for (;;) {
+        struct row *r = &t->slots[i];
+        if (r->visits == 0 ||
+            (r->hour == hour && r->dim == dim && r->keylen == keylen && r->vallen == vallen &&
+             memcmp(t->arena + r->key_off, key, keylen) == 0 &&
+             memcmp(t->arena + r->val_off, val, vallen) == 0))
+            return r;
+        i = (i + 1) & (t->cap - 1);
+    }
+}
+
+static int arena_put(struct rows *t, const char *s, size_t len, uint32_t *off)
+{
+    if (t->arena_len + len + 1 > t->arena_cap) {
+        size_t cap = t->arena_cap * 2;
+        while (cap < t->arena_len + len + 1)
+            cap *= 2;
+        char *p = realloc(t->arena, cap);
+        if (!p)
+            return -ENOMEM;
+        t->arena = p;
+        t->arena_cap = cap;
+    }
+    memcpy(t->arena + t->arena_len, s, len);
+    t->arena[t->arena_len + len] = '\0';
+    *off = (uint32_t)t->arena_len;
+    t->arena_len += len + 1;
+    return 0;
+}
+
+static int rows_grow(struct rows *t)
+{
+    struct rows bigger = *t;
+    bigger.cap = t->cap * 2;
+    bigger.slots = calloc(bigger.cap, sizeof(*bigger.slots));
+    if (!bigger.slots)
+        return -ENOMEM;
+    for (size_t i = 0; i < t->cap; i++) {
+        const struct row *r = &t->slots[i];
+        if (r->visits)
+            *rows_find(&bigger, t->arena + r->key_off, r->keylen, r->hour, r->dim,
+                       t->arena + r->val_off, r->vallen) = *r;
+    }
+    free(t->slots);
+    *t = bigger;
+    return 0;
+}
+
+/* Adds n visits to one row; -ENOSPC when the table is full. */
+static int rows_add(struct rows *t, const char *key, size_t keylen, int64_t hour, int dim,
+                    const char *val, int64_t n)
+{
+    size_t vallen = strlen(val);
+    struct row *r = rows_find(t, key, keylen, hour, dim, val, vallen);
+
+    if (r->visits == 0) {
+        if (t->used >= MAX_ROWS)
+            return -ENOSPC;
+        if ((t->used + 1) * 2 > t->cap) {
+            if (rows_grow(t) < 0)
+                return -ENOMEM;
+            r = rows_find(t, key, keylen, hour, dim, val, vallen);
+        }
+        if (arena_put(t, key, keylen, &r->key_off) < 0 ||
+            arena_put(t, val, vallen, &r->val_off) < 0)
+            return -ENOMEM;
+        r->hour = hour;
+        r->dim = (uint8_t)dim;
+        r->keylen = (uint8_t)keylen;
+        r->vallen = (uint16_t)vallen;
+        t->used++;
+    }
+    r->visits += n;
+    return 0;
+}
+
+struct analytics *analytics_new(struct store *store, unsigned nslots, unsigned flush_ms,
+                                const char *geoip_db, struct metrics *metrics, char *err,
+                                size_t errlen)
+{
+    struct analytics *a = calloc(1, sizeof(*a));
+    size_t failed = 0;
+
+    if (!a) {
+        store_free(store);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    a->store = store;
+    a->metrics = metrics;
+    a->flush_ms = flush_ms;
+    a->nslots = nslots;
+    a->slots = calloc(nslots, sizeof(*a->slots));
+    if (!a->slots || rows_init(&a->rows, 4096) < 0 || pthread_mutex_init(&a->lock, NULL) != 0 ||
+        pthread_cond_init(&a->wake, NULL) != 0)
+        goto nomem;
+    for (unsigned i = 0; i < nslots; i++) {
+        a->slots[i].data = malloc(BUF_BYTES);
+        a->slots[i].spare = malloc(BUF_BYTES);
+        if (!a->slots[i].data || !a->slots[i].spare ||
+            pthread_mutex_init(&a->slots[i].lock, NULL) != 0)
+            goto nomem;
+    }
+    a->uaclass = uaclass_new(&failed);
+    if (!a->uaclass)
+        goto nomem;
+    if (failed)
+        log_warn("analytics: %zu crawler patterns did not compile and are not matched", failed);
+    if (geoip_db && geoip_db[0]) {
+        int rc = MMDB_open(geoip_db, MMDB_MODE_MMAP, &a->mmdb);
+        if (rc != MMDB_SUCCESS) {
+            snprintf(err, errlen, "GEOIP_DB '%s' cannot be opened: %s", geoip_db,
+                     MMDB_strerror(rc));
+            analytics_free(a);
+            return NULL;
+        }
+        a->has_mmdb = true;
+    }
+    return a;
+nomem:
+    snprintf(err, errlen, "out of memory");
+    analytics_free(a);
+    return NULL;
+}
+
+static void append(struct analytics *a, unsigned slot, const struct rec *h, const char *key,
+                   const char *ref, const char *ua)
+{
+    struct slot *s;
+    size_t need = sizeof(*h) + h->keylen + h->reflen + h->ualen;
+
+    if (slot >= a->nslots)
+        return;
+    s = &a->slots[slot];
+    pthread_mutex_lock(&s->lock);
+    if (s->len + need > BUF_BYTES) {
+        pthread_mutex_unlock(&s->lock);
+        metrics_inc(&a->metrics->analytics_dropped);
+        return;
+    }
+    unsigned char *p = s->data + s->len;
+    memcpy(p, h, sizeof(*h));
+    p += sizeof(*h);
+    memcpy(p, key, h->keylen);
+    p += h->keylen;
+    if (h->reflen)
+        memcpy(p, ref, h->reflen);
+    p += h->reflen;
+    if (h->ualen)
+        memcpy(p, ua, h->ualen);
+    s->len += need;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static uint16_t cut(const char *s, size_t max)
+{
+    return s ? (uint16_t)strnlen(s, max) : 0;
+}
+
+void analytics_visit(struct analytics *a, unsigned slot, int64_t now, const char *key,
+                     size_t keylen, const unsigned char *addr, const char *referer, const char *ua)
+{
+    struct rec h = {.t = now};
+
+    if (!a || keylen == 0 || keylen > KEY_MAX_LEN)
+        return;
+    h.keylen = (uint8_t)keylen;
+    if (addr) {
+        memcpy(h.addr, addr, 16);
+        h.has_addr = 1;
+    }
+    h.reflen = cut(referer, ANALYTICS_REFERER_MAX);
+    h.ualen = cut(ua, ANALYTICS_UA_MAX);
+    append(a, slot, &h, key, referer, ua);
+}
+
+void analytics_unknown(struct analytics *a, unsigned slot, int64_t now, const char *key,
+                       size_t keylen)
+{
+    struct rec h = {.t = now, .unknown = 1};
+
+    if (!a || keylen == 0 || keylen > KEY_MAX_LEN)
+        return;
+    h.keylen = (uint8_t)keylen;
+    append(a, slot, &h, key, NULL, NULL);
+}
+
+/* ------------------------------------------------------------------ the analytics thread */
+
+static const struct ua_info *classify_ua(struct analytics *a, const char *ua, size_t len)
+{
+    size_t i = (size_t)keyhash(ua, len) & (UA_CACHE - 1);
+
+    /* A short probe; a full cache starts over (the next User-Agents are the ones in use). */
+    for (size_t probe = 0; probe < 8; probe++) {
+        struct ua_entry *e = &a->ua_cache[(i + probe) & (UA_CACHE - 1)];
+        if (e->ua && e->len == len && memcmp(e->ua, ua, len) == 0)
+            return &e->info;
+        if (!e->ua) {
+            if (a->ua_used >= UA_CACHE / 2)
+                break;
+            e->ua = malloc(len + 1);
+            if (!e->ua)
+                break;
+            memcpy(e->ua, ua, len);
+            e->ua[len] = '\0';
+            e->len = len;
+            uaclass_classify(a->uaclass, ua, len, &e->info);
+            a->ua_used++;
+            return &e->info;
+        }
+    }
+    for (size_t k = 0; k < UA_CACHE; k++) {
+        free(a->ua_cache[k].ua);
+        a->ua_cache[k].ua = NULL;
+    }
+    a->ua_used = 0;
+    struct ua_entry *e = &a->ua_cache[i];
+    e->ua = malloc(len + 1);
+    if (!e->ua) {
+        static struct ua_info other = {"Other", "Other", UA_OTHER, false};
+        return &other;
+    }
+    memcpy(e->ua, ua, len);
+    e->ua[len] = '\0';
+    e->len = len;
+    uaclass_classify(a->uaclass, ua, len, &e->info);
+    a->ua_used++;
+    return &e->info;
+}
+
+static void country_of(struct analytics *a, const struct rec *h, char out[3])
+{
+    struct sockaddr_storage ss;
+    MMDB_entry_data_s data;
+    int mmdb = 0;
+    static const unsigned char v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+    memcpy(out, "", 1);
+    if (!a->has_mmdb || !h->has_addr)
+        return;
+    memset(&ss, 0, sizeof(ss));
+    if (memcmp(h->addr, v4_mapped, 12) == 0) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+        in->sin_family = AF_INET;
+        memcpy(&in->sin_addr, h->addr + 12, 4);
+    } else {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+        in6->sin6_family = AF_INET6;
+        memcpy(&in6->sin6_addr, h->addr, 16);
+    }
+    MMDB_lookup_result_s res = MMDB_lookup_sockaddr(&a->mmdb, (struct sockaddr *)&ss, &mmdb);
+    if (mmdb != MMDB_SUCCESS || !res.found_entry)
+        return;
+    /* ip-location-db names it country_code; MaxMind's own databases country.iso_code. */
+    if (MMDB_get_value(&res.entry, &data, "country_code", NULL) != MMDB_SUCCESS || !data.has_data)
+        if (MMDB_get_value(&res.entry, &data, "country", "iso_code", NULL) != MMDB_SUCCESS)
+            return;
+    if (!data.has_data || data.type != MMDB_DATA_TYPE_UTF8_STRING || data.data_size != 2)
+        return;
+    for (int i = 0; i < 2; i++) {
+        char c = data.utf8_string[i];
+        if (c < 'A' || c > 'Z')
+            return;
+        out[i] = c;
+    }
+    out[2] = '\0';
+}
+
+static void add_unknown(struct analytics *a, const struct rec *h, const char *key)
+{
+    int64_t day = stats_floor(h->t, STATS_DAY) / STATS_DAY;
+    size_t d;
+
+    metrics_inc(&a->metrics->unknown_key_visits);
+    for (d = 0; d < a->nunknown_days && a->unknown_days[d] != day; d++)
+        ;
+    if (d == a->nunknown_days) {
+        if (d == sizeof(a->unknown_days) / sizeof(a->unknown_days[0]))
+            return;
+        a->unknown_days[d] = day;
+        a->unknown_day_visits[d] = 0;
+        a->nunknown_days++;
+    }
+    a->unknown_day_visits[d]++;
+    size_t i = (size_t)keyhash(key, h->keylen) & (UNKNOWN_KEYS - 1);
+    for (size_t probe = 0; probe < 16; probe++) {
+        struct unknown_entry *e = &a->unknown[(i + probe) & (UNKNOWN_KEYS - 1)];
+        if (e->visits == 0) {
+            e->day = day;
+            e->keylen = h->keylen;
+            memcpy(e->key, key, h->keylen);
+            e->key[h->keylen] = '\0';
+            e->visits = 1;
+            return;
+        }
+        if (e->day == day && e->keylen == h->keylen && memcmp(e->key, key, h->keylen) == 0) {
+            e->visits++;
+            return;
+        }
+    }
+    /* No room near its home: counted in the day's total only. */
+}
+
+static void classify(struct analytics *a, const struct rec *h, const char *key, const char *ref,
+                     const char *ua)
+{
+    char host[REFERRER_HOST_MAX + 1], country[3];
+    int64_t hour = stats_floor(h->t, STATS_HOUR);
+    const struct ua_info *info = classify_ua(a, ua, h->ualen);
+    const char *values[DIM_COUNT];
+    struct rows *t = &a->rows;
+
+    referrer_host(h->reflen ? ref : NULL, h->reflen, host);
+    country_of(a, h, country);
+    values[DIM_BOT - 1] = info->bot ? "bot" : "human";
+    values[DIM_REFERRER - 1] = host;
+    values[DIM_COUNTRY - 1] = country[0] ? country : "unknown";
+    values[DIM_BROWSER - 1] = info->browser;
+    values[DIM_OS - 1] = info->os;
+    values[DIM_DEVICE - 1] = uaclass_device_name(info->device);
+    /* All six or none, so that every dimension sums to the same total. */
+    if (t->used + DIM_COUNT > MAX_ROWS) {
+        metrics_inc(&a->metrics->analytics_dropped);
+        return;
+    }
+    for (int d = 0; d < DIM_COUNT; d++)
+        if (rows_add(t, key, h->keylen, hour, d + 1, values[d], 1) < 0) {
+            metrics_inc(&a->metrics->analytics_dropped);
+            return;
+        }
+    metrics_inc(&a->metrics->analytics_visits);
+}
+
+/* Takes every slot's buffer and classifies what it holds. */
+static void drain(struct analytics *a)
+{
+    for (unsigned i = 0; i < a->nslots; i++) {
+        struct slot *s = &a->slots[i];
+        unsigned char *full;
+        size_t len;
+
+        pthread_mutex_lock(&s->lock);
+        full = s->data;
+        len = s->len;
+        s->data = s->spare;
+        s->len = 0;
+        s->spare = full;
+        pthread_mutex_unlock(&s->lock);
+        /* The spare is ours until the next drain swaps it back: only this thread drains. */
+        for (size_t off = 0; off < len;) {
+            struct rec h;
+            memcpy(&h, full + off, sizeof(h));
+            const char *key = (const char *)full + off + sizeof(h);
+            const char *ref = key + h.keylen;
+            const char *ua = ref + h.reflen;
+            if (h.unknown)
+                add_unknown(a, &h, key);
+            else
+                classify(a, &h, key, ref, ua);
+            off += sizeof(h) + h.keylen + h.reflen + h.ualen;
+        }
+    }
+}
+
+static int by_row(const void *x, const void *y)
+{
+    const struct stats_row *a = x, *b = y;
+    int c = strcmp(a->key, b->key);
+    if (c)
+        return c;
+    if (a->hour != b->hour)
+        return a->hour < b->hour ? -1 : 1;
+    if (a->dim != b->dim)
+        return a->dim - b->dim;
+    return strcmp(a->value, b->value);
+}
+
+static int by_visits_desc(const void *x, const void *y)
+{
+    const struct unknown_entry *a = x, *b = y;
+    return a->visits < b->visits ? 1 : a->visits > b->visits ? -1 : 0;
+}
+
+static void flush_unknown(struct analytics *a)
+{
+    struct unknown_row sent[UNKNOWN_KEYS_SENT];
+    struct unknown_entry *top;
+    size_t n = 0;
+    int rc;
+
+    if (a->nunknown_days == 0)
+        return;
+    /* The most visited first, from a copy: the table keeps its order for the lookups that
+     * follow should this write fail. */
+    top = malloc(sizeof(a->unknown));
+    if (!top)
+        return;
+    memcpy(top, a->unknown, sizeof(a->unknown));
+    qsort(top, UNKNOWN_KEYS, sizeof(top[0]), by_visits_desc);
+    for (size_t i = 0; i < UNKNOWN_KEYS && n < UNKNOWN_KEYS_SENT && top[i].visits; i++)
+        sent[n++] =
+            (struct unknown_row){.day = top[i].day, .key = top[i].key, .visits = top[i].visits};
+    rc = store_add_unknown(a->store, a->unknown_days, a->unknown_day_visits, a->nunknown_days, sent,
+                           n);
+    free(top);
+    if (rc < 0) {
+        log_warn("analytics: visits to unknown keys not written: %s", store_error(a->store));
+        return;
+    }
+    memset(a->unknown, 0, sizeof(a->unknown));
+    a->nunknown_days = 0;
+}
+
+/* Writes the sums; on failure they stay for the next flush. */
+static void flush(struct analytics *a)
+{
+    struct rows *t = &a->rows;
+    struct stats_row *out;
+    size_t n = 0;
+
+    flush_unknown(a);
+    if (t->used == 0)
+        return;
+    out = malloc(t->used * sizeof(*out));
+    if (!out)
+        return;
+    for (size_t i = 0; i < t->cap; i++) {
+        const struct row *r = &t->slots[i];
+        if (r->visits)
+            out[n++] = (struct stats_row){.key = t->arena + r->key_off,
+                                          .hour = r->hour,
+                                          .dim = r->dim,
+                                          .value = t->arena + r->val_off,
+                                          .visits = r->visits};
+    }
+    /* In one order on every server, so that concurrent flushes lock rows in the same order. */
+    qsort(out, n, sizeof(*out), by_row);
+    if (store_add_stats(a->store, out, n) == 0) {
+        free(out);
+        rows_release(t);
+        if (rows_init(t, 4096) < 0)
+            log_error("analytics: out of memory");
+        return;
+    }
+    log_warn("analytics: %zu rows not written, kept for the next flush: %s", n,
+             store_error(a->store));
+    free(out);
+}
+
+static void *analytics_thread(void *arg)
+{
+    struct analytics *a = arg;
+    long long next_flush = deadline_now_ms() + a->flush_ms;
+    struct timespec until;
+
+    pthread_mutex_lock(&a->lock);
+    while (!a->stopping) {
+        deadline_after(CLOCK_REALTIME, DRAIN_MS, &until);
+        pthread_cond_timedwait(&a->wake, &a->lock, &until);
+        pthread_mutex_unlock(&a->lock);
+        if (a->rows.slots)
+            drain(a);
+        if (deadline_now_ms() >= next_flush) {
+            flush(a);
+            next_flush = deadline_now_ms() + a->flush_ms;
+        }
+        pthread_mutex_lock(&a->lock);
+    }
+    pthread_mutex_unlock(&a->lock);
+    return NULL;
+}
+
+int analytics_start(struct analytics *a)
+{
+    int rc = pthread_create(&a->thread, NULL, analytics_thread, a);
+    if (rc != 0)
+        return -rc;
+    a->started = true;
+    return 0;
+}
+
+void analytics_free(struct analytics *a)
+{
+    if (!a)
+        return;
+    if (a->started) {
+        pthread_mutex_lock(&a->lock);
+        a->stopping = true;
+        pthread_cond_signal(&a->wake);
+        pthread_mutex_unlock(&a->lock);
+        pthread_join(a->thread, NULL);
+        if (a->rows.slots) {
+            drain(a);
+            flush(a);
+        }
+    }
+    for (unsigned i = 0; a->slots && i < a->nslots; i++) {
+        free(a->slots[i].data);
+        free(a->slots[i].spare);
+        pthread_mutex_destroy(&a->slots[i].lock);
+    }
+    free(a->slots);
+    for (size_t k = 0; k < UA_CACHE; k++)
+        free(a->ua_cache[k].ua);
+    rows_release(&a->rows);
+    uaclass_free(a->uaclass);
+    if (a->has_mmdb)
+        MMDB_close(&a->mmdb);
+    pthread_mutex_destroy(&a->lock);
+    pthread_cond_destroy(&a->wake);
+    store_free(a->store);
+    free(a);
+}

@@ -1,0 +1,134 @@
+/* The stats endpoint (see stats.h). */
+#include "stats.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "analytics.h"
+#include "caller.h"
+#include "metrics.h"
+#include "server.h"
+#include "statsquery.h"
+#include "store.h"
+#include "timefmt.h"
+
+static enum http_step db_error(struct http_request *r, int rc)
+{
+    metrics_inc(&r->srv->metrics.db_errors);
+    return rc == -EAGAIN ? http_unavailable(r, "the database")
+                         : http_problem(r, 500, "internal", "the database failed");
+}
+
+static json_t *top_list(const struct stats_top *t)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < t->n; i++)
+        json_array_append_new(
+            list, json_pack("{s:s, s:I}", "name", t->name[i], "visits", (json_int_t)t->visits[i]));
+    return list;
+}
+
+static json_t *series(const struct stats_query *q, const struct stats_result *res)
+{
+    int64_t *sums = calloc(q->nbuckets, sizeof(*sums));
+    json_t *list = json_array();
+    char t[TIMEFMT_LEN];
+
+    if (!sums || !list) {
+        free(sums);
+        json_decref(list);
+        return NULL;
+    }
+    for (size_t i = 0; i < res->npoints; i++) {
+        int64_t b = stats_floor(res->points[i].t, q->step);
+        if (b < q->first_bucket)
+            continue;
+        size_t at = (size_t)((b - q->first_bucket) / q->step);
+        if (at < q->nbuckets)
+            sums[at] += res->points[i].visits;
+    }
+    for (size_t i = 0; i < q->nbuckets; i++) {
+        timefmt_format(q->first_bucket + (int64_t)i * q->step, t);
+        json_array_append_new(list, json_pack("{s:s, s:I}", "t", t, "visits", (json_int_t)sums[i]));
+    }
+    free(sums);
+    return list;
+}
+
+static enum http_step answer(struct http_request *r, const char *key, const struct stats_query *q)
+{
+    const int64_t range[4] = {q->first_hour, q->last_hour, q->day_from, q->day_to};
+    /* An hourly series reads every hour from the hourly rows. */
+    const int64_t hourly[4] = {q->first_hour, q->last_hour, q->last_hour + STATS_HOUR,
+                               q->last_hour + STATS_HOUR};
+    struct stats_result res;
+    int64_t human = 0, bots = 0;
+    char from[TIMEFMT_LEN], to[TIMEFMT_LEN];
+    json_t *root;
+    int rc;
+
+    rc = store_stats(r->worker->store, key, range, q->step == STATS_HOUR ? hourly : range, &res);
+    if (rc < 0) {
+        free(res.points);
+        return db_error(r, rc);
+    }
+    const struct stats_top *b = &res.top[DIM_BOT - 1];
+    for (size_t i = 0; i < b->n; i++) {
+        if (strcmp(b->name[i], "bot") == 0)
+            bots += b->visits[i];
+        else
+            human += b->visits[i];
+    }
+    timefmt_format(q->from, from);
+    timefmt_format(q->to, to);
+    root = json_pack(
+        "{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:o?, s:o?, s:o?, s:o?, s:o?, s:o?}", "key", key,
+        "from", from, "to", to, "interval", q->step == STATS_HOUR ? "hour" : "day", "total",
+        (json_int_t)(human + bots), "human", (json_int_t)human, "bots", (json_int_t)bots, "series",
+        series(q, &res), "referrers", top_list(&res.top[DIM_REFERRER - 1]), "countries",
+        top_list(&res.top[DIM_COUNTRY - 1]), "browsers", top_list(&res.top[DIM_BROWSER - 1]), "os",
+        top_list(&res.top[DIM_OS - 1]), "devices", top_list(&res.top[DIM_DEVICE - 1]));
+    free(res.points);
+    char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_decref(root);
+    return http_send_json(r, 200, text, NULL);
+}
+
+static bool sent_credentials(struct http_request *r)
+{
+    return http_header(r, "Authorization") || http_header(r, "X-API-Key");
+}
+
+enum http_step stats_handle(struct http_request *r, const char *key)
+{
+    struct caller caller;
+    struct stats_query q;
+    bool sent = sent_credentials(r), public_stats = false;
+    enum http_step step;
+    int64_t owner = 0;
+    char err[256];
+    int rc;
+
+    if (sent) {
+        step = caller_admit(r, false, &caller);
+        if (step != HTTP_GO_ON)
+            return step;
+    }
+    rc = store_stats_link(r->worker->store, key, &owner, &public_stats);
+    if (rc < 0 && rc != -ENOENT)
+        return db_error(r, rc);
+    if (rc == -ENOENT || !public_stats) {
+        /* Without credentials: 401, as for any private read (existence is not leaked). */
+        if (!sent)
+            return caller_admit(r, false, &caller);
+        if (rc == -ENOENT || (!caller.key.is_admin && caller.key.id != owner))
+            return http_problem(r, 404, "not-found", "no link with this key");
+    }
+    if (stats_query_parse(http_query(r, "from"), http_query(r, "to"), http_query(r, "interval"),
+                          (int64_t)time(NULL), &q, err, sizeof(err)) < 0)
+        return http_problem(r, 400, "invalid-parameter", "%s", err);
+    return answer(r, key, &q);
+}
