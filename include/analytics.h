@@ -27,6 +27,7 @@ struct metrics;
 
 /* Dimensions as PostgreSQL stores them (migrations/0007_visit_stats.sql). */
 enum analytics_dim {
+    DIM_TOTAL = 0, /* value "": every visit, one row per hour, for the series */
     DIM_BOT = 1,
     DIM_REFERRER = 2,
     DIM_COUNTRY = 3,
@@ -34,7 +35,7 @@ enum analytics_dim {
     DIM_OS = 5,
     DIM_DEVICE = 6,
 };
-#define DIM_COUNT 6
+#define DIM_COUNT 6 /* DIM_BOT .. DIM_DEVICE */
 
 /* nslots: one per request thread. geoip_db: a MaxMind-format database, or "" for none
  * (countries are then "unknown"). The store is owned from here on, even on failure. Returns

@@ -180,10 +180,11 @@ struct stats_result {
     size_t npoints;
 };
 
-/* A link's stats: range holds the first hour, the last hour, the first whole day and the end
- * of the whole days (statsquery.h) for the top lists; series_range the same for the series.
- * Fills out (free out->points) in two statements. */
-int store_stats(struct store *st, const char *key, const int64_t range[4],
+/* A link's stats: range holds the first hour, the last hour, the first whole day, the end of
+ * the whole days, the first whole block and the end of the whole blocks (statsquery.h) for the
+ * top lists; series_range the first four for the series. Fills out (free out->points) in two
+ * statements. */
+int store_stats(struct store *st, const char *key, const int64_t range[6],
                 const int64_t series_range[4], struct stats_result *out);
 
 #endif

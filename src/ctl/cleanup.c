@@ -59,6 +59,8 @@ static const char *const stats_sql[] = {
     " WHERE hour < now() - $2::int * interval '1 day' LIMIT $1 FOR UPDATE SKIP LOCKED))",
     "DELETE FROM visit_days WHERE ctid = ANY(ARRAY(SELECT ctid FROM visit_days"
     " WHERE day < now() - $2::int * interval '1 day' LIMIT $1 FOR UPDATE SKIP LOCKED))",
+    "DELETE FROM visit_blocks WHERE ctid = ANY(ARRAY(SELECT ctid FROM visit_blocks"
+    " WHERE block < now() - $2::int * interval '1 day' LIMIT $1 FOR UPDATE SKIP LOCKED))",
     "DELETE FROM unknown_keys WHERE ctid = ANY(ARRAY(SELECT ctid FROM unknown_keys"
     " WHERE day < (now() AT TIME ZONE 'UTC')::date - $2::int LIMIT $1 FOR UPDATE SKIP LOCKED))",
     "DELETE FROM unknown_key_days WHERE ctid = ANY(ARRAY(SELECT ctid FROM unknown_key_days"

@@ -469,13 +469,13 @@ static void classify(struct analytics *a, const struct rec *h, const char *key, 
     values[DIM_BROWSER - 1] = info->browser;
     values[DIM_OS - 1] = info->os;
     values[DIM_DEVICE - 1] = uaclass_device_name(info->device);
-    /* All six or none, so that every dimension sums to the same total. */
-    if (t->used + DIM_COUNT > MAX_ROWS) {
+    /* All rows or none, so that every dimension sums to the same total. */
+    if (t->used + DIM_COUNT + 1 > MAX_ROWS) {
         metrics_inc(&a->metrics->analytics_dropped);
         return;
     }
-    for (int d = 0; d < DIM_COUNT; d++)
-        if (rows_add(t, key, h->keylen, hour, d + 1, values[d], 1) < 0) {
+    for (int d = DIM_TOTAL; d <= DIM_COUNT; d++)
+        if (rows_add(t, key, h->keylen, hour, d, d == DIM_TOTAL ? "" : values[d - 1], 1) < 0) {
             metrics_inc(&a->metrics->analytics_dropped);
             return;
         }

@@ -60,7 +60,8 @@ static json_t *series(const struct stats_query *q, const struct stats_result *re
 
 static enum http_step answer(struct http_request *r, const char *key, const struct stats_query *q)
 {
-    const int64_t range[4] = {q->first_hour, q->last_hour, q->day_from, q->day_to};
+    const int64_t range[6] = {q->first_hour, q->last_hour,  q->day_from,
+                              q->day_to,     q->block_from, q->block_to};
     /* An hourly series reads every hour from the hourly rows. */
     const int64_t hourly[4] = {q->first_hour, q->last_hour, q->last_hour + STATS_HOUR,
                                q->last_hour + STATS_HOUR};

@@ -61,5 +61,9 @@ int stats_query_parse(const char *from, const char *to, const char *interval, in
     out->day_to = stats_floor(out->last_hour + STATS_HOUR, STATS_DAY);
     if (out->day_from >= out->day_to)
         out->day_from = out->day_to = out->last_hour + STATS_HOUR;
+    out->block_from = stats_floor(out->day_from + STATS_BLOCK - 1, STATS_BLOCK);
+    out->block_to = stats_floor(out->day_to, STATS_BLOCK);
+    if (out->block_from >= out->block_to)
+        out->block_from = out->block_to = out->day_to;
     return 0;
 }

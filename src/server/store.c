@@ -141,11 +141,16 @@ static const struct {
                       " hours AS (INSERT INTO visit_hours AS t (key, dim, hour, value, visits)"
                       " SELECT key, dim, to_timestamp(h), value, n FROM v"
                       " ON CONFLICT (key, dim, hour, value)"
-                      " DO UPDATE SET visits = t.visits + EXCLUDED.visits)"
-                      " INSERT INTO visit_days AS t (key, dim, day, value, visits)"
+                      " DO UPDATE SET visits = t.visits + EXCLUDED.visits),"
+                      " days AS (INSERT INTO visit_days AS t (key, dim, day, value, visits)"
                       " SELECT key, dim, to_timestamp(h - h % 86400), value, sum(n) FROM v"
                       " GROUP BY key, dim, h - h % 86400, value ORDER BY 1, 2, 3, 4"
                       " ON CONFLICT (key, dim, day, value)"
+                      " DO UPDATE SET visits = t.visits + EXCLUDED.visits)"
+                      " INSERT INTO visit_blocks AS t (key, dim, block, value, visits)"
+                      " SELECT key, dim, to_timestamp(h - h % 1382400), value, sum(n) FROM v"
+                      " WHERE dim > 0 GROUP BY key, dim, h - h % 1382400, value"
+                      " ORDER BY 1, 2, 3, 4 ON CONFLICT (key, dim, block, value)"
                       " DO UPDATE SET visits = t.visits + EXCLUDED.visits"},
     /* Days are counted since 1970-01-01. A key gets a row only while its day has fewer than
      * 1000 (judged before this statement: a flush adds at most the 100 it sends), or has one
@@ -166,15 +171,23 @@ static const struct {
          " ON CONFLICT (day, key) DO UPDATE SET visits = t.visits + EXCLUDED.visits"},
     [ST_STATS_LINK] = {"stats_link", "SELECT COALESCE(owner_id, 0), public_stats FROM urls"
                                      " WHERE key = $1 AND " LIVE},
-    /* $2..$5: first hour, last hour, first whole day, end of the whole days (epoch seconds,
-     * statsquery.h). Each dimension's 10 largest values; both of the bot dimension's. */
+    /* $2..$7: first hour, last hour, first whole day, end of the whole days, first whole
+     * block, end of the whole blocks (epoch seconds, statsquery.h): blocks, then days outside
+     * them, then hours outside those. Each dimension's 10 largest values (the bot
+     * dimension has two). */
     [ST_STATS_TOP] = {"stats_top",
                       "SELECT dim, value, n FROM (SELECT dim, value, sum(visits)::bigint AS n,"
                       " row_number() OVER (PARTITION BY dim ORDER BY sum(visits) DESC, value)"
                       " AS rank FROM ("
-                      "SELECT dim, value, visits FROM visit_days WHERE key = $1"
+                      "SELECT dim, value, visits FROM visit_blocks WHERE key = $1"
                       " AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
-                      " AND day >= to_timestamp($4::float8) AND day < to_timestamp($5::float8)"
+                      " AND block >= to_timestamp($6::float8) AND block < to_timestamp($7::float8)"
+                      " UNION ALL SELECT dim, value, visits FROM visit_days WHERE key = $1"
+                      " AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
+                      " AND day >= to_timestamp($4::float8) AND day < to_timestamp($6::float8)"
+                      " UNION ALL SELECT dim, value, visits FROM visit_days WHERE key = $1"
+                      " AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
+                      " AND day >= to_timestamp($7::float8) AND day < to_timestamp($5::float8)"
                       " UNION ALL SELECT dim, value, visits FROM visit_hours WHERE key = $1"
                       " AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
                       " AND hour >= to_timestamp($2::float8) AND hour < to_timestamp($4::float8)"
@@ -182,21 +195,18 @@ static const struct {
                       " AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
                       " AND hour >= to_timestamp($5::float8) AND hour <= to_timestamp($3::float8)"
                       ") r GROUP BY dim, value) x WHERE rank <= 10"},
-    /* The bot dimension's rows (human + bots = all visits) by their time, for the series. */
+    /* The total's rows (dimension 0, one per hour or day) by their time, for the series. */
     [ST_STATS_SERIES] =
         {"stats_series",
-         "SELECT extract(epoch FROM day)::bigint, sum(visits)::bigint"
-         " FROM visit_days WHERE key = $1 AND dim = 1"
+         "SELECT extract(epoch FROM day)::bigint, visits FROM visit_days"
+         " WHERE key = $1 AND dim = 0"
          " AND day >= to_timestamp($4::float8) AND day < to_timestamp($5::float8)"
-         " GROUP BY day"
-         " UNION ALL SELECT extract(epoch FROM hour)::bigint, sum(visits)::bigint"
-         " FROM visit_hours WHERE key = $1 AND dim = 1"
+         " UNION ALL SELECT extract(epoch FROM hour)::bigint, visits FROM visit_hours"
+         " WHERE key = $1 AND dim = 0"
          " AND hour >= to_timestamp($2::float8) AND hour < to_timestamp($4::float8)"
-         " GROUP BY hour"
-         " UNION ALL SELECT extract(epoch FROM hour)::bigint, sum(visits)::bigint"
-         " FROM visit_hours WHERE key = $1 AND dim = 1"
-         " AND hour >= to_timestamp($5::float8) AND hour <= to_timestamp($3::float8)"
-         " GROUP BY hour"},
+         " UNION ALL SELECT extract(epoch FROM hour)::bigint, visits FROM visit_hours"
+         " WHERE key = $1 AND dim = 0"
+         " AND hour >= to_timestamp($5::float8) AND hour <= to_timestamp($3::float8)"},
 };
 
 struct store {
@@ -266,7 +276,10 @@ static int connect_and_prepare(struct store *st)
     }
     /* A create is acknowledged once its commit returns: it must be on disk by then, whatever
      * the server's or role's default. */
-    if (db_exec(st->conn, "SET synchronous_commit = on", st->error, sizeof(st->error)) < 0) {
+    /* Every statement here reads a few rows through an index (a year of stats is some
+     * thousands): starting parallel workers would only add their start-up to each. */
+    if (db_exec(st->conn, "SET synchronous_commit = on; SET max_parallel_workers_per_gather = 0",
+                st->error, sizeof(st->error)) < 0) {
         log_error("postgres: %s", st->error);
         disconnect(st);
         return -EAGAIN;
@@ -927,21 +940,21 @@ int store_stats_link(struct store *st, const char *key, int64_t *owner, bool *pu
     return rc;
 }
 
-int store_stats(struct store *st, const char *key, const int64_t range[4],
+int store_stats(struct store *st, const char *key, const int64_t range[6],
                 const int64_t series_range[4], struct stats_result *out)
 {
-    char text[8][24];
-    const char *params[5];
+    char text[10][24];
+    const char *params[7];
     PGresult *res = NULL;
     int rc;
 
     memset(out, 0, sizeof(*out));
     params[0] = key;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 6; i++) {
         snprintf(text[i], sizeof(text[i]), "%" PRId64, range[i]);
         params[i + 1] = text[i];
     }
-    rc = run(st, ST_STATS_TOP, 5, params, PGRES_TUPLES_OK, &res);
+    rc = run(st, ST_STATS_TOP, 7, params, PGRES_TUPLES_OK, &res);
     if (rc < 0)
         return rc;
     for (int row = 0; row < PQntuples(res); row++) {
@@ -957,8 +970,8 @@ int store_stats(struct store *st, const char *key, const int64_t range[4],
     }
     PQclear(res);
     for (int i = 0; i < 4; i++) {
-        snprintf(text[4 + i], sizeof(text[4 + i]), "%" PRId64, series_range[i]);
-        params[i + 1] = text[4 + i];
+        snprintf(text[6 + i], sizeof(text[6 + i]), "%" PRId64, series_range[i]);
+        params[i + 1] = text[6 + i];
     }
     rc = run(st, ST_STATS_SERIES, 5, params, PGRES_TUPLES_OK, &res);
     if (rc < 0)

@@ -187,6 +187,43 @@ def test_every_tier_counts_once(st, owner):
     assert owner.read(key).json()["visits"] == 6
 
 
+def test_ranges_agree_with_the_hourly_rows(st, owner):
+    """60 days of sums as flushes leave them (hourly rows, their daily and 16-day sums): any
+    range, read through blocks, days and hours, gives what its hours alone hold."""
+    key = owner.create_ok(f"https://example.com/{unique()}")["key"]
+    hours = (f"SELECT '{key}' AS k, date_trunc('hour', now()) - g * interval '1 hour' AS h, g"
+             " FROM generate_series(0, 60 * 24) g")
+    st.psql("INSERT INTO visit_hours (key, dim, hour, value, visits)"
+            f" SELECT k, 0, h, '', g % 7 + 1 FROM ({hours}) x"
+            f" UNION ALL SELECT k, 1, h, 'human', g % 7 + 1 FROM ({hours}) x"
+            f" UNION ALL SELECT k, 2, h, 'r' || (g % 13) || '.example', g % 7 + 1 FROM ({hours}) x")
+    st.psql("INSERT INTO visit_days (key, dim, day, value, visits) SELECT key, dim,"
+            " to_timestamp(floor(extract(epoch FROM hour) / 86400) * 86400), value, sum(visits)"
+            f" FROM visit_hours WHERE key = '{key}' GROUP BY 1, 2, 3, 4")
+    st.psql("INSERT INTO visit_blocks (key, dim, block, value, visits) SELECT key, dim,"
+            " to_timestamp(floor(extract(epoch FROM hour) / 1382400) * 1382400), value,"
+            f" sum(visits) FROM visit_hours WHERE key = '{key}' AND dim > 0 GROUP BY 1, 2, 3, 4")
+    now = int(time.time())
+    for back_from, back_to in ((59 * 86400 + 1234, 0), (45 * 86400 + 77, 3 * 86400 + 5000),
+                               (20 * 86400, 19 * 86400 + 7200), (3 * 3600 + 1, 3600),
+                               (58 * 86400, 2 * 86400), (33 * 86400 + 999, 16 * 86400 + 3)):
+        frm, to = now - back_from, now - back_to
+        where = (f"key = '{key}' AND hour >= to_timestamp({hour_of(frm)})"
+                 f" AND hour <= to_timestamp({hour_of(to)})")
+        want = int(st.psql(f"SELECT COALESCE(sum(visits), 0) FROM visit_hours WHERE {where}"
+                           " AND dim = 1"))
+        refs = dict(tuple(line.split("|")) for line in st.psql(
+            f"SELECT value, sum(visits) FROM visit_hours WHERE {where} AND dim = 2"
+            " GROUP BY value").splitlines())
+        for interval in ("day", "hour"):
+            body = stats_ok(owner, key, interval=interval, **{"from": iso(frm), "to": iso(to)})
+            assert (body["total"], body["human"], body["bots"]) == (want, want, 0), \
+                (back_from, back_to, interval, body["total"], want)
+            top = sorted(refs.items(), key=lambda kv: (-int(kv[1]), kv[0]))[:10]
+            assert [(e["name"], e["visits"]) for e in body["referrers"]] == \
+                [(k, int(v)) for k, v in top], (back_from, back_to)
+
+
 # ---------------------------------------------------------------------------- who may read
 
 

@@ -63,6 +63,16 @@ static void test_buckets_and_days(void **state)
     /* The longest range: 400 days hourly. */
     assert_int_equal(parse("2029-01-01T00:00:00Z", "2030-02-05T00:00:00Z", "hour", &q), 0);
     assert_int_equal(q.nbuckets, 400 * 24 + 1);
+    /* Its whole blocks lie within its whole days, on block boundaries, and leave less than a
+     * block of days on either side. */
+    assert_true(q.day_from <= q.block_from && q.block_from < q.block_to && q.block_to <= q.day_to);
+    assert_int_equal(q.block_from % STATS_BLOCK, 0);
+    assert_int_equal(q.block_to % STATS_BLOCK, 0);
+    assert_true(q.block_from - q.day_from < STATS_BLOCK && q.day_to - q.block_to < STATS_BLOCK);
+    assert_int_equal((q.block_to - q.block_from) % STATS_BLOCK, 0);
+    /* Ten days hold no whole block: the days alone. */
+    assert_int_equal(parse("2030-01-01T00:00:00Z", "2030-01-10T23:00:00Z", NULL, &q), 0);
+    assert_true(q.block_from == q.block_to && q.block_to == q.day_to);
     /* Before 1970 the arithmetic still floors. */
     assert_int_equal(stats_floor(-1, 3600), -3600);
     assert_int_equal(stats_floor(-3600, 3600), -3600);
