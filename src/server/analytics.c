@@ -27,9 +27,13 @@
  * redirect over 150,000 times a second to fill it. */
 #define BUF_BYTES (1024 * 1024)
 #define DRAIN_MS  25
-/* Rows summed between flushes (link x hour x dimension value); past this, visits are dropped
- * and counted in /metrics rather than let memory grow while PostgreSQL is away. */
-#define MAX_ROWS 500000
+/* Rows summed between flushes (link x hour x dimension value), about 60 bytes each; a batch
+ * half this full is handed to the writer early. Past it (the writer still busy with the one
+ * before, or PostgreSQL away), visits are dropped and counted in /metrics rather than let
+ * memory grow. */
+#define MAX_ROWS 262144
+/* A write that failed is tried again after this long. */
+#define RETRY_MS 1000
 /* Distinct User-Agents whose class is remembered; the cache starts over when full. */
 #define UA_CACHE 4096
 /* Unknown keys remembered per flush, and sent per flush (the most visited). */
@@ -83,27 +87,40 @@ struct unknown_entry {
     char key[KEY_MAX_LEN + 1];
 };
 
+/* What one flush writes: the sums, and the visits to unknown keys. */
+struct batch {
+    struct rows rows;
+    struct unknown_entry unknown[UNKNOWN_KEYS];
+    int64_t unknown_days[4], unknown_day_visits[4];
+    size_t nunknown_days;
+};
+
 struct analytics {
     struct slot *slots;
     unsigned nslots;
     unsigned flush_ms;
-    struct store *store;
+    struct store *store; /* the writer thread's */
     struct metrics *metrics;
     struct uaclass *uaclass;
     MMDB_s mmdb;
     bool has_mmdb;
-    /* The analytics thread's own. */
-    struct rows rows;
+    /* The analytics thread's own: it classifies into cur. */
+    struct batch *cur;
     struct ua_entry ua_cache[UA_CACHE];
     size_t ua_used;
-    struct unknown_entry unknown[UNKNOWN_KEYS];
-    int64_t unknown_days[4], unknown_day_visits[4];
-    size_t nunknown_days;
-    /* Start and stop. */
+    /* Start and stop of the analytics thread. */
     pthread_mutex_t lock;
     pthread_cond_t wake;
     pthread_t thread;
     bool started, stopping;
+    /* The writer thread writes out while out_ready, then empties it; the analytics thread
+     * swaps cur and out when it is not. A slow write never stops the classifying, so the
+     * request threads' buffers never fill while PostgreSQL is busy. */
+    struct batch *out;
+    pthread_mutex_t wlock;
+    pthread_cond_t wwake;
+    pthread_t writer;
+    bool writer_started, out_ready, wstop;
 };
 
 static int rows_init(struct rows *t, size_t cap)
@@ -224,6 +241,24 @@ static int rows_add(struct rows *t, const char *key, size_t keylen, int64_t hour
     return 0;
 }
 
+static struct batch *batch_new(void)
+{
+    struct batch *b = calloc(1, sizeof(*b));
+    if (b && rows_init(&b->rows, 4096) < 0) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+static void batch_free(struct batch *b)
+{
+    if (!b)
+        return;
+    rows_release(&b->rows);
+    free(b);
+}
+
 struct analytics *analytics_new(struct store *store, unsigned nslots, unsigned flush_ms,
                                 const char *geoip_db, struct metrics *metrics, char *err,
                                 size_t errlen)
@@ -241,7 +276,10 @@ struct analytics *analytics_new(struct store *store, unsigned nslots, unsigned f
     a->flush_ms = flush_ms;
     a->nslots = nslots;
     a->slots = calloc(nslots, sizeof(*a->slots));
-    if (!a->slots || rows_init(&a->rows, 4096) < 0 || pthread_mutex_init(&a->lock, NULL) != 0 ||
+    a->cur = batch_new();
+    a->out = batch_new();
+    if (!a->slots || !a->cur || !a->out || pthread_mutex_init(&a->wlock, NULL) != 0 ||
+        pthread_cond_init(&a->wwake, NULL) != 0 || pthread_mutex_init(&a->lock, NULL) != 0 ||
         pthread_cond_init(&a->wake, NULL) != 0)
         goto nomem;
     for (unsigned i = 0; i < nslots; i++) {
@@ -419,23 +457,24 @@ static void country_of(struct analytics *a, const struct rec *h, char out[3])
 
 static void add_unknown(struct analytics *a, const struct rec *h, const char *key)
 {
+    struct batch *u = a->cur;
     int64_t day = stats_floor(h->t, STATS_DAY) / STATS_DAY;
     size_t d;
 
     metrics_inc(&a->metrics->unknown_key_visits);
-    for (d = 0; d < a->nunknown_days && a->unknown_days[d] != day; d++)
+    for (d = 0; d < u->nunknown_days && u->unknown_days[d] != day; d++)
         ;
-    if (d == a->nunknown_days) {
-        if (d == sizeof(a->unknown_days) / sizeof(a->unknown_days[0]))
+    if (d == u->nunknown_days) {
+        if (d == sizeof(u->unknown_days) / sizeof(u->unknown_days[0]))
             return;
-        a->unknown_days[d] = day;
-        a->unknown_day_visits[d] = 0;
-        a->nunknown_days++;
+        u->unknown_days[d] = day;
+        u->unknown_day_visits[d] = 0;
+        u->nunknown_days++;
     }
-    a->unknown_day_visits[d]++;
+    u->unknown_day_visits[d]++;
     size_t i = (size_t)keyhash(key, h->keylen) & (UNKNOWN_KEYS - 1);
     for (size_t probe = 0; probe < 16; probe++) {
-        struct unknown_entry *e = &a->unknown[(i + probe) & (UNKNOWN_KEYS - 1)];
+        struct unknown_entry *e = &u->unknown[(i + probe) & (UNKNOWN_KEYS - 1)];
         if (e->visits == 0) {
             e->day = day;
             e->keylen = h->keylen;
@@ -459,8 +498,12 @@ static void classify(struct analytics *a, const struct rec *h, const char *key, 
     int64_t hour = stats_floor(h->t, STATS_HOUR);
     const struct ua_info *info = classify_ua(a, ua, h->ualen);
     const char *values[DIM_COUNT];
-    struct rows *t = &a->rows;
+    struct rows *t = &a->cur->rows;
 
+    if (!t->slots && rows_init(t, 4096) < 0) {
+        metrics_inc(&a->metrics->analytics_dropped);
+        return;
+    }
     referrer_host(h->reflen ? ref : NULL, h->reflen, host);
     country_of(a, h, country);
     values[DIM_BOT - 1] = info->bot ? "bot" : "human";
@@ -532,49 +575,51 @@ static int by_visits_desc(const void *x, const void *y)
     return a->visits < b->visits ? 1 : a->visits > b->visits ? -1 : 0;
 }
 
-static void flush_unknown(struct analytics *a)
+/* Writes b's visits to unknown keys; on success they are gone from b. */
+static int write_unknown(struct analytics *a, struct batch *b)
 {
     struct unknown_row sent[UNKNOWN_KEYS_SENT];
     struct unknown_entry *top;
     size_t n = 0;
     int rc;
 
-    if (a->nunknown_days == 0)
-        return;
-    /* The most visited first, from a copy: the table keeps its order for the lookups that
-     * follow should this write fail. */
-    top = malloc(sizeof(a->unknown));
+    if (b->nunknown_days == 0)
+        return 0;
+    /* The most visited first, from a copy: should the write fail, the table keeps its order
+     * for the next attempt. */
+    top = malloc(sizeof(b->unknown));
     if (!top)
-        return;
-    memcpy(top, a->unknown, sizeof(a->unknown));
+        return -ENOMEM;
+    memcpy(top, b->unknown, sizeof(b->unknown));
     qsort(top, UNKNOWN_KEYS, sizeof(top[0]), by_visits_desc);
     for (size_t i = 0; i < UNKNOWN_KEYS && n < UNKNOWN_KEYS_SENT && top[i].visits; i++)
         sent[n++] =
             (struct unknown_row){.day = top[i].day, .key = top[i].key, .visits = top[i].visits};
-    rc = store_add_unknown(a->store, a->unknown_days, a->unknown_day_visits, a->nunknown_days, sent,
+    rc = store_add_unknown(a->store, b->unknown_days, b->unknown_day_visits, b->nunknown_days, sent,
                            n);
     free(top);
     if (rc < 0) {
         log_warn("analytics: visits to unknown keys not written: %s", store_error(a->store));
-        return;
+        return rc;
     }
-    memset(a->unknown, 0, sizeof(a->unknown));
-    a->nunknown_days = 0;
+    memset(b->unknown, 0, sizeof(b->unknown));
+    b->nunknown_days = 0;
+    return 0;
 }
 
-/* Writes the sums; on failure they stay for the next flush. */
-static void flush(struct analytics *a)
+/* Writes b's sums in one statement; on success they are gone from b. */
+static int write_rows(struct analytics *a, struct batch *b)
 {
-    struct rows *t = &a->rows;
+    struct rows *t = &b->rows;
     struct stats_row *out;
     size_t n = 0;
+    int rc;
 
-    flush_unknown(a);
-    if (t->used == 0)
-        return;
+    if (!t->slots || t->used == 0)
+        return 0;
     out = malloc(t->used * sizeof(*out));
     if (!out)
-        return;
+        return -ENOMEM;
     for (size_t i = 0; i < t->cap; i++) {
         const struct row *r = &t->slots[i];
         if (r->visits)
@@ -586,16 +631,65 @@ static void flush(struct analytics *a)
     }
     /* In one order on every server, so that concurrent flushes lock rows in the same order. */
     qsort(out, n, sizeof(*out), by_row);
-    if (store_add_stats(a->store, out, n) == 0) {
-        free(out);
-        rows_release(t);
-        if (rows_init(t, 4096) < 0)
-            log_error("analytics: out of memory");
-        return;
-    }
-    log_warn("analytics: %zu rows not written, kept for the next flush: %s", n,
-             store_error(a->store));
+    rc = store_add_stats(a->store, out, n);
     free(out);
+    if (rc < 0) {
+        log_warn("analytics: %zu rows not written, kept for another try: %s", n,
+                 store_error(a->store));
+        return rc;
+    }
+    rows_release(t);
+    if (rows_init(t, 4096) < 0)
+        log_error("analytics: out of memory");
+    return 0;
+}
+
+static void *writer_thread(void *arg)
+{
+    struct analytics *a = arg;
+    struct timespec until;
+
+    pthread_mutex_lock(&a->wlock);
+    for (;;) {
+        while (!a->out_ready && !a->wstop)
+            pthread_cond_wait(&a->wwake, &a->wlock);
+        if (!a->out_ready)
+            break;
+        pthread_mutex_unlock(&a->wlock);
+        int rc = write_unknown(a, a->out);
+        if (write_rows(a, a->out) < 0)
+            rc = -EIO;
+        pthread_mutex_lock(&a->wlock);
+        if (rc == 0 || a->wstop) {
+            if (rc < 0)
+                log_error("analytics: stopping with visits that could not be written");
+            a->out_ready = false;
+            continue;
+        }
+        deadline_after(CLOCK_REALTIME, RETRY_MS, &until);
+        pthread_cond_timedwait(&a->wwake, &a->wlock, &until);
+    }
+    pthread_mutex_unlock(&a->wlock);
+    return NULL;
+}
+
+/* Hands what cur holds to the writer, unless it is still busy with the last batch (then
+ * false). */
+static bool hand_over(struct analytics *a)
+{
+    bool done = false;
+
+    pthread_mutex_lock(&a->wlock);
+    if (!a->out_ready) {
+        struct batch *b = a->out;
+        a->out = a->cur;
+        a->cur = b;
+        a->out_ready = true;
+        pthread_cond_signal(&a->wwake);
+        done = true;
+    }
+    pthread_mutex_unlock(&a->wlock);
+    return done;
 }
 
 static void *analytics_thread(void *arg)
@@ -609,12 +703,10 @@ static void *analytics_thread(void *arg)
         deadline_after(CLOCK_REALTIME, DRAIN_MS, &until);
         pthread_cond_timedwait(&a->wake, &a->lock, &until);
         pthread_mutex_unlock(&a->lock);
-        if (a->rows.slots)
-            drain(a);
-        if (deadline_now_ms() >= next_flush) {
-            flush(a);
+        drain(a);
+        /* Due, or filling up: written now if the writer is free, else at the next look. */
+        if ((deadline_now_ms() >= next_flush || a->cur->rows.used >= MAX_ROWS / 2) && hand_over(a))
             next_flush = deadline_now_ms() + a->flush_ms;
-        }
         pthread_mutex_lock(&a->lock);
     }
     pthread_mutex_unlock(&a->lock);
@@ -623,7 +715,11 @@ static void *analytics_thread(void *arg)
 
 int analytics_start(struct analytics *a)
 {
-    int rc = pthread_create(&a->thread, NULL, analytics_thread, a);
+    int rc = pthread_create(&a->writer, NULL, writer_thread, a);
+    if (rc != 0)
+        return -rc;
+    a->writer_started = true;
+    rc = pthread_create(&a->thread, NULL, analytics_thread, a);
     if (rc != 0)
         return -rc;
     a->started = true;
@@ -640,10 +736,20 @@ void analytics_free(struct analytics *a)
         pthread_cond_signal(&a->wake);
         pthread_mutex_unlock(&a->lock);
         pthread_join(a->thread, NULL);
-        if (a->rows.slots) {
-            drain(a);
-            flush(a);
-        }
+    }
+    /* The writer finishes the batch it has (one more try if it is failing), then stops. */
+    if (a->writer_started) {
+        pthread_mutex_lock(&a->wlock);
+        a->wstop = true;
+        pthread_cond_signal(&a->wwake);
+        pthread_mutex_unlock(&a->wlock);
+        pthread_join(a->writer, NULL);
+    }
+    /* What is still buffered is written here, once: the writer is gone. */
+    if (a->started) {
+        drain(a);
+        if (write_unknown(a, a->cur) < 0 || write_rows(a, a->cur) < 0)
+            log_error("analytics: stopping with visits that could not be written");
     }
     for (unsigned i = 0; a->slots && i < a->nslots; i++) {
         free(a->slots[i].data);
@@ -653,12 +759,15 @@ void analytics_free(struct analytics *a)
     free(a->slots);
     for (size_t k = 0; k < UA_CACHE; k++)
         free(a->ua_cache[k].ua);
-    rows_release(&a->rows);
+    batch_free(a->cur);
+    batch_free(a->out);
     uaclass_free(a->uaclass);
     if (a->has_mmdb)
         MMDB_close(&a->mmdb);
     pthread_mutex_destroy(&a->lock);
     pthread_cond_destroy(&a->wake);
+    pthread_mutex_destroy(&a->wlock);
+    pthread_cond_destroy(&a->wwake);
     store_free(a->store);
     free(a);
 }
