@@ -22,7 +22,7 @@ BUILD ?= build/release
 BINDIR ?= bin
 endif
 
-LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lmicrohttpd -lhiredis -lpq -lsodium -ljansson -lcurl -lsystemd) -lpthread -lm
+LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lmicrohttpd -lhiredis -lpq -lsodium -ljansson -lcurl -lsystemd) -lmaxminddb -lpthread -lm
 
 # The tree says which program a file belongs to: lib/ is linked by all three, src/server/ is
 # bin/shortener, src/ctl/ is bin/shortenerctl, kgs/ is bin/kgs. Each main.c is an entry point.
@@ -93,7 +93,24 @@ $(BUILD)/gen/openapi_data.c: openapi/openapi.json deploy/embed-openapi.sh
 $(BUILD)/gen/openapi_data.o: $(BUILD)/gen/openapi_data.c
 	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BINDIR)/shortener: $(BUILD)/src/server/main.o $(SERVER_OBJS) $(BUILD)/gen/openapi_data.o $(LIBCOMMON)
+# The bot table of analytics: the crawler-user-agents list from npm (package-lock.json pins
+# it), turned into C; the sample User-Agents it carries become a unit test's table.
+CRAWLERS_JSON := node_modules/crawler-user-agents/crawler-user-agents.json
+GEN_CRAWLERS := $(BUILD)/gen/crawlers_data.c $(BUILD)/gen/crawler_instances.c
+
+$(BUILD)/gen/crawlers_data.c: node_modules/.installed deploy/gen-crawlers.py
+	@mkdir -p $(dir $@)
+	deploy/gen-crawlers.py patterns $(CRAWLERS_JSON) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/crawler_instances.c: node_modules/.installed deploy/gen-crawlers.py
+	@mkdir -p $(dir $@)
+	deploy/gen-crawlers.py instances $(CRAWLERS_JSON) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/crawlers_data.o: $(BUILD)/gen/crawlers_data.c
+	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BINDIR)/shortener: $(BUILD)/src/server/main.o $(SERVER_OBJS) $(BUILD)/gen/openapi_data.o \
+		$(BUILD)/gen/crawlers_data.o $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -106,10 +123,10 @@ $(BINDIR)/kgs: $(BUILD)/kgs/main.o $(KGS_OBJS) $(LIBCOMMON)
 	$(CC) $(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 # A unit test links its own module (which it #includes) and the common library only.
-$(BUILD)/tests/unit/test_%: tests/unit/test_%.c $(LIBCOMMON)
+$(BUILD)/tests/unit/test_%: tests/unit/test_%.c $(LIBCOMMON) $(GEN_CRAWLERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -Ilib -Isrc/server -Isrc/ctl -Ikgs $(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $< \
-		$(LIBCOMMON) -lcmocka $(LIBS)
+	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -Ilib -Isrc/server -Isrc/ctl -Ikgs -I$(BUILD)/gen \
+		$(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $< $(LIBCOMMON) -lcmocka $(LIBS)
 
 $(BUILD)/tests/integration/%: tests/integration/%.c $(LIBCOMMON)
 	@mkdir -p $(dir $@)
@@ -200,11 +217,11 @@ openapi-lint: node_modules/.installed
 # (FUZZ_SECONDS, default 3600, is the whole run's budget; FUZZ_TARGET_SECONDS sets one target's
 # time instead) and lists every finding in build/fuzz/findings.txt.
 FUZZ_TARGETS := request urlcheck kgs_proto clientip csv bodies idemkey rates cursor linkkey \
-	linkentry import config
+	linkentry import config stats uaclass
 FUZZ_TIME ?= 5
 FUZZ_SECONDS ?= 3600
 FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -Ilib -Isrc/server -Isrc/ctl \
-	-I/usr/include/postgresql -MMD -MP
+	-Ibuild/release/gen -I/usr/include/postgresql -MMD -MP
 FUZZ_SAN := address,undefined
 # lib/ is compiled once for every target (instrumented, without libFuzzer's main).
 FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=build/fuzz/%.o)
@@ -217,6 +234,14 @@ build/fuzz/lib/%.o: lib/%.c
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,$(FUZZ_SAN) -o $@ $< $(FUZZ_LIB_OBJS) $(LIBS)
+
+# stats and uaclass #include the generated bot table (build/release/gen), so it is made first.
+ifneq ($(BUILD),build/release)
+build/release/gen/crawlers_data.c: node_modules/.installed deploy/gen-crawlers.py
+	@mkdir -p $(dir $@)
+	deploy/gen-crawlers.py patterns $(CRAWLERS_JSON) > $@.tmp && mv $@.tmp $@
+endif
+build/fuzz/fuzz_stats build/fuzz/fuzz_uaclass: build/release/gen/crawlers_data.c
 
 fuzz-bins: $(FUZZ_BINS)
 

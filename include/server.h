@@ -20,6 +20,7 @@ struct MHD_Daemon;
 struct store;
 struct keys_client;
 struct visits;
+struct analytics;
 struct authcache;
 struct hotcache;
 struct invalidation;
@@ -44,6 +45,7 @@ struct server_config {
     char *miss_rate;
     char *trusted_proxies;
     char *cors_origins;
+    char *geoip_db;
     long long port;
     long long threads;
     long long default_ttl;
@@ -60,6 +62,7 @@ struct server_config {
     long long database_read_max_lag_ms;
     bool allow_anonymous;
     bool rate_limits;
+    bool analytics;
 };
 
 /* What one libmicrohttpd worker thread owns: neither libpq nor hiredis connections may be
@@ -79,6 +82,7 @@ struct server {
     struct MHD_Daemon *daemon;
     struct keys_client *keys;
     struct visits *visits;
+    struct analytics *analytics; /* NULL when ANALYTICS=0 */
     struct hotcache *hot;
     struct invalidation *invalidation;
     struct linkwriter *writer;
