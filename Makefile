@@ -2,7 +2,7 @@
 # CLI (bin/shortenerctl). `make help` lists the targets.
 
 CC ?= cc
-PKGS := libmicrohttpd hiredis libpq libsodium jansson libcurl
+PKGS := libmicrohttpd hiredis libpq libsodium jansson libcurl libqrencode libpng
 
 # Project flags are kept apart from the user's CFLAGS, which still apply on top.
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla \
@@ -22,7 +22,7 @@ BUILD ?= build/release
 BINDIR ?= bin
 endif
 
-LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lmicrohttpd -lhiredis -lpq -lsodium -ljansson -lcurl) -lpthread -lm
+LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lmicrohttpd -lhiredis -lpq -lsodium -ljansson -lcurl -lqrencode -lpng16) -lpthread -lm
 
 # The tree says which program a file belongs to: lib/ is linked by all three, src/server/ is
 # bin/shortener, src/ctl/ is bin/shortenerctl, kgs/ is bin/kgs. Each main.c is an entry point.

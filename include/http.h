@@ -71,6 +71,22 @@ const char *http_header_all(struct http_request *r, const char *name, char *buf,
 /* A query parameter's value (percent-decoded), or NULL; "" for "?name" without a value. */
 const char *http_query(struct http_request *r, const char *name);
 
+/* The same with its length in *len: a value decoded from "%00" holds NUL bytes. */
+const char *http_query_n(struct http_request *r, const char *name, size_t *len);
+
+/* How many times query parameter name was given. */
+unsigned http_query_count(struct http_request *r, const char *name);
+
+/* True when an If-None-Match value names tag: "*", or a list of entity tags of which one
+ * matches it by the weak comparison of RFC 9110 (a W/ prefix is ignored). */
+bool http_etag_listed(const char *list, const char *tag);
+
+/* The request's If-None-Match names etag: the answer is 304. */
+bool http_not_modified(struct http_request *r, const char *etag);
+
+/* The client takes gzip-coded bodies (Accept-Encoding). */
+bool http_accepts_gzip(struct http_request *r);
+
 /* The client's socket address, or NULL when libmicrohttpd does not know it. */
 const struct sockaddr *http_peer(struct http_request *r);
 
@@ -80,6 +96,10 @@ const struct sockaddr *http_peer(struct http_request *r);
  * same. */
 enum http_step http_send(struct http_request *r, unsigned status, const char *content_type,
                          const char *body, size_t len, const char *const *headers);
+
+/* The same for a body that lives as long as the program (compiled in): sent without a copy. */
+enum http_step http_send_static(struct http_request *r, unsigned status, const char *content_type,
+                                const void *body, size_t len, const char *const *headers);
 
 /* 503 naming what is unavailable, with a Retry-After. */
 enum http_step http_unavailable(struct http_request *r, const char *what);

@@ -18,6 +18,7 @@
 #include "linkwriter.h"
 #include "log.h"
 #include "openapi.h"
+#include "qr.h"
 #include "redirect.h"
 #include "request.h"
 #include "server.h"
@@ -177,5 +178,9 @@ enum http_step api_handle(struct http_request *r)
             return http_method_not_allowed(r, "GET, HEAD, POST");
         return redirect_handle(r, path + 1, strlen(path + 1));
     }
+    /* Paths of two segments and the page: never on a redirect's way. */
+    const char *slash = strchr(path + 1, '/');
+    if (slash && strcmp(slash, "/qr") == 0)
+        return qr_handle(r, path + 1, (size_t)(slash - path - 1));
     return http_problem(r, 404, "not-found", "no such page");
 }

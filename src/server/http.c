@@ -70,6 +70,89 @@ const char *http_query(struct http_request *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+const char *http_query_n(struct http_request *r, const char *name, size_t *len)
+{
+    const char *value = NULL;
+    if (MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &value,
+                                      len) != MHD_YES)
+        return NULL;
+    return value;
+}
+
+struct query_count {
+    const char *name;
+    unsigned n;
+};
+
+static enum MHD_Result count_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct query_count *c = cls;
+    (void)kind;
+    (void)value;
+    if (strcmp(key, c->name) == 0)
+        c->n++;
+    return MHD_YES;
+}
+
+unsigned http_query_count(struct http_request *r, const char *name)
+{
+    struct query_count c = {.name = name};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, count_query, &c);
+    return c.n;
+}
+
+bool http_etag_listed(const char *list, const char *tag)
+{
+    size_t tag_len = strlen(tag);
+    const char *p = list;
+
+    while (*p) {
+        p += strspn(p, " \t,");
+        if (*p == '*')
+            return true;
+        if (strncmp(p, "W/", 2) == 0)
+            p += 2;
+        size_t n = strcspn(p, " \t,");
+        if (n == tag_len && memcmp(p, tag, n) == 0)
+            return true;
+        p += n;
+    }
+    return false;
+}
+
+bool http_not_modified(struct http_request *r, const char *etag)
+{
+    const char *inm = http_header(r, "If-None-Match");
+    return inm && http_etag_listed(inm, etag);
+}
+
+/* Accept-Encoding names gzip with a q-value other than 0 (RFC 9110, 12.5.3). */
+bool http_accepts_gzip(struct http_request *r)
+{
+    const char *p = http_header(r, "Accept-Encoding");
+
+    while (p && *p) {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, " \t,;");
+        bool gzip = (n == 4 && strncasecmp(p, "gzip", 4) == 0) ||
+                    (n == 6 && strncasecmp(p, "x-gzip", 6) == 0);
+        p += n;
+        p += strspn(p, " \t");
+        bool zero = false;
+        if (*p == ';') {
+            size_t plen = strcspn(p, ",");
+            const char *q = strstr(p, "q=");
+            if (q && q < p + plen)
+                zero = strtod(q + 2, NULL) == 0.0;
+            p += plen;
+        }
+        if (gzip)
+            return !zero;
+    }
+    return false;
+}
+
 const struct sockaddr *http_peer(struct http_request *r)
 {
     const union MHD_ConnectionInfo *info =
@@ -100,13 +183,14 @@ static enum MHD_Result add_cors_headers(struct http_request *r, struct MHD_Respo
     return ok;
 }
 
-enum http_step http_send(struct http_request *r, unsigned status, const char *content_type,
-                         const char *body, size_t len, const char *const *headers)
+static enum http_step send_buffer(struct http_request *r, unsigned status, const char *content_type,
+                                  const char *body, size_t len, const char *const *headers,
+                                  enum MHD_ResponseMemoryMode mode)
 {
     struct MHD_Response *resp;
     enum MHD_Result ok;
 
-    resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    resp = MHD_create_response_from_buffer(len, (void *)body, mode);
     if (!resp)
         return HTTP_BROKEN;
     ok = MHD_YES;
@@ -128,6 +212,18 @@ enum http_step http_send(struct http_request *r, unsigned status, const char *co
     r->answered = true;
     r->status = status;
     return HTTP_ANSWERED;
+}
+
+enum http_step http_send(struct http_request *r, unsigned status, const char *content_type,
+                         const char *body, size_t len, const char *const *headers)
+{
+    return send_buffer(r, status, content_type, body, len, headers, MHD_RESPMEM_MUST_COPY);
+}
+
+enum http_step http_send_static(struct http_request *r, unsigned status, const char *content_type,
+                                const void *body, size_t len, const char *const *headers)
+{
+    return send_buffer(r, status, content_type, body, len, headers, MHD_RESPMEM_PERSISTENT);
 }
 
 enum http_step http_send_json(struct http_request *r, unsigned status, char *text,
