@@ -50,7 +50,7 @@ TEST_HELPERS := $(BUILD)/tests/integration/gcra_twin
 PYTEST := /usr/bin/python3 -m pytest
 
 .PHONY: all deps asan unit integration test check-format format banned cppcheck fuzz run up down \
-	clean help bench bench-bins openapi-lint
+	clean help bench bench-bins openapi-lint web-test
 all: $(PROGRAMS) $(TEST_HELPERS)
 
 help:
@@ -59,6 +59,7 @@ help:
 	@echo "make up / down  the same stack in the background under var/ / stopped again"
 	@echo "make test       every check: format, cppcheck, unit and integration tests, plain and ASan+UBSan"
 	@echo "make openapi-lint  lint openapi/openapi.json (Redocly CLI from npm)"
+	@echo "make web-test   the web page in headless chromium (tests/web/)"
 	@echo "make bench      load benchmarks against their references (wrk, nginx, pgbench; ~12 min)"
 
 # Installs the Debian packages the build, the local stack and the tests need (apt-get, as
@@ -90,7 +91,17 @@ $(BUILD)/gen/openapi_data.c: openapi/openapi.json deploy/embed-openapi.sh
 $(BUILD)/gen/openapi_data.o: $(BUILD)/gen/openapi_data.c
 	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BINDIR)/shortener: $(BUILD)/src/server/main.o $(SERVER_OBJS) $(BUILD)/gen/openapi_data.o $(LIBCOMMON)
+# The web page (web/) is compiled into shortener too, gzip copies made here (src/server/web.c).
+WEB_FILES := $(sort $(wildcard web/*.html web/*.css web/*.js))
+$(BUILD)/gen/web_data.c: $(WEB_FILES) deploy/embed-web.sh
+	@mkdir -p $(dir $@)
+	deploy/embed-web.sh $(WEB_FILES) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/web_data.o: $(BUILD)/gen/web_data.c
+	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BINDIR)/shortener: $(BUILD)/src/server/main.o $(SERVER_OBJS) $(BUILD)/gen/openapi_data.o \
+		$(BUILD)/gen/web_data.o $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -173,6 +184,8 @@ test: deps
 	$(MAKE) fuzz
 	@echo "== integration tests, plain build"
 	$(MAKE) integration
+	@echo "== the web page in a real browser, plain build"
+	$(MAKE) web-test
 	@echo "== integration tests, ASan+UBSan build"
 	$(MAKE) SANITIZE=1 integration
 
@@ -185,6 +198,13 @@ node_modules/.installed: package-lock.json package.json
 openapi-lint: node_modules/.installed
 	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
 		npx --no-install redocly lint --config redocly.yaml openapi/openapi.json
+
+# The web page in a real browser (tests/web/): Debian's chromium driven by playwright-core
+# (pinned in package-lock.json; no browser is downloaded), against the real stack.
+# Screenshots and the QR images it decodes go to $(BUILD)/web-tests/.
+web-test: all node_modules/.installed
+	SHORTENER_BIN_DIR=$(abspath $(BINDIR)) WEB_TEST_OUT=$(abspath $(BUILD)/web-tests) \
+		$(PYTEST) -q -p no:cacheprovider tests/web
 
 # libFuzzer drivers, each run briefly over its checked-in corpus plus fresh inputs.
 FUZZ_TARGETS := request urlcheck kgs_proto clientip csv

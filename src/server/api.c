@@ -22,6 +22,7 @@
 #include "redirect.h"
 #include "request.h"
 #include "server.h"
+#include "web.h"
 #include "store.h"
 #include "visits.h"
 
@@ -172,15 +173,20 @@ enum http_step api_handle(struct http_request *r)
     if (strcmp(path, "/api") == 0 || strncmp(path, "/api/", 5) == 0)
         return http_problem(r, 404, "not-found", "no such endpoint");
     if (path[0] == '/' && path[1] != '\0' && !strchr(path + 1, '/')) {
+        size_t len = strlen(path + 1);
+        if (path[len] == '+')
+            return web_public_stats(r, path + 1, len - 1);
         if (is(m, "POST"))
-            return redirect_unlock(r, path + 1, strlen(path + 1));
+            return redirect_unlock(r, path + 1, len);
         if (!get_or_head(m))
             return http_method_not_allowed(r, "GET, HEAD, POST");
-        return redirect_handle(r, path + 1, strlen(path + 1));
+        return redirect_handle(r, path + 1, len);
     }
     /* Paths of two segments and the page: never on a redirect's way. */
     const char *slash = strchr(path + 1, '/');
     if (slash && strcmp(slash, "/qr") == 0)
         return qr_handle(r, path + 1, (size_t)(slash - path - 1));
+    if (strcmp(path, "/") == 0 || strncmp(path, "/static/", 8) == 0)
+        return web_handle(r);
     return http_problem(r, 404, "not-found", "no such page");
 }

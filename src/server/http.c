@@ -12,7 +12,9 @@
 
 #include "cors.h"
 #include "log.h"
+#include "pwform.h"
 #include "server.h"
+#include "web.h"
 
 void http_suspend(struct http_request *r)
 {
@@ -313,15 +315,25 @@ enum http_step http_redirect(struct http_request *r, unsigned status, const char
 
 enum http_step http_link_not_found(struct http_request *r)
 {
-    static const char page[] =
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<title>Link not found</title></head>\n<body><h1>Link not found</h1>\n"
-        "<p>This short link does not exist, has expired or was deleted.</p></body></html>\n";
     const char *accept = http_header(r, "Accept");
 
     if (accept && strstr(accept, "text/html")) {
-        const char *headers[] = {"Cache-Control", "no-store", NULL};
-        return http_send(r, 404, "text/html; charset=utf-8", page, sizeof(page) - 1, headers);
+        char page[1024];
+        int n =
+            snprintf(page, sizeof(page),
+                     "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+                     "<meta name=\"color-scheme\" content=\"light dark\">"
+                     "<title>Link not found</title><link rel=\"icon\" href=\"data:,\">"
+                     "<link rel=\"stylesheet\" href=\"%s\"></head>\n<body class=\"plain\">"
+                     "<header class=\"top\"><a class=\"brand\" href=\"/\">shortener</a></header>"
+                     "<main><section class=\"card\"><h1>Link not found</h1>\n"
+                     "<p>This short link does not exist, has expired or was deleted.</p>"
+                     "<p><a href=\"/\">Make a short link</a></p></section></main></body></html>\n",
+                     web_css_href);
+        if (n > 0 && (size_t)n < sizeof(page))
+            return http_send(r, 404, "text/html; charset=utf-8", page, (size_t)n,
+                             pwform_html_headers);
     }
     return http_problem(r, 404, "not-found", "no link with this key");
 }
