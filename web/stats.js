@@ -65,7 +65,7 @@ var Stats = (function () {
   }
 
   function table(caption, rows, c1, c2) {
-    var t = el('table', { class: 'top' });
+    var t = el('table', { class: 'toplist' });
     t.appendChild(el('caption', null, caption));
     var head = el('tr');
     head.appendChild(el('th', { scope: 'col' }, c1));

@@ -486,32 +486,42 @@ def test_password_form_and_unlock(client, anon):
     assert r.headers["Cache-Control"] == "no-store"
 
 
-@pytest.mark.skip(reason="public stats pages are not implemented yet (/{key}+ answers 404)")
 def test_public_stats_page(client, anon):
     key = client.create_ok("https://example.com/pub", public_stats=True)["key"]
     r = conforms(anon.request("GET", f"/{key}+"), 200)
     assert r.headers["Content-Type"].startswith("text/html")
+    conforms(anon.request("GET", f"/{key}+", headers={"If-None-Match": r.headers["ETag"]}), 304)
+    conforms(anon.request("HEAD", f"/{key}+"), 200)
     private = client.create_ok("https://example.com/private")["key"]
     conforms(anon.request("GET", f"/{private}+"), 404)
+    conforms(anon.request("GET", "/nosuchkey3+", headers={"Accept": "text/html"}), 404)
 
 
-@pytest.mark.skip(reason="QR codes are not implemented yet (/{key}/qr answers 404)")
 def test_qr_code(client, anon):
     key = client.create_ok("https://example.com/qr")["key"]
     r = conforms(anon.request("GET", f"/{key}/qr"), 200)
     assert r.headers["Content-Type"].startswith("image/svg+xml") and "<svg" in r.text
+    conforms(anon.request("GET", f"/{key}/qr", headers={"If-None-Match": r.headers["ETag"]}), 304)
+    conforms(anon.request("HEAD", f"/{key}/qr"), 200)
     r = conforms(anon.request("GET", f"/{key}/qr", params={"format": "png", "size": 64}), 200)
     assert r.headers["Content-Type"] == "image/png" and r.content[:8] == b"\x89PNG\r\n\x1a\n"
     for params in ({"format": "gif"}, {"size": 63}, {"size": 2049}, {"size": "big"}):
         conforms(anon.request("GET", f"/{key}/qr", params=params), 400)
     conforms(anon.request("GET", "/nosuchkey2/qr"), 404)
+    conforms(anon.request("POST", f"/{key}/qr"), 405)
 
 
-@pytest.mark.skip(reason="the web page is not implemented yet (/ answers 404)")
 def test_web_page(anon):
     r = conforms(anon.request("GET", "/"), 200)
     assert "script-src" in r.headers["Content-Security-Policy"]
     assert "unsafe-inline" not in r.headers["Content-Security-Policy"]
+    conforms(anon.request("GET", "/", headers={"If-None-Match": r.headers["ETag"]}), 304)
+    conforms(anon.request("HEAD", "/"), 200)
+    conforms(anon.request("POST", "/"), 405)
+    for name in ("app.css", "app.js", "stats.js", "public.js"):
+        r = conforms(anon.request("GET", f"/static/{name}"), 200)
+        conforms(anon.request("GET", f"/static/{name}",
+                              headers={"If-None-Match": r.headers["ETag"]}), 304)
 
 
 # ---------------------------------------------------------------------------- list, edit, bulk

@@ -227,8 +227,8 @@ const flows = {
     console.log(JSON.stringify({ ok: true }));
   },
 
-  // Stats of a link with visits, from the list; the live counter goes up while another tab
-  // visits the link; the public page /{key}+.
+  // Stats of a link with visits, opened from the list; hour and day; the public page
+  // /{key}+ for anyone.
   async stats(browser) {
     const page = await newPage(browser);
     await page.goto(cfg.base + '/');
@@ -239,23 +239,54 @@ const flows = {
     await page.click(`#link-list li[data-key="${k}"] button[aria-label="Stats ${k}"]`);
     await page.waitForSelector('#stats-total');
     assert.equal(await textOf(page, '#stats-total'), String(cfg.visits));
-    await page.waitForFunction((n) => document.getElementById('live-total').textContent === String(n), cfg.visits);
+    assert.equal(await page.$$eval('#stats svg.chart rect.bar', (r) => r.length > 0), true);
+    const referrers = await page.$$eval('table.toplist', (t) => t[0].querySelectorAll('tbody td.name').length);
+    assert.ok(referrers >= 1, 'the referrer table has rows');
     await check(page, 'stats');
-    // another tab visits the link
-    const other = await page.context().newPage();
-    await other.goto(`${cfg.base}/${k}`);
-    assert.equal(await textOf(other, '#landed'), 'Target reached');
-    await page.waitForFunction((n) => document.getElementById('live-total').textContent === String(n),
-      cfg.visits + 1, { timeout: 15000 });
     await page.selectOption('#interval', 'hour');
-    await page.waitForSelector('#stats-total');
-    await other.close();
-    // the public page, for anyone (no key in this context)
+    await page.waitForFunction(() => document.querySelector('#stats-body figcaption')?.textContent === 'Visits per hour');
+    assert.equal(await textOf(page, '#stats-total'), String(cfg.visits));
+    // closing returns the focus to the button that opened it
+    await page.click('#stats-close');
+    assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-label')), `Stats ${k}`);
+    // the public page, for anyone (no key in this browser context)
     const anon = await newPage(browser);
     await anon.goto(`${cfg.base}/${cfg.publicKey}+`);
     await anon.waitForSelector('#stats-total');
-    await anon.waitForFunction(() => /^\d+$/.test(document.getElementById('live-total').textContent));
+    assert.equal(await textOf(anon, '#stats-total'), String(cfg.visits));
+    assert.equal(await textOf(anon, '#stats-key'), cfg.publicKey);
     await check(anon, 'public-stats');
+    console.log(JSON.stringify({ ok: true }));
+  },
+
+  // The live counter: it shows the total at once, and goes up while another tab visits the
+  // link; on the owner's view (the key sent in a header, never in a URL) and on /{key}+.
+  async live(browser) {
+    const page = await newPage(browser);
+    const urls = [];
+    page.on('request', (r) => urls.push(r.url()));
+    await page.goto(cfg.base + '/');
+    await page.click('#use-key');
+    await setKey(page, cfg.key);
+    const k = cfg.liveKey;
+    await page.waitForSelector(`#link-list li[data-key="${k}"]`);
+    await page.click(`#link-list li[data-key="${k}"] button[aria-label="Stats ${k}"]`);
+    const shows = (p, n) => p.waitForFunction((v) => document.getElementById('live-total')?.textContent === String(v),
+      n, { timeout: 15000 });
+    await shows(page, cfg.visits);
+    const pub = await newPage(browser);
+    await pub.goto(`${cfg.base}/${k}+`);
+    await shows(pub, cfg.visits);
+    const other = await page.context().newPage();
+    await other.goto(`${cfg.base}/${k}`);
+    assert.equal(await textOf(other, '#landed'), 'Target reached');
+    await shows(page, cfg.visits + 1);
+    await shows(pub, cfg.visits + 1);
+    await other.goto(`${cfg.base}/${k}`);
+    await shows(page, cfg.visits + 2);
+    await other.close();
+    await check(page, 'live');
+    for (const u of urls) assert.ok(!u.includes(cfg.key), `the API key is in a URL: ${u}`);
     console.log(JSON.stringify({ ok: true }));
   },
 

@@ -83,20 +83,32 @@ def _endpoint_missing(c, key, suffix):
         r.close()
 
 
-def test_stats_and_live_counter(stack, server, api_key, target):
+def test_stats_page_and_public_stats(stack, server, api_key, target):
     c = stk.Client(server, api_key)
-    link = c.create_ok(f"{target}/stats", public_stats=True)
-    k = link["key"]
+    k = c.create_ok(f"{target}/stats", public_stats=True)["key"]
     if _endpoint_missing(c, k, "stats"):
         pytest.skip("needs GET /api/v1/urls/{key}/stats (branch part-analytics)")
-    if _endpoint_missing(c, k, "live"):
-        pytest.skip("needs GET /api/v1/urls/{key}/live (branch part-live)")
-    for _ in range(3):
-        assert c.resolve(k).status_code == 301
+    s = stk.session()
+    for ref in ("https://news.example/a", "https://news.example/b", None):
+        h = {"Referer": ref} if ref else {}
+        assert s.get(f"{server.base_url}/{k}", headers=h, allow_redirects=False,
+                     timeout=stk.HTTP_TIMEOUT).status_code == 301
     stk.wait_until("3 visits in stats", lambda: c.request(
         "GET", f"/api/v1/urls/{k}/stats").json().get("total") == 3, 20)
     run_flow("stats", base=server.base_url, key=api_key, target=target, statsKey=k, visits=3,
              publicKey=k)
+
+
+def test_live_counter_goes_up_when_another_tab_visits(stack, server, api_key, target):
+    c = stk.Client(server, api_key)
+    # 302: each visit of the other tab reaches the server (a 301 would be cached by it)
+    k = c.create_ok(f"{target}/live", public_stats=True, redirect_status=302)["key"]
+    if _endpoint_missing(c, k, "live"):
+        pytest.skip("needs GET /api/v1/urls/{key}/live (branch part-live)")
+    for _ in range(2):
+        assert c.resolve(k).status_code == 302
+    wait_visits(c, k, 2)
+    run_flow("live", base=server.base_url, key=api_key, target=target, liveKey=k, visits=2)
 
 
 def test_password_wrong_then_right_and_404_page(server, api_key, target):
