@@ -160,18 +160,31 @@ static int render_png(const QRcode *qr, unsigned size, struct buf *b)
     png_set_write_fn(png, b, png_write, png_flush);
     png_set_IHDR(png, info, size, size, 1, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    /* Two colours in long runs: no filter, the fastest zlib level and a small window lose
+     * almost nothing, and zlib's default state (over 256 KiB, fresh pages for every image)
+     * cost more than the drawing. */
     png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_NONE);
+    png_set_compression_level(png, 1);
+    png_set_compression_window_bits(png, 10);
+    png_set_compression_mem_level(png, 4);
     png_write_info(png, info);
+    /* A row of pixels depends only on its module row: each is drawn once and written as
+     * many times as it is tall. */
+    int drawn = -2;
     for (unsigned py = 0; py < size; py++) {
-        /* Bit 1 is white in a grayscale PNG. */
-        memset(row, 0xff, rowbytes);
         int my = module_at(py, scale, offset, total, size);
-        if (my >= 0 && my < w)
-            for (unsigned px = 0; px < size; px++) {
+        if (my < 0 || my >= w)
+            my = -1;
+        if (my != drawn) {
+            /* Bit 1 is white in a grayscale PNG. */
+            memset(row, 0xff, rowbytes);
+            for (unsigned px = 0; my >= 0 && px < size; px++) {
                 int mx = module_at(px, scale, offset, total, size);
                 if (mx >= 0 && mx < w && dark(qr, mx, my))
                     row[px / 8] &= (unsigned char)~(0x80u >> (px % 8));
             }
+            drawn = my;
+        }
         png_write_row(png, row);
     }
     png_write_end(png, NULL);

@@ -11,7 +11,8 @@ Settings (environment):
   BENCH_THREADS  shortener THREADS = nginx workers = ceiling threads (default 2)
   BENCH_ONLY     run only these groups of rows (for working on the bench): cached (with nginx,
                  the ceilings and redis-path), uncached, create, links (bulk creates,
-                 max_visits and password links), kgs, cleanup
+                 max_visits and password links), kgs, cleanup, web (GET / against nginx
+                 serving the same bytes, QR codes)
   SHORTENER_BIN_DIR, BENCH_BIN_DIR  where the programs and ceiling/kgsload are (the Makefile
                  sets both)
 
@@ -503,7 +504,7 @@ http {{
         self.load_links()
         steps = {"cached": self.cached_rows, "uncached": self.uncached_rows,
                  "create": self.create_rows, "links": self.links_rows, "kgs": self.kgs_row,
-                 "cleanup": self.cleanup_row}
+                 "cleanup": self.cleanup_row, "web": self.web_rows}
         for name, step in steps.items():
             if ONLY and name not in ONLY:
                 continue
@@ -751,6 +752,89 @@ http {{
         low = rows[0]
         low["line"] = (f"Argon2id verify: p50 {fmt(low['p50_ms'], 1)} ms at {UNLOCK_CONNS[0]} "
                        "connections (one check at a time per hashing thread; 2 hashing threads)")
+
+    def start_nginx_files(self, files):
+        """nginx serving files (name -> bytes) as they are, each with its .gz beside it
+        (gzip_static), as shortener serves its compiled-in page."""
+        root = self.stack.root / "nginx-files"
+        www = root / "www"
+        www.mkdir(parents=True, exist_ok=True)
+        for name, (body, gz) in files.items():
+            (www / name).write_bytes(body)
+            if gz is not None:
+                (www / (name + ".gz")).write_bytes(gz)
+        lease = st.PortLease()
+        conf = root / "nginx.conf"
+        conf.write_text(f"""
+worker_processes {THREADS};
+daemon off;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    types {{ text/html html; }}
+    server {{
+        listen 127.0.0.1:{lease.port};
+        root {www};
+        index index.html;
+        gzip_static on;
+        etag on;
+    }}
+}}
+""")
+        proc = Extra("nginx-files", ["nginx", "-p", str(root), "-e", str(root / "error.log"),
+                                     "-c", str(conf)], self.stack.root)
+        try:
+            wait_http(lease.port, proc, "nginx (files)")
+        finally:
+            lease.release()
+        return proc, f"http://127.0.0.1:{lease.port}"
+
+    def web_rows(self):
+        """GET / (gzip-coded, as browsers ask for it) against nginx serving the same bytes with
+        gzip_static; QR codes of one link, PNG (512 px) and SVG, drawn anew for every request
+        (wrk sends no If-None-Match)."""
+        import gzip as gz
+        import urllib.request
+        srv = self.restart_server()
+        req = urllib.request.Request(srv.base_url + "/", headers={"Accept-Encoding": "gzip"})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(req, timeout=30) as r:
+            zbody = r.read()
+            coded = r.headers.get("Content-Encoding") == "gzip"
+        body = gz.decompress(zbody) if coded else zbody
+        nginx, nginx_url = self.start_nginx_files({"index.html": (body, zbody if coded else None)})
+        c = CREATE_CONNS
+        page = ["get", "-", "/", "gzip"]
+        ref, row = measure([
+            wrk_subject("nginx GET / (same file, gzip)", nginx_url, nginx.pid, c, page),
+            wrk_subject("GET / (web page, gzip)", srv.base_url, srv.proc.pid, c, page)], c)
+        self.add(ref)
+        self.add(row, ref)
+        key, _ = self.stack.create_apikey(rate="1000000/s")
+        r = self.api("POST", srv.base_url + "/api/v1/urls", key,
+                     json={"url": "https://example.com/qr-bench"})
+        if r.status_code != 201:
+            raise RuntimeError(f"creating the QR link: {r.status_code} {r.text[:300]}")
+        link = r.json()["key"]
+        for fmt in ("png", "svg"):
+            r = self.api("GET", f"{srv.base_url}/{link}/qr?format={fmt}")
+            if r.status_code != 200:
+                raise RuntimeError(f"GET /{link}/qr?format={fmt}: {r.status_code}")
+        rows = measure([
+            wrk_subject("QR PNG 512 px (GET /{key}/qr)", srv.base_url, srv.proc.pid, c,
+                        ["get", "-", f"/{link}/qr?format=png"]),
+            wrk_subject("QR SVG (GET /{key}/qr)", srv.base_url, srv.proc.pid, c,
+                        ["get", "-", f"/{link}/qr"])], c)
+        for row in rows:
+            self.add(row)
 
     def kgs_row(self):
         sock = self.stack.kgs.sock
