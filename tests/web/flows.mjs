@@ -84,6 +84,15 @@ async function shots(page, name) {
   await page.setViewportSize({ width: 1280, height: 900 });
 }
 
+// The pictures for README (docs/): one part of a page, small.
+async function docshot(page, selector, name, width = 1280) {
+  await page.setViewportSize({ width, height: 900 });
+  const file = path.join(cfg.out, `docs-${name}.png`);
+  if (selector) await page.locator(selector).screenshot({ path: file });
+  else await page.screenshot({ path: file });
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
+
 async function check(page, name) {
   await axe(page, name);
   await shots(page, name);
@@ -134,6 +143,8 @@ const flows = {
     const png = await page.getAttribute('#qr-png', 'href');
     const svg = await page.getAttribute('#qr-svg', 'href');
     await check(page, 'result');
+    await docshot(page, '#result', 'result');
+    await docshot(page, null, 'mobile', 360);
     // Follow the short link as a person would.
     await Promise.all([page.waitForURL(`${cfg.target}/landing?from=shorten`), page.click('#result-link')]);
     assert.equal(await textOf(page, '#landed'), 'Target reached');
@@ -243,6 +254,7 @@ const flows = {
     const referrers = await page.$$eval('table.toplist', (t) => t[0].querySelectorAll('tbody td.name').length);
     assert.ok(referrers >= 1, 'the referrer table has rows');
     await check(page, 'stats');
+    await docshot(page, '#stats', 'stats');
     await page.selectOption('#interval', 'hour');
     await page.waitForFunction(() => document.querySelector('#stats-body figcaption')?.textContent === 'Visits per hour');
     assert.equal(await textOf(page, '#stats-total'), String(cfg.visits));
