@@ -183,7 +183,7 @@ enum http_step api_handle(struct http_request *r)
         return redirect_handle(r, path + 1, len);
     }
     /* Paths of two segments and the page: never on a redirect's way. */
-    const char *slash = strchr(path + 1, '/');
+    const char *slash = path[0] ? strchr(path + 1, '/') : NULL;
     if (slash && strcmp(slash, "/qr") == 0)
         return qr_handle(r, path + 1, (size_t)(slash - path - 1));
     if (strcmp(path, "/") == 0 || strncmp(path, "/static/", 8) == 0)

@@ -85,12 +85,14 @@ async function shots(page, name) {
 }
 
 // The pictures for README (docs/): one part of a page, small.
-async function docshot(page, selector, name, width = 1280) {
+async function docshot(page, selector, name, width = 1280, colorScheme = 'light') {
+  await page.emulateMedia({ colorScheme });
   await page.setViewportSize({ width, height: 900 });
   const file = path.join(cfg.out, `docs-${name}.png`);
   if (selector) await page.locator(selector).screenshot({ path: file });
   else await page.screenshot({ path: file });
   await page.setViewportSize({ width: 1280, height: 900 });
+  await page.emulateMedia({ colorScheme: 'light' });
 }
 
 async function check(page, name) {
@@ -144,7 +146,7 @@ const flows = {
     const svg = await page.getAttribute('#qr-svg', 'href');
     await check(page, 'result');
     await docshot(page, '#result', 'result');
-    await docshot(page, null, 'mobile', 360);
+    await docshot(page, null, 'mobile', 360, 'dark');
     // Follow the short link as a person would.
     await Promise.all([page.waitForURL(`${cfg.target}/landing?from=shorten`), page.click('#result-link')]);
     assert.equal(await textOf(page, '#landed'), 'Target reached');

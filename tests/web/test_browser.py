@@ -89,8 +89,10 @@ def test_stats_page_and_public_stats(stack, server, api_key, target):
     if _endpoint_missing(c, k, "stats"):
         pytest.skip("needs GET /api/v1/urls/{key}/stats (branch part-analytics)")
     s = stk.session()
+    browser = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+               "Chrome/120.0.0.0 Safari/537.36")
     for ref in ("https://news.example/a", "https://news.example/b", None):
-        h = {"Referer": ref} if ref else {}
+        h = {"User-Agent": browser, **({"Referer": ref} if ref else {})}
         assert s.get(f"{server.base_url}/{k}", headers=h, allow_redirects=False,
                      timeout=stk.HTTP_TIMEOUT).status_code == 301
     stk.wait_until("3 visits in stats", lambda: c.request(
