@@ -22,7 +22,7 @@ BUILD ?= build/release
 BINDIR ?= bin
 endif
 
-LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lmicrohttpd -lhiredis -lpq -lsodium -ljansson -lcurl -lqrencode -lpng16) -lpthread -lm
+LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lmicrohttpd -lhiredis -lpq -lsodium -ljansson -lcurl -lqrencode -lpng16) -lmaxminddb -lpthread -lm
 
 # The tree says which program a file belongs to: lib/ is linked by all three, src/server/ is
 # bin/shortener, src/ctl/ is bin/shortenerctl, kgs/ is bin/kgs. Each main.c is an entry point.
@@ -100,8 +100,24 @@ $(BUILD)/gen/web_data.c: $(WEB_FILES) deploy/embed-web.sh
 $(BUILD)/gen/web_data.o: $(BUILD)/gen/web_data.c
 	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -c -o $@ $<
 
+# The bot table of analytics: the crawler-user-agents list from npm (package-lock.json pins
+# it), turned into C; the sample User-Agents it carries become a unit test's table.
+CRAWLERS_JSON := node_modules/crawler-user-agents/crawler-user-agents.json
+GEN_CRAWLERS := $(BUILD)/gen/crawlers_data.c $(BUILD)/gen/crawler_instances.c
+
+$(BUILD)/gen/crawlers_data.c: node_modules/.installed deploy/gen-crawlers.py
+	@mkdir -p $(dir $@)
+	deploy/gen-crawlers.py patterns $(CRAWLERS_JSON) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/crawler_instances.c: node_modules/.installed deploy/gen-crawlers.py
+	@mkdir -p $(dir $@)
+	deploy/gen-crawlers.py instances $(CRAWLERS_JSON) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/crawlers_data.o: $(BUILD)/gen/crawlers_data.c
+	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -c -o $@ $<
+
 $(BINDIR)/shortener: $(BUILD)/src/server/main.o $(SERVER_OBJS) $(BUILD)/gen/openapi_data.o \
-		$(BUILD)/gen/web_data.o $(LIBCOMMON)
+		$(BUILD)/gen/web_data.o $(BUILD)/gen/crawlers_data.o $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -114,10 +130,10 @@ $(BINDIR)/kgs: $(BUILD)/kgs/main.o $(KGS_OBJS) $(LIBCOMMON)
 	$(CC) $(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 # A unit test links its own module (which it #includes) and the common library only.
-$(BUILD)/tests/unit/test_%: tests/unit/test_%.c $(LIBCOMMON)
+$(BUILD)/tests/unit/test_%: tests/unit/test_%.c $(LIBCOMMON) $(GEN_CRAWLERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -Ilib -Isrc/server -Isrc/ctl -Ikgs $(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $< \
-		$(LIBCOMMON) -lcmocka $(LIBS)
+	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -Ilib -Isrc/server -Isrc/ctl -Ikgs -I$(BUILD)/gen \
+		$(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $< $(LIBCOMMON) -lcmocka $(LIBS)
 
 $(BUILD)/tests/integration/%: tests/integration/%.c $(LIBCOMMON)
 	@mkdir -p $(dir $@)
@@ -205,13 +221,20 @@ openapi-lint: node_modules/.installed
 web-test: all node_modules/.installed
 	SHORTENER_BIN_DIR=$(abspath $(BINDIR)) WEB_TEST_OUT=$(abspath $(BUILD)/web-tests) \
 		$(PYTEST) -q -p no:cacheprovider tests/web
+ifneq ($(BUILD),build/release)
+build/release/gen/crawlers_data.c: node_modules/.installed deploy/gen-crawlers.py
+	@mkdir -p $(dir $@)
+	deploy/gen-crawlers.py patterns $(CRAWLERS_JSON) > $@.tmp && mv $@.tmp $@
+endif
 
 # libFuzzer drivers, each run briefly over its checked-in corpus plus fresh inputs.
-FUZZ_TARGETS := request urlcheck kgs_proto clientip csv
-fuzz:
+# stats and uaclass #include the generated bot table, so it is made first.
+FUZZ_TARGETS := request urlcheck kgs_proto clientip csv stats uaclass
+fuzz: build/release/gen/crawlers_data.c
 	@mkdir -p build/fuzz
 	@set -e; for t in $(FUZZ_TARGETS); do \
-		clang -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -Ilib -Isrc/server -Isrc/ctl -I/usr/include/postgresql \
+		clang -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -Ilib -Isrc/server -Isrc/ctl -Ibuild/release/gen \
+			-I/usr/include/postgresql \
 			-fsanitize=fuzzer,address,undefined \
 			-o build/fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c lib/*.c $(LIBS); \
 		mkdir -p build/fuzz/corpus_$$t; \

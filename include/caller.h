@@ -66,6 +66,10 @@ enum http_step caller_count_all_here(struct http_request *r, struct caller *c, i
 void caller_client_key(struct http_request *r, const char *prefix, const char *suffix, char *out,
                        size_t cap);
 
+/* The client's address as the limits above see it (clientip_resolve_addr), X-Forwarded-For
+ * read only when the peer is a trusted proxy. Returns 0 or -1 (no IP peer). */
+int caller_client_addr(struct http_request *r, unsigned char addr[16]);
+
 /* True when the request comes from one of TRUSTED_PROXIES itself, not from a client behind it. */
 bool caller_is_proxy(struct http_request *r);
 

@@ -27,7 +27,13 @@ struct cleanup_opts {
     long long max_seconds; /* no new batch is started after this long; 0: no limit */
     long long pause_ms;    /* sleep after each full batch, 0..CLEANUP_PAUSE_MS_MAX */
     bool dry_run;          /* count, delete nothing */
+    /* Not a flag: STATS_RETENTION_DAYS, set by the caller. Visit aggregates (hourly, daily,
+     * unknown keys) whose period starts longer ago than this are deleted; 0: none are. */
+    long long stats_retention_days;
 };
+
+#define STATS_RETENTION_DEFAULT 400
+#define STATS_RETENTION_MAX     36500
 
 /* The flags of `shortenerctl cleanup` as a config table over struct cleanup_opts, with their
  * bounds and defaults: --batch N, --max-seconds S, --pause-ms MS and --dry-run. Read them with
@@ -51,13 +57,15 @@ struct cleanup_result {
     long long batches;          /* transactions that deleted at least one link */
     long long not_evicted;      /* deleted links whose cache entries may remain */
     long long idempotency_rows; /* Idempotency-Key records past their 24 hours, deleted */
+    long long stats_rows;       /* visit aggregates past STATS_RETENTION_DAYS, deleted */
     double seconds;             /* wall time of the run */
     enum cleanup_end end;       /* why it stopped */
 };
 
 /* Sets the session's lock and statement timeouts, then deletes expired links batch by batch
  * until none is left, the time limit passes or hooks->stop says so; then, unless stopped,
- * Idempotency-Key records older than 24 hours the same way. Returns 0, or -EIO with
+ * Idempotency-Key records older than 24 hours the same way, then visit aggregates older than
+ * o->stats_retention_days. Returns 0, or -EIO with
  * the reason in err (PostgreSQL failed or went away); *res counts what was committed either
  * way. */
 int cleanup_run(struct pg_conn *conn, const struct cleanup_opts *o,

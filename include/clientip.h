@@ -43,6 +43,11 @@ bool clientip_is_trusted(const struct clientip_trusted *t, const unsigned char a
 void clientip_resolve(const struct clientip_trusted *t, const struct sockaddr *peer,
                       const char *xff, char out[CLIENTIP_TEXT_MAX]);
 
+/* The client's full address as clientip_resolve() finds it (IPv4 as IPv4-mapped IPv6), for
+ * looking up its country; never stored. Returns 0, or -1 when the peer is not an IP address. */
+int clientip_resolve_addr(const struct clientip_trusted *t, const struct sockaddr *peer,
+                          const char *xff, unsigned char addr[16]);
+
 /* True when the request comes from one of our proxies itself (a health check, say) rather
  * than from a client behind it: limits per client address do not apply to it. */
 bool clientip_is_proxy(const struct clientip_trusted *t, const struct sockaddr *peer,

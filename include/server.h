@@ -20,6 +20,7 @@ struct MHD_Daemon;
 struct store;
 struct keys_client;
 struct visits;
+struct analytics;
 struct authcache;
 struct hotcache;
 struct invalidation;
@@ -40,6 +41,7 @@ struct server_config {
     char *miss_rate;
     char *trusted_proxies;
     char *cors_origins;
+    char *geoip_db;
     long long port;
     long long threads;
     long long default_ttl;
@@ -55,6 +57,7 @@ struct server_config {
     long long connection_timeout;
     bool allow_anonymous;
     bool rate_limits;
+    bool analytics;
 };
 
 /* What one libmicrohttpd worker thread owns: neither libpq nor hiredis connections may be
@@ -73,6 +76,7 @@ struct server {
     struct MHD_Daemon *daemon;
     struct keys_client *keys;
     struct visits *visits;
+    struct analytics *analytics; /* NULL when ANALYTICS=0 */
     struct hotcache *hot;
     struct invalidation *invalidation;
     struct linkwriter *writer;

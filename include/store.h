@@ -130,4 +130,61 @@ int store_authenticate(struct store *st, const unsigned char hash[APIKEY_HASH_LE
 /* Adds counts[i] visits to keys[i] for i < n, in one statement. */
 int store_add_visits(struct store *st, const char *const *keys, const int64_t *counts, size_t n);
 
+/* One sum of visit analytics: visits to key in the UTC hour starting at hour (epoch seconds)
+ * with value in dimension dim (enum analytics_dim). */
+struct stats_row {
+    const char *key;
+    int64_t hour;
+    int dim;
+    const char *value;
+    int64_t visits;
+};
+
+/* Adds rows[0..n) to the hourly and daily sums in one statement. The rows must be distinct
+ * (key, hour, dim, value). */
+int store_add_stats(struct store *st, const struct stats_row *rows, size_t n);
+
+/* Visits to a key that does not exist, on a day counted since 1970-01-01. */
+struct unknown_row {
+    int64_t day;
+    const char *key;
+    int64_t visits;
+};
+
+/* Adds day_visits[i] to day days[i]'s total of visits to unknown keys, and keys' visits to
+ * their own rows (bounded per day, see migrations/0007_visit_stats.sql), in one statement. */
+int store_add_unknown(struct store *st, const int64_t *days, const int64_t *day_visits,
+                      size_t ndays, const struct unknown_row *keys, size_t nkeys);
+
+/* The owner (0: anonymous) and public_stats of the live link under key. */
+int store_stats_link(struct store *st, const char *key, int64_t *owner, bool *public_stats);
+
+#define STATS_DIMS     6
+#define STATS_TOP_MAX  10
+#define STATS_NAME_MAX 253
+
+struct stats_top {
+    size_t n;
+    char name[STATS_TOP_MAX][STATS_NAME_MAX + 1];
+    int64_t visits[STATS_TOP_MAX]; /* largest first */
+};
+
+struct stats_point {
+    int64_t t; /* the start of an hour or a day, whichever row it came from */
+    int64_t visits;
+};
+
+struct stats_result {
+    struct stats_top top[STATS_DIMS]; /* by dimension - 1 */
+    struct stats_point *points;       /* heap: free() */
+    size_t npoints;
+};
+
+/* A link's stats: range holds the first hour, the last hour, the first whole day, the end of
+ * the whole days, the first whole block and the end of the whole blocks (statsquery.h) for the
+ * top lists; series_range the first four for the series. Fills out (free out->points) in two
+ * statements. */
+int store_stats(struct store *st, const char *key, const int64_t range[6],
+                const int64_t series_range[4], struct stats_result *out);
+
 #endif

@@ -45,6 +45,61 @@ const struct config_opt cleanup_options[] = {
     "SELECT ctid FROM idempotency_keys WHERE created_at < now() - interval '24 hours'"             \
     " ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED))"
 
+static void fail(PGconn *conn, const char *what, char *err, size_t errlen)
+{
+    char why[400];
+    db_error(conn, why, sizeof(why));
+    snprintf(err, errlen, "%s: %s", what, why);
+}
+
+/* Visit aggregates past their retention ($2 days), by the BRIN index on their time, in the same
+ * short batches. Dates of unknown keys are UTC days. */
+static const char *const stats_sql[] = {
+    "DELETE FROM visit_hours WHERE ctid = ANY(ARRAY(SELECT ctid FROM visit_hours"
+    " WHERE hour < now() - $2::int * interval '1 day' LIMIT $1 FOR UPDATE SKIP LOCKED))",
+    "DELETE FROM visit_days WHERE ctid = ANY(ARRAY(SELECT ctid FROM visit_days"
+    " WHERE day < now() - $2::int * interval '1 day' LIMIT $1 FOR UPDATE SKIP LOCKED))",
+    "DELETE FROM visit_blocks WHERE ctid = ANY(ARRAY(SELECT ctid FROM visit_blocks"
+    " WHERE block < now() - $2::int * interval '1 day' LIMIT $1 FOR UPDATE SKIP LOCKED))",
+    "DELETE FROM unknown_keys WHERE ctid = ANY(ARRAY(SELECT ctid FROM unknown_keys"
+    " WHERE day < (now() AT TIME ZONE 'UTC')::date - $2::int LIMIT $1 FOR UPDATE SKIP LOCKED))",
+    "DELETE FROM unknown_key_days WHERE ctid = ANY(ARRAY(SELECT ctid FROM unknown_key_days"
+    " WHERE day < (now() AT TIME ZONE 'UTC')::date - $2::int LIMIT $1 FOR UPDATE SKIP LOCKED))",
+};
+
+/* Deletes old visit aggregates, table by table, batch by batch. */
+static int cleanup_stats(PGconn *conn, const struct cleanup_opts *o, const char *limit,
+                         const struct cleanup_hooks *hooks, struct cleanup_result *out, char *err,
+                         size_t errlen)
+{
+    char days[24];
+    const char *params[2] = {limit, days};
+
+    snprintf(days, sizeof(days), "%lld", o->stats_retention_days);
+    for (size_t i = 0; i < sizeof(stats_sql) / sizeof(stats_sql[0]); i++) {
+        for (;;) {
+            if (hooks && hooks->stop && hooks->stop(hooks->ctx)) {
+                out->end = CLEANUP_STOPPED;
+                return 0;
+            }
+            PGresult *res = PQexecParams(conn, stats_sql[i], 2, NULL, params, NULL, NULL, 0);
+            if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                PQclear(res);
+                fail(conn, "deleting old visit aggregates failed", err, errlen);
+                return -EIO;
+            }
+            long long n = strtoll(PQcmdTuples(res), NULL, 10);
+            PQclear(res);
+            out->stats_rows += n;
+            if (n < o->batch)
+                break;
+            if (o->pause_ms > 0)
+                poll(NULL, 0, (int)o->pause_ms);
+        }
+    }
+    return 0;
+}
+
 int cleanup_count(PGconn *conn, long long *n, char *err, size_t errlen)
 {
     PGresult *res = PQexec(conn, "SELECT count(*) FROM urls WHERE expires_at <= now()");
@@ -58,13 +113,6 @@ int cleanup_count(PGconn *conn, long long *n, char *err, size_t errlen)
     }
     PQclear(res);
     return rc;
-}
-
-static void fail(PGconn *conn, const char *what, char *err, size_t errlen)
-{
-    char why[400];
-    db_error(conn, why, sizeof(why));
-    snprintf(err, errlen, "%s: %s", what, why);
 }
 
 int cleanup_run(PGconn *conn, const struct cleanup_opts *o, const struct cleanup_hooks *hooks,
@@ -155,6 +203,9 @@ int cleanup_run(PGconn *conn, const struct cleanup_opts *o, const struct cleanup
         if (o->pause_ms > 0)
             poll(NULL, 0, (int)o->pause_ms);
     }
+    if (out->end == CLEANUP_DONE && o->stats_retention_days > 0 &&
+        cleanup_stats(conn, o, limit, hooks, out, err, errlen) < 0)
+        goto out;
     rc = 0;
 out:
     PQclear(res);

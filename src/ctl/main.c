@@ -41,6 +41,7 @@ struct ctl_config {
     char *default_rate;
     char *base_url;
     long long port;
+    long long stats_retention_days;
     char *log_level;
 };
 
@@ -59,6 +60,10 @@ static const struct config_opt options[] = {
                    base_url),
     CONFIG_INT_OPT(T, "PORT", "port", 1, 65535, "8080", "HTTP port of shortener, for BASE_URL",
                    port),
+    CONFIG_INT_OPT(T, "STATS_RETENTION_DAYS", "stats-retention-days", 1, STATS_RETENTION_MAX,
+                   CONFIG_XSTR(STATS_RETENTION_DEFAULT),
+                   "days visit statistics are kept; cleanup deletes older ones",
+                   stats_retention_days),
     CONFIG_LOG_LEVEL(T, "warn", log_level),
 };
 #undef T
@@ -425,8 +430,9 @@ out:
 
 static int cmd_cleanup(struct ctl *ctl, const union command_opts *o, int nargs, char **args)
 {
-    const struct cleanup_opts *opts = &o->cleanup;
     const struct ctl_config *cfg = ctl->cfg;
+    struct cleanup_opts with_retention = o->cleanup;
+    const struct cleanup_opts *opts = &with_retention;
     PGconn *conn = ctl_db(ctl);
     struct cleanup_result res;
     struct cleanup_ctx ctx = {0};
@@ -436,6 +442,7 @@ static int cmd_cleanup(struct ctl *ctl, const union command_opts *o, int nargs, 
 
     (void)nargs;
     (void)args;
+    with_retention.stats_retention_days = cfg->stats_retention_days;
     if (!conn)
         return 1;
     if (opts->dry_run) {
@@ -474,6 +481,8 @@ static int cmd_cleanup(struct ctl *ctl, const union command_opts *o, int nargs, 
     if (res.idempotency_rows > 0)
         printf("cleanup: deleted %lld idempotency %s older than 24 hours\n", res.idempotency_rows,
                plural(res.idempotency_rows, "record", "records"));
+    printf("cleanup: deleted %lld visit stats %s older than %lld days\n", res.stats_rows,
+           plural(res.stats_rows, "row", "rows"), opts->stats_retention_days);
     fflush(stdout);
     if (res.not_evicted > 0)
         fprintf(stderr,
@@ -496,8 +505,10 @@ static const struct ctl_command commands[] = {
     {"apikey list", "", 0, "id, name, rate, created, last used, revoked", NULL, 0, cmd_apikey_list},
     {"apikey revoke", "ID", 1, "revoke a key at once (its ID from apikey list)", NULL, 0,
      cmd_apikey_revoke},
-    {"cleanup", "", 0, "delete expired links and their cache entries (for cron)", cleanup_options,
-     CLEANUP_NOPTIONS, cmd_cleanup},
+    {"cleanup", "", 0,
+     "delete expired links and their cache entries, and visit stats past STATS_RETENTION_DAYS (for "
+     "cron)",
+     cleanup_options, CLEANUP_NOPTIONS, cmd_cleanup},
     {"import", "FORMAT FILE", 2, "import links with their keys: csv, yourls, shlink or bitly",
      import_options, IMPORT_NOPTIONS, cmd_import},
 };

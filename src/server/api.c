@@ -23,6 +23,7 @@
 #include "request.h"
 #include "server.h"
 #include "web.h"
+#include "stats.h"
 #include "store.h"
 #include "visits.h"
 
@@ -160,6 +161,20 @@ enum http_step api_handle(struct http_request *r)
         return create_handle(r, true);
     if (strncmp(path, API_PREFIX "/", sizeof(API_PREFIX)) == 0) {
         const char *key = path + sizeof(API_PREFIX);
+        size_t keylen = strlen(key);
+        static const char stats_suffix[] = "/stats";
+        if (keylen > sizeof(stats_suffix) - 1 &&
+            strcmp(key + keylen - (sizeof(stats_suffix) - 1), stats_suffix) == 0) {
+            char k[KEY_MAX_LEN + 1];
+            keylen -= sizeof(stats_suffix) - 1;
+            if (keylen > KEY_MAX_LEN || !request_is_key(key, keylen))
+                return http_problem(r, 404, "not-found", "no link with this key");
+            if (!get_or_head(m))
+                return http_method_not_allowed(r, "GET, HEAD");
+            memcpy(k, key, keylen);
+            k[keylen] = '\0';
+            return stats_handle(r, k);
+        }
         if (!request_is_key(key, strlen(key)))
             return http_problem(r, 404, "not-found", "no link with this key");
         if (get_or_head(m))

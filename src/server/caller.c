@@ -219,6 +219,16 @@ enum http_step caller_count_all_here(struct http_request *r, struct caller *c, i
     return caller_counted(r, c);
 }
 
+int caller_client_addr(struct http_request *r, unsigned char addr[16])
+{
+    char xff[XFF_MAX];
+    const struct clientip_trusted *t = &r->srv->trusted_proxies;
+
+    /* Without trusted proxies the header is never believed: not even looked up. */
+    return clientip_resolve_addr(t, http_peer(r), t->n ? forwarded_for(r, xff, sizeof(xff)) : NULL,
+                                 addr);
+}
+
 bool caller_is_proxy(struct http_request *r)
 {
     char xff[XFF_MAX];

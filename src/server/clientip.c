@@ -212,6 +212,12 @@ void clientip_resolve(const struct clientip_trusted *t, const struct sockaddr *p
     format(addr, out);
 }
 
+int clientip_resolve_addr(const struct clientip_trusted *t, const struct sockaddr *peer,
+                          const char *xff, unsigned char addr[16])
+{
+    return resolve_addr(t, peer, xff, addr);
+}
+
 bool clientip_is_proxy(const struct clientip_trusted *t, const struct sockaddr *peer,
                        const char *xff)
 {

@@ -70,7 +70,16 @@ static const struct config_opt options[] = {
             "redirect status of links that name none: 301, 302, 307 or 308",
             default_redirect_status),
     OPT_INT("VISITS_FLUSH_MS", "visits-flush-ms", 10, 60000, "5000",
-            "how often visit counts are written to PostgreSQL, in milliseconds", visits_flush_ms),
+            "how often visit counts and stats are written to PostgreSQL, in milliseconds (a crash "
+            "loses at most this much)",
+            visits_flush_ms),
+    CONFIG_BOOL_OPT(T, "ANALYTICS", "analytics", "1",
+                    "record visit analytics for stats (referrer, country, browser, OS, device, "
+                    "bot); 0 keeps only the visit counts",
+                    analytics),
+    OPT_STR("GEOIP_DB", "geoip-db", "",
+            "MaxMind-format country database (.mmdb) for stats; empty: countries are unknown",
+            geoip_db),
     OPT_INT("MAX_CONNECTIONS", "max-connections", 16, 1000000, "4096",
             "concurrent HTTP connections", max_connections),
     OPT_INT("PER_IP_CONNECTIONS", "per-ip-connections", 0, 1000000, "1024",

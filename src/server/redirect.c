@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "analytics.h"
 #include "cache.h"
 #include "caller.h"
 #include "container_of.h"
@@ -49,6 +50,19 @@ static bool is_get(const struct http_request *r)
     return strcmp(r->method, "GET") == 0;
 }
 
+/* Hands a visit to analytics (whatever tier answered): only copies, never waits. */
+static void record_visit(struct http_request *r, const char *key, size_t len, int64_t now)
+{
+    struct server *s = r->srv;
+    unsigned char addr[16];
+
+    if (!s->analytics)
+        return;
+    analytics_visit(s->analytics, (unsigned)(r->worker - s->workers), now, key, len,
+                    caller_client_addr(r, addr) == 0 ? addr : NULL, http_header(r, "Referer"),
+                    http_header(r, "User-Agent"));
+}
+
 /* A key that does not exist: 404, unless the client's address has looked up too many of those
  * (MISS_RATE), when it is 429. Links that exist are never limited. */
 static enum http_step unknown_key(struct http_request *r)
@@ -69,6 +83,14 @@ static enum http_step unknown_key(struct http_request *r)
                                 "retry in %lld s",
                                 (long long)ratelimit_retry_after(&r->rl_result));
         }
+    }
+    /* Counted per day, for "what do people mistype?" (analytics.h). */
+    if (is_get(r)) {
+        if (s->analytics)
+            analytics_unknown(s->analytics, (unsigned)(r->worker - s->workers), now_s(),
+                              r->path + 1, strlen(r->path + 1));
+        else
+            metrics_inc(&s->metrics.unknown_key_visits);
     }
     return http_link_not_found(r);
 }
@@ -161,6 +183,8 @@ static enum http_step respond(struct http_request *r, struct hop *h)
     /* A hot hit's visit was counted in its entry already (hotcache_get). */
     if (h->visit && h->where != MR_HOT_HIT && !visits_record(s->visits, h->key, h->len))
         metrics_inc(&s->metrics.visits_dropped);
+    if (h->visit)
+        record_visit(r, h->key, h->len, now);
     return http_redirect(r, (unsigned)status, h->url, max_age);
 }
 

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "admission.h"
+#include "analytics.h"
 #include "api.h"
 #include "authcache.h"
 #include "cache.h"
@@ -369,6 +370,17 @@ int server_init(struct server *s)
     if (!s->visits)
         return -ENOMEM;
     visits_set_harvest(s->visits, harvest_hot_visits, s);
+    if (c->analytics) {
+        char err[512];
+        struct store *astore = store_new(c->database_url, "shortener-analytics");
+        s->analytics = astore ? analytics_new(astore, s->nworkers, (unsigned)c->visits_flush_ms,
+                                              c->geoip_db, &s->metrics, err, sizeof(err))
+                              : NULL;
+        if (!s->analytics) {
+            log_error("analytics: %s", astore ? err : "out of memory");
+            return -EINVAL;
+        }
+    }
     return 0;
 }
 
@@ -400,6 +412,8 @@ int server_start(struct server *s)
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (visits_start(s->visits) < 0)
+        return -ENOMEM;
+    if (s->analytics && analytics_start(s->analytics) < 0)
         return -ENOMEM;
     if (c->hot_cache_entries > 0) {
         s->invalidation = invalidation_start(&s->redis_target, s->hot);
@@ -447,6 +461,8 @@ void server_release(struct server *s)
         hotcache_set_enabled(s->hot, false);
     visits_free(s->visits);
     s->visits = NULL;
+    analytics_free(s->analytics);
+    s->analytics = NULL;
     hotcache_free(s->hot);
     s->hot = NULL;
     keys_client_free(s->keys);

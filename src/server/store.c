@@ -29,6 +29,11 @@ enum stmt {
     ST_IDEM_TAKEOVER,
     ST_IDEM_FIND,
     ST_IDEM_RELEASE,
+    ST_STATS_ADD,
+    ST_UNKNOWN_ADD,
+    ST_STATS_LINK,
+    ST_STATS_TOP,
+    ST_STATS_SERIES,
     ST_COUNT
 };
 
@@ -128,6 +133,80 @@ static const struct {
                                    " FROM idempotency_keys WHERE owner_id = $1 AND idem_key = $2"},
     [ST_IDEM_RELEASE] = {"idem_release", "DELETE FROM idempotency_keys"
                                          " WHERE owner_id = $1 AND idem_key = $2 AND status = 0"},
+    /* One flush of visit sums: the rows come distinct and sorted (analytics.c), the daily
+     * sums are made from them here, so hours and days never disagree. */
+    [ST_STATS_ADD] = {"stats_add",
+                      "WITH v AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::smallint[],"
+                      " $4::text[], $5::bigint[]) AS v(key, h, dim, value, n)),"
+                      " hours AS (INSERT INTO visit_hours AS t (key, dim, hour, value, visits)"
+                      " SELECT key, dim, to_timestamp(h), value, n FROM v"
+                      " ON CONFLICT (key, dim, hour, value)"
+                      " DO UPDATE SET visits = t.visits + EXCLUDED.visits),"
+                      " days AS (INSERT INTO visit_days AS t (key, dim, day, value, visits)"
+                      " SELECT key, dim, to_timestamp(h - h % 86400), value, sum(n) FROM v"
+                      " GROUP BY key, dim, h - h % 86400, value ORDER BY 1, 2, 3, 4"
+                      " ON CONFLICT (key, dim, day, value)"
+                      " DO UPDATE SET visits = t.visits + EXCLUDED.visits)"
+                      " INSERT INTO visit_blocks AS t (key, dim, block, value, visits)"
+                      " SELECT key, dim, to_timestamp(h - h % 1382400), value, sum(n) FROM v"
+                      " WHERE dim > 0 GROUP BY key, dim, h - h % 1382400, value"
+                      " ORDER BY 1, 2, 3, 4 ON CONFLICT (key, dim, block, value)"
+                      " DO UPDATE SET visits = t.visits + EXCLUDED.visits"},
+    /* Days are counted since 1970-01-01. A key gets a row only while its day has fewer than
+     * 1000 (judged before this statement: a flush adds at most the 100 it sends), or has one
+     * already; every visit counts in the day's total. */
+    [ST_UNKNOWN_ADD] =
+        {"unknown_add",
+         "WITH d AS (INSERT INTO unknown_key_days AS t (day, visits)"
+         " SELECT date '1970-01-01' + d::int, n"
+         " FROM unnest($1::bigint[], $2::bigint[]) AS v(d, n)"
+         " ON CONFLICT (day) DO UPDATE SET visits = t.visits + EXCLUDED.visits)"
+         " INSERT INTO unknown_keys AS t (day, key, visits)"
+         " SELECT v.day, v.key, v.n FROM (SELECT date '1970-01-01' + d::int AS day,"
+         " k AS key, n FROM unnest($3::bigint[], $4::text[], $5::bigint[])"
+         " AS u(d, k, n)) v"
+         " WHERE EXISTS (SELECT 1 FROM unknown_keys u"
+         " WHERE u.day = v.day AND u.key = v.key)"
+         " OR (SELECT count(*) FROM unknown_keys u WHERE u.day = v.day) < 1000"
+         " ON CONFLICT (day, key) DO UPDATE SET visits = t.visits + EXCLUDED.visits"},
+    [ST_STATS_LINK] = {"stats_link", "SELECT COALESCE(owner_id, 0), public_stats FROM urls"
+                                     " WHERE key = $1 AND " LIVE},
+    /* $2..$7: first hour, last hour, first whole day, end of the whole days, first whole
+     * block, end of the whole blocks (epoch seconds, statsquery.h): blocks, then days outside
+     * them, then hours outside those. Each dimension's 10 largest values (the bot
+     * dimension has two). */
+    [ST_STATS_TOP] = {"stats_top",
+                      "SELECT dim, value, n FROM (SELECT dim, value, sum(visits)::bigint AS n,"
+                      " row_number() OVER (PARTITION BY dim ORDER BY sum(visits) DESC, value)"
+                      " AS rank FROM ("
+                      "SELECT dim, value, visits FROM visit_blocks WHERE key = $1"
+                      " AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
+                      " AND block >= to_timestamp($6::float8) AND block < to_timestamp($7::float8)"
+                      " UNION ALL SELECT dim, value, visits FROM visit_days WHERE key = $1"
+                      " AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
+                      " AND day >= to_timestamp($4::float8) AND day < to_timestamp($6::float8)"
+                      " UNION ALL SELECT dim, value, visits FROM visit_days WHERE key = $1"
+                      " AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
+                      " AND day >= to_timestamp($7::float8) AND day < to_timestamp($5::float8)"
+                      " UNION ALL SELECT dim, value, visits FROM visit_hours WHERE key = $1"
+                      " AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
+                      " AND hour >= to_timestamp($2::float8) AND hour < to_timestamp($4::float8)"
+                      " UNION ALL SELECT dim, value, visits FROM visit_hours WHERE key = $1"
+                      " AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
+                      " AND hour >= to_timestamp($5::float8) AND hour <= to_timestamp($3::float8)"
+                      ") r GROUP BY dim, value) x WHERE rank <= 10"},
+    /* The total's rows (dimension 0, one per hour or day) by their time, for the series. */
+    [ST_STATS_SERIES] =
+        {"stats_series",
+         "SELECT extract(epoch FROM day)::bigint, visits FROM visit_days"
+         " WHERE key = $1 AND dim = 0"
+         " AND day >= to_timestamp($4::float8) AND day < to_timestamp($5::float8)"
+         " UNION ALL SELECT extract(epoch FROM hour)::bigint, visits FROM visit_hours"
+         " WHERE key = $1 AND dim = 0"
+         " AND hour >= to_timestamp($2::float8) AND hour < to_timestamp($4::float8)"
+         " UNION ALL SELECT extract(epoch FROM hour)::bigint, visits FROM visit_hours"
+         " WHERE key = $1 AND dim = 0"
+         " AND hour >= to_timestamp($5::float8) AND hour <= to_timestamp($3::float8)"},
 };
 
 struct store {
@@ -197,7 +276,10 @@ static int connect_and_prepare(struct store *st)
     }
     /* A create is acknowledged once its commit returns: it must be on disk by then, whatever
      * the server's or role's default. */
-    if (db_exec(st->conn, "SET synchronous_commit = on", st->error, sizeof(st->error)) < 0) {
+    /* Every statement here reads a few rows through an index (a year of stats is some
+     * thousands): starting parallel workers would only add their start-up to each. */
+    if (db_exec(st->conn, "SET synchronous_commit = on; SET max_parallel_workers_per_gather = 0",
+                st->error, sizeof(st->error)) < 0) {
         log_error("postgres: %s", st->error);
         disconnect(st);
         return -EAGAIN;
@@ -241,7 +323,8 @@ static int run(struct store *st, enum stmt s, int nparams, const char *const *pa
                ExecStatusType want, PGresult **out)
 {
     bool retry = s == ST_PING || s == ST_LOOKUP || s == ST_GET || s == ST_PASSWORD ||
-                 s == ST_LIST || s == ST_IDEM_FIND;
+                 s == ST_LIST || s == ST_IDEM_FIND || s == ST_STATS_LINK || s == ST_STATS_TOP ||
+                 s == ST_STATS_SERIES;
     int rc;
 
     if (!retry && st->conn && deadline_now_ms() - st->used_at > WRITE_IDLE_PING_MS) {
@@ -776,4 +859,133 @@ out:
     free(karr);
     free(narr);
     return rc;
+}
+
+int store_add_stats(struct store *st, const struct stats_row *rows, size_t n)
+{
+    struct array_text arr[5];
+    const char *params[5];
+    PGresult *res = NULL;
+    int rc = -ENOMEM;
+
+    if (n == 0)
+        return 0;
+    for (int k = 0; k < 5; k++)
+        array_begin(&arr[k]);
+    for (size_t i = 0; i < n; i++) {
+        array_text(&arr[0], rows[i].key);
+        array_int(&arr[1], rows[i].hour, false);
+        array_int(&arr[2], rows[i].dim, false);
+        array_text(&arr[3], rows[i].value);
+        array_int(&arr[4], rows[i].visits, false);
+    }
+    for (int k = 0; k < 5; k++)
+        if (!(params[k] = array_end(&arr[k])))
+            goto out;
+    rc = run(st, ST_STATS_ADD, 5, params, PGRES_COMMAND_OK, &res);
+    PQclear(res);
+out:
+    for (int k = 0; k < 5; k++)
+        free(arr[k].buf);
+    return rc;
+}
+
+int store_add_unknown(struct store *st, const int64_t *days, const int64_t *day_visits,
+                      size_t ndays, const struct unknown_row *keys, size_t nkeys)
+{
+    struct array_text arr[5];
+    const char *params[5];
+    PGresult *res = NULL;
+    int rc = -ENOMEM;
+
+    if (ndays == 0)
+        return 0;
+    for (int k = 0; k < 5; k++)
+        array_begin(&arr[k]);
+    for (size_t i = 0; i < ndays; i++) {
+        array_int(&arr[0], days[i], false);
+        array_int(&arr[1], day_visits[i], false);
+    }
+    for (size_t i = 0; i < nkeys; i++) {
+        array_int(&arr[2], keys[i].day, false);
+        array_text(&arr[3], keys[i].key);
+        array_int(&arr[4], keys[i].visits, false);
+    }
+    for (int k = 0; k < 5; k++)
+        if (!(params[k] = array_end(&arr[k])))
+            goto out;
+    rc = run(st, ST_UNKNOWN_ADD, 5, params, PGRES_COMMAND_OK, &res);
+    PQclear(res);
+out:
+    for (int k = 0; k < 5; k++)
+        free(arr[k].buf);
+    return rc;
+}
+
+int store_stats_link(struct store *st, const char *key, int64_t *owner, bool *public_stats)
+{
+    PGresult *res;
+    const char *params[1] = {key};
+    int rc = run(st, ST_STATS_LINK, 1, params, PGRES_TUPLES_OK, &res);
+
+    if (rc < 0)
+        return rc;
+    if (PQntuples(res) != 1) {
+        rc = -ENOENT;
+    } else {
+        *owner = int_at(res, 0, 0);
+        *public_stats = bool_at(res, 0, 1);
+    }
+    PQclear(res);
+    return rc;
+}
+
+int store_stats(struct store *st, const char *key, const int64_t range[6],
+                const int64_t series_range[4], struct stats_result *out)
+{
+    char text[10][24];
+    const char *params[7];
+    PGresult *res = NULL;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    params[0] = key;
+    for (int i = 0; i < 6; i++) {
+        snprintf(text[i], sizeof(text[i]), "%" PRId64, range[i]);
+        params[i + 1] = text[i];
+    }
+    rc = run(st, ST_STATS_TOP, 7, params, PGRES_TUPLES_OK, &res);
+    if (rc < 0)
+        return rc;
+    for (int row = 0; row < PQntuples(res); row++) {
+        int dim = (int)int_at(res, row, 0);
+        struct stats_top *t;
+        if (dim < 1 || dim > STATS_DIMS)
+            continue;
+        t = &out->top[dim - 1];
+        if (t->n >= STATS_TOP_MAX)
+            continue;
+        snprintf(t->name[t->n], sizeof(t->name[t->n]), "%s", PQgetvalue(res, row, 1));
+        t->visits[t->n++] = int_at(res, row, 2);
+    }
+    PQclear(res);
+    for (int i = 0; i < 4; i++) {
+        snprintf(text[6 + i], sizeof(text[6 + i]), "%" PRId64, series_range[i]);
+        params[i + 1] = text[6 + i];
+    }
+    rc = run(st, ST_STATS_SERIES, 5, params, PGRES_TUPLES_OK, &res);
+    if (rc < 0)
+        return rc;
+    out->npoints = (size_t)PQntuples(res);
+    out->points = calloc(out->npoints ? out->npoints : 1, sizeof(*out->points));
+    if (!out->points) {
+        PQclear(res);
+        return -ENOMEM;
+    }
+    for (size_t row = 0; row < out->npoints; row++) {
+        out->points[row].t = int_at(res, (int)row, 0);
+        out->points[row].visits = int_at(res, (int)row, 1);
+    }
+    PQclear(res);
+    return 0;
 }

@@ -6,6 +6,8 @@
 -- MODE walk:   GET every key of KEYFILE in order from line ARG on, the wrk threads (their
 --              number is the next argument) taking turns; done() reports how far the slowest
 --              thread got, so the caller knows which lines the pass covered.
+-- MODE browse: as random, each request with the headers a browser sends after a click on
+--              another site: a Referer and a browser User-Agent, taken from short lists.
 -- MODE create: POST /api/v1/urls with a JSON body, Authorization: Bearer ARG (KEYFILE unused).
 -- MODE bulk:   POST /api/v1/urls/bulk, a JSON array of N distinct create objects built anew for
 --              every request, Authorization: Bearer ARG (args: - APIKEY N; KEYFILE unused).
@@ -55,7 +57,7 @@ end
 function init(args)
    mode = args[1]
    keys, n = {}, 0
-   if mode == "random" or mode == "walk" then
+   if mode == "random" or mode == "walk" or mode == "browse" then
       for line in io.lines(args[2]) do
          n = n + 1
          keys[n] = line
@@ -88,9 +90,29 @@ function init(args)
    end
 end
 
+local referers = {
+   "https://news.ycombinator.com/item?id=40123456", "https://t.co/AbCdEf1234",
+   "https://www.google.com/", "https://www.reddit.com/r/programming/comments/abc/x/",
+   "https://mail.example.org/inbox",
+}
+local agents = {
+   "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) " ..
+      "Chrome/124.0.0.0 Safari/537.36",
+   "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, " ..
+      "like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+   "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+   "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) " ..
+      "Version/17.4 Safari/605.1.15",
+}
+
 function request()
    if mode == "random" then
       return wrk.format("GET", "/" .. keys[math.random(n)])
+   elseif mode == "browse" then
+      return wrk.format("GET", "/" .. keys[math.random(n)], {
+         ["Referer"] = referers[math.random(#referers)],
+         ["User-Agent"] = agents[math.random(#agents)],
+      })
    elseif mode == "walk" then
       local i = pos
       pos = pos + step

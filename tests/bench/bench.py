@@ -85,7 +85,13 @@ TARGETS = {
     "cached + cleanup": "(reported)",
     "cached, before cleanup": None,
     "kgs": "≥ 200,000 keys/s",
+    "analytics": "≥ 0.95× analytics off",
+    "stats": "≤ 50 ms",
 }
+# The stats row: one link with this many visits spread over the last year.
+STATS_VISITS = 10_000_000
+STATS_REQUESTS = 30
+GEOIP_DB = REPO / "node_modules/@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb"
 
 
 def log(msg):
@@ -504,6 +510,7 @@ http {{
         self.load_links()
         steps = {"cached": self.cached_rows, "uncached": self.uncached_rows,
                  "create": self.create_rows, "links": self.links_rows, "kgs": self.kgs_row,
+                 "analytics": self.analytics_rows, "stats": self.stats_row,
                  "cleanup": self.cleanup_row, "web": self.web_rows}
         for name, step in steps.items():
             if ONLY and name not in ONLY:
@@ -845,6 +852,132 @@ http {{
         if row["unavailable"]:
             row["note"] = f"{row['unavailable']} 'unavailable' replies (pool ran dry)"
 
+    def analytics_rows(self):
+        """Redirects with browser headers (Referer, User-Agent) with analytics on and off, on
+        the cached path (hot cache) and on the Redis path, side by side."""
+        if not self.supports("ANALYTICS"):
+            self.skip("cached, analytics on", CONNS[0], "this build has no ANALYTICS setting")
+            return
+        browse = ["browse", self.keyfile]
+        geo = {"GEOIP_DB": GEOIP_DB} if GEOIP_DB.exists() else {}
+        srv = self.restart_server(**geo)
+        off = self.stack.start_shortener(**self.server_env(ANALYTICS=0))
+        self.flush_redis()
+        self.warm(srv.base_url)
+        self.warm(off.base_url)
+        cold_on = self.stack.start_shortener(**self.server_env(HOT_CACHE_ENTRIES=0, **geo))
+        cold_off = self.stack.start_shortener(**self.server_env(HOT_CACHE_ENTRIES=0, ANALYTICS=0))
+        for c in CONNS:
+            on_row, off_row, cold_on_row, cold_off_row = measure([
+                wrk_subject("cached, analytics on", srv.base_url, srv.proc.pid, c, browse),
+                wrk_subject("cached, analytics off", off.base_url, off.proc.pid, c, browse),
+                wrk_subject("redis-path, analytics on", cold_on.base_url, cold_on.proc.pid, c,
+                            browse),
+                wrk_subject("redis-path, analytics off", cold_off.base_url, cold_off.proc.pid, c,
+                            browse)], c)
+            self.add(off_row, self.find("nginx return 301", c))
+            self.add(on_row, off_row, TARGETS["analytics"])
+            self.add(cold_off_row, self.find("ceiling redis", c))
+            self.add(cold_on_row, cold_off_row, TARGETS["analytics"])
+        dropped = int(metric_of(srv.base_url, "shortener_analytics_dropped_total"))
+        if dropped:
+            self.notes.append(f"analytics dropped {dropped} visits under load (buffers full)")
+        for s in (off, cold_on, cold_off):
+            s.stop()
+
+    def stats_row(self):
+        """GET /api/v1/urls/{key}/stats of one link with STATS_VISITS visits over the last
+        year, its aggregates loaded with INSERT ... SELECT generate_series as the flushes would
+        have left them (hourly rows per dimension value, and their daily sums), among the rows
+        of 1,000 other links."""
+        name = "stats, 10M visits/year"
+        if self.psql("SELECT to_regclass('visit_hours') IS NOT NULL") != "t":
+            self.skip(name, 1, "this build has no visit_hours table")
+            return
+        srv = self.restart_server()
+        key, apikey = self.stats_link(srv)
+        t0 = time.monotonic()
+        per_hour = STATS_VISITS // (365 * 24)
+        # Each dimension's values with Zipf-like weights; referrers change with the day, so a
+        # year holds about 300 of them.
+        sql = f"""
+INSERT INTO visit_hours (key, dim, hour, value, visits)
+SELECT k, dim, h, value,
+       greatest(1, round({per_hour} / v / (SELECT sum(1.0 / i) FROM generate_series(1, n) i)))
+FROM (SELECT k, date_trunc('hour', now()) - g * interval '1 hour' AS h, g / 24 AS d
+      FROM (VALUES ('{key}'), ('{key}x')) AS keys(k), generate_series(0, 365 * 24 - 1) g) hours
+CROSS JOIN LATERAL (
+    SELECT 0::smallint AS dim, 1 AS v, 1 AS n, '' AS value
+    UNION ALL SELECT 1, v, 2, (ARRAY['human', 'bot'])[v] FROM generate_series(1, 2) v
+    UNION ALL SELECT 2, v, 20, CASE WHEN v = 1 THEN 'direct'
+                               ELSE 'ref' || ((v + d) % 300) || '.example' END
+              FROM generate_series(1, 20) v
+    UNION ALL SELECT 3, v, 15, (ARRAY['US','DE','GB','FR','JP','BR','IN','CA','NL','SE','ES',
+                                      'IT','PL','AU','unknown'])[v] FROM generate_series(1, 15) v
+    UNION ALL SELECT 4, v, 6, (ARRAY['Chrome','Safari','Firefox','Edge','Opera','Other'])[v]
+              FROM generate_series(1, 6) v
+    UNION ALL SELECT 5, v, 5, (ARRAY['Windows','iOS','Android','macOS','Linux'])[v]
+              FROM generate_series(1, 5) v
+    UNION ALL SELECT 6, v, 4, (ARRAY['desktop','mobile','tablet','bot'])[v]
+              FROM generate_series(1, 4) v) vals
+"""
+        self.psql(sql)
+        self.psql("INSERT INTO visit_days (key, dim, day, value, visits) SELECT key, dim,"
+                  " date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', value,"
+                  " sum(visits) FROM visit_hours GROUP BY 1, 2, 3, 4 ON CONFLICT DO NOTHING")
+        self.psql("INSERT INTO visit_blocks (key, dim, block, value, visits) SELECT key, dim,"
+                  " to_timestamp(floor(extract(epoch FROM day) / 1382400) * 1382400), value,"
+                  " sum(visits) FROM visit_days WHERE dim > 0 GROUP BY 1, 2, 3, 4"
+                  " ON CONFLICT DO NOTHING")
+        # Other links' rows around it in the index.
+        self.psql("INSERT INTO visit_hours (key, dim, hour, value, visits) SELECT 'other' || o,"
+                  " 1, date_trunc('hour', now()) - g * interval '1 hour', 'human', 3"
+                  " FROM generate_series(1, 1000) o, generate_series(0, 24 * 30) g")
+        self.psql("VACUUM ANALYZE visit_hours")
+        self.psql("VACUUM ANALYZE visit_days")
+        self.psql("VACUUM ANALYZE visit_blocks")
+        total = int(self.psql(f"SELECT sum(visits) FROM visit_hours WHERE key = '{key}'"
+                              " AND dim = 1"))
+        rows = int(self.psql(f"SELECT count(*) FROM visit_hours WHERE key = '{key}'"))
+        log(f"loaded {total:,} visits of one link ({rows:,} hourly rows) in "
+            f"{time.monotonic() - t0:.1f}s")
+        s = st.session()
+        headers = {"Authorization": f"Bearer {apikey}"}
+        now = datetime.datetime.now(datetime.timezone.utc)
+        frm = (now - datetime.timedelta(days=365)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for interval in ("day", "hour"):
+            url = f"{srv.base_url}/api/v1/urls/{key}/stats"
+            params = {"from": frm, "interval": interval}
+            times = []
+            for i in range(STATS_REQUESTS + 3):
+                t1 = time.monotonic()
+                r = s.get(url, params=params, headers=headers, timeout=60)
+                took = (time.monotonic() - t1) * 1000
+                if r.status_code != 200:
+                    raise RuntimeError(f"stats: {r.status_code} {r.text[:200]}")
+                if i >= 3:  # the first ones warm the connection and the buffers
+                    times.append(took)
+            body = r.json()
+            times.sort()
+            row = {"scenario": f"{name} ({interval})", "conns": 1,
+                   "rps": round(1000 / statistics.median(times), 1),
+                   "p50_ms": round(statistics.median(times), 2),
+                   "p99_ms": round(times[min(len(times) - 1, int(len(times) * 0.99))], 2),
+                   "errors": 0, "unit": " req/s",
+                   "note": f"{body['total']:,} visits, {len(body['series'])} buckets, "
+                           f"{rows:,} hourly rows of the link; a request's time in ms"}
+            self.add(row, target=TARGETS["stats"])
+            log(f"{row['scenario']}: p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms")
+
+    def stats_link(self, srv):
+        res = self.stack.ctl("apikey", "create", "bench-stats", "--rate", "1000000/s")
+        apikey = res.stdout.strip().splitlines()[-1]
+        r = st.session().post(f"{srv.base_url}/api/v1/urls", json={"url": "https://example.com/s"},
+                              headers={"Authorization": f"Bearer {apikey}"}, timeout=30)
+        if r.status_code != 201:
+            raise RuntimeError(f"creating the stats link: {r.status_code} {r.text[:200]}")
+        return r.json()["key"], apikey
+
     def cleanup_row(self):
         redirect = ["random", self.keyfile]
         name = "cached + cleanup"
@@ -967,6 +1100,12 @@ http {{
             problems = self.stack.close()
             for p in problems:
                 log(f"stack: {p}")
+
+
+def metric_of(base_url, name):
+    text = st.session().get(base_url + "/metrics", timeout=30).text
+    m = re.search(r"^" + re.escape(name) + r" (\d+)$", text, re.M)
+    return m.group(1) if m else "0"
 
 
 def fmt(v, digits=2):

@@ -571,7 +571,6 @@ def test_bulk(client):
 # ---------------------------------------------------------------------------- stats, live
 
 
-@pytest.mark.skip(reason="stats are not implemented yet (/api/v1/urls/{key}/stats answers 404)")
 def test_stats(client, other_client, anon):
     key = client.create_ok("https://example.com/stats")["key"]
     anon.resolve(key)
@@ -666,6 +665,8 @@ EXERCISED_TODAY = {
     ("/api/v1/openapi.json", "GET", 200), ("/api/v1/openapi.json", "GET", 304),
     ("/api/v1/openapi.json", "HEAD", 200), ("/api/v1/openapi.json", "HEAD", 304),
     ("/api/v1/openapi.json", "POST", 405), ("/api/v1/urls", "OPTIONS", 204),
+    ("/api/v1/urls/{key}/stats", "GET", 200), ("/api/v1/urls/{key}/stats", "GET", 400),
+    ("/api/v1/urls/{key}/stats", "GET", 401), ("/api/v1/urls/{key}/stats", "GET", 404),
 }
 
 

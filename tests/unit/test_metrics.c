@@ -52,6 +52,18 @@ static const char expected[] =
     "# HELP shortener_visits_dropped_total Visits not counted because the buffer was full.\n"
     "# TYPE shortener_visits_dropped_total counter\n"
     "shortener_visits_dropped_total 27\n"
+    "# HELP shortener_analytics_visits_total Visits classified and summed for stats "
+    "(analytics.c).\n"
+    "# TYPE shortener_analytics_visits_total counter\n"
+    "shortener_analytics_visits_total 201\n"
+    "# HELP shortener_analytics_dropped_total Visits left out of stats because a buffer or the "
+    "unwritten sums were full.\n"
+    "# TYPE shortener_analytics_dropped_total counter\n"
+    "shortener_analytics_dropped_total 202\n"
+    "# HELP shortener_unknown_key_visits_total Look-ups (GET) of keys that do not exist, "
+    "answered 404.\n"
+    "# TYPE shortener_unknown_key_visits_total counter\n"
+    "shortener_unknown_key_visits_total 203\n"
     "# HELP shortener_keys_buffered Generated keys held locally, fetched from kgs.\n"
     "# TYPE shortener_keys_buffered gauge\n"
     "shortener_keys_buffered 101\n"
@@ -104,6 +116,9 @@ static void fill(struct metrics *m, struct metrics_gauges *g)
     atomic_store(&m->ratelimited, v++);
     atomic_store(&m->ratelimit_fallbacks, v++);
     atomic_store(&m->ratelimit_fallback, 1);
+    atomic_store(&m->analytics_visits, 201);
+    atomic_store(&m->analytics_dropped, 202);
+    atomic_store(&m->unknown_key_visits, 203);
     *g = (struct metrics_gauges){.keys_buffered = 101,
                                  .visits_pending = 102,
                                  .hot_entries = 103,
