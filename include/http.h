@@ -60,6 +60,32 @@ struct http_request {
 void http_suspend(struct http_request *r);
 void http_resume(struct MHD_Connection *conn);
 
+/* A response written bit by bit (server-sent events): embedded in the object that writes it,
+ * which gets back to itself with container_of. read fills buf with up to max bytes and returns
+ * how many, HTTP_STREAM_END to end the response, or 0 after http_stream_park() when it has
+ * nothing to say yet. release runs once libmicrohttpd is done with the response (the client
+ * went, or the server stops), on one of its threads; after it, nothing may touch the stream. */
+#define HTTP_STREAM_END (-1)
+struct http_stream {
+    long (*read)(struct http_stream *st, char *buf, size_t max);
+    void (*release)(struct http_stream *st);
+    struct MHD_Connection *conn; /* set by http_send_stream */
+};
+
+/* Answers status with a stream of content_type (and headers as for http_send); the
+ * connection may stall for at most timeout_s seconds. From here on st belongs to the response:
+ * even when this fails, st->release has been called. */
+enum http_step http_send_stream(struct http_request *r, unsigned status, const char *content_type,
+                                struct http_stream *st, unsigned timeout_s,
+                                const char *const *headers);
+
+/* Parks the stream's connection until http_stream_wake(). Only from within st->read, which
+ * then returns 0. */
+void http_stream_park(struct http_stream *st);
+
+/* Resumes a parked stream, from any thread: st->read is called again. Exactly once per park. */
+void http_stream_wake(struct http_stream *st);
+
 /* A request header's value, or NULL. */
 const char *http_header(struct http_request *r, const char *name);
 
@@ -70,6 +96,9 @@ const char *http_header_all(struct http_request *r, const char *name, char *buf,
 
 /* A query parameter's value (percent-decoded), or NULL; "" for "?name" without a value. */
 const char *http_query(struct http_request *r, const char *name);
+
+/* The connection's socket (libmicrohttpd's: never close it), or -1. */
+int http_socket(struct http_request *r);
 
 /* The client's socket address, or NULL when libmicrohttpd does not know it. */
 const struct sockaddr *http_peer(struct http_request *r);

@@ -26,6 +26,7 @@ struct invalidation;
 struct linkwriter;
 struct admission;
 struct pwhash;
+struct live;
 
 struct server_config {
     char *database_url;
@@ -53,6 +54,9 @@ struct server_config {
     long long max_connections;
     long long per_ip_connections;
     long long connection_timeout;
+    long long live_interval_ms;
+    long long live_keepalive_ms;
+    long long live_max_per_address;
     bool allow_anonymous;
     bool rate_limits;
 };
@@ -78,6 +82,7 @@ struct server {
     struct linkwriter *writer;
     struct admission *admission;
     struct pwhash *pwhash;
+    struct live *live;
     struct metrics metrics;
     struct cache_pending pending; /* deletions Redis has yet to hear of */
     bool pending_ready;

@@ -14,6 +14,7 @@
 #include "caller.h"
 #include "container_of.h"
 #include "hotcache.h"
+#include "live.h"
 #include "metrics.h"
 #include "pwform.h"
 #include "pwhash.h"
@@ -161,6 +162,8 @@ static enum http_step respond(struct http_request *r, struct hop *h)
     /* A hot hit's visit was counted in its entry already (hotcache_get). */
     if (h->visit && h->where != MR_HOT_HIT && !visits_record(s->visits, h->key, h->len))
         metrics_inc(&s->metrics.visits_dropped);
+    if (h->visit)
+        live_visit(s->live, h->key, h->len);
     return http_redirect(r, (unsigned)status, h->url, max_age);
 }
 

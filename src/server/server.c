@@ -20,6 +20,7 @@
 #include "invalidation.h"
 #include "keys_client.h"
 #include "linkwriter.h"
+#include "live.h"
 #include "log.h"
 #include "pwhash.h"
 #include "redis.h"
@@ -369,6 +370,21 @@ int server_init(struct server *s)
     if (!s->visits)
         return -ENOMEM;
     visits_set_harvest(s->visits, harvest_hot_visits, s);
+    struct live_config lc = {
+        .database_url = c->database_url,
+        .interval_ms = (unsigned)c->live_interval_ms,
+        .keepalive_ms = (unsigned)c->live_keepalive_ms,
+        .flush_ms = (unsigned)c->visits_flush_ms,
+        .max_per_address = (unsigned)c->live_max_per_address,
+        /* A watcher is written to at least every keep-alive; one that cannot take that for
+         * longer than this is gone. */
+        .stream_timeout = (unsigned)(c->connection_timeout > 2 * c->live_keepalive_ms / 1000
+                                         ? c->connection_timeout
+                                         : 2 * c->live_keepalive_ms / 1000 + 1),
+    };
+    s->live = live_new(&s->redis_target, &lc);
+    if (!s->live)
+        return -ENOMEM;
     return 0;
 }
 
@@ -399,7 +415,7 @@ int server_start(struct server *s)
     }
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    if (visits_start(s->visits) < 0)
+    if (visits_start(s->visits) < 0 || live_start(s->live) < 0)
         return -ENOMEM;
     if (c->hot_cache_entries > 0) {
         s->invalidation = invalidation_start(&s->redis_target, s->hot);
@@ -430,6 +446,7 @@ void server_release(struct server *s)
     admission_close(s->admission);
     pwhash_close(s->pwhash);
     linkwriter_close(s->writer);
+    live_close(s->live);
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
@@ -439,6 +456,8 @@ void server_release(struct server *s)
     s->admission = NULL;
     pwhash_free(s->pwhash);
     s->pwhash = NULL;
+    live_free(s->live);
+    s->live = NULL;
     invalidation_stop(s->invalidation);
     s->invalidation = NULL;
     /* Visits counted in the hot cache go to the visits table (the cache is left off and
