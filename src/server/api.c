@@ -166,8 +166,8 @@ enum http_step api_handle(struct http_request *r)
             char live_key[KEY_MAX_LEN + 1];
             if (klen - 5 > KEY_MAX_LEN || !request_is_key(key, klen - 5))
                 return http_problem(r, 404, "not-found", "no link with this key");
-            if (!is(m, "GET"))
-                return http_method_not_allowed(r, "GET");
+            if (!get_or_head(m))
+                return http_method_not_allowed(r, "GET, HEAD");
             memcpy(live_key, key, klen - 5);
             live_key[klen - 5] = '\0';
             return live_handle(r, live_key);

@@ -352,9 +352,15 @@ enum http_step live_handle(struct http_request *r, const char *key)
     bool first;
     long long now;
 
+    static const char *const headers[] = {"Cache-Control", "no-store", "X-Accel-Buffering", "no",
+                                          NULL};
+
     step = authorize(r, key, &visits);
     if (step != HTTP_GO_ON)
         return step;
+    /* HEAD: what GET would answer, without a stream to keep open. */
+    if (strcmp(r->method, "HEAD") == 0)
+        return http_send(r, 200, "text/event-stream", "", 0, headers);
     caller_client_key(r, "", NULL, client, sizeof(client));
     w = calloc(1, sizeof(*w));
     if (!w)
@@ -416,8 +422,6 @@ enum http_step live_handle(struct http_request *r, const char *key)
     pthread_mutex_unlock(&l->lock);
     if (first)
         wake_thread(l);
-    static const char *const headers[] = {"Cache-Control", "no-store", "X-Accel-Buffering", "no",
-                                          NULL};
     return http_send_stream(r, 200, "text/event-stream", &w->stream, l->cfg.stream_timeout,
                             headers);
 }
