@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "caller.h"
@@ -56,6 +57,8 @@
 #define RESYNC_MARGIN_MS 1500
 #define RESYNC_PER_TICK  64
 #define PUBLISH_MAX_MS   500
+#define WAKE_SLICE       128
+#define WAKE_PAUSE_NS    1000000
 #define KEY_BUCKETS      4096
 #define ADDR_BUCKETS     1024
 #define RETRY_MS         1000
@@ -492,11 +495,18 @@ static int wake_add(struct live *l, struct watcher *w)
 
 /* Wakes what was collected, outside the lock (a woken stream's read takes it). A collected
  * stream is unparked already, so nothing else wakes it, and it cannot go away while its
- * connection is suspended. */
+ * connection is suspended. Thousands of watchers of one link are woken a slice at a time:
+ * the request threads that write their events also answer redirects, which would otherwise
+ * wait behind all of them at once. */
 static void wake_collected(struct live *l)
 {
-    for (size_t i = 0; i < l->nwake; i++)
+    for (size_t i = 0; i < l->nwake; i++) {
+        if (i && i % WAKE_SLICE == 0) {
+            struct timespec pause = {.tv_nsec = WAKE_PAUSE_NS};
+            nanosleep(&pause, NULL);
+        }
         http_stream_wake(l->wake[i]);
+    }
     l->nwake = 0;
 }
 
