@@ -30,6 +30,7 @@ struct http_request {
     struct MHD_Connection *conn;
     const char *method;
     const char *path;
+    const char *version; /* "HTTP/1.1", say */
     uint64_t id;
     /* The body, collected across calls; NUL-terminated. */
     char *body;
@@ -72,12 +73,12 @@ struct http_stream {
     struct MHD_Connection *conn; /* set by http_send_stream */
 };
 
-/* Answers status with a stream of content_type (and headers as for http_send); the
- * connection may stall for at most timeout_s seconds. From here on st belongs to the response:
- * even when this fails, st->release has been called. */
+/* Answers status with a stream of content_type (and headers as for http_send). From here on
+ * st belongs to the response: even when this fails, st->release has been called. The
+ * connection keeps the daemon's timeout; a parked (suspended) one has none, so a streamer
+ * that parks must drop stalled clients itself. */
 enum http_step http_send_stream(struct http_request *r, unsigned status, const char *content_type,
-                                struct http_stream *st, unsigned timeout_s,
-                                const char *const *headers);
+                                struct http_stream *st, const char *const *headers);
 
 /* Parks the stream's connection until http_stream_wake(). Only from within st->read, which
  * then returns 0. */
@@ -99,6 +100,10 @@ const char *http_query(struct http_request *r, const char *name);
 
 /* The connection's socket (libmicrohttpd's: never close it), or -1. */
 int http_socket(struct http_request *r);
+
+/* Whether libmicrohttpd frames a body of unknown length in chunks (an HTTP/1.1 client that
+ * did not ask to close the connection) rather than sending it bare and closing. */
+bool http_stream_chunked(struct http_request *r);
 
 /* The client's socket address, or NULL when libmicrohttpd does not know it. */
 const struct sockaddr *http_peer(struct http_request *r);

@@ -77,6 +77,28 @@ int http_socket(struct http_request *r)
     return info ? info->connect_fd : -1;
 }
 
+bool http_stream_chunked(struct http_request *r)
+{
+    bool close = false;
+
+    if (!r->version || strcasecmp(r->version, "HTTP/1.1") != 0)
+        return false;
+    /* 0.9.75 (Debian 12's) chunks every such body of an HTTP/1.1 request, even when the
+     * client asked to close (measured); later versions send it bare then (their
+     * build_header_response). */
+    if (MHD_VERSION <= 0x00097500)
+        return true;
+    for (const char *p = http_header(r, "Connection"); p && *p;) {
+        size_t n;
+        p += strspn(p, " \t,");
+        n = strcspn(p, " \t,");
+        if (n == 5 && strncasecmp(p, "close", 5) == 0)
+            close = true;
+        p += n;
+    }
+    return !close;
+}
+
 const struct sockaddr *http_peer(struct http_request *r)
 {
     const union MHD_ConnectionInfo *info =
@@ -160,8 +182,7 @@ static void stream_release(void *cls)
 #define STREAM_BLOCK 1024
 
 enum http_step http_send_stream(struct http_request *r, unsigned status, const char *content_type,
-                                struct http_stream *st, unsigned timeout_s,
-                                const char *const *headers)
+                                struct http_stream *st, const char *const *headers)
 {
     struct MHD_Response *resp;
 
@@ -172,7 +193,6 @@ enum http_step http_send_stream(struct http_request *r, unsigned status, const c
         st->release(st);
         return HTTP_BROKEN;
     }
-    MHD_set_connection_option(r->conn, MHD_CONNECTION_OPTION_TIMEOUT, timeout_s);
     return queue(r, status, resp, content_type, headers);
 }
 

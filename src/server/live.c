@@ -31,7 +31,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "caller.h"
@@ -57,18 +57,25 @@
 #define RESYNC_MARGIN_MS 1500
 #define RESYNC_PER_TICK  64
 #define PUBLISH_MAX_MS   500
-#define WAKE_SLICE       128
-#define WAKE_PAUSE_NS    1000000
 #define KEY_BUCKETS      4096
 #define ADDR_BUCKETS     1024
 #define RETRY_MS         1000
 #define IDLE_PING_MS     1000
 #define PONG_WAIT_MS     2000
-#define EVENT_MAX        (KEY_MAX_LEN + 96)
+/* An event with the longest key and total: 131 bytes as a chunk. */
+#define EVENT_MAX (KEY_MAX_LEN + 96)
 
 struct lkey;
 
-/* One watcher: an SSE response parked on its connection between writes. */
+/* One watcher. libmicrohttpd sends the response header and the first event through
+ * watcher_read(); then the connection is parked (suspended) for the rest of its life, and the
+ * live thread writes every later event and comment to its socket itself: a suspended
+ * connection is not looked at by libmicrohttpd, and resuming one costs it a walk over every
+ * suspended connection, which at thousands of watchers per link and an event a second each
+ * cost the request threads most of their time. Each write is one whole chunk when the body is
+ * chunked (libmicrohttpd is then between chunks, and ends the stream with the last chunk when
+ * woken), the bare bytes otherwise. A parked watcher is touched (written, ended) only by the
+ * live thread, and is woken once, to end. */
 struct watcher {
     struct http_stream stream;
     struct live *live;
@@ -76,14 +83,17 @@ struct watcher {
     struct addr *addr;
     struct watcher *prev, *next; /* in its link's list */
     int64_t sent;                /* the total last sent; -1: none yet */
-    long long last_write_ms;
-    int fd; /* the connection's, watched for the client hanging up; -1: not watched */
-    bool parked;
-    bool hangup; /* the client went: end the stream at the next read */
+    int64_t want;                /* what the live thread is to write next; -1: a comment */
+    long long last_write_ms;     /* the last complete write */
+    int fd;                      /* the connection's socket (libmicrohttpd's) */
+    bool in_epoll;               /* its hang-ups are watched */
+    bool chunked;                /* libmicrohttpd frames the body in chunks */
+    bool parked;                 /* the live thread writes to it */
+    bool hangup;                 /* end the stream at the next read */
+    uint8_t out_off, out_len;    /* what of out is still to be written */
+    char out[EVENT_MAX];
 };
 
-/* A link watched here or, as far as we heard, elsewhere. The chain and delta are read by
- * redirect threads under the read lock; everything else is the live lock's. */
 struct lkey {
     struct lkey *next;
     atomic_uint_fast64_t delta; /* visits counted here since the last tick */
@@ -94,7 +104,6 @@ struct lkey {
     uint64_t gen;          /* advances with every change of total */
     long long quiet_since; /* the last change, or when it was first watched */
     long long woken_at;    /* when its watchers were last woken for a new total */
-    bool changed;          /* since the watchers were last woken */
     bool dirty;            /* since the last re-read from PostgreSQL */
     uint8_t len;
     char key[KEY_MAX_LEN + 1];
@@ -135,11 +144,11 @@ struct live {
     redisContext *sub;
     long long sub_retry_at, last_heard, ping_sent;
     bool sub_down_logged;
-    /* The live thread's buffers: a message being built, streams to wake. */
+    /* The live thread's buffers: a message being built, watchers to write to or end. */
     char *msg;
     size_t msg_len, msg_cap;
-    struct http_stream **wake;
-    size_t nwake, wake_cap;
+    struct watcher **work;
+    size_t nwork, work_cap;
 };
 
 static size_t bucket_of(const char *key, size_t len, size_t n)
@@ -242,38 +251,38 @@ static void total_set(struct lkey *e, int64_t total, long long now)
         return;
     e->total = total;
     e->gen++;
-    e->changed = true;
     e->dirty = true;
     e->quiet_since = now;
 }
 
 /* --- watchers, on libmicrohttpd's threads --- */
 
+static int format_event(char *buf, size_t cap, const char *key, int64_t total)
+{
+    int n = snprintf(buf, cap, "event: visits\ndata: {\"key\":\"%s\",\"total\":%lld}\n\n", key,
+                     (long long)total);
+    return n > 0 && (size_t)n < cap ? n : -1;
+}
+
 static long watcher_read(struct http_stream *st, char *buf, size_t max)
 {
     struct watcher *w = container_of(st, struct watcher, stream);
     struct live *l = w->live;
-    long long now = deadline_now_ms();
     long n = 0;
 
     pthread_mutex_lock(&l->lock);
     if (l->closing || w->hangup) {
         n = HTTP_STREAM_END;
-    } else if (w->sent != w->link->total) {
-        int len = snprintf(buf, max, "event: visits\ndata: {\"key\":\"%s\",\"total\":%lld}\n\n",
-                           w->link->key, (long long)w->link->total);
-        if (len < 0 || (size_t)len >= max) {
+    } else if (w->sent < 0) {
+        n = format_event(buf, max, w->link->key, w->link->total);
+        if (n < 0) {
             n = HTTP_STREAM_END;
         } else {
-            n = len;
             w->sent = w->link->total;
-            w->last_write_ms = now;
+            w->last_write_ms = deadline_now_ms();
         }
-    } else if (now - w->last_write_ms >= (long long)l->cfg.keepalive_ms - l->tick_ms && max >= 3) {
-        memcpy(buf, ":\n\n", 3);
-        n = 3;
-        w->last_write_ms = now;
     } else {
+        /* Everything before has been handed to the socket: the live thread goes on. */
         w->parked = true;
         http_stream_park(st);
     }
@@ -289,7 +298,7 @@ static void watcher_release(struct http_stream *st)
 
     pthread_mutex_lock(&l->lock);
     /* Before libmicrohttpd closes the socket, whose number may be reused at once. */
-    if (w->fd >= 0)
+    if (w->in_epoll)
         epoll_ctl(l->epoll_fd, EPOLL_CTL_DEL, w->fd, NULL);
     if (w->prev)
         w->prev->next = w->next;
@@ -352,6 +361,7 @@ enum http_step live_handle(struct http_request *r, const char *key)
     struct addr *a;
     enum http_step step;
     int64_t visits = 0;
+    int fd;
     bool first;
     long long now;
 
@@ -365,9 +375,10 @@ enum http_step live_handle(struct http_request *r, const char *key)
     if (strcmp(r->method, "HEAD") == 0)
         return http_send(r, 200, "text/event-stream", "", 0, headers);
     caller_client_key(r, "", NULL, client, sizeof(client));
-    w = calloc(1, sizeof(*w));
+    fd = http_socket(r);
+    w = fd >= 0 ? calloc(1, sizeof(*w)) : NULL;
     if (!w)
-        return http_problem(r, 500, "internal", "out of memory");
+        return http_problem(r, 500, "internal", "cannot take this connection");
     pthread_mutex_lock(&l->lock);
     if (l->closing) {
         pthread_mutex_unlock(&l->lock);
@@ -409,13 +420,10 @@ enum http_step live_handle(struct http_request *r, const char *key)
     w->last_write_ms = now;
     w->stream.read = watcher_read;
     w->stream.release = watcher_release;
-    w->fd = http_socket(r);
-    if (w->fd >= 0) {
-        struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLET,
-                                 .data.ptr = w};
-        if (epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, w->fd, &ev) < 0)
-            w->fd = -1;
-    }
+    w->fd = fd;
+    w->chunked = http_stream_chunked(r);
+    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLET, .data.ptr = w};
+    w->in_epoll = epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == 0;
     w->next = e->watchers;
     if (e->watchers)
         e->watchers->prev = w;
@@ -425,8 +433,7 @@ enum http_step live_handle(struct http_request *r, const char *key)
     pthread_mutex_unlock(&l->lock);
     if (first)
         wake_thread(l);
-    return http_send_stream(r, 200, "text/event-stream", &w->stream, l->cfg.stream_timeout,
-                            headers);
+    return http_send_stream(r, 200, "text/event-stream", &w->stream, headers);
 }
 
 void live_visit(struct live *l, const char *key, size_t len)
@@ -478,39 +485,37 @@ static void publish(struct live *l)
         log_debug("live: cannot publish: %s", redis_error(l->pub));
 }
 
-static int wake_add(struct live *l, struct watcher *w)
+static int work_add(struct live *l, struct watcher *w)
 {
-    if (l->nwake == l->wake_cap) {
-        size_t cap = l->wake_cap ? l->wake_cap * 2 : 1024;
-        struct http_stream **p = realloc(l->wake, cap * sizeof(*p));
+    if (l->nwork == l->work_cap) {
+        size_t cap = l->work_cap ? l->work_cap * 2 : 1024;
+        struct watcher **p = realloc(l->work, cap * sizeof(*p));
         if (!p)
             return -ENOMEM;
-        l->wake = p;
-        l->wake_cap = cap;
+        l->work = p;
+        l->work_cap = cap;
     }
-    w->parked = false;
-    l->wake[l->nwake++] = &w->stream;
+    l->work[l->nwork++] = w;
     return 0;
 }
 
-/* Wakes what was collected, outside the lock (a woken stream's read takes it). A collected
- * stream is unparked already, so nothing else wakes it, and it cannot go away while its
- * connection is suspended. Thousands of watchers of one link are woken a slice at a time:
- * the request threads that write their events also answer redirects, which would otherwise
- * wait behind all of them at once. */
-static void wake_collected(struct live *l)
+/* Ends the collected watchers: each is unparked under the lock, then woken, and its read
+ * ends the stream. Only the live thread (or live_close, after it) does this. */
+static void end_collected(struct live *l)
 {
-    for (size_t i = 0; i < l->nwake; i++) {
-        if (i && i % WAKE_SLICE == 0) {
-            struct timespec pause = {.tv_nsec = WAKE_PAUSE_NS};
-            nanosleep(&pause, NULL);
-        }
-        http_stream_wake(l->wake[i]);
+    pthread_mutex_lock(&l->lock);
+    for (size_t i = 0; i < l->nwork; i++) {
+        l->work[i]->hangup = true;
+        l->work[i]->parked = false;
     }
-    l->nwake = 0;
+    pthread_mutex_unlock(&l->lock);
+    for (size_t i = 0; i < l->nwork; i++)
+        http_stream_wake(&l->work[i]->stream);
+    l->nwork = 0;
 }
 
-/* Clients that hung up: their streams end at once, parked or not. */
+/* Clients that hung up: their streams end at once. A watcher not parked yet is ended by its
+ * next read, which sees the flag. */
 static void collect_hangups(struct live *l)
 {
     struct epoll_event evs[256];
@@ -522,10 +527,90 @@ static void collect_hangups(struct live *l)
             struct watcher *w = evs[i].data.ptr;
             w->hangup = true;
             if (w->parked)
-                wake_add(l, w);
+                work_add(l, w);
         }
     pthread_mutex_unlock(&l->lock);
-    wake_collected(l);
+    end_collected(l);
+}
+
+/* Collects, with the lock held, the parked watchers with something to write: a total they
+ * have not seen (at most once per interval per link), the rest of a write the socket did not
+ * take at once, or a keep-alive due. Returns when a held-back total is due. */
+static long long collect_writes(struct live *l, long long now, bool keepalives)
+{
+    long long due = (long long)l->cfg.keepalive_ms - l->tick_ms, next = now + 3600000;
+
+    for (size_t b = 0; b < KEY_BUCKETS; b++)
+        for (struct lkey *e = l->keys[b]; e; e = e->next) {
+            bool may_send = now - e->woken_at >= (long long)l->cfg.interval_ms, sent = false;
+            for (struct watcher *w = e->watchers; w; w = w->next) {
+                if (!w->parked)
+                    continue;
+                if (w->out_off < w->out_len) {
+                    work_add(l, w);
+                } else if (w->sent != e->total && may_send) {
+                    w->want = e->total;
+                    sent = true;
+                    work_add(l, w);
+                } else if (w->sent != e->total) {
+                    if (e->woken_at + l->cfg.interval_ms < next)
+                        next = e->woken_at + l->cfg.interval_ms;
+                } else if (keepalives && now - w->last_write_ms >= due) {
+                    w->want = -1;
+                    work_add(l, w);
+                }
+            }
+            if (sent)
+                e->woken_at = now;
+        }
+    return next;
+}
+
+/* Puts the next write in w->out: a comment or the event of w->want, as a chunk of its own
+ * when the body is chunked. */
+static void format_write(struct watcher *w)
+{
+    char payload[EVENT_MAX];
+    int n = w->want < 0 ? 3 : format_event(payload, sizeof(payload), w->link->key, w->want);
+
+    if (w->want < 0)
+        memcpy(payload, ":\n\n", 3);
+    if (n > 0 && w->chunked)
+        n = snprintf(w->out, sizeof(w->out), "%x\r\n%.*s\r\n", (unsigned)n, n, payload);
+    else if (n > 0)
+        memcpy(w->out, payload, (size_t)n);
+    w->out_off = 0;
+    w->out_len = (uint8_t)(n > 0 && (size_t)n < sizeof(w->out) ? n : 0);
+}
+
+/* Writes what was collected, outside the lock: a parked watcher is the live thread's alone.
+ * A socket that takes nothing for the stream timeout, or fails, ends its stream. */
+static void write_collected(struct live *l, long long now)
+{
+    size_t ended = 0;
+
+    for (size_t i = 0; i < l->nwork; i++) {
+        struct watcher *w = l->work[i];
+        if (w->out_off == w->out_len)
+            format_write(w);
+        ssize_t k = send(w->fd, w->out + w->out_off, (size_t)(w->out_len - w->out_off),
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k > 0) {
+            w->out_off = (uint8_t)(w->out_off + k);
+            if (w->out_off == w->out_len) {
+                w->last_write_ms = now;
+                if (w->want >= 0)
+                    w->sent = w->want;
+            }
+        } else if (k < 0 && (errno == EAGAIN || errno == EINTR) &&
+                   now - w->last_write_ms < (long long)l->cfg.stream_timeout * 1000) {
+            /* Not reading just now: again next tick. */
+        } else {
+            l->work[ended++] = w;
+        }
+    }
+    l->nwork = ended;
+    end_collected(l);
 }
 
 /* Adds the visits counted here to the links' totals, and builds the message with those of
@@ -565,33 +650,6 @@ static bool tick_announce(struct live *l)
                 any |= msg_append(l, item, (size_t)n) == 0;
             }
     return any;
-}
-
-/* Collects the watchers that have something to write: a new total (at most once per
- * interval per link), or a keep-alive due. Returns when the next held-back total is due. */
-static long long collect_wakes(struct live *l, long long now, bool keepalives)
-{
-    long long due = (long long)l->cfg.keepalive_ms - l->tick_ms, next = now + 3600000;
-
-    for (size_t b = 0; b < KEY_BUCKETS; b++)
-        for (struct lkey *e = l->keys[b]; e; e = e->next) {
-            bool send = false;
-            if (e->changed) {
-                if (now - e->woken_at >= (long long)l->cfg.interval_ms) {
-                    send = true;
-                    e->changed = false;
-                    e->woken_at = now;
-                } else if (e->woken_at + l->cfg.interval_ms < next) {
-                    next = e->woken_at + l->cfg.interval_ms;
-                }
-            }
-            if (!send && !keepalives)
-                continue;
-            for (struct watcher *w = e->watchers; w; w = w->next)
-                if (w->parked && (send || now - w->last_write_ms >= due))
-                    wake_add(l, w);
-        }
-    return next;
 }
 
 /* Re-reads from PostgreSQL the totals of links quiet long enough (see the top). */
@@ -783,9 +841,9 @@ static long long turn(struct live *l, long long now, long long *next_tick, long 
     pthread_mutex_lock(&l->lock);
     if (ticked)
         keys_expire(l, now);
-    next = collect_wakes(l, now, ticked);
+    next = collect_writes(l, now, ticked);
     pthread_mutex_unlock(&l->lock);
-    wake_collected(l);
+    write_collected(l, now);
     if (ticked)
         *next_tick = now - *next_tick >= l->tick_ms ? now + l->tick_ms : *next_tick + l->tick_ms;
     return next < *next_tick ? next : *next_tick;
@@ -884,7 +942,7 @@ void live_close(struct live *l)
 {
     if (!l)
         return;
-    /* The thread first: it may hold streams it collected and has yet to wake. */
+    /* The thread first: from then on nobody else writes to or wakes a parked watcher. */
     if (l->started) {
         atomic_store(&l->stopping, true);
         wake_thread(l);
@@ -897,10 +955,10 @@ void live_close(struct live *l)
         for (struct lkey *e = l->keys[b]; e; e = e->next)
             for (struct watcher *w = e->watchers; w; w = w->next)
                 if (w->parked)
-                    wake_add(l, w);
+                    work_add(l, w);
     pthread_mutex_unlock(&l->lock);
     /* From now on every read ends its stream and none parks again. */
-    wake_collected(l);
+    end_collected(l);
 }
 
 void live_free(struct live *l)
@@ -929,7 +987,7 @@ void live_free(struct live *l)
     if (l->epoll_fd >= 0)
         close(l->epoll_fd);
     free(l->msg);
-    free(l->wake);
+    free(l->work);
     pthread_mutex_destroy(&l->lock);
     pthread_rwlock_destroy(&l->rw);
     free(l);

@@ -153,7 +153,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     struct server *s = cls;
     struct http_request *r;
-    (void)version;
 
     /* Queueing a response on the first call makes libmicrohttpd 0.9.75 close the
      * connection (NOTES.md): the first call only sets up, the answer comes on the next. */
@@ -178,7 +177,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             *upload_data_size = 0;
             return MHD_YES;
         }
-        struct http_request stack = {.srv = s, .conn = conn, .method = method, .path = url};
+        struct http_request stack = {
+            .srv = s, .conn = conn, .method = method, .path = url, .version = version};
         return answer(s, &stack);
     }
     r = *req_cls;
@@ -205,6 +205,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     r->conn = conn;
     r->method = method;
     r->path = url;
+    r->version = version;
     return answer(s, r);
 }
 

@@ -53,7 +53,8 @@ class Watcher:
     it arrived. Raw sockets, so that the source address, the chunked framing and the moment of
     each line are all ours to see."""
 
-    def __init__(self, server, key, api_key=None, source="127.0.0.1", extra_headers=""):
+    def __init__(self, server, key, api_key=None, source="127.0.0.1", extra_headers="",
+                 version="HTTP/1.1"):
         self.events = queue.Queue()
         self.status = None
         self.headers = {}
@@ -61,7 +62,7 @@ class Watcher:
         self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=10,
                                              source_address=(source, 0))
         auth = f"Authorization: Bearer {api_key}\r\n" if api_key else ""
-        self.sock.sendall((f"GET /api/v1/urls/{key}/live HTTP/1.1\r\nHost: t\r\n{auth}"
+        self.sock.sendall((f"GET /api/v1/urls/{key}/live {version}\r\nHost: t\r\n{auth}"
                            f"Accept: text/event-stream\r\n{extra_headers}\r\n").encode())
         self.buf = b""
         self._read_head()
@@ -104,10 +105,22 @@ class Watcher:
             yield self.buf[:size]
             self.buf = self.buf[size + 2:]
 
+    def _raw(self):
+        """The body's bytes as they come (Connection: close, no chunk framing)."""
+        if self.buf:
+            yield self.buf
+            self.buf = b""
+        while True:
+            data = self.sock.recv(65536)
+            if not data:
+                return
+            yield data
+
     def _run(self):
         text = ""
+        chunked = self.headers.get("transfer-encoding") == "chunked"
         try:
-            for chunk in self._chunks():
+            for chunk in (self._chunks() if chunked else self._raw()):
                 text += chunk.decode()
                 while "\n\n" in text:
                     block, text = text.split("\n\n", 1)
@@ -258,6 +271,27 @@ def test_visits_before_the_first_watcher_are_caught_up(servers, keys):
             totals_until(w, 3)
         visit(s2, key, 2)
         totals_until(w, 5)
+    finally:
+        w.close()
+
+
+@pytest.mark.parametrize("version, headers, chunked", [
+    ("HTTP/1.1", "", True), ("HTTP/1.1", "Connection: close\r\n", True),
+    ("HTTP/1.0", "", False)])
+def test_every_framing_carries_events(servers, keys, version, headers, chunked):
+    """libmicrohttpd frames the stream in chunks for HTTP/1.1 and not for HTTP/1.0; the
+    events written after the first follow the same framing."""
+    s1, _ = servers
+    owner, _ = keys
+    key = create(s1, owner)["key"]
+    w = Watcher(s1, key, owner, extra_headers=headers, version=version)
+    try:
+        assert w.status == 200
+        assert (w.headers.get("transfer-encoding") == "chunked") == chunked, w.headers
+        assert w.next()[2] == {"key": key, "total": 0}
+        w.next(kind="comment")
+        visit(s1, key, 2)
+        totals_until(w, 2)
     finally:
         w.close()
 
