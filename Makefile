@@ -140,8 +140,9 @@ $(BUILD)/tests/integration/%: tests/integration/%.c $(LIBCOMMON)
 	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -Ilib -Isrc/server $(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $< \
 		$(LIBCOMMON) $(LIBS)
 
-# The benchmark's own programs: the libmicrohttpd ceiling and the kgs load generator.
-BENCH_BINS := $(BUILD)/bench/ceiling $(BUILD)/bench/kgsload
+# The benchmark's own programs: the libmicrohttpd ceiling, the kgs load generator and the SSE
+# watchers of the live counter.
+BENCH_BINS := $(BUILD)/bench/ceiling $(BUILD)/bench/kgsload $(BUILD)/bench/sseload
 
 $(BUILD)/bench/%: tests/bench/%.c $(LIBCOMMON)
 	@mkdir -p $(dir $@)

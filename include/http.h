@@ -30,6 +30,7 @@ struct http_request {
     struct MHD_Connection *conn;
     const char *method;
     const char *path;
+    const char *version; /* "HTTP/1.1", say */
     uint64_t id;
     /* The body, collected across calls; NUL-terminated. */
     char *body;
@@ -60,6 +61,32 @@ struct http_request {
 void http_suspend(struct http_request *r);
 void http_resume(struct MHD_Connection *conn);
 
+/* A response written bit by bit (server-sent events): embedded in the object that writes it,
+ * which gets back to itself with container_of. read fills buf with up to max bytes and returns
+ * how many, HTTP_STREAM_END to end the response, or 0 after http_stream_park() when it has
+ * nothing to say yet. release runs once libmicrohttpd is done with the response (the client
+ * went, or the server stops), on one of its threads; after it, nothing may touch the stream. */
+#define HTTP_STREAM_END (-1)
+struct http_stream {
+    long (*read)(struct http_stream *st, char *buf, size_t max);
+    void (*release)(struct http_stream *st);
+    struct MHD_Connection *conn; /* set by http_send_stream */
+};
+
+/* Answers status with a stream of content_type (and headers as for http_send). From here on
+ * st belongs to the response: even when this fails, st->release has been called. The
+ * connection keeps the daemon's timeout; a parked (suspended) one has none, so a streamer
+ * that parks must drop stalled clients itself. */
+enum http_step http_send_stream(struct http_request *r, unsigned status, const char *content_type,
+                                struct http_stream *st, const char *const *headers);
+
+/* Parks the stream's connection until http_stream_wake(). Only from within st->read, which
+ * then returns 0. */
+void http_stream_park(struct http_stream *st);
+
+/* Resumes a parked stream, from any thread: st->read is called again. Exactly once per park. */
+void http_stream_wake(struct http_stream *st);
+
 /* A request header's value, or NULL. */
 const char *http_header(struct http_request *r, const char *name);
 
@@ -86,6 +113,13 @@ bool http_not_modified(struct http_request *r, const char *etag);
 
 /* The client takes gzip-coded bodies (Accept-Encoding). */
 bool http_accepts_gzip(struct http_request *r);
+
+/* The connection's socket (libmicrohttpd's: never close it), or -1. */
+int http_socket(struct http_request *r);
+
+/* Whether libmicrohttpd frames a body of unknown length in chunks (an HTTP/1.1 client that
+ * did not ask to close the connection) rather than sending it bare and closing. */
+bool http_stream_chunked(struct http_request *r);
 
 /* The client's socket address, or NULL when libmicrohttpd does not know it. */
 const struct sockaddr *http_peer(struct http_request *r);

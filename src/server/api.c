@@ -15,6 +15,7 @@
 #include "http.h"
 #include "keys_client.h"
 #include "links.h"
+#include "live.h"
 #include "linkwriter.h"
 #include "log.h"
 #include "openapi.h"
@@ -93,6 +94,8 @@ static enum http_step handle_metrics(struct http_request *r)
         .hot_entries = hotcache_count(s->hot),
         .hot_enabled = hotcache_enabled(s->hot),
         .writer_queued = linkwriter_queued(s->writer),
+        .live_watchers = live_watchers(s->live),
+        .live_links = live_links(s->live),
     };
     linkwriter_counts(s->writer, &g.writer_batches, &g.writer_links);
     char buf[8192];
@@ -174,6 +177,17 @@ enum http_step api_handle(struct http_request *r)
             memcpy(k, key, keylen);
             k[keylen] = '\0';
             return stats_handle(r, k);
+        }
+        size_t klen = strlen(key);
+        if (klen > 5 && strcmp(key + klen - 5, "/live") == 0) {
+            char live_key[KEY_MAX_LEN + 1];
+            if (klen - 5 > KEY_MAX_LEN || !request_is_key(key, klen - 5))
+                return http_problem(r, 404, "not-found", "no link with this key");
+            if (!get_or_head(m))
+                return http_method_not_allowed(r, "GET, HEAD");
+            memcpy(live_key, key, klen - 5);
+            live_key[klen - 5] = '\0';
+            return live_handle(r, live_key);
         }
         if (!request_is_key(key, strlen(key)))
             return http_problem(r, 404, "not-found", "no link with this key");

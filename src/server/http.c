@@ -155,6 +155,35 @@ bool http_accepts_gzip(struct http_request *r)
     return false;
 }
 
+int http_socket(struct http_request *r)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return info ? info->connect_fd : -1;
+}
+
+bool http_stream_chunked(struct http_request *r)
+{
+    bool close = false;
+
+    if (!r->version || strcasecmp(r->version, "HTTP/1.1") != 0)
+        return false;
+    /* 0.9.75 (Debian 12's) chunks every such body of an HTTP/1.1 request, even when the
+     * client asked to close (measured); later versions send it bare then (their
+     * build_header_response). */
+    if (MHD_VERSION <= 0x00097500)
+        return true;
+    for (const char *p = http_header(r, "Connection"); p && *p;) {
+        size_t n;
+        p += strspn(p, " \t,");
+        n = strcspn(p, " \t,");
+        if (n == 5 && strncasecmp(p, "close", 5) == 0)
+            close = true;
+        p += n;
+    }
+    return !close;
+}
+
 const struct sockaddr *http_peer(struct http_request *r)
 {
     const union MHD_ConnectionInfo *info =
@@ -185,17 +214,12 @@ static enum MHD_Result add_cors_headers(struct http_request *r, struct MHD_Respo
     return ok;
 }
 
-static enum http_step send_buffer(struct http_request *r, unsigned status, const char *content_type,
-                                  const char *body, size_t len, const char *const *headers,
-                                  enum MHD_ResponseMemoryMode mode)
+/* Adds the fields of every answer, then queues it; the response is released either way. */
+static enum http_step queue(struct http_request *r, unsigned status, struct MHD_Response *resp,
+                            const char *content_type, const char *const *headers)
 {
-    struct MHD_Response *resp;
-    enum MHD_Result ok;
+    enum MHD_Result ok = MHD_YES;
 
-    resp = MHD_create_response_from_buffer(len, (void *)body, mode);
-    if (!resp)
-        return HTTP_BROKEN;
-    ok = MHD_YES;
     if (content_type)
         ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     for (size_t i = 0; ok == MHD_YES && headers && headers[i]; i += 2)
@@ -219,13 +243,60 @@ static enum http_step send_buffer(struct http_request *r, unsigned status, const
 enum http_step http_send(struct http_request *r, unsigned status, const char *content_type,
                          const char *body, size_t len, const char *const *headers)
 {
-    return send_buffer(r, status, content_type, body, len, headers, MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    return resp ? queue(r, status, resp, content_type, headers) : HTTP_BROKEN;
 }
 
 enum http_step http_send_static(struct http_request *r, unsigned status, const char *content_type,
                                 const void *body, size_t len, const char *const *headers)
 {
-    return send_buffer(r, status, content_type, body, len, headers, MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_PERSISTENT);
+    return resp ? queue(r, status, resp, content_type, headers) : HTTP_BROKEN;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct http_stream *st = cls;
+    long n = st->read(st, buf, max);
+    (void)pos;
+    return n == HTTP_STREAM_END ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
+}
+
+static void stream_release(void *cls)
+{
+    struct http_stream *st = cls;
+    st->release(st);
+}
+
+/* libmicrohttpd hands the reader as much of the connection's pool as is free; this is only
+ * the least it asks for. */
+#define STREAM_BLOCK 1024
+
+enum http_step http_send_stream(struct http_request *r, unsigned status, const char *content_type,
+                                struct http_stream *st, const char *const *headers)
+{
+    struct MHD_Response *resp;
+
+    st->conn = r->conn;
+    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_read, st,
+                                             stream_release);
+    if (!resp) {
+        st->release(st);
+        return HTTP_BROKEN;
+    }
+    return queue(r, status, resp, content_type, headers);
+}
+
+void http_stream_park(struct http_stream *st)
+{
+    MHD_suspend_connection(st->conn);
+}
+
+void http_stream_wake(struct http_stream *st)
+{
+    MHD_resume_connection(st->conn);
 }
 
 enum http_step http_send_json(struct http_request *r, unsigned status, char *text,

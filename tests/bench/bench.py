@@ -11,8 +11,9 @@ Settings (environment):
   BENCH_THREADS  shortener THREADS = nginx workers = ceiling threads (default 2)
   BENCH_ONLY     run only these groups of rows (for working on the bench): cached (with nginx,
                  the ceilings and redis-path), uncached, create, links (bulk creates,
-                 max_visits and password links), kgs, cleanup, web (GET / against nginx
-                 serving the same bytes, QR codes)
+                 max_visits and password links), kgs, live (SSE watchers), cleanup, web
+                 (GET / against nginx serving the same bytes, QR codes)
+  BENCH_LIVE_WATCHERS  live counter streams of the live group (default 10000)
   SHORTENER_BIN_DIR, BENCH_BIN_DIR  where the programs and ceiling/kgsload are (the Makefile
                  sets both)
 
@@ -87,11 +88,17 @@ TARGETS = {
     "kgs": "≥ 200,000 keys/s",
     "analytics": "≥ 0.95× analytics off",
     "stats": "≤ 50 ms",
+    "live": "≥ 0.9× without watchers; gap ≤ LIVE_INTERVAL_MS + 500 ms; ≤ 20 KB RSS per watcher",
 }
 # The stats row: one link with this many visits spread over the last year.
 STATS_VISITS = 10_000_000
 STATS_REQUESTS = 30
 GEOIP_DB = REPO / "node_modules/@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb"
+# The live group: watchers of one link on one server, opened by sseload from several loopback
+# addresses (the server allows LIVE_PER_ADDRESS per address).
+LIVE_WATCHERS = int(os.environ.get("BENCH_LIVE_WATCHERS") or 10000)
+LIVE_PER_ADDRESS = 1000
+LIVE_INTERVAL_MS = 1000
 
 
 def log(msg):
@@ -511,7 +518,8 @@ http {{
         steps = {"cached": self.cached_rows, "uncached": self.uncached_rows,
                  "create": self.create_rows, "links": self.links_rows, "kgs": self.kgs_row,
                  "analytics": self.analytics_rows, "stats": self.stats_row,
-                 "cleanup": self.cleanup_row, "web": self.web_rows}
+                 "live": self.live_rows, "cleanup": self.cleanup_row,
+                 "web": self.web_rows}
         for name, step in steps.items():
             if ONLY and name not in ONLY:
                 continue
@@ -978,6 +986,79 @@ CROSS JOIN LATERAL (
             raise RuntimeError(f"creating the stats link: {r.status_code} {r.text[:200]}")
         return r.json()["key"], apikey
 
+    def live_rows(self):
+        """Redirects of one link while LIVE_WATCHERS watch it on the same server, against the
+        same load on a second server (same build and settings) whose link nobody watches, run
+        in turn. sseload measures each watcher's longest time without an event, only while
+        the watched link is driven (its measuring windows are the watched runs)."""
+        conns = CREATE_CONNS
+        n = LIVE_WATCHERS
+        name = f"live link, {n:,} watchers"
+        if not self.supports("LIVE_MAX_PER_ADDRESS"):
+            self.skip(name, conns, "this build has no live counter")
+            return
+        srv = self.restart_server(LIVE_MAX_PER_ADDRESS=LIVE_PER_ADDRESS,
+                                  LIVE_INTERVAL_MS=LIVE_INTERVAL_MS, MAX_CONNECTIONS=n + 1024)
+        ref_srv = self.stack.start_shortener(**self.server_env(LIVE_INTERVAL_MS=LIVE_INTERVAL_MS))
+        key, _ = self.stack.create_apikey("bench-live", rate="1000000/s")
+        files = []
+        for s, tag in ((srv, "watched"), (ref_srv, "plain")):
+            r = self.api("POST", s.base_url + "/api/v1/urls", key,
+                         json={"url": f"https://example.com/live/{tag}", "public_stats": True})
+            if r.status_code != 201:
+                raise RuntimeError(f"creating the {tag} link: {r.status_code} {r.text[:300]}")
+            link = r.json()["key"]
+            if self.api("GET", f"{s.base_url}/{link}").status_code != 301:
+                raise RuntimeError(f"the {tag} link {link} does not redirect")
+            files.append((link, self.stack.root / f"keys-live-{tag}.txt"))
+            files[-1][1].write_text(link + "\n")
+        (watched, wfile), (_, pfile) = files
+        rss_before = rss_kb([srv.proc.pid])
+        load = subprocess.Popen([str(BENCH_BIN / "sseload"), str(srv.port),
+                                 f"/api/v1/urls/{watched}/live", str(n), str(LIVE_PER_ADDRESS)],
+                                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                                start_new_session=True)
+        try:
+            t0 = time.monotonic()
+            first = load.stdout.readline().strip()
+            if first != "ready":
+                raise RuntimeError(f"sseload: {first or 'exited'}")
+            log(f"{n} watchers attached in {time.monotonic() - t0:.1f}s")
+            rss_after = rss_kb([srv.proc.pid])
+
+            def watched_run(secs):
+                load.send_signal(signal.SIGUSR1)
+                try:
+                    return wrk(srv.base_url, conns, secs, ["random", wfile])
+                finally:
+                    load.send_signal(signal.SIGUSR2)
+            ref, row = measure([
+                wrk_subject("live link, no watchers", ref_srv.base_url, ref_srv.proc.pid, conns,
+                            ["random", pfile]),
+                Subject(name, srv.proc.pid, watched_run)], conns)
+            load.send_signal(signal.SIGTERM)
+            out = load.communicate(timeout=60)[0]
+        finally:
+            if load.poll() is None:
+                load.kill()
+                load.wait()
+        m = re.search(r"SSELOAD conns=(\d+) open=(\d+) events=(\d+) windows=(\d+) "
+                      r"max_gap_ms=(\d+)", out)
+        if not m:
+            raise RuntimeError(f"sseload said: {out[-500:]}")
+        still, events, gap = int(m.group(2)), int(m.group(3)), int(m.group(5))
+        per_kb = (rss_after - rss_before) / n
+        row["live"] = {"watchers": n, "open_at_end": still, "events": events,
+                       "worst_gap_ms": gap, "rss_before_kb": rss_before,
+                       "rss_with_watchers_kb": rss_after, "rss_per_watcher_kb": round(per_kb, 1)}
+        self.add(ref)
+        self.add(row, ref, TARGETS["live"],
+                 f"worst watcher's gap {gap} ms (target ≤ {LIVE_INTERVAL_MS + 500}); "
+                 f"RSS {rss_before / 1024:.1f} → {rss_after / 1024:.1f} MB with {n} watchers, "
+                 f"{per_kb:.1f} KB each (target ≤ 20); {still} of {n} streams open at the end, "
+                 f"{events:,} events")
+        ref_srv.stop()
+
     def cleanup_row(self):
         redirect = ["random", self.keyfile]
         name = "cached + cleanup"
@@ -1139,7 +1220,7 @@ def main():
     for tool in ("wrk", "nginx", "redis-cli"):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is missing (deploy/install-deps.sh --bench installs it)")
-    for prog in ("ceiling", "kgsload"):
+    for prog in ("ceiling", "kgsload", "sseload"):
         if not (BENCH_BIN / prog).exists():
             sys.exit(f"bench: {BENCH_BIN / prog} is missing (make bench builds it)")
 

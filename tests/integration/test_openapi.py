@@ -588,16 +588,20 @@ def test_stats(client, other_client, anon):
     conforms(anon.request("GET", f"/api/v1/urls/{public}/stats"), 200)
 
 
-@pytest.mark.skip(reason="the live counter is not implemented yet (/api/v1/urls/{key}/live "
-                         "answers 404)")
-def test_live(client):
+def test_live(client, other_client, anon):
     key = client.create_ok("https://example.com/live")["key"]
+    conforms_problem(anon.request("GET", f"/api/v1/urls/{key}/live"), 401, "unauthorized")
+    conforms_problem(other_client.request("GET", f"/api/v1/urls/{key}/live"), 404, "not-found")
+    conforms_problem(client.request("POST", f"/api/v1/urls/{key}/live"), 405,
+                     "method-not-allowed")
+    conforms(client.request("HEAD", f"/api/v1/urls/{key}/live"), 200)
     r = client.request("GET", f"/api/v1/urls/{key}/live", stream=True)
     try:
         assert r.status_code == 200
         ctype = r.headers["Content-Type"].split(";")[0]
         media = DOC["paths"]["/api/v1/urls/{key}/live"]["get"]["responses"]["200"]["content"]
         assert ctype in media
+        assert r.headers["Cache-Control"] == "no-store"
         lines = []
         for line in r.iter_lines(decode_unicode=True):
             if line == "" and lines:
@@ -624,7 +628,8 @@ def test_healthz_readyz_metrics(anon):
 
 
 @pytest.mark.parametrize("path", ["/api/v1/urls", "/api/v1/urls/{key}", "/api/v1/openapi.json",
-                                  "/api/v1/urls/bulk", "/api/v1/urls/{key}/stats"])
+                                  "/api/v1/urls/bulk", "/api/v1/urls/{key}/stats",
+                                  "/api/v1/urls/{key}/live"])
 def test_cors_preflight_and_plain_options(anon, path):
     p = path.replace("{key}", "somekey1")
     r = conforms(anon.request("OPTIONS", p, headers={
@@ -667,6 +672,9 @@ EXERCISED_TODAY = {
     ("/api/v1/openapi.json", "POST", 405), ("/api/v1/urls", "OPTIONS", 204),
     ("/api/v1/urls/{key}/stats", "GET", 200), ("/api/v1/urls/{key}/stats", "GET", 400),
     ("/api/v1/urls/{key}/stats", "GET", 401), ("/api/v1/urls/{key}/stats", "GET", 404),
+    ("/api/v1/urls/{key}/live", "GET", 200), ("/api/v1/urls/{key}/live", "GET", 401),
+    ("/api/v1/urls/{key}/live", "GET", 404), ("/api/v1/urls/{key}/live", "HEAD", 200),
+    ("/api/v1/urls/{key}/live", "POST", 405),
 }
 
 
