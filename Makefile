@@ -2,7 +2,7 @@
 # CLI (bin/shortenerctl). `make help` lists the targets.
 
 CC ?= cc
-PKGS := libmicrohttpd hiredis libpq libsodium jansson libcurl libsystemd
+PKGS := libmicrohttpd hiredis libpq libsodium jansson libcurl libsystemd libqrencode libpng
 
 # Project flags are kept apart from the user's CFLAGS, which still apply on top.
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla \
@@ -22,7 +22,7 @@ BUILD ?= build/release
 BINDIR ?= bin
 endif
 
-LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lmicrohttpd -lhiredis -lpq -lsodium -ljansson -lcurl -lsystemd) -lmaxminddb -lpthread -lm
+LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lmicrohttpd -lhiredis -lpq -lsodium -ljansson -lcurl -lsystemd -lqrencode -lpng16) -lmaxminddb -lpthread -lm
 
 # The tree says which program a file belongs to: lib/ is linked by all three, src/server/ is
 # bin/shortener, src/ctl/ is bin/shortenerctl, kgs/ is bin/kgs. Each main.c is an entry point.
@@ -50,7 +50,7 @@ TEST_HELPERS := $(BUILD)/tests/integration/gcra_twin
 PYTEST := /usr/bin/python3 -m pytest
 
 .PHONY: all deps asan unit integration test check-format format banned cppcheck fuzz run up down \
-	check-units fuzz-bins fuzz-long dr-drill soak \
+	check-units fuzz-bins fuzz-long dr-drill soak web-test \
 	clean help bench bench-bins openapi-lint
 all: $(PROGRAMS) $(TEST_HELPERS)
 
@@ -60,6 +60,7 @@ help:
 	@echo "make up / down  the same stack in the background under var/ / stopped again"
 	@echo "make test       every check: format, cppcheck, unit and integration tests, plain and ASan+UBSan"
 	@echo "make openapi-lint  lint openapi/openapi.json (Redocly CLI from npm)"
+	@echo "make web-test   the web page in headless chromium (tests/web/)"
 	@echo "make bench      load benchmarks against their references (wrk, nginx, pgbench; ~12 min)"
 	@echo "make fuzz-long  every fuzz target for FUZZ_SECONDS (3600) in all, findings listed"
 	@echo "make dr-drill   back up, destroy and restore PostgreSQL to a point in time, check every link"
@@ -93,6 +94,15 @@ $(BUILD)/gen/openapi_data.c: openapi/openapi.json deploy/embed-openapi.sh
 $(BUILD)/gen/openapi_data.o: $(BUILD)/gen/openapi_data.c
 	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -c -o $@ $<
 
+# The web page (web/) is compiled into shortener too, gzip copies made here (src/server/web.c).
+WEB_FILES := $(sort $(wildcard web/*.html web/*.css web/*.js))
+$(BUILD)/gen/web_data.c: $(WEB_FILES) deploy/embed-web.sh
+	@mkdir -p $(dir $@)
+	deploy/embed-web.sh $(WEB_FILES) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/web_data.o: $(BUILD)/gen/web_data.c
+	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -c -o $@ $<
+
 # The bot table of analytics: the crawler-user-agents list from npm (package-lock.json pins
 # it), turned into C; the sample User-Agents it carries become a unit test's table.
 CRAWLERS_JSON := node_modules/crawler-user-agents/crawler-user-agents.json
@@ -110,7 +120,7 @@ $(BUILD)/gen/crawlers_data.o: $(BUILD)/gen/crawlers_data.c
 	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BINDIR)/shortener: $(BUILD)/src/server/main.o $(SERVER_OBJS) $(BUILD)/gen/openapi_data.o \
-		$(BUILD)/gen/crawlers_data.o $(LIBCOMMON)
+		$(BUILD)/gen/web_data.o $(BUILD)/gen/crawlers_data.o $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -133,8 +143,9 @@ $(BUILD)/tests/integration/%: tests/integration/%.c $(LIBCOMMON)
 	$(CC) $(PROJECT_CFLAGS) $(CFLAGS) -Ilib -Isrc/server $(PROJECT_LDFLAGS) $(LDFLAGS) -o $@ $< \
 		$(LIBCOMMON) $(LIBS)
 
-# The benchmark's own programs: the libmicrohttpd ceiling and the kgs load generator.
-BENCH_BINS := $(BUILD)/bench/ceiling $(BUILD)/bench/kgsload
+# The benchmark's own programs: the libmicrohttpd ceiling, the kgs load generator and the SSE
+# watchers of the live counter.
+BENCH_BINS := $(BUILD)/bench/ceiling $(BUILD)/bench/kgsload $(BUILD)/bench/sseload
 
 $(BUILD)/bench/%: tests/bench/%.c $(LIBCOMMON)
 	@mkdir -p $(dir $@)
@@ -198,6 +209,8 @@ test: deps
 	$(MAKE) fuzz
 	@echo "== integration tests, plain build"
 	$(MAKE) integration
+	@echo "== the web page in a real browser, plain build"
+	$(MAKE) web-test
 	@echo "== integration tests, ASan+UBSan build"
 	$(MAKE) SANITIZE=1 integration
 
@@ -210,6 +223,13 @@ node_modules/.installed: package-lock.json package.json
 openapi-lint: node_modules/.installed
 	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
 		npx --no-install redocly lint --config redocly.yaml openapi/openapi.json
+
+# The web page in a real browser (tests/web/): Debian's chromium driven by playwright-core
+# (pinned in package-lock.json; no browser is downloaded), against the real stack.
+# Screenshots and the QR images it decodes go to $(BUILD)/web-tests/.
+web-test: all node_modules/.installed
+	SHORTENER_BIN_DIR=$(abspath $(BINDIR)) WEB_TEST_OUT=$(abspath $(BUILD)/web-tests) \
+		$(PYTEST) -q -p no:cacheprovider tests/web
 
 # libFuzzer drivers (tests/fuzz/fuzz_NAME.c), each run briefly over its checked-in corpus
 # (tests/fuzz/corpus/NAME) plus fresh inputs: FUZZ_TIME seconds each in make fuzz (part of

@@ -30,6 +30,7 @@ struct http_request {
     struct MHD_Connection *conn;
     const char *method;
     const char *path;
+    const char *version; /* "HTTP/1.1", say */
     uint64_t id;
     /* The body, collected across calls; NUL-terminated. */
     char *body;
@@ -60,6 +61,32 @@ struct http_request {
 void http_suspend(struct http_request *r);
 void http_resume(struct MHD_Connection *conn);
 
+/* A response written bit by bit (server-sent events): embedded in the object that writes it,
+ * which gets back to itself with container_of. read fills buf with up to max bytes and returns
+ * how many, HTTP_STREAM_END to end the response, or 0 after http_stream_park() when it has
+ * nothing to say yet. release runs once libmicrohttpd is done with the response (the client
+ * went, or the server stops), on one of its threads; after it, nothing may touch the stream. */
+#define HTTP_STREAM_END (-1)
+struct http_stream {
+    long (*read)(struct http_stream *st, char *buf, size_t max);
+    void (*release)(struct http_stream *st);
+    struct MHD_Connection *conn; /* set by http_send_stream */
+};
+
+/* Answers status with a stream of content_type (and headers as for http_send). From here on
+ * st belongs to the response: even when this fails, st->release has been called. The
+ * connection keeps the daemon's timeout; a parked (suspended) one has none, so a streamer
+ * that parks must drop stalled clients itself. */
+enum http_step http_send_stream(struct http_request *r, unsigned status, const char *content_type,
+                                struct http_stream *st, const char *const *headers);
+
+/* Parks the stream's connection until http_stream_wake(). Only from within st->read, which
+ * then returns 0. */
+void http_stream_park(struct http_stream *st);
+
+/* Resumes a parked stream, from any thread: st->read is called again. Exactly once per park. */
+void http_stream_wake(struct http_stream *st);
+
 /* A request header's value, or NULL. */
 const char *http_header(struct http_request *r, const char *name);
 
@@ -71,6 +98,29 @@ const char *http_header_all(struct http_request *r, const char *name, char *buf,
 /* A query parameter's value (percent-decoded), or NULL; "" for "?name" without a value. */
 const char *http_query(struct http_request *r, const char *name);
 
+/* The same with its length in *len: a value decoded from "%00" holds NUL bytes. */
+const char *http_query_n(struct http_request *r, const char *name, size_t *len);
+
+/* How many times query parameter name was given. */
+unsigned http_query_count(struct http_request *r, const char *name);
+
+/* True when an If-None-Match value names tag: "*", or a list of entity tags of which one
+ * matches it by the weak comparison of RFC 9110 (a W/ prefix is ignored). */
+bool http_etag_listed(const char *list, const char *tag);
+
+/* The request's If-None-Match names etag: the answer is 304. */
+bool http_not_modified(struct http_request *r, const char *etag);
+
+/* The client takes gzip-coded bodies (Accept-Encoding). */
+bool http_accepts_gzip(struct http_request *r);
+
+/* The connection's socket (libmicrohttpd's: never close it), or -1. */
+int http_socket(struct http_request *r);
+
+/* Whether libmicrohttpd frames a body of unknown length in chunks (an HTTP/1.1 client that
+ * did not ask to close the connection) rather than sending it bare and closing. */
+bool http_stream_chunked(struct http_request *r);
+
 /* The client's socket address, or NULL when libmicrohttpd does not know it. */
 const struct sockaddr *http_peer(struct http_request *r);
 
@@ -80,6 +130,10 @@ const struct sockaddr *http_peer(struct http_request *r);
  * same. */
 enum http_step http_send(struct http_request *r, unsigned status, const char *content_type,
                          const char *body, size_t len, const char *const *headers);
+
+/* The same for a body that lives as long as the program (compiled in): sent without a copy. */
+enum http_step http_send_static(struct http_request *r, unsigned status, const char *content_type,
+                                const void *body, size_t len, const char *const *headers);
 
 /* 503 naming what is unavailable, with a Retry-After. */
 enum http_step http_unavailable(struct http_request *r, const char *what);

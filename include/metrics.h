@@ -79,6 +79,8 @@ struct metrics_gauges {
     unsigned long long writer_queued;
     unsigned long long writer_batches;
     unsigned long long writer_links;
+    unsigned long long live_watchers;
+    unsigned long long live_links;
 };
 
 /* Renders the Prometheus text format of every metric (the table in metrics.c) into buf.

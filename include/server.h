@@ -27,6 +27,7 @@ struct invalidation;
 struct linkwriter;
 struct admission;
 struct pwhash;
+struct live;
 
 struct server_config {
     char *database_url;
@@ -60,6 +61,9 @@ struct server_config {
     long long per_ip_connections;
     long long connection_timeout;
     long long database_read_max_lag_ms;
+    long long live_interval_ms;
+    long long live_keepalive_ms;
+    long long live_max_per_address;
     bool allow_anonymous;
     bool rate_limits;
     bool analytics;
@@ -88,6 +92,7 @@ struct server {
     struct linkwriter *writer;
     struct admission *admission;
     struct pwhash *pwhash;
+    struct live *live;
     struct metrics metrics;
     struct cache_pending pending; /* deletions Redis has yet to hear of */
     bool pending_ready;

@@ -15,12 +15,15 @@
 #include "http.h"
 #include "keys_client.h"
 #include "links.h"
+#include "live.h"
 #include "linkwriter.h"
 #include "log.h"
 #include "openapi.h"
+#include "qr.h"
 #include "redirect.h"
 #include "request.h"
 #include "server.h"
+#include "web.h"
 #include "stats.h"
 #include "store.h"
 #include "visits.h"
@@ -91,6 +94,8 @@ static enum http_step handle_metrics(struct http_request *r)
         .hot_entries = hotcache_count(s->hot),
         .hot_enabled = hotcache_enabled(s->hot),
         .writer_queued = linkwriter_queued(s->writer),
+        .live_watchers = live_watchers(s->live),
+        .live_links = live_links(s->live),
     };
     linkwriter_counts(s->writer, &g.writer_batches, &g.writer_links);
     char buf[8192];
@@ -173,6 +178,17 @@ enum http_step api_handle(struct http_request *r)
             k[keylen] = '\0';
             return stats_handle(r, k);
         }
+        size_t klen = strlen(key);
+        if (klen > 5 && strcmp(key + klen - 5, "/live") == 0) {
+            char live_key[KEY_MAX_LEN + 1];
+            if (klen - 5 > KEY_MAX_LEN || !request_is_key(key, klen - 5))
+                return http_problem(r, 404, "not-found", "no link with this key");
+            if (!get_or_head(m))
+                return http_method_not_allowed(r, "GET, HEAD");
+            memcpy(live_key, key, klen - 5);
+            live_key[klen - 5] = '\0';
+            return live_handle(r, live_key);
+        }
         if (!request_is_key(key, strlen(key)))
             return http_problem(r, 404, "not-found", "no link with this key");
         if (get_or_head(m))
@@ -186,11 +202,20 @@ enum http_step api_handle(struct http_request *r)
     if (strcmp(path, "/api") == 0 || strncmp(path, "/api/", 5) == 0)
         return http_problem(r, 404, "not-found", "no such endpoint");
     if (path[0] == '/' && path[1] != '\0' && !strchr(path + 1, '/')) {
+        size_t len = strlen(path + 1);
+        if (path[len] == '+')
+            return web_public_stats(r, path + 1, len - 1);
         if (is(m, "POST"))
-            return redirect_unlock(r, path + 1, strlen(path + 1));
+            return redirect_unlock(r, path + 1, len);
         if (!get_or_head(m))
             return http_method_not_allowed(r, "GET, HEAD, POST");
-        return redirect_handle(r, path + 1, strlen(path + 1));
+        return redirect_handle(r, path + 1, len);
     }
+    /* Paths of two segments and the page: never on a redirect's way. */
+    const char *slash = path[0] ? strchr(path + 1, '/') : NULL;
+    if (slash && strcmp(slash, "/qr") == 0)
+        return qr_handle(r, path + 1, (size_t)(slash - path - 1));
+    if (strcmp(path, "/") == 0 || strncmp(path, "/static/", 8) == 0)
+        return web_handle(r);
     return http_problem(r, 404, "not-found", "no such page");
 }

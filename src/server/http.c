@@ -12,7 +12,9 @@
 
 #include "cors.h"
 #include "log.h"
+#include "pwform.h"
 #include "server.h"
+#include "web.h"
 
 void http_suspend(struct http_request *r)
 {
@@ -70,6 +72,118 @@ const char *http_query(struct http_request *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+const char *http_query_n(struct http_request *r, const char *name, size_t *len)
+{
+    const char *value = NULL;
+    if (MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &value,
+                                      len) != MHD_YES)
+        return NULL;
+    return value;
+}
+
+struct query_count {
+    const char *name;
+    unsigned n;
+};
+
+static enum MHD_Result count_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct query_count *c = cls;
+    (void)kind;
+    (void)value;
+    if (strcmp(key, c->name) == 0)
+        c->n++;
+    return MHD_YES;
+}
+
+unsigned http_query_count(struct http_request *r, const char *name)
+{
+    struct query_count c = {.name = name};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, count_query, &c);
+    return c.n;
+}
+
+bool http_etag_listed(const char *list, const char *tag)
+{
+    size_t tag_len = strlen(tag);
+    const char *p = list;
+
+    while (*p) {
+        p += strspn(p, " \t,");
+        if (*p == '*')
+            return true;
+        if (strncmp(p, "W/", 2) == 0)
+            p += 2;
+        size_t n = strcspn(p, " \t,");
+        if (n == tag_len && memcmp(p, tag, n) == 0)
+            return true;
+        p += n;
+    }
+    return false;
+}
+
+bool http_not_modified(struct http_request *r, const char *etag)
+{
+    const char *inm = http_header(r, "If-None-Match");
+    return inm && http_etag_listed(inm, etag);
+}
+
+/* Accept-Encoding names gzip with a q-value other than 0 (RFC 9110, 12.5.3). */
+bool http_accepts_gzip(struct http_request *r)
+{
+    const char *p = http_header(r, "Accept-Encoding");
+
+    while (p && *p) {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, " \t,;");
+        bool gzip = (n == 4 && strncasecmp(p, "gzip", 4) == 0) ||
+                    (n == 6 && strncasecmp(p, "x-gzip", 6) == 0);
+        p += n;
+        p += strspn(p, " \t");
+        bool zero = false;
+        if (*p == ';') {
+            size_t plen = strcspn(p, ",");
+            const char *q = strstr(p, "q=");
+            if (q && q < p + plen)
+                zero = strtod(q + 2, NULL) == 0.0;
+            p += plen;
+        }
+        if (gzip)
+            return !zero;
+    }
+    return false;
+}
+
+int http_socket(struct http_request *r)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return info ? info->connect_fd : -1;
+}
+
+bool http_stream_chunked(struct http_request *r)
+{
+    bool close = false;
+
+    if (!r->version || strcasecmp(r->version, "HTTP/1.1") != 0)
+        return false;
+    /* 0.9.75 (Debian 12's) chunks every such body of an HTTP/1.1 request, even when the
+     * client asked to close (measured); later versions send it bare then (their
+     * build_header_response). */
+    if (MHD_VERSION <= 0x00097500)
+        return true;
+    for (const char *p = http_header(r, "Connection"); p && *p;) {
+        size_t n;
+        p += strspn(p, " \t,");
+        n = strcspn(p, " \t,");
+        if (n == 5 && strncasecmp(p, "close", 5) == 0)
+            close = true;
+        p += n;
+    }
+    return !close;
+}
+
 const struct sockaddr *http_peer(struct http_request *r)
 {
     const union MHD_ConnectionInfo *info =
@@ -100,16 +214,12 @@ static enum MHD_Result add_cors_headers(struct http_request *r, struct MHD_Respo
     return ok;
 }
 
-enum http_step http_send(struct http_request *r, unsigned status, const char *content_type,
-                         const char *body, size_t len, const char *const *headers)
+/* Adds the fields of every answer, then queues it; the response is released either way. */
+static enum http_step queue(struct http_request *r, unsigned status, struct MHD_Response *resp,
+                            const char *content_type, const char *const *headers)
 {
-    struct MHD_Response *resp;
-    enum MHD_Result ok;
+    enum MHD_Result ok = MHD_YES;
 
-    resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-    if (!resp)
-        return HTTP_BROKEN;
-    ok = MHD_YES;
     if (content_type)
         ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     for (size_t i = 0; ok == MHD_YES && headers && headers[i]; i += 2)
@@ -128,6 +238,65 @@ enum http_step http_send(struct http_request *r, unsigned status, const char *co
     r->answered = true;
     r->status = status;
     return HTTP_ANSWERED;
+}
+
+enum http_step http_send(struct http_request *r, unsigned status, const char *content_type,
+                         const char *body, size_t len, const char *const *headers)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    return resp ? queue(r, status, resp, content_type, headers) : HTTP_BROKEN;
+}
+
+enum http_step http_send_static(struct http_request *r, unsigned status, const char *content_type,
+                                const void *body, size_t len, const char *const *headers)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_PERSISTENT);
+    return resp ? queue(r, status, resp, content_type, headers) : HTTP_BROKEN;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct http_stream *st = cls;
+    long n = st->read(st, buf, max);
+    (void)pos;
+    return n == HTTP_STREAM_END ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
+}
+
+static void stream_release(void *cls)
+{
+    struct http_stream *st = cls;
+    st->release(st);
+}
+
+/* libmicrohttpd hands the reader as much of the connection's pool as is free; this is only
+ * the least it asks for. */
+#define STREAM_BLOCK 1024
+
+enum http_step http_send_stream(struct http_request *r, unsigned status, const char *content_type,
+                                struct http_stream *st, const char *const *headers)
+{
+    struct MHD_Response *resp;
+
+    st->conn = r->conn;
+    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_read, st,
+                                             stream_release);
+    if (!resp) {
+        st->release(st);
+        return HTTP_BROKEN;
+    }
+    return queue(r, status, resp, content_type, headers);
+}
+
+void http_stream_park(struct http_stream *st)
+{
+    MHD_suspend_connection(st->conn);
+}
+
+void http_stream_wake(struct http_stream *st)
+{
+    MHD_resume_connection(st->conn);
 }
 
 enum http_step http_send_json(struct http_request *r, unsigned status, char *text,
@@ -217,15 +386,25 @@ enum http_step http_redirect(struct http_request *r, unsigned status, const char
 
 enum http_step http_link_not_found(struct http_request *r)
 {
-    static const char page[] =
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<title>Link not found</title></head>\n<body><h1>Link not found</h1>\n"
-        "<p>This short link does not exist, has expired or was deleted.</p></body></html>\n";
     const char *accept = http_header(r, "Accept");
 
     if (accept && strstr(accept, "text/html")) {
-        const char *headers[] = {"Cache-Control", "no-store", NULL};
-        return http_send(r, 404, "text/html; charset=utf-8", page, sizeof(page) - 1, headers);
+        char page[1024];
+        int n =
+            snprintf(page, sizeof(page),
+                     "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+                     "<meta name=\"color-scheme\" content=\"light dark\">"
+                     "<title>Link not found</title><link rel=\"icon\" href=\"data:,\">"
+                     "<link rel=\"stylesheet\" href=\"%s\"></head>\n<body class=\"plain\">"
+                     "<header class=\"top\"><a class=\"brand\" href=\"/\">shortener</a></header>"
+                     "<main><section class=\"card\"><h1>Link not found</h1>\n"
+                     "<p>This short link does not exist, has expired or was deleted.</p>"
+                     "<p><a href=\"/\">Make a short link</a></p></section></main></body></html>\n",
+                     web_css_href);
+        if (n > 0 && (size_t)n < sizeof(page))
+            return http_send(r, 404, "text/html; charset=utf-8", page, (size_t)n,
+                             pwform_html_headers);
     }
     return http_problem(r, 404, "not-found", "no link with this key");
 }

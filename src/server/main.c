@@ -1,6 +1,7 @@
 /* bin/shortener: the HTTP API server. Reads its settings, starts serving and stops cleanly on
  * SIGINT or SIGTERM. */
 #include <curl/curl.h>
+#include <errno.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -95,12 +96,23 @@ static const struct config_opt options[] = {
     OPT_STR("GEOIP_DB", "geoip-db", "",
             "MaxMind-format country database (.mmdb) for stats; empty: countries are unknown",
             geoip_db),
-    OPT_INT("MAX_CONNECTIONS", "max-connections", 16, 1000000, "4096",
-            "concurrent HTTP connections", max_connections),
+    OPT_INT("MAX_CONNECTIONS", "max-connections", 16, 65536, "4096",
+            "concurrent HTTP connections, live counter streams included (the open-file limit "
+            "is raised to fit)",
+            max_connections),
     OPT_INT("PER_IP_CONNECTIONS", "per-ip-connections", 0, 1000000, "1024",
             "concurrent HTTP connections from one address; 0: no limit", per_ip_connections),
     OPT_INT("CONNECTION_TIMEOUT", "connection-timeout", 1, 3600, "30",
             "seconds an idle HTTP connection is kept", connection_timeout),
+    OPT_INT("LIVE_INTERVAL_MS", "live-interval-ms", 100, 60000, "1000",
+            "least time between two live counter events of one link, in milliseconds",
+            live_interval_ms),
+    OPT_INT("LIVE_KEEPALIVE_MS", "live-keepalive-ms", 100, 15000, "15000",
+            "longest silence on a live counter stream before a comment line, in milliseconds",
+            live_keepalive_ms),
+    OPT_INT("LIVE_MAX_PER_ADDRESS", "live-max-per-address", 1, 65536, "32",
+            "live counter streams one client address may hold open; past it 429",
+            live_max_per_address),
     CONFIG_LOG_LEVEL(T, "info", log_level),
 };
 #undef OPT_INT
@@ -131,14 +143,37 @@ static bool base_url_valid(const char *base_url)
     return ok;
 }
 
-/* Each connection is a file descriptor: take what the hard limit allows. */
-static void raise_fd_limit(void)
+/* Descriptors besides the HTTP connections: the listener, PostgreSQL and Redis connections of
+ * every thread, the kgs socket, epoll and event fds, logs. */
+#define FD_RESERVE 128
+
+/* Each connection is a file descriptor: the soft limit goes up to the hard one, which must
+ * leave room for MAX_CONNECTIONS. Returns 0, or -1 with the reason in err. */
+static int raise_fd_limit(long long max_connections, char *err, size_t errlen)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
+    unsigned long long need = (unsigned long long)max_connections + FD_RESERVE;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        snprintf(err, errlen, "cannot read the open-file limit: %s", strerror(errno));
+        return -1;
     }
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+        snprintf(err, errlen,
+                 "MAX_CONNECTIONS=%lld needs %llu open files, but the hard limit is %llu: raise it "
+                 "(ulimit -Hn, systemd LimitNOFILE=) or lower MAX_CONNECTIONS",
+                 max_connections, need, (unsigned long long)rl.rlim_max);
+        return -1;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+            snprintf(err, errlen, "cannot raise the open-file limit to %llu: %s",
+                     (unsigned long long)rl.rlim_max, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -187,7 +222,11 @@ int main(int argc, char **argv)
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
-    raise_fd_limit();
+    if (raise_fd_limit(s.cfg.max_connections, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        status = 2;
+        goto out;
+    }
 
     if (strcmp(s.cfg.environment, "production") != 0 &&
         strcmp(s.cfg.environment, "development") != 0) {

@@ -15,6 +15,7 @@
 #include "caller.h"
 #include "container_of.h"
 #include "hotcache.h"
+#include "live.h"
 #include "metrics.h"
 #include "pwform.h"
 #include "pwhash.h"
@@ -183,8 +184,10 @@ static enum http_step respond(struct http_request *r, struct hop *h)
     /* A hot hit's visit was counted in its entry already (hotcache_get). */
     if (h->visit && h->where != MR_HOT_HIT && !visits_record(s->visits, h->key, h->len))
         metrics_inc(&s->metrics.visits_dropped);
-    if (h->visit)
+    if (h->visit) {
         record_visit(r, h->key, h->len, now);
+        live_visit(s->live, h->key, h->len);
+    }
     return http_redirect(r, (unsigned)status, h->url, max_age);
 }
 

@@ -21,6 +21,7 @@
 #include "invalidation.h"
 #include "keys_client.h"
 #include "linkwriter.h"
+#include "live.h"
 #include "log.h"
 #include "pwhash.h"
 #include "redis.h"
@@ -153,7 +154,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     struct server *s = cls;
     struct http_request *r;
-    (void)version;
 
     /* Queueing a response on the first call makes libmicrohttpd 0.9.75 close the
      * connection (NOTES.md): the first call only sets up, the answer comes on the next. */
@@ -178,7 +178,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             *upload_data_size = 0;
             return MHD_YES;
         }
-        struct http_request stack = {.srv = s, .conn = conn, .method = method, .path = url};
+        struct http_request stack = {
+            .srv = s, .conn = conn, .method = method, .path = url, .version = version};
         return answer(s, &stack);
     }
     r = *req_cls;
@@ -205,6 +206,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     r->conn = conn;
     r->method = method;
     r->path = url;
+    r->version = version;
     return answer(s, r);
 }
 
@@ -392,6 +394,21 @@ int server_init(struct server *s)
             return -EINVAL;
         }
     }
+    struct live_config lc = {
+        .database_url = c->database_url,
+        .interval_ms = (unsigned)c->live_interval_ms,
+        .keepalive_ms = (unsigned)c->live_keepalive_ms,
+        .flush_ms = (unsigned)c->visits_flush_ms,
+        .max_per_address = (unsigned)c->live_max_per_address,
+        /* A watcher is written to at least every keep-alive; one that cannot take that for
+         * longer than this is gone. */
+        .stream_timeout = (unsigned)(c->connection_timeout > 2 * c->live_keepalive_ms / 1000
+                                         ? c->connection_timeout
+                                         : 2 * c->live_keepalive_ms / 1000 + 1),
+    };
+    s->live = live_new(&s->redis_target, &lc);
+    if (!s->live)
+        return -ENOMEM;
     return 0;
 }
 
@@ -422,7 +439,7 @@ int server_start(struct server *s)
     }
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    if (visits_start(s->visits) < 0)
+    if (visits_start(s->visits) < 0 || live_start(s->live) < 0)
         return -ENOMEM;
     if (s->analytics && analytics_start(s->analytics) < 0)
         return -ENOMEM;
@@ -459,6 +476,7 @@ void server_release(struct server *s)
     admission_close(s->admission);
     pwhash_close(s->pwhash);
     linkwriter_close(s->writer);
+    live_close(s->live);
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
@@ -468,6 +486,8 @@ void server_release(struct server *s)
     s->admission = NULL;
     pwhash_free(s->pwhash);
     s->pwhash = NULL;
+    live_free(s->live);
+    s->live = NULL;
     invalidation_stop(s->invalidation);
     s->invalidation = NULL;
     /* Visits counted in the hot cache go to the visits table (the cache is left off and

@@ -15,6 +15,8 @@
 --              counts in bulk_bad (reported as bad=, which the caller adds to the errors).
 -- MODE unlock: POST /<ARG> with the form field password=PASSWORD, form-encoded (args:
 --              - LINKKEY PASSWORD; KEYFILE unused): the password form of a protected link.
+-- MODE get:    GET ARG (a path) every time, with Accept-Encoding: ARG2 when given (args: - PATH
+--              [ENCODING]; KEYFILE unused): the web page, a QR code.
 --
 -- done() prints one line "BENCH k=v ..." with the exact counts and latency percentiles, so
 -- the caller need not parse wrk's rounded text report.
@@ -28,7 +30,7 @@ function setup(thread)
    table.insert(threads, thread)
 end
 
-local mode, keys, n, pos, step, auth, bulk_n, unlock_path, unlock_body
+local mode, keys, n, pos, step, auth, bulk_n, unlock_path, unlock_body, get_req
 -- A global, not a local: done() reads it from every thread with thread:get().
 done_keys = 0
 local sent = 0
@@ -79,6 +81,12 @@ function init(args)
    elseif mode == "unlock" then
       unlock_path = "/" .. args[3]
       unlock_body = "password=" .. form_escape(args[4])
+   elseif mode == "get" then
+      local headers = {}
+      if args[4] then
+         headers["Accept-Encoding"] = args[4]
+      end
+      get_req = wrk.format("GET", args[3], headers)
    end
 end
 
@@ -125,6 +133,8 @@ function request()
          ["Authorization"] = auth,
          ["Content-Type"] = "application/json",
       }, "[" .. table.concat(items, ",") .. "]")
+   elseif mode == "get" then
+      return get_req
    elseif mode == "unlock" then
       return wrk.format("POST", unlock_path, {
          ["Content-Type"] = "application/x-www-form-urlencoded",

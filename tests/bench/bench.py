@@ -11,7 +11,9 @@ Settings (environment):
   BENCH_THREADS  shortener THREADS = nginx workers = ceiling threads (default 2)
   BENCH_ONLY     run only these groups of rows (for working on the bench): cached (with nginx,
                  the ceilings and redis-path), uncached, create, links (bulk creates,
-                 max_visits and password links), kgs, cleanup, zipf
+                 max_visits and password links), kgs, live (SSE watchers), cleanup, web
+                 (GET / against nginx serving the same bytes, QR codes), zipf
+  BENCH_LIVE_WATCHERS  live counter streams of the live group (default 10000)
   BENCH_ZIPF_LINKS  links of the zipf group, loaded after every other group (default 10000000)
   BENCH_ZIPF_DRAWS  requests precomputed for it, Zipf(1.0) over those links (default 4000000)
   SHORTENER_BIN_DIR, BENCH_BIN_DIR  where the programs and ceiling/kgsload are (the Makefile
@@ -94,11 +96,17 @@ TARGETS = {
     "zipf": "≥ 0.9× nginx; p99 ≤ 1.5× nginx's",
     "analytics": "≥ 0.95× analytics off",
     "stats": "≤ 50 ms",
+    "live": "≥ 0.9× without watchers; gap ≤ LIVE_INTERVAL_MS + 500 ms; ≤ 20 KB RSS per watcher",
 }
 # The stats row: one link with this many visits spread over the last year.
 STATS_VISITS = 10_000_000
 STATS_REQUESTS = 30
 GEOIP_DB = REPO / "node_modules/@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb"
+# The live group: watchers of one link on one server, opened by sseload from several loopback
+# addresses (the server allows LIVE_PER_ADDRESS per address).
+LIVE_WATCHERS = int(os.environ.get("BENCH_LIVE_WATCHERS") or 10000)
+LIVE_PER_ADDRESS = 1000
+LIVE_INTERVAL_MS = 1000
 
 
 def log(msg):
@@ -530,7 +538,8 @@ http {{
         steps = {"cached": self.cached_rows, "uncached": self.uncached_rows,
                  "create": self.create_rows, "links": self.links_rows, "kgs": self.kgs_row,
                  "analytics": self.analytics_rows, "stats": self.stats_row,
-                 "cleanup": self.cleanup_row, "zipf": self.zipf_rows}
+                 "live": self.live_rows, "cleanup": self.cleanup_row,
+                 "web": self.web_rows, "zipf": self.zipf_rows}
         for name, step in steps.items():
             if ONLY and name not in ONLY:
                 continue
@@ -779,6 +788,89 @@ http {{
         low["line"] = (f"Argon2id verify: p50 {fmt(low['p50_ms'], 1)} ms at {UNLOCK_CONNS[0]} "
                        "connections (one check at a time per hashing thread; 2 hashing threads)")
 
+    def start_nginx_files(self, files):
+        """nginx serving files (name -> bytes) as they are, each with its .gz beside it
+        (gzip_static), as shortener serves its compiled-in page."""
+        root = self.stack.root / "nginx-files"
+        www = root / "www"
+        www.mkdir(parents=True, exist_ok=True)
+        for name, (body, gz) in files.items():
+            (www / name).write_bytes(body)
+            if gz is not None:
+                (www / (name + ".gz")).write_bytes(gz)
+        lease = st.PortLease()
+        conf = root / "nginx.conf"
+        conf.write_text(f"""
+worker_processes {THREADS};
+daemon off;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    types {{ text/html html; }}
+    server {{
+        listen 127.0.0.1:{lease.port};
+        root {www};
+        index index.html;
+        gzip_static on;
+        etag on;
+    }}
+}}
+""")
+        proc = Extra("nginx-files", ["nginx", "-p", str(root), "-e", str(root / "error.log"),
+                                     "-c", str(conf)], self.stack.root)
+        try:
+            wait_http(lease.port, proc, "nginx (files)")
+        finally:
+            lease.release()
+        return proc, f"http://127.0.0.1:{lease.port}"
+
+    def web_rows(self):
+        """GET / (gzip-coded, as browsers ask for it) against nginx serving the same bytes with
+        gzip_static; QR codes of one link, PNG (512 px) and SVG, drawn anew for every request
+        (wrk sends no If-None-Match)."""
+        import gzip as gz
+        import urllib.request
+        srv = self.restart_server()
+        req = urllib.request.Request(srv.base_url + "/", headers={"Accept-Encoding": "gzip"})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(req, timeout=30) as r:
+            zbody = r.read()
+            coded = r.headers.get("Content-Encoding") == "gzip"
+        body = gz.decompress(zbody) if coded else zbody
+        nginx, nginx_url = self.start_nginx_files({"index.html": (body, zbody if coded else None)})
+        c = CREATE_CONNS
+        page = ["get", "-", "/", "gzip"]
+        ref, row = measure([
+            wrk_subject("nginx GET / (same file, gzip)", nginx_url, nginx.pid, c, page),
+            wrk_subject("GET / (web page, gzip)", srv.base_url, srv.proc.pid, c, page)], c)
+        self.add(ref)
+        self.add(row, ref)
+        key, _ = self.stack.create_apikey(rate="1000000/s")
+        r = self.api("POST", srv.base_url + "/api/v1/urls", key,
+                     json={"url": "https://example.com/qr-bench"})
+        if r.status_code != 201:
+            raise RuntimeError(f"creating the QR link: {r.status_code} {r.text[:300]}")
+        link = r.json()["key"]
+        for fmt in ("png", "svg"):
+            r = self.api("GET", f"{srv.base_url}/{link}/qr?format={fmt}")
+            if r.status_code != 200:
+                raise RuntimeError(f"GET /{link}/qr?format={fmt}: {r.status_code}")
+        rows = measure([
+            wrk_subject("QR PNG 512 px (GET /{key}/qr)", srv.base_url, srv.proc.pid, c,
+                        ["get", "-", f"/{link}/qr?format=png"]),
+            wrk_subject("QR SVG (GET /{key}/qr)", srv.base_url, srv.proc.pid, c,
+                        ["get", "-", f"/{link}/qr"])], c)
+        for row in rows:
+            self.add(row)
+
     def kgs_row(self):
         sock = self.stack.kgs.sock
         (row,) = measure([Subject(f"kgs TAKE {KGS_BATCH}", self.stack.kgs.proc.pid,
@@ -913,6 +1005,79 @@ CROSS JOIN LATERAL (
         if r.status_code != 201:
             raise RuntimeError(f"creating the stats link: {r.status_code} {r.text[:200]}")
         return r.json()["key"], apikey
+
+    def live_rows(self):
+        """Redirects of one link while LIVE_WATCHERS watch it on the same server, against the
+        same load on a second server (same build and settings) whose link nobody watches, run
+        in turn. sseload measures each watcher's longest time without an event, only while
+        the watched link is driven (its measuring windows are the watched runs)."""
+        conns = CREATE_CONNS
+        n = LIVE_WATCHERS
+        name = f"live link, {n:,} watchers"
+        if not self.supports("LIVE_MAX_PER_ADDRESS"):
+            self.skip(name, conns, "this build has no live counter")
+            return
+        srv = self.restart_server(LIVE_MAX_PER_ADDRESS=LIVE_PER_ADDRESS,
+                                  LIVE_INTERVAL_MS=LIVE_INTERVAL_MS, MAX_CONNECTIONS=n + 1024)
+        ref_srv = self.stack.start_shortener(**self.server_env(LIVE_INTERVAL_MS=LIVE_INTERVAL_MS))
+        key, _ = self.stack.create_apikey("bench-live", rate="1000000/s")
+        files = []
+        for s, tag in ((srv, "watched"), (ref_srv, "plain")):
+            r = self.api("POST", s.base_url + "/api/v1/urls", key,
+                         json={"url": f"https://example.com/live/{tag}", "public_stats": True})
+            if r.status_code != 201:
+                raise RuntimeError(f"creating the {tag} link: {r.status_code} {r.text[:300]}")
+            link = r.json()["key"]
+            if self.api("GET", f"{s.base_url}/{link}").status_code != 301:
+                raise RuntimeError(f"the {tag} link {link} does not redirect")
+            files.append((link, self.stack.root / f"keys-live-{tag}.txt"))
+            files[-1][1].write_text(link + "\n")
+        (watched, wfile), (_, pfile) = files
+        rss_before = rss_kb([srv.proc.pid])
+        load = subprocess.Popen([str(BENCH_BIN / "sseload"), str(srv.port),
+                                 f"/api/v1/urls/{watched}/live", str(n), str(LIVE_PER_ADDRESS)],
+                                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                                start_new_session=True)
+        try:
+            t0 = time.monotonic()
+            first = load.stdout.readline().strip()
+            if first != "ready":
+                raise RuntimeError(f"sseload: {first or 'exited'}")
+            log(f"{n} watchers attached in {time.monotonic() - t0:.1f}s")
+            rss_after = rss_kb([srv.proc.pid])
+
+            def watched_run(secs):
+                load.send_signal(signal.SIGUSR1)
+                try:
+                    return wrk(srv.base_url, conns, secs, ["random", wfile])
+                finally:
+                    load.send_signal(signal.SIGUSR2)
+            ref, row = measure([
+                wrk_subject("live link, no watchers", ref_srv.base_url, ref_srv.proc.pid, conns,
+                            ["random", pfile]),
+                Subject(name, srv.proc.pid, watched_run)], conns)
+            load.send_signal(signal.SIGTERM)
+            out = load.communicate(timeout=60)[0]
+        finally:
+            if load.poll() is None:
+                load.kill()
+                load.wait()
+        m = re.search(r"SSELOAD conns=(\d+) open=(\d+) events=(\d+) windows=(\d+) "
+                      r"max_gap_ms=(\d+)", out)
+        if not m:
+            raise RuntimeError(f"sseload said: {out[-500:]}")
+        still, events, gap = int(m.group(2)), int(m.group(3)), int(m.group(5))
+        per_kb = (rss_after - rss_before) / n
+        row["live"] = {"watchers": n, "open_at_end": still, "events": events,
+                       "worst_gap_ms": gap, "rss_before_kb": rss_before,
+                       "rss_with_watchers_kb": rss_after, "rss_per_watcher_kb": round(per_kb, 1)}
+        self.add(ref)
+        self.add(row, ref, TARGETS["live"],
+                 f"worst watcher's gap {gap} ms (target ≤ {LIVE_INTERVAL_MS + 500}); "
+                 f"RSS {rss_before / 1024:.1f} → {rss_after / 1024:.1f} MB with {n} watchers, "
+                 f"{per_kb:.1f} KB each (target ≤ 20); {still} of {n} streams open at the end, "
+                 f"{events:,} events")
+        ref_srv.stop()
 
     def cleanup_row(self):
         redirect = ["random", self.keyfile]
@@ -1184,7 +1349,7 @@ def main():
     for tool in ("wrk", "nginx", "redis-cli"):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is missing (deploy/install-deps.sh --bench installs it)")
-    for prog in ("ceiling", "kgsload"):
+    for prog in ("ceiling", "kgsload", "sseload"):
         if not (BENCH_BIN / prog).exists():
             sys.exit(f"bench: {BENCH_BIN / prog} is missing (make bench builds it)")
 

@@ -486,32 +486,42 @@ def test_password_form_and_unlock(client, anon):
     assert r.headers["Cache-Control"] == "no-store"
 
 
-@pytest.mark.skip(reason="public stats pages are not implemented yet (/{key}+ answers 404)")
 def test_public_stats_page(client, anon):
     key = client.create_ok("https://example.com/pub", public_stats=True)["key"]
     r = conforms(anon.request("GET", f"/{key}+"), 200)
     assert r.headers["Content-Type"].startswith("text/html")
+    conforms(anon.request("GET", f"/{key}+", headers={"If-None-Match": r.headers["ETag"]}), 304)
+    conforms(anon.request("HEAD", f"/{key}+"), 200)
     private = client.create_ok("https://example.com/private")["key"]
     conforms(anon.request("GET", f"/{private}+"), 404)
+    conforms(anon.request("GET", "/nosuchkey3+", headers={"Accept": "text/html"}), 404)
 
 
-@pytest.mark.skip(reason="QR codes are not implemented yet (/{key}/qr answers 404)")
 def test_qr_code(client, anon):
     key = client.create_ok("https://example.com/qr")["key"]
     r = conforms(anon.request("GET", f"/{key}/qr"), 200)
     assert r.headers["Content-Type"].startswith("image/svg+xml") and "<svg" in r.text
+    conforms(anon.request("GET", f"/{key}/qr", headers={"If-None-Match": r.headers["ETag"]}), 304)
+    conforms(anon.request("HEAD", f"/{key}/qr"), 200)
     r = conforms(anon.request("GET", f"/{key}/qr", params={"format": "png", "size": 64}), 200)
     assert r.headers["Content-Type"] == "image/png" and r.content[:8] == b"\x89PNG\r\n\x1a\n"
     for params in ({"format": "gif"}, {"size": 63}, {"size": 2049}, {"size": "big"}):
         conforms(anon.request("GET", f"/{key}/qr", params=params), 400)
     conforms(anon.request("GET", "/nosuchkey2/qr"), 404)
+    conforms(anon.request("POST", f"/{key}/qr"), 405)
 
 
-@pytest.mark.skip(reason="the web page is not implemented yet (/ answers 404)")
 def test_web_page(anon):
     r = conforms(anon.request("GET", "/"), 200)
     assert "script-src" in r.headers["Content-Security-Policy"]
     assert "unsafe-inline" not in r.headers["Content-Security-Policy"]
+    conforms(anon.request("GET", "/", headers={"If-None-Match": r.headers["ETag"]}), 304)
+    conforms(anon.request("HEAD", "/"), 200)
+    conforms(anon.request("POST", "/"), 405)
+    for name in ("app.css", "app.js", "stats.js", "public.js"):
+        r = conforms(anon.request("GET", f"/static/{name}"), 200)
+        conforms(anon.request("GET", f"/static/{name}",
+                              headers={"If-None-Match": r.headers["ETag"]}), 304)
 
 
 # ---------------------------------------------------------------------------- list, edit, bulk
@@ -578,16 +588,20 @@ def test_stats(client, other_client, anon):
     conforms(anon.request("GET", f"/api/v1/urls/{public}/stats"), 200)
 
 
-@pytest.mark.skip(reason="the live counter is not implemented yet (/api/v1/urls/{key}/live "
-                         "answers 404)")
-def test_live(client):
+def test_live(client, other_client, anon):
     key = client.create_ok("https://example.com/live")["key"]
+    conforms_problem(anon.request("GET", f"/api/v1/urls/{key}/live"), 401, "unauthorized")
+    conforms_problem(other_client.request("GET", f"/api/v1/urls/{key}/live"), 404, "not-found")
+    conforms_problem(client.request("POST", f"/api/v1/urls/{key}/live"), 405,
+                     "method-not-allowed")
+    conforms(client.request("HEAD", f"/api/v1/urls/{key}/live"), 200)
     r = client.request("GET", f"/api/v1/urls/{key}/live", stream=True)
     try:
         assert r.status_code == 200
         ctype = r.headers["Content-Type"].split(";")[0]
         media = DOC["paths"]["/api/v1/urls/{key}/live"]["get"]["responses"]["200"]["content"]
         assert ctype in media
+        assert r.headers["Cache-Control"] == "no-store"
         lines = []
         for line in r.iter_lines(decode_unicode=True):
             if line == "" and lines:
@@ -614,7 +628,8 @@ def test_healthz_readyz_metrics(anon):
 
 
 @pytest.mark.parametrize("path", ["/api/v1/urls", "/api/v1/urls/{key}", "/api/v1/openapi.json",
-                                  "/api/v1/urls/bulk", "/api/v1/urls/{key}/stats"])
+                                  "/api/v1/urls/bulk", "/api/v1/urls/{key}/stats",
+                                  "/api/v1/urls/{key}/live"])
 def test_cors_preflight_and_plain_options(anon, path):
     p = path.replace("{key}", "somekey1")
     r = conforms(anon.request("OPTIONS", p, headers={
@@ -657,6 +672,9 @@ EXERCISED_TODAY = {
     ("/api/v1/openapi.json", "POST", 405), ("/api/v1/urls", "OPTIONS", 204),
     ("/api/v1/urls/{key}/stats", "GET", 200), ("/api/v1/urls/{key}/stats", "GET", 400),
     ("/api/v1/urls/{key}/stats", "GET", 401), ("/api/v1/urls/{key}/stats", "GET", 404),
+    ("/api/v1/urls/{key}/live", "GET", 200), ("/api/v1/urls/{key}/live", "GET", 401),
+    ("/api/v1/urls/{key}/live", "GET", 404), ("/api/v1/urls/{key}/live", "HEAD", 200),
+    ("/api/v1/urls/{key}/live", "POST", 405),
 }
 
 

@@ -92,6 +92,13 @@ static const char expected[] =
     "# HELP shortener_create_queue Creates waiting for a link writer.\n"
     "# TYPE shortener_create_queue gauge\n"
     "shortener_create_queue 104\n"
+    "# HELP shortener_live_watchers Live counter streams open on this server.\n"
+    "# TYPE shortener_live_watchers gauge\n"
+    "shortener_live_watchers 107\n"
+    "# HELP shortener_live_links Links watched here or, as announced, on other servers: their "
+    "visits are counted live.\n"
+    "# TYPE shortener_live_links gauge\n"
+    "shortener_live_links 108\n"
     "# HELP shortener_create_commits_total Commits of new links (each carries a batch).\n"
     "# TYPE shortener_create_commits_total counter\n"
     "shortener_create_commits_total 105\n"
@@ -126,7 +133,9 @@ static void fill(struct metrics *m, struct metrics_gauges *g)
                                  .hot_enabled = 1,
                                  .writer_queued = 104,
                                  .writer_batches = 105,
-                                 .writer_links = 106};
+                                 .writer_links = 106,
+                                 .live_watchers = 107,
+                                 .live_links = 108};
 }
 
 static void test_exposition_text(void **state)
