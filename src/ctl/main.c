@@ -496,8 +496,9 @@ static int cmd_cleanup(struct ctl *ctl, const union command_opts *o, int nargs, 
     if (res.idempotency_rows > 0)
         printf("cleanup: deleted %lld idempotency %s older than 24 hours\n", res.idempotency_rows,
                plural(res.idempotency_rows, "record", "records"));
-    printf("cleanup: deleted %lld visit stats %s older than %lld days\n", res.stats_rows,
-           plural(res.stats_rows, "row", "rows"), opts->stats_retention_days);
+    if (res.stats_rows > 0)
+        printf("cleanup: deleted %lld visit stats %s older than %lld days\n", res.stats_rows,
+               plural(res.stats_rows, "row", "rows"), opts->stats_retention_days);
     fflush(stdout);
     if (res.not_evicted > 0)
         fprintf(stderr,
