@@ -26,6 +26,7 @@ struct invalidation;
 struct linkwriter;
 struct admission;
 struct pwhash;
+struct connguard;
 
 struct server_config {
     char *database_url;
@@ -53,6 +54,7 @@ struct server_config {
     long long max_connections;
     long long per_ip_connections;
     long long connection_timeout;
+    long long request_timeout;
     bool allow_anonymous;
     bool rate_limits;
 };
@@ -78,6 +80,7 @@ struct server {
     struct linkwriter *writer;
     struct admission *admission;
     struct pwhash *pwhash;
+    struct connguard *guard; /* per-address connection limits, request deadlines */
     struct metrics metrics;
     struct cache_pending pending; /* deletions Redis has yet to hear of */
     bool pending_ready;

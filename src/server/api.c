@@ -8,6 +8,7 @@
 
 #include "cache.h"
 #include "caller.h"
+#include "connguard.h"
 #include "cors.h"
 #include "create.h"
 #include "deadline.h"
@@ -90,6 +91,7 @@ static enum http_step handle_metrics(struct http_request *r)
         .hot_entries = hotcache_count(s->hot),
         .hot_enabled = hotcache_enabled(s->hot),
         .writer_queued = linkwriter_queued(s->writer),
+        .connections_open = s->guard ? connguard_open_count(s->guard) : 0,
     };
     linkwriter_counts(s->writer, &g.writer_batches, &g.writer_links);
     char buf[8192];
@@ -125,6 +127,21 @@ static enum http_step handle_options(struct http_request *r)
     if (r->cors_origin && http_header(r, "Access-Control-Request-Method"))
         return http_send(r, 204, NULL, "", 0, preflight);
     return http_send(r, 204, NULL, "", 0, plain);
+}
+
+enum http_step api_check_early(struct http_request *r)
+{
+    const char *path = r->path, *m = r->method;
+    bool create =
+        (strcmp(path, API_PREFIX) == 0 || strcmp(path, API_PREFIX "/") == 0) && is(m, "POST");
+    bool bulk = strcmp(path, API_PREFIX "/bulk") == 0 && is(m, "POST");
+    bool edit = strncmp(path, API_PREFIX "/", sizeof(API_PREFIX)) == 0 && is(m, "PATCH");
+
+    if (!create && !bulk && !edit)
+        return HTTP_GO_ON;
+    r->cors_origin = cors_allow_origin(&r->srv->cors, http_header(r, "Origin"));
+    /* Bulk creates need a key even where anonymous creates are allowed. */
+    return caller_refuse_early(r, create && r->srv->cfg.allow_anonymous);
 }
 
 enum http_step api_handle(struct http_request *r)

@@ -178,6 +178,25 @@ static int from_xff(const struct clientip_trusted *t, const char *xff, unsigned 
     return any ? 0 : -EINVAL;
 }
 
+int clientip_peer_net(const struct sockaddr *peer, unsigned char net[16])
+{
+    memset(net, 0, 16);
+    if (!peer)
+        return -1;
+    if (peer->sa_family == AF_INET) {
+        memcpy(net, v4_mapped, sizeof(v4_mapped));
+        memcpy(net + 12, &((const struct sockaddr_in *)(const void *)peer)->sin_addr, 4);
+        return 0;
+    }
+    if (peer->sa_family != AF_INET6)
+        return -1;
+    memcpy(net, &((const struct sockaddr_in6 *)(const void *)peer)->sin6_addr, 16);
+    /* An IPv4 client of a dual-stack socket is the IPv4 address it is, whole. */
+    if (!is_v4(net))
+        memset(net + 8, 0, 8);
+    return 0;
+}
+
 /* The client's address; -1 when the peer is not an IP address (unknown, or local). */
 static int resolve_addr(const struct clientip_trusted *t, const struct sockaddr *peer,
                         const char *xff, unsigned char addr[16])

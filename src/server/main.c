@@ -25,8 +25,9 @@ static const struct config_opt options[] = {
     CONFIG_REDIS_URL(T, redis_url),
     CONFIG_KGS_SOCKET(T, kgs_socket),
     OPT_INT("PORT", "port", 1, 65535, "8080", "HTTP port", port),
-    OPT_STR("LISTEN_ADDRESS", "listen-address", "0.0.0.0",
-            "numeric address to listen on (0.0.0.0, 127.0.0.1, ::)", listen_address),
+    OPT_STR("LISTEN_ADDRESS", "listen-address",
+            "::", "numeric address to listen on: :: (IPv6 and IPv4), 0.0.0.0, 127.0.0.1, ::1",
+            listen_address),
     OPT_STR("BASE_URL", "base-url", "",
             "scheme and host of short links [default: http://localhost:PORT]", base_url),
     OPT_INT("DEFAULT_TTL", "default-ttl", 0, 3153600000LL, "31536000",
@@ -73,10 +74,16 @@ static const struct config_opt options[] = {
             "how often visit counts are written to PostgreSQL, in milliseconds", visits_flush_ms),
     OPT_INT("MAX_CONNECTIONS", "max-connections", 16, 1000000, "4096",
             "concurrent HTTP connections", max_connections),
-    OPT_INT("PER_IP_CONNECTIONS", "per-ip-connections", 0, 1000000, "1024",
-            "concurrent HTTP connections from one address; 0: no limit", per_ip_connections),
+    OPT_INT("PER_IP_CONNECTIONS", "per-ip-connections", 0, 1000000, "64",
+            "concurrent HTTP connections from one IPv4 address or IPv6 /64 (trusted proxies "
+            "excepted); 0: no limit",
+            per_ip_connections),
     OPT_INT("CONNECTION_TIMEOUT", "connection-timeout", 1, 3600, "30",
-            "seconds an idle HTTP connection is kept", connection_timeout),
+            "seconds an HTTP connection may stay silent", connection_timeout),
+    OPT_INT("REQUEST_TIMEOUT", "request-timeout", 1, 3600, "10",
+            "seconds in which a whole request (headers and body) must arrive, counted from "
+            "the connection's opening or the previous answer",
+            request_timeout),
     CONFIG_LOG_LEVEL(T, "info", log_level),
 };
 #undef OPT_INT

@@ -14,6 +14,7 @@
 #include "api.h"
 #include "authcache.h"
 #include "cache.h"
+#include "connguard.h"
 #include "create.h"
 #include "hotcache.h"
 #include "http.h"
@@ -109,8 +110,18 @@ static int append_body(struct http_request *r, const char *data, size_t len)
     return 0;
 }
 
+/* This connection's record in the connection guard, or NULL. */
+static struct connguard_conn *guard_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *i =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return i ? i->socket_context : NULL;
+}
+
 static enum MHD_Result answer(struct server *s, struct http_request *r)
 {
+    /* The whole request is here: its deadline is met. */
+    connguard_request_received(guard_of(r->conn));
     r->worker = server_worker(s);
     if (!r->worker)
         return MHD_NO;
@@ -139,9 +150,40 @@ static enum MHD_Result refuse_too_large(struct server *s, struct http_request *r
     r->method = method;
     r->path = url;
     r->body_too_large = true;
+    connguard_request_received(guard_of(conn));
     if (http_problem(r, 413, "body-too-large", "the body is over %zu bytes", r->body_limit) ==
         HTTP_BROKEN)
         return MHD_NO;
+    metrics_count_status(&s->metrics, r->status);
+    return MHD_YES;
+}
+
+/* A request that needs an API key and has none is refused before its body is read: nobody
+ * without a key can make the server hold a body (libmicrohttpd then closes the connection
+ * instead of reading the body). */
+static enum MHD_Result refuse_early(struct server *s, struct http_request *r,
+                                    struct MHD_Connection *conn, const char *method,
+                                    const char *url)
+{
+    enum http_step step;
+
+    r->srv = s;
+    r->conn = conn;
+    r->method = method;
+    r->path = url;
+    r->worker = server_worker(s);
+    if (!r->worker)
+        return MHD_NO;
+    step = api_check_early(r);
+    if (step == HTTP_GO_ON) {
+        /* Looked at again once the body is here. */
+        r->cors_origin = NULL;
+        r->ratelimited = false;
+        return MHD_YES;
+    }
+    if (step == HTTP_BROKEN)
+        return MHD_NO;
+    connguard_request_received(guard_of(conn));
     metrics_count_status(&s->metrics, r->status);
     return MHD_YES;
 }
@@ -169,7 +211,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->body_limit = body_limit(url);
         if (cl && strtoull(cl, NULL, 10) > r->body_limit)
             return refuse_too_large(s, r, conn, method, url);
-        return MHD_YES;
+        return refuse_early(s, r, conn, method, url);
     }
     if (*req_cls == &s->bodiless_marker) {
         /* A body sent with GET or DELETE is read and ignored. */
@@ -212,8 +254,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 {
     struct server *s = cls;
     struct http_request *r = *req_cls;
-    (void)conn;
     (void)toe;
+
+    connguard_request_done(s->guard, guard_of(conn));
 
     if (r && r != (void *)&s->bodiless_marker) {
         if (r->state_free)
@@ -222,6 +265,31 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         free(r);
     }
     *req_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct server *s = cls;
+
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        connguard_closed(s->guard, *socket_context);
+        *socket_context = NULL;
+        return;
+    }
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *peer =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    *socket_context =
+        fd ? connguard_opened(s->guard, peer ? peer->client_addr : NULL, fd->connect_fd) : NULL;
+}
+
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    struct server *s = cls;
+    (void)len;
+    return connguard_admit(s->guard, addr) ? MHD_YES : MHD_NO;
 }
 
 static int hex_value(char c)
@@ -361,6 +429,10 @@ int server_init(struct server *s)
     s->hot = hotcache_new((size_t)c->hot_cache_entries, c->hot_cache_max_age, hot_visits, s);
     if (!s->hot)
         return -ENOMEM;
+    s->guard = connguard_new((unsigned)c->per_ip_connections, c->request_timeout * 1000,
+                             &s->trusted_proxies, &s->metrics);
+    if (!s->guard)
+        return -ENOMEM;
     s->keys = keys_client_new(c->kgs_socket, KEYS_BATCH);
     if (!s->keys)
         return -ENOMEM;
@@ -397,9 +469,13 @@ int server_start(struct server *s)
         log_error("LISTEN_ADDRESS '%s' is not a numeric IPv4 or IPv6 address", c->listen_address);
         return -EINVAL;
     }
-    if (addr.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    if (visits_start(s->visits) < 0)
+    if (addr.ss_family == AF_INET6) {
+        /* "::" takes IPv4 clients too; they arrive as ::ffff:a.b.c.d, which clientip.c reads
+         * as the IPv4 address it is. */
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)&addr)->sin6_addr;
+        flags |= IN6_IS_ADDR_UNSPECIFIED(a6) ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+    }
+    if (visits_start(s->visits) < 0 || connguard_start(s->guard) < 0)
         return -ENOMEM;
     if (c->hot_cache_entries > 0) {
         s->invalidation = invalidation_start(&s->redis_target, s->hot);
@@ -407,10 +483,10 @@ int server_start(struct server *s)
             return -ENOMEM;
     }
     s->daemon = MHD_start_daemon(
-        flags, (uint16_t)c->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-        NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)c->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)c->per_ip_connections,
+        flags, (uint16_t)c->port, on_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)c->max_connections, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
@@ -433,6 +509,8 @@ void server_release(struct server *s)
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
+    connguard_free(s->guard);
+    s->guard = NULL;
     linkwriter_free(s->writer);
     s->writer = NULL;
     admission_free(s->admission);

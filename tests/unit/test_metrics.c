@@ -84,7 +84,18 @@ static const char expected[] =
     "shortener_create_commits_total 105\n"
     "# HELP shortener_create_batched_total Creates carried by those commits.\n"
     "# TYPE shortener_create_batched_total counter\n"
-    "shortener_create_batched_total 106\n";
+    "shortener_create_batched_total 106\n"
+    "# HELP shortener_connections_open HTTP connections open.\n"
+    "# TYPE shortener_connections_open gauge\n"
+    "shortener_connections_open 107\n"
+    "# HELP shortener_connections_refused_total HTTP connections refused because their address "
+    "(IPv4, or IPv6 /64) had too many open.\n"
+    "# TYPE shortener_connections_refused_total counter\n"
+    "shortener_connections_refused_total 30\n"
+    "# HELP shortener_connections_timed_out_total HTTP connections cut because a request did not "
+    "arrive whole within REQUEST_TIMEOUT.\n"
+    "# TYPE shortener_connections_timed_out_total counter\n"
+    "shortener_connections_timed_out_total 31\n";
 
 static void fill(struct metrics *m, struct metrics_gauges *g)
 {
@@ -104,13 +115,16 @@ static void fill(struct metrics *m, struct metrics_gauges *g)
     atomic_store(&m->ratelimited, v++);
     atomic_store(&m->ratelimit_fallbacks, v++);
     atomic_store(&m->ratelimit_fallback, 1);
+    atomic_store(&m->connections_refused, v++);
+    atomic_store(&m->connections_timed_out, v++);
     *g = (struct metrics_gauges){.keys_buffered = 101,
                                  .visits_pending = 102,
                                  .hot_entries = 103,
                                  .hot_enabled = 1,
                                  .writer_queued = 104,
                                  .writer_batches = 105,
-                                 .writer_links = 106};
+                                 .writer_links = 106,
+                                 .connections_open = 107};
 }
 
 static void test_exposition_text(void **state)
