@@ -74,7 +74,7 @@ static const struct config_opt options[] = {
             "how often visit counts are written to PostgreSQL, in milliseconds", visits_flush_ms),
     OPT_INT("MAX_CONNECTIONS", "max-connections", 16, 1000000, "4096",
             "concurrent HTTP connections", max_connections),
-    OPT_INT("PER_IP_CONNECTIONS", "per-ip-connections", 0, 1000000, "64",
+    OPT_INT("PER_IP_CONNECTIONS", "per-ip-connections", 0, 1000000, "128",
             "concurrent HTTP connections from one IPv4 address or IPv6 /64 (trusted proxies "
             "excepted); 0: no limit",
             per_ip_connections),
