@@ -187,7 +187,7 @@ openapi-lint: node_modules/.installed
 		npx --no-install redocly lint --config redocly.yaml openapi/openapi.json
 
 # libFuzzer drivers, each run briefly over its checked-in corpus plus fresh inputs.
-FUZZ_TARGETS := request urlcheck kgs_proto clientip csv xff6 peernet
+FUZZ_TARGETS := request urlcheck kgs_proto clientip csv xff6 peernet selfhost
 fuzz:
 	@mkdir -p build/fuzz
 	@set -e; for t in $(FUZZ_TARGETS); do \

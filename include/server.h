@@ -15,6 +15,7 @@
 #include "metrics.h"
 #include "ratelimit.h"
 #include "redis.h"
+#include "urlcheck.h"
 
 struct MHD_Daemon;
 struct store;
@@ -41,6 +42,7 @@ struct server_config {
     char *miss_rate;
     char *trusted_proxies;
     char *cors_origins;
+    char *self_hosts;
     long long port;
     long long threads;
     long long default_ttl;
@@ -90,6 +92,7 @@ struct server {
     struct ratelimit_policy anonymous_policy, auth_failure_policy, miss_policy;
     struct clientip_trusted trusted_proxies;
     struct cors cors;
+    struct urlcheck_self self_hosts; /* BASE_URL's host and SELF_HOSTS: links may not point there */
     /* Slots are bound to threads on first use; the lock is taken only then. */
     pthread_mutex_t workers_lock;
     bool workers_lock_ready;

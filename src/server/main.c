@@ -53,6 +53,10 @@ static const struct config_opt options[] = {
             "origins whose pages may call the API from a browser: '*' or a comma-separated list "
             "of scheme://host[:port]",
             cors_origins),
+    OPT_STR("SELF_HOSTS", "self-hosts", "",
+            "other host names of this service (comma-separated): links to them are refused, "
+            "as links to BASE_URL's host are",
+            self_hosts),
     CONFIG_APIKEY_PEPPER(T, apikey_pepper),
     OPT_INT("THREADS", "threads", 1, 64, "2", "request threads (libmicrohttpd epoll pool)",
             threads),

@@ -360,6 +360,15 @@ int server_configure(struct server *s, char *err, size_t errlen)
     }
     if (cors_parse(c->cors_origins, &s->cors, err, errlen) < 0)
         return -EINVAL;
+    if (c->base_url[0])
+        snprintf(s->base_url, sizeof(s->base_url), "%s", c->base_url);
+    else
+        snprintf(s->base_url, sizeof(s->base_url), "http://localhost:%lld", c->port);
+    size_t n = strlen(s->base_url);
+    while (n > 0 && s->base_url[n - 1] == '/')
+        s->base_url[--n] = '\0';
+    if (urlcheck_self_init(&s->self_hosts, s->base_url, c->self_hosts, err, errlen) < 0)
+        return -EINVAL;
     return clientip_parse_trusted(c->trusted_proxies, &s->trusted_proxies, err, errlen);
 }
 
@@ -383,13 +392,6 @@ int server_init(struct server *s)
     const struct server_config *c = &s->cfg;
 
     atomic_init(&s->next_request_id, 1);
-    if (c->base_url[0])
-        snprintf(s->base_url, sizeof(s->base_url), "%s", c->base_url);
-    else
-        snprintf(s->base_url, sizeof(s->base_url), "http://localhost:%lld", c->port);
-    size_t n = strlen(s->base_url);
-    while (n > 0 && s->base_url[n - 1] == '/')
-        s->base_url[--n] = '\0';
 
     if (pthread_mutex_init(&s->workers_lock, NULL) != 0)
         return -ENOMEM;
@@ -541,6 +543,7 @@ void server_release(struct server *s)
     ratelimit_release(&s->ratelimit);
     clientip_trusted_release(&s->trusted_proxies);
     cors_release(&s->cors);
+    urlcheck_self_release(&s->self_hosts);
     if (s->pending_ready)
         cache_pending_release(&s->pending);
     s->pending_ready = false;
