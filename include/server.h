@@ -12,6 +12,7 @@
 #include "cache.h"
 #include "clientip.h"
 #include "cors.h"
+#include "latency.h"
 #include "metrics.h"
 #include "ratelimit.h"
 #include "redis.h"
@@ -69,6 +70,7 @@ struct worker {
     struct store *store;
     struct redis *redis; /* rate limits, and the cache's connection */
     struct cache *cache;
+    struct latency latency; /* written by this thread only; summed by /metrics */
 };
 
 struct server {

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cache.h"
@@ -14,6 +15,7 @@
 #include "deadline.h"
 #include "hotcache.h"
 #include "http.h"
+#include "latency.h"
 #include "keys_client.h"
 #include "links.h"
 #include "linkwriter.h"
@@ -94,11 +96,23 @@ static enum http_step handle_metrics(struct http_request *r)
         .connections_open = s->guard ? connguard_open_count(s->guard) : 0,
     };
     linkwriter_counts(s->writer, &g.writer_batches, &g.writer_links);
-    char buf[8192];
-    int len = metrics_render(&s->metrics, &g, buf, sizeof(buf));
-    if (len < 0)
-        return http_problem(r, 500, "internal", "metrics do not fit their buffer");
-    return http_send(r, 200, "text/plain; version=0.0.4; charset=utf-8", buf, (size_t)len, NULL);
+    /* Each worker's histograms are written by that worker alone: summed here, a moment's
+     * counts at most behind. */
+    struct latency total = {0};
+    for (unsigned i = 0; i < s->nworkers; i++)
+        latency_add(&total, &s->workers[i].latency);
+    enum { METRICS_BUF = 64 * 1024 };
+    char *buf = malloc(METRICS_BUF);
+    if (!buf)
+        return http_problem(r, 500, "internal", "out of memory");
+    int len = metrics_render(&s->metrics, &g, buf, METRICS_BUF);
+    int hlen = len < 0 ? len : latency_render(&total, buf + len, METRICS_BUF - (size_t)len);
+    enum http_step step = hlen < 0
+                              ? http_problem(r, 500, "internal", "metrics do not fit their buffer")
+                              : http_send(r, 200, "text/plain; version=0.0.4; charset=utf-8", buf,
+                                          (size_t)len + (size_t)hlen, NULL);
+    free(buf);
+    return step;
 }
 
 static bool is(const char *method, const char *want)

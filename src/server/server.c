@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "admission.h"
 #include "api.h"
@@ -110,12 +111,63 @@ static int append_body(struct http_request *r, const char *data, size_t len)
     return 0;
 }
 
-/* This connection's record in the connection guard, or NULL. */
-static struct connguard_conn *guard_of(struct MHD_Connection *conn)
+/* What the server keeps per connection (libmicrohttpd's socket context): its record in the
+ * connection guard, and the timing of the request under way, which has to live here because
+ * requests without a body have no state of their own. One request at a time per
+ * connection. */
+struct conn_state {
+    struct connguard_conn *guard;
+    long long start_ns;
+    int kind; /* enum latency_kind, or LK_REDIRECT until the tier is known */
+    bool timing;
+};
+
+static long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static struct conn_state *state_of(struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *i =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     return i ? i->socket_context : NULL;
+}
+
+/* This connection's record in the connection guard, or NULL. */
+static struct connguard_conn *guard_of(struct MHD_Connection *conn)
+{
+    struct conn_state *st = state_of(conn);
+    return st ? st->guard : NULL;
+}
+
+/* The request's headers are in: its clock starts. */
+static void timing_start(struct MHD_Connection *conn, const char *method, const char *url)
+{
+    struct conn_state *st = state_of(conn);
+    if (!st)
+        return;
+    st->start_ns = now_ns();
+    st->kind = (int)latency_kind_of(method, url);
+    st->timing = true;
+}
+
+/* Records the request under way on this thread's block, once. */
+static void timing_end(struct server *s, struct conn_state *st)
+{
+    struct worker *w;
+
+    if (!st || !st->timing)
+        return;
+    st->timing = false;
+    if (st->kind == LK_REDIRECT)
+        st->kind = LK_OTHER; /* never reached a look-up */
+    w = server_worker(s);
+    if (w)
+        latency_record(&w->latency, (enum latency_kind)st->kind,
+                       (uint64_t)(now_ns() - st->start_ns));
 }
 
 static enum MHD_Result answer(struct server *s, struct http_request *r)
@@ -129,6 +181,12 @@ static enum MHD_Result answer(struct server *s, struct http_request *r)
     r->suspended = false;
     if (api_handle(r) == HTTP_BROKEN)
         return MHD_NO;
+    struct conn_state *st = state_of(r->conn);
+    if (st && st->kind == LK_REDIRECT && r->redirect_tier != LT_UNKNOWN)
+        st->kind = (int)latency_kind_for_tier((enum latency_tier)r->redirect_tier);
+    /* A live counter's answer lasts as long as its watcher does: it is timed to its start. */
+    if (st && st->kind == LK_LIVE && !r->suspended)
+        timing_end(s, st);
     if (r->suspended)
         return MHD_YES; /* answered when resumed */
     if (!r->answered)
@@ -199,6 +257,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     /* Queueing a response on the first call makes libmicrohttpd 0.9.75 close the
      * connection (NOTES.md): the first call only sets up, the answer comes on the next. */
     if (*req_cls == NULL) {
+        timing_start(conn, method, url);
         if (bodiless(method)) {
             *req_cls = &s->bodiless_marker;
             return MHD_YES;
@@ -256,6 +315,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     struct http_request *r = *req_cls;
     (void)toe;
 
+    timing_end(s, state_of(conn));
     connguard_request_done(s->guard, guard_of(conn));
 
     if (r && r != (void *)&s->bodiless_marker) {
@@ -272,8 +332,12 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 {
     struct server *s = cls;
 
+    struct conn_state *st = *socket_context;
+
     if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-        connguard_closed(s->guard, *socket_context);
+        if (st)
+            connguard_closed(s->guard, st->guard);
+        free(st);
         *socket_context = NULL;
         return;
     }
@@ -281,8 +345,10 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     const union MHD_ConnectionInfo *peer =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    *socket_context =
-        fd ? connguard_opened(s->guard, peer ? peer->client_addr : NULL, fd->connect_fd) : NULL;
+    st = calloc(1, sizeof(*st));
+    if (st && fd)
+        st->guard = connguard_opened(s->guard, peer ? peer->client_addr : NULL, fd->connect_fd);
+    *socket_context = st;
 }
 
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
