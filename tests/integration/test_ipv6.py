@@ -119,7 +119,11 @@ def test_ipv6_connections_counted(extra_server):
     try:
         for _ in range(3):
             s = socket.socket(socket.AF_INET6)
+            s.settimeout(10)
             s.connect(("::1", srv.port))
+            # answered, so surely counted; kept open (keep-alive, no body left to read)
+            s.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(4096).startswith(b"HTTP/1.1 200")
             held.append(s)
         assert get("::1", srv.port, "/healthz", family=socket.AF_INET6) is None
         # IPv4 clients of the same socket are counted by their own address

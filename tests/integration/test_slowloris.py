@@ -165,8 +165,10 @@ def test_connections_limited_per_address(extra_server):
             s = socket.socket()
             s.bind(("127.0.0.7", 0))
             s.connect(addr_of(srv))
+            # answered, so surely counted; kept open (keep-alive, no body left to read)
+            s.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_head(s, 10) == 200
             held.append(s)
-        time.sleep(0.3)
         # The sixth from that address is closed unanswered ...
         s = socket.socket()
         s.bind(("127.0.0.7", 0))
