@@ -237,7 +237,7 @@ web-test: all node_modules/.installed
 # (FUZZ_SECONDS, default 3600, is the whole run's budget; FUZZ_TARGET_SECONDS sets one target's
 # time instead) and lists every finding in build/fuzz/findings.txt.
 FUZZ_TARGETS := request urlcheck kgs_proto clientip csv bodies idemkey rates cursor linkkey \
-	linkentry import config stats uaclass
+	linkentry import config stats uaclass xff6 peernet selfhost
 FUZZ_TIME ?= 5
 FUZZ_SECONDS ?= 3600
 FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -Ilib -Isrc/server -Isrc/ctl \

@@ -8,4 +8,9 @@
  * called again each time a parked request is resumed. */
 enum http_step api_handle(struct http_request *r);
 
+/* Called when a request's headers have arrived, before any of its body is read: refuses
+ * (401) a request that needs an API key and carries none that could be one. HTTP_GO_ON when
+ * the request may send its body. */
+enum http_step api_check_early(struct http_request *r);
+
 #endif

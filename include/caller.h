@@ -34,6 +34,12 @@ struct caller {
     struct apikey_info key; /* id 0: anonymous */
 };
 
+/* Before the body of a request that needs a key is read: 401 (or 429 once the address has
+ * spent its failed-authentication budget) when the request carries no credentials or
+ * credentials that cannot be a key, so that nobody without a key can make the server hold
+ * a body. HTTP_GO_ON otherwise: the key is looked up once the body is there. */
+enum http_step caller_refuse_early(struct http_request *r, bool anonymous_ok);
+
 /* The first half: everything up to counting the request against its key's limit. Returns
  * HTTP_GO_ON with c filled in — c->uncounted tells whether the count is still to be made
  * (caller_count_here() or the admission thread, then caller_counted()) — or HTTP_ANSWERED

@@ -47,6 +47,11 @@ void clientip_resolve(const struct clientip_trusted *t, const struct sockaddr *p
  * looking up its country; never stored. Returns 0, or -1 when the peer is not an IP address. */
 int clientip_resolve_addr(const struct clientip_trusted *t, const struct sockaddr *peer,
                           const char *xff, unsigned char addr[16]);
+/* The network a peer is counted by, for per-address budgets of connections: an IPv4
+ * address whole (also when it comes as ::ffff:a.b.c.d on a dual-stack socket), an IPv6
+ * address's /64 with the rest zeroed. Returns 0, or -1 (net zeroed) when the peer is not an
+ * IP address. */
+int clientip_peer_net(const struct sockaddr *peer, unsigned char net[16]);
 
 /* True when the request comes from one of our proxies itself (a health check, say) rather
  * than from a client behind it: limits per client address do not apply to it. */

@@ -54,6 +54,8 @@ struct http_request {
     bool ratelimited;
     struct ratelimit_policy rl_policy;
     struct ratelimit_result rl_result;
+    /* Where a redirect was answered, for the duration histograms (enum latency_tier). */
+    unsigned char redirect_tier;
 };
 
 /* Parks the request: libmicrohttpd calls the handler again, with the same request, once

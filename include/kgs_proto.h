@@ -2,7 +2,7 @@
  *
  *   client: "TAKE <n>\n"   (1 <= n <= KGS_MAX_TAKE)
  *   server: "KEYS <n>\n" followed by exactly n lines "<7 base62 chars>\n"
- *        or "ERR <code> <text>\n" where code is "unavailable" or "bad_request"
+ *        or "ERR <code> <text>\n" where code is "unavailable", "bad_request" or "forbidden"
  *   client: "PING\n"        server: "PONG\n"
  *
  * A connection carries any number of request/reply pairs in order. Every key in a KEYS reply

@@ -56,6 +56,11 @@ struct metrics {
     atomic_ullong ratelimited;         /* requests refused with 429 */
     atomic_ullong ratelimit_fallbacks; /* times rate limiting fell back to in-process */
     atomic_ullong ratelimit_fallback;  /* gauge: 1 while it is in-process */
+    atomic_ullong ratelimited;           /* requests refused with 429 */
+    atomic_ullong ratelimit_fallbacks;   /* times rate limiting fell back to in-process */
+    atomic_ullong ratelimit_fallback;    /* gauge: 1 while it is in-process */
+    atomic_ullong connections_refused;   /* over the per-address limit */
+    atomic_ullong connections_timed_out; /* a request not whole by its deadline */
 };
 
 void metrics_count_status(struct metrics *m, unsigned status);
@@ -81,6 +86,7 @@ struct metrics_gauges {
     unsigned long long writer_links;
     unsigned long long live_watchers;
     unsigned long long live_links;
+    unsigned long long connections_open;
 };
 
 /* Renders the Prometheus text format of every metric (the table in metrics.c) into buf.

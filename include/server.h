@@ -12,9 +12,11 @@
 #include "cache.h"
 #include "clientip.h"
 #include "cors.h"
+#include "latency.h"
 #include "metrics.h"
 #include "ratelimit.h"
 #include "redis.h"
+#include "urlcheck.h"
 
 struct MHD_Daemon;
 struct store;
@@ -28,6 +30,7 @@ struct linkwriter;
 struct admission;
 struct pwhash;
 struct live;
+struct connguard;
 
 struct server_config {
     char *database_url;
@@ -47,6 +50,7 @@ struct server_config {
     char *trusted_proxies;
     char *cors_origins;
     char *geoip_db;
+    char *self_hosts;
     long long port;
     long long threads;
     long long default_ttl;
@@ -64,6 +68,7 @@ struct server_config {
     long long live_interval_ms;
     long long live_keepalive_ms;
     long long live_max_per_address;
+    long long request_timeout;
     bool allow_anonymous;
     bool rate_limits;
     bool analytics;
@@ -78,6 +83,7 @@ struct worker {
     struct store *replica; /* DATABASE_READ_URL's, for redirect look-ups; NULL without one */
     struct redis *redis;   /* rate limits, and the cache's connection */
     struct cache *cache;
+    struct latency latency; /* written by this thread only; summed by /metrics */
 };
 
 struct server {
@@ -93,6 +99,7 @@ struct server {
     struct admission *admission;
     struct pwhash *pwhash;
     struct live *live;
+    struct connguard *guard; /* per-address connection limits, request deadlines */
     struct metrics metrics;
     struct cache_pending pending; /* deletions Redis has yet to hear of */
     bool pending_ready;
@@ -102,6 +109,7 @@ struct server {
     struct ratelimit_policy anonymous_policy, auth_failure_policy, miss_policy;
     struct clientip_trusted trusted_proxies;
     struct cors cors;
+    struct urlcheck_self self_hosts; /* BASE_URL's host and SELF_HOSTS: links may not point there */
     /* Slots are bound to threads on first use; the lock is taken only then. */
     pthread_mutex_t workers_lock;
     bool workers_lock_ready;

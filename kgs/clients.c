@@ -13,18 +13,19 @@
 #include "keyspace.h"
 #include "kgs.h"
 #include "log.h"
+#include "peers.h"
 #include "sock.h"
 
 /* A reply is at most ~80 KB; a client that cannot take that in 2 s is stalled. */
 #define WRITE_TIMEOUT_MS 2000
-/* Clients keep their connection open between batches, and closing an idle one would turn
- * the client's next TAKE into an error; so there is no idle limit worth the name. Shutdown
- * wakes idle readers with shutdown(2). */
-#define IDLE_TIMEOUT_MS 0x7fffffff
-#define MAX_CLIENTS     256
-#define CLIENT_STACK    (512 * 1024)
-#define STRINGIFY_(x)   #x
-#define STRINGIFY(x)    STRINGIFY_(x)
+/* Clients keep their connection open between batches; one that stays silent past
+ * KGS_IDLE_TIMEOUT is closed (the server's client reconnects at once when a kept connection
+ * fails), so that probes and forgotten clients do not each hold a thread. Shutdown wakes idle
+ * readers with shutdown(2). */
+#define MAX_CLIENTS   256
+#define CLIENT_STACK  (512 * 1024)
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x)  STRINGIFY_(x)
 #define REPLY_MAX                                                                                  \
     (sizeof("KEYS " STRINGIFY(KGS_MAX_TAKE) "\n") + (size_t)KGS_MAX_TAKE * KEYBUF_SLOT)
 
@@ -100,7 +101,11 @@ static void *client_main(void *arg)
     }
     sock_reader_init(&reader, c->fd);
     for (;;) {
-        rc = sock_read_line(&reader, line, sizeof(line), IDLE_TIMEOUT_MS);
+        rc = sock_read_line(&reader, line, sizeof(line), (int)c->k->cfg.idle_timeout * 1000);
+        if (rc == -ETIMEDOUT) {
+            log_debug("client %lu: idle for %lld s, closed", c->id, c->k->cfg.idle_timeout);
+            break;
+        }
         if (rc == -EMSGSIZE) {
             client_error(c, "bad_request", "request line too long");
             break;
@@ -139,10 +144,27 @@ void client_start(struct kgs *k, int fd)
     }
     c->k = k;
     c->fd = fd;
+    rc = peers_uid_of(fd, &c->uid);
+    if (rc < 0 || !peers_allowed(&k->peers, c->uid)) {
+        if (rc < 0)
+            log_warn("refusing a client whose uid is unknown: %s", strerror(-rc));
+        else
+            log_warn("refusing a client of uid %u: not kgs's own, root or in KGS_ALLOWED_UIDS",
+                     (unsigned)c->uid);
+        client_error(c, "forbidden", "this uid may not take keys");
+        close(fd);
+        free(c);
+        return;
+    }
     pthread_mutex_lock(&k->clients_lock);
-    if (k->nclients >= MAX_CLIENTS) {
+    unsigned same_uid = 0;
+    for (struct client *o = k->clients; o; o = o->next)
+        same_uid += o->uid == c->uid;
+    if (k->nclients >= MAX_CLIENTS || same_uid >= (unsigned)k->cfg.clients_per_uid) {
+        bool all = k->nclients >= MAX_CLIENTS;
         pthread_mutex_unlock(&k->clients_lock);
-        log_warn("refusing a client: %d connections already", MAX_CLIENTS);
+        log_warn("refusing a client of uid %u: %u connections %s already", (unsigned)c->uid,
+                 all ? MAX_CLIENTS : same_uid, all ? "in all" : "of that uid");
         client_error(c, "unavailable", "too many connections");
         close(fd);
         free(c);

@@ -10,6 +10,7 @@
 
 #include "keybuf.h"
 #include "kgs_proto.h"
+#include "peers.h"
 
 /* How long stopping waits for a thread before leaving it to the kernel. */
 #define STOP_WAIT_MS 3000
@@ -18,7 +19,10 @@ struct kgs_config {
     char *database_url;
     char *kgs_socket;
     char *log_level;
+    char *allowed_uids;
     long long memory_keys;
+    long long idle_timeout;    /* seconds a client may stay silent */
+    long long clients_per_uid; /* connections one uid may hold */
 };
 
 struct kgs;
@@ -26,6 +30,7 @@ struct kgs;
 struct client {
     struct kgs *k;
     int fd;
+    uid_t uid;
     unsigned long id;
     struct client *prev, *next;
 };
@@ -41,6 +46,8 @@ struct kgs {
     pthread_t refill;
     bool refill_started;
     atomic_bool db_down; /* for the text of ERR unavailable */
+
+    struct peers peers; /* who may connect */
 
     pthread_mutex_t clients_lock;
     pthread_cond_t clients_gone;

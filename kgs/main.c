@@ -29,6 +29,7 @@
 #include "kgs_proto.h"
 #include "log.h"
 #include "sdnotify.h"
+#include "peers.h"
 
 #define T struct kgs_config
 static const struct config_opt options[] = {
@@ -38,6 +39,14 @@ static const struct config_opt options[] = {
     CONFIG_INT_OPT(T, "KGS_MEMORY_KEYS", "kgs-memory-keys", KGS_MAX_TAKE, 10000000, "100000",
                    "claimed keys held in memory, lost on a crash; refilled when below half",
                    memory_keys),
+    CONFIG_STR_OPT(T, "KGS_ALLOWED_UIDS", "kgs-allowed-uids", "",
+                   "uids or user names that may take keys besides kgs's own and root "
+                   "(comma-separated)",
+                   allowed_uids),
+    CONFIG_INT_OPT(T, "KGS_IDLE_TIMEOUT", "kgs-idle-timeout", 1, 86400, "60",
+                   "seconds a client connection may stay silent before it is closed", idle_timeout),
+    CONFIG_INT_OPT(T, "KGS_CLIENTS_PER_UID", "kgs-clients-per-uid", 1, 256, "64",
+                   "connections one uid may hold at once", clients_per_uid),
     CONFIG_LOG_LEVEL(T, "info", log_level),
 };
 #undef T
@@ -197,6 +206,11 @@ int main(int argc, char **argv)
     }
     if (log_level_parse(k.cfg.log_level, &level) < 0) {
         fprintf(stderr, "kgs: LOG_LEVEL must be error, warn, info or debug\n");
+        status = 2;
+        goto out;
+    }
+    if (peers_parse(k.cfg.allowed_uids, geteuid(), &k.peers, err, sizeof(err)) < 0) {
+        fprintf(stderr, "kgs: %s\n", err);
         status = 2;
         goto out;
     }

@@ -13,6 +13,7 @@
 
 #include <curl/curl.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -51,22 +52,54 @@ static bool ends_authority(char c)
     return c == '/' || c == '?' || c == '#';
 }
 
-/* Checks the host (with any port): what follows the authority's last '@'. auth is the
- * offset of the authority, just after "//". Percent-escapes are refused there: curl decodes
- * them only after normalising numeric addresses, so "%33" would be host "3" now and
- * "0.0.0.3" when parsed again, and they serve mostly to disguise a host, such as ours. */
-static bool host_acceptable(const char *url, size_t len, size_t auth)
+/* RFC 3986's unreserved and sub-delims characters: with ':' and, escaped, '%', what a userinfo
+ * or a host name may hold. */
+static bool authority_char(unsigned char c)
 {
-    size_t end = auth, host = auth;
+    return is_alpha(c) || is_digit(c) || (c && strchr("-._~!$&'()*+,;=:", c));
+}
+
+static bool is_hex(char c)
+{
+    return is_digit((unsigned char)c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Checks the authority (from auth, just after "//") against RFC 3986 before curl reads it:
+ * browsers and curl disagree on where the host of "https://a.example\@b.example/" is (a
+ * browser reads the backslash as a slash), so any character outside RFC 3986 is refused,
+ * and so is a second '@'. Percent-escapes are refused in the host: curl decodes them only
+ * after normalising numeric addresses, so "%33" would be host "3" now and "0.0.0.3" when
+ * parsed again, and they serve mostly to disguise a host, such as ours. */
+static bool authority_acceptable(const char *url, size_t len, size_t auth)
+{
+    size_t end = auth, host = auth, ats = 0;
 
     while (end < len && !ends_authority(url[end]))
         end++;
     for (size_t i = auth; i < end; i++)
-        if (url[i] == '@')
+        if (url[i] == '@') {
             host = i + 1;
-    for (size_t i = host; i < end; i++)
-        if ((unsigned char)url[i] >= 0x80 || url[i] == '%')
+            ats++;
+        }
+    if (ats > 1)
+        return false;
+    for (size_t i = auth; i < end; i++) {
+        unsigned char c = (unsigned char)url[i];
+        if (i < host) {
+            if (c == '@')
+                continue;
+            if (c == '%') {
+                if (i + 2 >= host || !is_hex(url[i + 1]) || !is_hex(url[i + 2]))
+                    return false;
+                i += 2;
+                continue;
+            }
+        } else if (c == '[' || c == ']') {
+            continue;
+        }
+        if (!authority_char(c))
             return false;
+    }
     return true;
 }
 
@@ -124,49 +157,157 @@ static enum urlcheck_result host_port(CURLU *h, char **host, long *port)
     return URLCHECK_OK;
 }
 
-/* "sho.rt." is the same DNS name as "sho.rt". The dot stays in the stored URL, though:
- * dropping it could turn "8." into the numeric host "8", which curl rewrites as "0.0.0.8". */
-static bool same_host(const char *a, const char *b)
+/* The name a host is compared by: "sho.rt.", "www.sho.rt" and "WWW.Sho.Rt" all name the
+ * service at sho.rt, so the trailing dot and one leading "www." are dropped (and the case,
+ * by the caller). The dot stays in the stored URL, though: dropping it could turn "8." into
+ * the numeric host "8", which curl rewrites as "0.0.0.8". */
+static void host_core(const char *host, const char **start, size_t *len)
 {
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 1 && a[la - 1] == '.')
-        la--;
-    if (lb > 1 && b[lb - 1] == '.')
-        lb--;
-    return la == lb && strncasecmp(a, b, la) == 0;
+    size_t n = strlen(host);
+
+    if (n > 1 && host[n - 1] == '.')
+        n--;
+    if (n > 4 && strncasecmp(host, "www.", 4) == 0) {
+        host += 4;
+        n -= 4;
+    }
+    *start = host;
+    *len = n;
 }
 
-/* True when base_url names the same host and port. A missing or unparsable base_url is a
- * configuration matter checked at start-up; here it simply matches nothing. */
-static enum urlcheck_result is_self(const char *host, long port, const char *base_url, bool *self)
+static int add_host(struct urlcheck_self *self, const char *host)
 {
-    enum urlcheck_result res = URLCHECK_OK;
-    CURLU *b;
-    char *bhost = NULL;
-    long bport = 0;
+    const char *core;
+    size_t n;
+    char **hosts = realloc(self->hosts, (self->n + 1) * sizeof(*hosts));
 
-    *self = false;
-    if (!base_url || !*base_url)
-        return URLCHECK_OK;
-    b = curl_url();
-    if (!b)
-        return URLCHECK_NOMEM;
-    if (curl_url_set(b, CURLUPART_URL, base_url, 0) != CURLUE_OK)
-        goto out;
-    res = host_port(b, &bhost, &bport);
-    if (res == URLCHECK_NOMEM)
-        goto out;
-    if (res == URLCHECK_OK)
-        *self = same_host(host, bhost) && port == bport;
-    res = URLCHECK_OK;
+    if (!hosts)
+        return -1;
+    self->hosts = hosts;
+    host_core(host, &core, &n);
+    hosts[self->n] = malloc(n + 1);
+    if (!hosts[self->n])
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        hosts[self->n][i] =
+            (char)(core[i] >= 'A' && core[i] <= 'Z' ? core[i] - 'A' + 'a' : core[i]);
+    hosts[self->n][n] = '\0';
+    self->n++;
+    return 0;
+}
+
+/* One SELF_HOSTS item: a DNS name or an IP address, nothing else. */
+static bool host_item_valid(const char *p, size_t n)
+{
+    if (n == 0 || n > 253)
+        return false;
+    if (p[0] == '[')
+        return n > 2 && p[n - 1] == ']' && strspn(p + 1, "0123456789abcdefABCDEF:.") == n - 2;
+    for (size_t i = 0; i < n; i++)
+        if (!is_alpha((unsigned char)p[i]) && !is_digit((unsigned char)p[i]) && p[i] != '.' &&
+            p[i] != '-')
+            return false;
+    return true;
+}
+
+int urlcheck_self_init(struct urlcheck_self *self, const char *base_url, const char *extra_hosts,
+                       char *err, size_t errlen)
+{
+    CURLU *b = NULL;
+    char *bhost = NULL, item[256];
+    int rc = -1;
+
+    memset(self, 0, sizeof(*self));
+    if (base_url && *base_url) {
+        b = curl_url();
+        if (!b) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+        if (curl_url_set(b, CURLUPART_URL, base_url, 0) == CURLUE_OK &&
+            host_port(b, &bhost, &self->port) == URLCHECK_OK && add_host(self, bhost) < 0) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+    }
+    for (const char *p = extra_hosts ? extra_hosts : ""; *p;) {
+        size_t n = strcspn(p, ",");
+        const char *q = p;
+        size_t m = n;
+        while (m > 0 && (*q == ' ' || *q == '\t')) {
+            q++;
+            m--;
+        }
+        while (m > 0 && (q[m - 1] == ' ' || q[m - 1] == '\t'))
+            m--;
+        if (!host_item_valid(q, m) || m >= sizeof(item)) {
+            snprintf(err, errlen, "SELF_HOSTS: '%.*s' is not a host name or IP address",
+                     (int)(m < 64 ? m : 64), q);
+            goto out;
+        }
+        memcpy(item, q, m);
+        item[m] = '\0';
+        if (add_host(self, item) < 0) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    rc = 0;
 out:
     curl_free(bhost);
     curl_url_cleanup(b);
-    return res;
+    if (rc < 0)
+        urlcheck_self_release(self);
+    return rc;
+}
+
+void urlcheck_self_release(struct urlcheck_self *self)
+{
+    for (size_t i = 0; i < self->n; i++)
+        free(self->hosts[i]);
+    free(self->hosts);
+    self->hosts = NULL;
+    self->n = 0;
+}
+
+/* True when host (lower-case) and port are one of ours: a self host on BASE_URL's port or
+ * on the default ports, where a proxy in front of us would take http:// and https://. */
+static bool is_self(const char *host, long port, const struct urlcheck_self *self)
+{
+    const char *core;
+    size_t n;
+
+    if (!self || (port != self->port && port != 80 && port != 443))
+        return false;
+    host_core(host, &core, &n);
+    for (size_t i = 0; i < self->n; i++)
+        if (strlen(self->hosts[i]) == n && memcmp(self->hosts[i], core, n) == 0)
+            return true;
+    return false;
 }
 
 enum urlcheck_result urlcheck_validate(const char *url, size_t len, const char *base_url,
                                        char **normalized)
+{
+    struct urlcheck_self self;
+    char err[128];
+    enum urlcheck_result res;
+
+    *normalized = NULL;
+    /* A broken base_url is a configuration matter checked at start-up; here it simply
+     * matches nothing. */
+    if (urlcheck_self_init(&self, base_url, NULL, err, sizeof(err)) < 0)
+        return URLCHECK_NOMEM;
+    res = urlcheck_check(url, len, &self, normalized);
+    urlcheck_self_release(&self);
+    return res;
+}
+
+enum urlcheck_result urlcheck_check(const char *url, size_t len, const struct urlcheck_self *self,
+                                    char **normalized)
 {
     enum urlcheck_result res;
     char *copy = NULL, *norm = NULL, *host = NULL, *scheme = NULL;
@@ -174,7 +315,6 @@ enum urlcheck_result urlcheck_validate(const char *url, size_t len, const char *
     CURLUcode rc;
     size_t slen, norm_len;
     long port = 0;
-    bool self;
 
     *normalized = NULL;
     if (!url || len == 0)
@@ -196,7 +336,7 @@ enum urlcheck_result urlcheck_validate(const char *url, size_t len, const char *
     if (len == slen + 3 || ends_authority(url[slen + 3]))
         return URLCHECK_NO_HOST;
 
-    if (!host_acceptable(url, len, slen + 3))
+    if (!authority_acceptable(url, len, slen + 3))
         return URLCHECK_UNPARSABLE;
     copy = encode_non_ascii(url, len);
     if (!copy)
@@ -248,10 +388,7 @@ enum urlcheck_result urlcheck_validate(const char *url, size_t len, const char *
         res = from_curl(rc);
         goto out;
     }
-    res = is_self(host, port, base_url, &self);
-    if (res != URLCHECK_OK)
-        goto out;
-    if (self) {
+    if (is_self(host, port, self)) {
         res = URLCHECK_SELF;
         goto out;
     }

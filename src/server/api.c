@@ -4,15 +4,18 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cache.h"
 #include "caller.h"
+#include "connguard.h"
 #include "cors.h"
 #include "create.h"
 #include "deadline.h"
 #include "hotcache.h"
 #include "http.h"
+#include "latency.h"
 #include "keys_client.h"
 #include "links.h"
 #include "live.h"
@@ -96,13 +99,26 @@ static enum http_step handle_metrics(struct http_request *r)
         .writer_queued = linkwriter_queued(s->writer),
         .live_watchers = live_watchers(s->live),
         .live_links = live_links(s->live),
+        .connections_open = s->guard ? connguard_open_count(s->guard) : 0,
     };
     linkwriter_counts(s->writer, &g.writer_batches, &g.writer_links);
-    char buf[8192];
-    int len = metrics_render(&s->metrics, &g, buf, sizeof(buf));
-    if (len < 0)
-        return http_problem(r, 500, "internal", "metrics do not fit their buffer");
-    return http_send(r, 200, "text/plain; version=0.0.4; charset=utf-8", buf, (size_t)len, NULL);
+    /* Each worker's histograms are written by that worker alone: summed here, a moment's
+     * counts at most behind. */
+    struct latency total = {0};
+    for (unsigned i = 0; i < s->nworkers; i++)
+        latency_add(&total, &s->workers[i].latency);
+    enum { METRICS_BUF = 64 * 1024 };
+    char *buf = malloc(METRICS_BUF);
+    if (!buf)
+        return http_problem(r, 500, "internal", "out of memory");
+    int len = metrics_render(&s->metrics, &g, buf, METRICS_BUF);
+    int hlen = len < 0 ? len : latency_render(&total, buf + len, METRICS_BUF - (size_t)len);
+    enum http_step step = hlen < 0
+                              ? http_problem(r, 500, "internal", "metrics do not fit their buffer")
+                              : http_send(r, 200, "text/plain; version=0.0.4; charset=utf-8", buf,
+                                          (size_t)len + (size_t)hlen, NULL);
+    free(buf);
+    return step;
 }
 
 static bool is(const char *method, const char *want)
@@ -131,6 +147,21 @@ static enum http_step handle_options(struct http_request *r)
     if (r->cors_origin && http_header(r, "Access-Control-Request-Method"))
         return http_send(r, 204, NULL, "", 0, preflight);
     return http_send(r, 204, NULL, "", 0, plain);
+}
+
+enum http_step api_check_early(struct http_request *r)
+{
+    const char *path = r->path, *m = r->method;
+    bool create =
+        (strcmp(path, API_PREFIX) == 0 || strcmp(path, API_PREFIX "/") == 0) && is(m, "POST");
+    bool bulk = strcmp(path, API_PREFIX "/bulk") == 0 && is(m, "POST");
+    bool edit = strncmp(path, API_PREFIX "/", sizeof(API_PREFIX)) == 0 && is(m, "PATCH");
+
+    if (!create && !bulk && !edit)
+        return HTTP_GO_ON;
+    r->cors_origin = cors_allow_origin(&r->srv->cors, http_header(r, "Origin"));
+    /* Bulk creates need a key even where anonymous creates are allowed. */
+    return caller_refuse_early(r, create && r->srv->cfg.allow_anonymous);
 }
 
 enum http_step api_handle(struct http_request *r)

@@ -102,6 +102,18 @@ static const char *token_of(struct http_request *r, bool *sent)
     return token;
 }
 
+enum http_step caller_refuse_early(struct http_request *r, bool anonymous_ok)
+{
+    bool sent;
+    const char *token = token_of(r, &sent);
+
+    if (!sent && anonymous_ok)
+        return HTTP_GO_ON;
+    if (token && apikey_well_formed(token, strlen(token)))
+        return HTTP_GO_ON;
+    return unauthorized(r, sent);
+}
+
 enum http_step caller_begin(struct http_request *r, bool anonymous_ok, struct caller *c)
 {
     struct server *s = r->srv;

@@ -154,6 +154,29 @@ static void format(const unsigned char addr[16], char out[CLIENTIP_TEXT_MAX])
     snprintf(out + n, CLIENTIP_TEXT_MAX - n, "/64");
 }
 
+/* The length of an X-Forwarded-For item without the port some proxies add: "[v6]:port" keeps
+ * "[v6]", "a.b.c.d:port" keeps "a.b.c.d". A bare IPv6 address has several colons and is left
+ * whole; what remains is parsed as an address or refused. */
+static size_t without_port(const char *item, size_t len)
+{
+    const char *colon = len ? memrchr(item, ':', len) : NULL;
+    size_t at, colons = 0;
+
+    if (!colon)
+        return len;
+    at = (size_t)(colon - item);
+    if (at + 1 == len)
+        return len;
+    for (size_t i = at + 1; i < len; i++)
+        if (item[i] < '0' || item[i] > '9')
+            return len;
+    if (item[0] == '[')
+        return at > 0 && item[at - 1] == ']' ? at : len;
+    for (size_t i = 0; i < len; i++)
+        colons += item[i] == ':';
+    return colons == 1 ? at : len;
+}
+
 /* The client according to X-Forwarded-For as seen from a trusted peer; -EINVAL when the
  * header cannot be parsed. */
 static int from_xff(const struct clientip_trusted *t, const char *xff, unsigned char addr[16])
@@ -167,6 +190,7 @@ static int from_xff(const struct clientip_trusted *t, const char *xff, unsigned 
             start--;
         size_t len;
         const char *item = trim(start, end, &len);
+        len = without_port(item, len);
         if (clientip_parse_addr(item, len, addr) < 0)
             return -EINVAL;
         any = true;
@@ -176,6 +200,25 @@ static int from_xff(const struct clientip_trusted *t, const char *xff, unsigned 
     }
     /* Every hop is ours: the furthest one is as close to the client as we can tell. */
     return any ? 0 : -EINVAL;
+}
+
+int clientip_peer_net(const struct sockaddr *peer, unsigned char net[16])
+{
+    memset(net, 0, 16);
+    if (!peer)
+        return -1;
+    if (peer->sa_family == AF_INET) {
+        memcpy(net, v4_mapped, sizeof(v4_mapped));
+        memcpy(net + 12, &((const struct sockaddr_in *)(const void *)peer)->sin_addr, 4);
+        return 0;
+    }
+    if (peer->sa_family != AF_INET6)
+        return -1;
+    memcpy(net, &((const struct sockaddr_in6 *)(const void *)peer)->sin6_addr, 16);
+    /* An IPv4 client of a dual-stack socket is the IPv4 address it is, whole. */
+    if (!is_v4(net))
+        memset(net + 8, 0, 8);
+    return 0;
 }
 
 /* The client's address; -1 when the peer is not an IP address (unknown, or local). */

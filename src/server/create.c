@@ -300,7 +300,7 @@ static int validate(struct http_request *r, struct create_request *req, struct c
         snprintf(err->detail, sizeof(err->detail), "url is required");
         return -1;
     }
-    uc = urlcheck_validate(req->url, req->url_len, s->base_url, &it->url);
+    uc = urlcheck_check(req->url, req->url_len, &s->self_hosts, &it->url);
     if (uc == URLCHECK_NOMEM) {
         set_error(err, 500, "internal", "out of memory");
         return -1;

@@ -240,7 +240,7 @@ static int edit_check(struct http_request *r, struct edit *e, struct link_edit *
             bit |= 1u << i;
     out->change = bit;
     if (f->url) {
-        enum urlcheck_result uc = urlcheck_validate(f->url, f->url_len, r->srv->base_url, &e->url);
+        enum urlcheck_result uc = urlcheck_check(f->url, f->url_len, &r->srv->self_hosts, &e->url);
         *type = "invalid-url";
         if (uc != URLCHECK_OK) {
             snprintf(err, errlen, "%s",

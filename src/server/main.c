@@ -38,8 +38,9 @@ static const struct config_opt options[] = {
     OPT_STR("KGS_SOCKET", "kgs-socket", "/run/shortener/kgs.sock",
             "Unix socket of kgs; several, separated by commas, are tried in turn", kgs_socket),
     OPT_INT("PORT", "port", 1, 65535, "8080", "HTTP port", port),
-    OPT_STR("LISTEN_ADDRESS", "listen-address", "0.0.0.0",
-            "numeric address to listen on (0.0.0.0, 127.0.0.1, ::)", listen_address),
+    OPT_STR("LISTEN_ADDRESS", "listen-address",
+            "::", "numeric address to listen on: :: (IPv6 and IPv4), 0.0.0.0, 127.0.0.1, ::1",
+            listen_address),
     OPT_STR("BASE_URL", "base-url", "",
             "scheme and host of short links [default: http://localhost:PORT]", base_url),
     OPT_INT("DEFAULT_TTL", "default-ttl", 0, 3153600000LL, "31536000",
@@ -65,6 +66,10 @@ static const struct config_opt options[] = {
             "origins whose pages may call the API from a browser: '*' or a comma-separated list "
             "of scheme://host[:port]",
             cors_origins),
+    OPT_STR("SELF_HOSTS", "self-hosts", "",
+            "other host names of this service (comma-separated): links to them are refused, "
+            "as links to BASE_URL's host are",
+            self_hosts),
     CONFIG_APIKEY_PEPPER(T, apikey_pepper),
     OPT_STR("SHORTENER_ENV", "environment", "development",
             "production or development; production warns about settings unsafe on the internet",
@@ -100,10 +105,16 @@ static const struct config_opt options[] = {
             "concurrent HTTP connections, live counter streams included (the open-file limit "
             "is raised to fit)",
             max_connections),
-    OPT_INT("PER_IP_CONNECTIONS", "per-ip-connections", 0, 1000000, "1024",
-            "concurrent HTTP connections from one address; 0: no limit", per_ip_connections),
+    OPT_INT("PER_IP_CONNECTIONS", "per-ip-connections", 0, 1000000, "128",
+            "concurrent HTTP connections from one IPv4 address or IPv6 /64 (trusted proxies "
+            "excepted); 0: no limit",
+            per_ip_connections),
     OPT_INT("CONNECTION_TIMEOUT", "connection-timeout", 1, 3600, "30",
-            "seconds an idle HTTP connection is kept", connection_timeout),
+            "seconds an HTTP connection may stay silent", connection_timeout),
+    OPT_INT("REQUEST_TIMEOUT", "request-timeout", 1, 3600, "10",
+            "seconds in which a whole request (headers and body) must arrive, counted from "
+            "the connection's opening or the previous answer",
+            request_timeout),
     OPT_INT("LIVE_INTERVAL_MS", "live-interval-ms", 100, 60000, "1000",
             "least time between two live counter events of one link, in milliseconds",
             live_interval_ms),

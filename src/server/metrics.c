@@ -96,6 +96,13 @@ static const struct metric metrics_table[] = {
      PASSED_IN(writer_batches)},
     {"shortener_create_batched_total", "counter", "Creates carried by those commits.",
      PASSED_IN(writer_links)},
+    {"shortener_connections_open", "gauge", "HTTP connections open.", PASSED_IN(connections_open)},
+    {"shortener_connections_refused_total", "counter",
+     "HTTP connections refused because their address (IPv4, or IPv6 /64) had too many open.",
+     COUNTED(connections_refused)},
+    {"shortener_connections_timed_out_total", "counter",
+     "HTTP connections cut because a request did not arrive whole within REQUEST_TIMEOUT.",
+     COUNTED(connections_timed_out)},
 };
 
 void metrics_count_status(struct metrics *m, unsigned status)

@@ -16,6 +16,7 @@
 #include "container_of.h"
 #include "hotcache.h"
 #include "live.h"
+#include "latency.h"
 #include "metrics.h"
 #include "pwform.h"
 #include "pwhash.h"
@@ -159,6 +160,9 @@ static enum http_step respond(struct http_request *r, struct hop *h)
     int status;
 
     metrics_inc(&s->metrics.redirects[h->where]);
+    r->redirect_tier = h->where == MR_HOT_HIT     ? LT_HOT
+                       : h->where == MR_CACHE_HIT ? LT_REDIS
+                                                  : LT_DB;
     /* now is rounded up: a link becomes valid only once a whole second has passed. */
     if (ru->valid_from >= now)
         return http_link_not_found(r);
@@ -241,6 +245,7 @@ static enum http_step lookup(struct http_request *r, const char *key, size_t len
     rc = cache_get(w->cache, key, url, sizeof(url), &h.rules);
     if (rc == CACHE_NEGATIVE) {
         metrics_inc(&s->metrics.redirects[MR_CACHE_NEGATIVE]);
+        r->redirect_tier = LT_REDIS;
         return unknown_key(r);
     }
     /* An entry is judged by our clock: a cache may hold it a moment longer than it lives. */
@@ -262,6 +267,7 @@ static enum http_step lookup(struct http_request *r, const char *key, size_t len
     rc = replica ? 0 : store_lookup_redirect(w->store, key, &row);
     if (rc == -ENOENT) {
         metrics_inc(&s->metrics.redirects[MR_DB_MISS]);
+        r->redirect_tier = LT_DB;
         cache_fill_negative(w->cache, key, s->cfg.negative_ttl);
         return unknown_key(r);
     }

@@ -9,12 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "admission.h"
 #include "analytics.h"
 #include "api.h"
 #include "authcache.h"
 #include "cache.h"
+#include "connguard.h"
 #include "create.h"
 #include "hotcache.h"
 #include "http.h"
@@ -111,8 +113,69 @@ static int append_body(struct http_request *r, const char *data, size_t len)
     return 0;
 }
 
+/* What the server keeps per connection (libmicrohttpd's socket context): its record in the
+ * connection guard, and the timing of the request under way, which has to live here because
+ * requests without a body have no state of their own. One request at a time per
+ * connection. */
+struct conn_state {
+    struct connguard_conn *guard;
+    long long start_ns;
+    int kind; /* enum latency_kind, or LK_REDIRECT until the tier is known */
+    bool timing;
+};
+
+static long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static struct conn_state *state_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *i =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return i ? i->socket_context : NULL;
+}
+
+/* This connection's record in the connection guard, or NULL. */
+static struct connguard_conn *guard_of(struct MHD_Connection *conn)
+{
+    struct conn_state *st = state_of(conn);
+    return st ? st->guard : NULL;
+}
+
+/* The request's headers are in: its clock starts. */
+static void timing_start(struct MHD_Connection *conn, const char *method, const char *url)
+{
+    struct conn_state *st = state_of(conn);
+    if (!st)
+        return;
+    st->start_ns = now_ns();
+    st->kind = (int)latency_kind_of(method, url);
+    st->timing = true;
+}
+
+/* Records the request under way on this thread's block, once. */
+static void timing_end(struct server *s, struct conn_state *st)
+{
+    struct worker *w;
+
+    if (!st || !st->timing)
+        return;
+    st->timing = false;
+    if (st->kind == LK_REDIRECT)
+        st->kind = LK_OTHER; /* never reached a look-up */
+    w = server_worker(s);
+    if (w)
+        latency_record(&w->latency, (enum latency_kind)st->kind,
+                       (uint64_t)(now_ns() - st->start_ns));
+}
+
 static enum MHD_Result answer(struct server *s, struct http_request *r)
 {
+    /* The whole request is here: its deadline is met. */
+    connguard_request_received(guard_of(r->conn));
     r->worker = server_worker(s);
     if (!r->worker)
         return MHD_NO;
@@ -120,6 +183,12 @@ static enum MHD_Result answer(struct server *s, struct http_request *r)
     r->suspended = false;
     if (api_handle(r) == HTTP_BROKEN)
         return MHD_NO;
+    struct conn_state *st = state_of(r->conn);
+    if (st && st->kind == LK_REDIRECT && r->redirect_tier != LT_UNKNOWN)
+        st->kind = (int)latency_kind_for_tier((enum latency_tier)r->redirect_tier);
+    /* A live counter's answer lasts as long as its watcher does: it is timed to its start. */
+    if (st && st->kind == LK_LIVE && !r->suspended)
+        timing_end(s, st);
     if (r->suspended)
         return MHD_YES; /* answered when resumed */
     if (!r->answered)
@@ -141,9 +210,40 @@ static enum MHD_Result refuse_too_large(struct server *s, struct http_request *r
     r->method = method;
     r->path = url;
     r->body_too_large = true;
+    connguard_request_received(guard_of(conn));
     if (http_problem(r, 413, "body-too-large", "the body is over %zu bytes", r->body_limit) ==
         HTTP_BROKEN)
         return MHD_NO;
+    metrics_count_status(&s->metrics, r->status);
+    return MHD_YES;
+}
+
+/* A request that needs an API key and has none is refused before its body is read: nobody
+ * without a key can make the server hold a body (libmicrohttpd then closes the connection
+ * instead of reading the body). */
+static enum MHD_Result refuse_early(struct server *s, struct http_request *r,
+                                    struct MHD_Connection *conn, const char *method,
+                                    const char *url)
+{
+    enum http_step step;
+
+    r->srv = s;
+    r->conn = conn;
+    r->method = method;
+    r->path = url;
+    r->worker = server_worker(s);
+    if (!r->worker)
+        return MHD_NO;
+    step = api_check_early(r);
+    if (step == HTTP_GO_ON) {
+        /* Looked at again once the body is here. */
+        r->cors_origin = NULL;
+        r->ratelimited = false;
+        return MHD_YES;
+    }
+    if (step == HTTP_BROKEN)
+        return MHD_NO;
+    connguard_request_received(guard_of(conn));
     metrics_count_status(&s->metrics, r->status);
     return MHD_YES;
 }
@@ -158,6 +258,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     /* Queueing a response on the first call makes libmicrohttpd 0.9.75 close the
      * connection (NOTES.md): the first call only sets up, the answer comes on the next. */
     if (*req_cls == NULL) {
+        timing_start(conn, method, url);
         if (bodiless(method)) {
             *req_cls = &s->bodiless_marker;
             return MHD_YES;
@@ -170,7 +271,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->body_limit = body_limit(url);
         if (cl && strtoull(cl, NULL, 10) > r->body_limit)
             return refuse_too_large(s, r, conn, method, url);
-        return MHD_YES;
+        return refuse_early(s, r, conn, method, url);
     }
     if (*req_cls == &s->bodiless_marker) {
         /* A body sent with GET or DELETE is read and ignored. */
@@ -215,8 +316,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 {
     struct server *s = cls;
     struct http_request *r = *req_cls;
-    (void)conn;
     (void)toe;
+
+    timing_end(s, state_of(conn));
+    connguard_request_done(s->guard, guard_of(conn));
 
     if (r && r != (void *)&s->bodiless_marker) {
         if (r->state_free)
@@ -225,6 +328,37 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         free(r);
     }
     *req_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct server *s = cls;
+
+    struct conn_state *st = *socket_context;
+
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (st)
+            connguard_closed(s->guard, st->guard);
+        free(st);
+        *socket_context = NULL;
+        return;
+    }
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *peer =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    st = calloc(1, sizeof(*st));
+    if (st && fd)
+        st->guard = connguard_opened(s->guard, peer ? peer->client_addr : NULL, fd->connect_fd);
+    *socket_context = st;
+}
+
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    struct server *s = cls;
+    (void)len;
+    return connguard_admit(s->guard, addr) ? MHD_YES : MHD_NO;
 }
 
 static int hex_value(char c)
@@ -303,6 +437,15 @@ int server_configure(struct server *s, char *err, size_t errlen)
         return -EINVAL;
     if (cors_parse(c->cors_origins, &s->cors, err, errlen) < 0)
         return -EINVAL;
+    if (c->base_url[0])
+        snprintf(s->base_url, sizeof(s->base_url), "%s", c->base_url);
+    else
+        snprintf(s->base_url, sizeof(s->base_url), "http://localhost:%lld", c->port);
+    size_t n = strlen(s->base_url);
+    while (n > 0 && s->base_url[n - 1] == '/')
+        s->base_url[--n] = '\0';
+    if (urlcheck_self_init(&s->self_hosts, s->base_url, c->self_hosts, err, errlen) < 0)
+        return -EINVAL;
     return clientip_parse_trusted(c->trusted_proxies, &s->trusted_proxies, err, errlen);
 }
 
@@ -326,13 +469,6 @@ int server_init(struct server *s)
     const struct server_config *c = &s->cfg;
 
     atomic_init(&s->next_request_id, 1);
-    if (c->base_url[0])
-        snprintf(s->base_url, sizeof(s->base_url), "%s", c->base_url);
-    else
-        snprintf(s->base_url, sizeof(s->base_url), "http://localhost:%lld", c->port);
-    size_t n = strlen(s->base_url);
-    while (n > 0 && s->base_url[n - 1] == '/')
-        s->base_url[--n] = '\0';
 
     if (pthread_mutex_init(&s->workers_lock, NULL) != 0)
         return -ENOMEM;
@@ -374,6 +510,10 @@ int server_init(struct server *s)
         return -ENOMEM;
     s->hot = hotcache_new((size_t)c->hot_cache_entries, c->hot_cache_max_age, hot_visits, s);
     if (!s->hot)
+        return -ENOMEM;
+    s->guard = connguard_new((unsigned)c->per_ip_connections, c->request_timeout * 1000,
+                             &s->trusted_proxies, &s->metrics);
+    if (!s->guard)
         return -ENOMEM;
     s->keys = keys_client_new(c->kgs_socket, KEYS_BATCH);
     if (!s->keys)
@@ -437,9 +577,13 @@ int server_start(struct server *s)
         log_error("LISTEN_ADDRESS '%s' is not a numeric IPv4 or IPv6 address", c->listen_address);
         return -EINVAL;
     }
-    if (addr.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    if (visits_start(s->visits) < 0 || live_start(s->live) < 0)
+    if (addr.ss_family == AF_INET6) {
+        /* "::" takes IPv4 clients too; they arrive as ::ffff:a.b.c.d, which clientip.c reads
+         * as the IPv4 address it is. */
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)&addr)->sin6_addr;
+        flags |= IN6_IS_ADDR_UNSPECIFIED(a6) ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+    }
+    if (visits_start(s->visits) < 0 || live_start(s->live) < 0 || connguard_start(s->guard) < 0)
         return -ENOMEM;
     if (s->analytics && analytics_start(s->analytics) < 0)
         return -ENOMEM;
@@ -453,10 +597,10 @@ int server_start(struct server *s)
     if (!ic.store || !(s->invalidation = invalidation_start(&ic)))
         return -ENOMEM;
     s->daemon = MHD_start_daemon(
-        flags, (uint16_t)c->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-        NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)c->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)c->per_ip_connections,
+        flags, (uint16_t)c->port, on_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)c->max_connections, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
@@ -480,6 +624,8 @@ void server_release(struct server *s)
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
+    connguard_free(s->guard);
+    s->guard = NULL;
     linkwriter_free(s->writer);
     s->writer = NULL;
     admission_free(s->admission);
@@ -515,6 +661,7 @@ void server_release(struct server *s)
     ratelimit_release(&s->ratelimit);
     clientip_trusted_release(&s->trusted_proxies);
     cors_release(&s->cors);
+    urlcheck_self_release(&s->self_hosts);
     if (s->pending_ready)
         cache_pending_release(&s->pending);
     s->pending_ready = false;

@@ -61,7 +61,8 @@ _SCRUBBED = {
     "REDIRECT_MAX_AGE", "VISITS_FLUSH_MS", "MAX_CONNECTIONS", "PER_IP_CONNECTIONS",
     "CONNECTION_TIMEOUT", "LOG_LEVEL", "DEFAULT_RATE", "SHORTENER_ENV_FILE", "RATE_LIMITS",
     "ANONYMOUS_RATE", "AUTH_FAILURE_RATE", "TRUSTED_PROXIES", "SHORTENER_ENV", "ANALYTICS",
-    "GEOIP_DB", "STATS_RETENTION_DAYS",
+    "GEOIP_DB", "STATS_RETENTION_DAYS", "REQUEST_TIMEOUT", "SELF_HOSTS", "MISS_RATE",
+    "CORS_ORIGINS",
     "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
 }
 
@@ -646,7 +647,10 @@ class Shortener:
         for attempt in range(5):
             self.lease = PortLease()
             self.port = self.lease.port
-            self.base_url = f"http://127.0.0.1:{self.port}"
+            # An IPv6 listener other than "::" (which takes IPv4 too) is reached over IPv6.
+            listen = str(self.env_overrides.get("LISTEN_ADDRESS", "127.0.0.1"))
+            host = f"[{listen}]" if ":" in listen and listen != "::" else "127.0.0.1"
+            self.base_url = f"http://{host}:{self.port}"
             self.proc = Proc(f"shortener#{self.index}:{self.port}", [str(BIN_DIR / "shortener")],
                              self._env(), self.stack.root,
                              self.stack.root / f"shortener-{self.index}.log", checked=True)

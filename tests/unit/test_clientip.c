@@ -133,6 +133,17 @@ static void test_resolve(void **state)
     resolve(&t, &lo6, "[2001:db8:1:2::99]", "2001:db8:1:2::/64");
     resolve(&t, &client6, NULL, "2001:db8:1:2::/64");
     resolve(&t, &lo, "::ffff:198.51.100.1", "198.51.100.1");
+    /* Ports some proxies add are dropped; anything else after an address is refused. */
+    resolve(&t, &lo, "198.51.100.1:4711", "198.51.100.1");
+    resolve(&t, &lo, "[2001:db8:1:2::99]:443", "2001:db8:1:2::/64");
+    resolve(&t, &lo, "[2001:db8:1:2::99]:", "127.0.0.1");
+    resolve(&t, &lo, "[2001:db8:1:2::99]x:443", "127.0.0.1");
+    resolve(&t, &lo, "198.51.100.1:44x", "127.0.0.1");
+    resolve(&t, &lo, "198.51.100.1:", "127.0.0.1");
+    resolve(&t, &lo, ":80", "127.0.0.1");
+    resolve(&t, &lo, "2001:db8:1:2::1234", "2001:db8:1:2::/64");
+    resolve(&t, &lo, "2001:db8:1:3::1:80", "2001:db8:1:3::/64");
+    resolve(&t, &lo, "[::ffff:198.51.100.7]:80, 10.0.0.1:9", "198.51.100.7");
     resolve(&t, NULL, "198.51.100.1", "unknown");
 
     clientip_trusted_release(&none);

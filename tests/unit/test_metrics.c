@@ -104,7 +104,18 @@ static const char expected[] =
     "shortener_create_commits_total 105\n"
     "# HELP shortener_create_batched_total Creates carried by those commits.\n"
     "# TYPE shortener_create_batched_total counter\n"
-    "shortener_create_batched_total 106\n";
+    "shortener_create_batched_total 106\n"
+    "# HELP shortener_connections_open HTTP connections open.\n"
+    "# TYPE shortener_connections_open gauge\n"
+    "shortener_connections_open 109\n"
+    "# HELP shortener_connections_refused_total HTTP connections refused because their address "
+    "(IPv4, or IPv6 /64) had too many open.\n"
+    "# TYPE shortener_connections_refused_total counter\n"
+    "shortener_connections_refused_total 30\n"
+    "# HELP shortener_connections_timed_out_total HTTP connections cut because a request did not "
+    "arrive whole within REQUEST_TIMEOUT.\n"
+    "# TYPE shortener_connections_timed_out_total counter\n"
+    "shortener_connections_timed_out_total 31\n";
 
 static void fill(struct metrics *m, struct metrics_gauges *g)
 {
@@ -127,6 +138,8 @@ static void fill(struct metrics *m, struct metrics_gauges *g)
     atomic_store(&m->analytics_visits, 201);
     atomic_store(&m->analytics_dropped, 202);
     atomic_store(&m->unknown_key_visits, 203);
+    atomic_store(&m->connections_refused, v++);
+    atomic_store(&m->connections_timed_out, v++);
     *g = (struct metrics_gauges){.keys_buffered = 101,
                                  .visits_pending = 102,
                                  .hot_entries = 103,
@@ -135,7 +148,8 @@ static void fill(struct metrics *m, struct metrics_gauges *g)
                                  .writer_batches = 105,
                                  .writer_links = 106,
                                  .live_watchers = 107,
-                                 .live_links = 108};
+                                 .live_links = 108,
+                                 .connections_open = 109};
 }
 
 static void test_exposition_text(void **state)

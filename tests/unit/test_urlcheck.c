@@ -66,7 +66,9 @@ static void test_encodes_non_ascii_outside_host(void **state)
     (void)state;
     assert_normalizes("http://example.com/\xc3\xbc?q=\xc3\xa4#\xc3\xb6", BASE,
                       "http://example.com/%C3%BC?q=%C3%A4#%C3%B6");
-    assert_normalizes("http://\xc3\xbc:pw@example.com/", BASE, "http://%C3%BC:pw@example.com/");
+    /* In the userinfo it is outside RFC 3986's authority: escaped it is fine. */
+    assert_int_equal(check("http://\xc3\xbc:pw@example.com/"), URLCHECK_UNPARSABLE);
+    assert_normalizes("http://%C3%BC:pw@example.com/", BASE, "http://%C3%BC:pw@example.com/");
     /* Not UTF-8 at all: still encoded, never stored raw. */
     assert_normalizes("http://example.com/\xff", BASE, "http://example.com/%FF");
 }
@@ -239,20 +241,112 @@ static void test_self_links(void **state)
     assert_int_equal(check("HTTPS://sho.rt"), URLCHECK_SELF);
     assert_int_equal(check("https://sho.rt./x"), URLCHECK_SELF);
     assert_int_equal(check("https://user@sho.rt/x"), URLCHECK_SELF);
-    /* Other port or host: somebody else's. */
+    /* http:// of our host is us too (a redirect to https, or a loop), and so is www. */
+    assert_int_equal(check("http://sho.rt/x"), URLCHECK_SELF);
+    assert_int_equal(check("http://sho.rt:80/x"), URLCHECK_SELF);
+    assert_int_equal(check("https://www.sho.rt/x"), URLCHECK_SELF);
+    assert_int_equal(check("http://WWW.Sho.Rt./x"), URLCHECK_SELF);
+    /* Another port, another host, or a host that merely contains ours: somebody else's. */
     assert_int_equal(check("https://sho.rt:8443/x"), URLCHECK_OK);
-    assert_int_equal(check("http://sho.rt/x"), URLCHECK_OK);
-    assert_int_equal(check("https://www.sho.rt/x"), URLCHECK_OK);
     assert_int_equal(check("https://sho.rt@evil.example/x"), URLCHECK_OK);
+    assert_int_equal(check("https://www2.sho.rt/x"), URLCHECK_OK);
+    assert_int_equal(check("https://wwwsho.rt/x"), URLCHECK_OK);
+    assert_int_equal(check("https://www.www.sho.rt/x"), URLCHECK_OK);
+    assert_int_equal(check("https://sho.rt.evil.example/x"), URLCHECK_OK);
+    assert_int_equal(check("https://api.sho.rt/x"), URLCHECK_OK);
 
     assert_int_equal(check_n("http://localhost:8080/k", 23, "http://localhost:8080"),
                      URLCHECK_SELF);
     assert_int_equal(check_n("http://LocalHost:8080/", 22, "http://localhost:8080"), URLCHECK_SELF);
-    assert_int_equal(check_n("http://localhost/k", 18, "http://localhost:8080"), URLCHECK_OK);
+    /* Default ports of our host are where a proxy in front of us would listen. */
+    assert_int_equal(check_n("http://localhost/k", 18, "http://localhost:8080"), URLCHECK_SELF);
+    assert_int_equal(check_n("https://localhost/k", 19, "http://localhost:8080"), URLCHECK_SELF);
+    assert_int_equal(check_n("http://localhost:9090/k", 23, "http://localhost:8080"), URLCHECK_OK);
     assert_int_equal(check_n("http://localhost:80/k", 21, "http://localhost"), URLCHECK_SELF);
     assert_int_equal(check_n("http://127.0.0.1:8080/k", 23, "http://localhost:8080"), URLCHECK_OK);
     assert_int_equal(check_n("http://localhost:8080/k", 23, "http://localhost:8080/"),
                      URLCHECK_SELF);
+    /* A base URL that is itself www. covers the bare name. */
+    assert_int_equal(check_n("https://sho.rt/k", 16, "https://www.sho.rt"), URLCHECK_SELF);
+}
+
+static enum urlcheck_result check_self(const char *url, const char *base, const char *extra)
+{
+    struct urlcheck_self self;
+    char err[128], *norm = NULL;
+    enum urlcheck_result r;
+
+    if (urlcheck_self_init(&self, base, extra, err, sizeof(err)) != 0)
+        fail_msg("'%s' refused: %s", extra, err);
+    r = urlcheck_check(url, strlen(url), &self, &norm);
+    free(norm);
+    urlcheck_self_release(&self);
+    return r;
+}
+
+static void test_self_hosts(void **state)
+{
+    struct urlcheck_self self;
+    char err[128];
+    (void)state;
+
+    const char *extra = " old.example , s.example.org,192.0.2.10,[2001:db8::5]";
+    assert_int_equal(check_self("https://old.example/k", BASE, extra), URLCHECK_SELF);
+    assert_int_equal(check_self("http://www.old.example/k", BASE, extra), URLCHECK_SELF);
+    assert_int_equal(check_self("http://S.Example.Org./k", BASE, extra), URLCHECK_SELF);
+    assert_int_equal(check_self("http://192.0.2.10/k", BASE, extra), URLCHECK_SELF);
+    assert_int_equal(check_self("http://3221225994/k", BASE, extra), URLCHECK_SELF);
+    assert_int_equal(check_self("http://[2001:db8::5]/k", BASE, extra), URLCHECK_SELF);
+    assert_int_equal(check_self("https://sho.rt/k", BASE, extra), URLCHECK_SELF);
+    assert_int_equal(check_self("https://new.example/k", BASE, extra), URLCHECK_OK);
+    assert_int_equal(check_self("https://old.example.com/k", BASE, extra), URLCHECK_OK);
+    assert_int_equal(check_self("https://old.example/k", BASE, ""), URLCHECK_OK);
+    assert_int_equal(check_self("https://old.example/k", NULL, "old.example"), URLCHECK_SELF);
+    assert_int_equal(check_self("https://x.example/k", NULL, NULL), URLCHECK_OK);
+    /* Items that are not a host are refused at start-up. */
+    const char *bad[] = {"old.example/path",
+                         "http://old.example",
+                         "a b",
+                         "old.example:80",
+                         "a,,b",
+                         ",",
+                         "u@h",
+                         "[::1",
+                         "h\\x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        if (urlcheck_self_init(&self, BASE, bad[i], err, sizeof(err)) == 0)
+            fail_msg("SELF_HOSTS '%s' accepted", bad[i]);
+        assert_non_null(strstr(err, "SELF_HOSTS"));
+    }
+}
+
+/* Browsers read a backslash as a slash, curl as part of the userinfo: which host is meant
+ * is unclear, so such URLs, and any other character outside RFC 3986 in the authority, are
+ * refused. */
+static void test_authority_characters(void **state)
+{
+    (void)state;
+    assert_int_equal(check("https://evil.example\\@sho.rt/"), URLCHECK_UNPARSABLE);
+    assert_int_equal(check("https://sho.rt\\@evil.example/"), URLCHECK_UNPARSABLE);
+    assert_int_equal(check("https://evil.example\\.sho.rt/"), URLCHECK_UNPARSABLE);
+    assert_int_equal(check("https://a@b@example.com/"), URLCHECK_UNPARSABLE);
+    const char *odd = "\"<>^`{|}";
+    for (const char *c = odd; *c; c++) {
+        char url[64];
+        snprintf(url, sizeof(url), "https://us%cer@example.com/", *c);
+        assert_int_equal(check(url), URLCHECK_UNPARSABLE);
+        snprintf(url, sizeof(url), "https://exa%cmple.com/", *c);
+        assert_int_equal(check(url), URLCHECK_UNPARSABLE);
+    }
+    assert_int_equal(check("https://user%4:pw@example.com/"), URLCHECK_UNPARSABLE);
+    assert_int_equal(check("https://user%zz@example.com/"), URLCHECK_UNPARSABLE);
+    /* What RFC 3986 allows still passes; backslashes after the authority are a path's. */
+    assert_int_equal(check("https://us-er.name_~!$&'()*+,;=:p%41ss@example.com:8443/"),
+                     URLCHECK_OK);
+    assert_int_equal(check("https://[2001:db8::1]:8443/x"), URLCHECK_OK);
+    assert_int_equal(check("https://example.com/a\\b"), URLCHECK_OK);
+    assert_int_equal(check("https://example.com?a=\\"), URLCHECK_OK);
 }
 
 static void test_base_url_absent_or_broken(void **state)
@@ -283,6 +377,8 @@ int main(void)
         cmocka_unit_test(test_accepts_plain_urls),
         cmocka_unit_test(test_normalizes_scheme_and_port),
         cmocka_unit_test(test_encodes_non_ascii_outside_host),
+        cmocka_unit_test(test_self_hosts),
+        cmocka_unit_test(test_authority_characters),
         cmocka_unit_test(test_rejects_non_ascii_host),
         cmocka_unit_test(test_empty),
         cmocka_unit_test(test_length_limit),
