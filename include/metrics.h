@@ -50,12 +50,9 @@ struct metrics {
     atomic_ullong db_errors;
     atomic_ullong kgs_errors;
     atomic_ullong visits_dropped;
-    atomic_ullong analytics_visits;    /* visits classified and summed for stats */
-    atomic_ullong analytics_dropped;   /* visits left out of stats (a buffer or the sums full) */
-    atomic_ullong unknown_key_visits;  /* GETs of keys that do not exist */
-    atomic_ullong ratelimited;         /* requests refused with 429 */
-    atomic_ullong ratelimit_fallbacks; /* times rate limiting fell back to in-process */
-    atomic_ullong ratelimit_fallback;  /* gauge: 1 while it is in-process */
+    atomic_ullong analytics_visits;      /* visits classified and summed for stats */
+    atomic_ullong analytics_dropped;     /* visits left out of stats (a buffer or the sums full) */
+    atomic_ullong unknown_key_visits;    /* GETs of keys that do not exist */
     atomic_ullong ratelimited;           /* requests refused with 429 */
     atomic_ullong ratelimit_fallbacks;   /* times rate limiting fell back to in-process */
     atomic_ullong ratelimit_fallback;    /* gauge: 1 while it is in-process */

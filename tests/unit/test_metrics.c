@@ -111,11 +111,11 @@ static const char expected[] =
     "# HELP shortener_connections_refused_total HTTP connections refused because their address "
     "(IPv4, or IPv6 /64) had too many open.\n"
     "# TYPE shortener_connections_refused_total counter\n"
-    "shortener_connections_refused_total 30\n"
+    "shortener_connections_refused_total 31\n"
     "# HELP shortener_connections_timed_out_total HTTP connections cut because a request did not "
     "arrive whole within REQUEST_TIMEOUT.\n"
     "# TYPE shortener_connections_timed_out_total counter\n"
-    "shortener_connections_timed_out_total 31\n";
+    "shortener_connections_timed_out_total 32\n";
 
 static void fill(struct metrics *m, struct metrics_gauges *g)
 {
