@@ -50,7 +50,7 @@ TEST_HELPERS := $(BUILD)/tests/integration/gcra_twin
 PYTEST := /usr/bin/python3 -m pytest
 
 .PHONY: all deps asan unit integration test check-format format banned cppcheck fuzz run up down \
-	clean help bench bench-bins openapi-lint
+	clean help bench bench-bins openapi-lint cluster-up cluster-down cluster-test
 all: $(PROGRAMS) $(TEST_HELPERS)
 
 help:
@@ -217,3 +217,11 @@ clean:
 	rm -rf build bin
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# Several shorteners and kgs behind HAProxy, PostgreSQL under Patroni + etcd with a synchronous
+# standby, Redis under Sentinel, all on loopback under var/cluster (deploy/cluster/cluster.py).
+cluster-up: deps all
+	deploy/cluster/cluster.py up
+
+cluster-down:
+	deploy/cluster/cluster.py down
