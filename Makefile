@@ -60,6 +60,8 @@ help:
 	@echo "make test       every check: format, cppcheck, unit and integration tests, plain and ASan+UBSan"
 	@echo "make openapi-lint  lint openapi/openapi.json (Redocly CLI from npm)"
 	@echo "make bench      load benchmarks against their references (wrk, nginx, pgbench; ~12 min)"
+	@echo "make cluster-up / cluster-down  HAProxy, 3 shorteners, 2 kgs, Patroni + etcd, Redis + Sentinel under var/cluster"
+	@echo "make cluster-test  the cluster's fault tests (kill -9 one part at a time under load)"
 
 # Installs the Debian packages the build, the local stack and the tests need (apt-get, as
 # root or through sudo); does nothing when they are all there.
@@ -175,6 +177,8 @@ test: deps
 	$(MAKE) integration
 	@echo "== integration tests, ASan+UBSan build"
 	$(MAKE) SANITIZE=1 integration
+	@echo "== cluster fault tests, plain build"
+	$(MAKE) cluster-test
 
 # The OpenAPI description, linted by Redocly CLI (redocly.yaml) from the npm registry, pinned in
 # package-lock.json; npm ci runs again only when the lock file is newer than node_modules.
@@ -225,3 +229,9 @@ cluster-up: deps all
 
 cluster-down:
 	deploy/cluster/cluster.py down
+
+# The fault tests (tests/cluster/): their own cluster in a temporary directory on free ports.
+# What they measured is printed and kept in build/cluster-results.json.
+cluster-test: all
+	SHORTENER_BIN_DIR=$(abspath $(BINDIR)) \
+		$(PYTEST) -q -s -p no:cacheprovider tests/cluster

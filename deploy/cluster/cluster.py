@@ -41,6 +41,7 @@ DEFAULT_PORTS = {
     "stats": 2,         # HAProxy: stats page (CSV at /stats;csv)
     "pg_primary": 3,    # HAProxy: TCP to whichever PostgreSQL node is primary
     "pg_replica": 4,    # HAProxy: TCP to the standby (the primary when there is none)
+    "redis_master": 5,  # HAProxy: TCP to whichever Redis says role:master
     "etcd": 10, "etcd_peer": 11,
     "pg1": 20, "pg2": 21, "rest1": 22, "rest2": 23,
     "redis1": 30, "redis2": 31, "sentinel1": 32, "sentinel2": 33, "sentinel3": 34,
@@ -236,7 +237,10 @@ class Cluster:
         return {
             "read_url": "DATABASE_READ_URL" in text,
             "sentinels": "REDIS_SENTINELS" in text,
-            "multi_kgs": "comma" in kgs_line.lower() or "several" in kgs_line.lower(),
+            # Several sockets in KGS_SOCKET came with DATABASE_READ_URL (part of the same
+            # work); a help line that says so is believed too.
+            "multi_kgs": any(w in kgs_line.lower() for w in ("comma", "several", "separated"))
+            or "DATABASE_READ_URL" in text,
         }
 
     # ------------------------------------------------------------------ TLS
@@ -452,6 +456,15 @@ class Cluster:
         shorteners = "\n".join(
             f"    server s{i} 127.0.0.1:{p[f'shortener{i}']} check"
             for i in range(1, N_SHORTENERS + 1))
+        # The same processes again, unchecked, used only when no instance is ready: when
+        # every /readyz fails at once the cause is shared (PostgreSQL or Redis failing over),
+        # and a live instance serving cached redirects and answering 503 + Retry-After itself
+        # beats HAProxy's bare 503. A dead one is skipped by the connection retry.
+        backups = "\n".join(
+            f"    server b{i} 127.0.0.1:{p[f'shortener{i}']} backup"
+            for i in range(1, N_SHORTENERS + 1))
+        redis = "\n".join(
+            f"    server redis{i} 127.0.0.1:{p[f'redis{i}']} check" for i in (1, 2))
         pg = lambda check: "\n".join(  # noqa: E731
             f"    server pg{i} 127.0.0.1:{p[f'pg{i}']} check port {p[f'rest{i}']}"
             for i in (1, 2))
@@ -494,8 +507,12 @@ backend shorteners
     retry-on conn-failure empty-response response-timeout
     http-request disable-l7-retry if !METH_GET !METH_HEAD
     http-reuse safe
-    default-server inter {inter} fastinter {max(100, inter // 2)} downinter {inter} rise 2 fall 2 source {PROXY_SOURCE} on-marked-down shutdown-sessions
+    option allbackups
+    # No on-marked-down shutdown-sessions here: an instance marked down (say its kgs died)
+    # still finishes the requests it has.
+    default-server inter {inter} fastinter {max(100, inter // 2)} downinter {inter} rise 2 fall 2 source {PROXY_SOURCE}
 {shorteners}
+{backups}
 
 listen stats
     bind 127.0.0.1:{p['stats']}
@@ -525,6 +542,24 @@ listen pg_replica
     # No standby running: read from the primary (its state tracked from pg_primary).
     server pg1_primary 127.0.0.1:{p['pg1']} backup track pg_primary/pg1
     server pg2_primary 127.0.0.1:{p['pg2']} backup track pg_primary/pg2
+
+# Redis's master for clients that cannot ask Sentinel (and for shortenerctl): the node that
+# says role:master. Sentinel decides which one that is.
+listen redis_master
+    bind 127.0.0.1:{p['redis_master']}
+    mode tcp
+    timeout client 30m
+    timeout server 30m
+    option tcp-check
+    tcp-check connect
+    tcp-check send PING\\r\\n
+    tcp-check expect string +PONG
+    tcp-check send info\\ replication\\r\\n
+    tcp-check expect string role:master
+    tcp-check send QUIT\\r\\n
+    tcp-check expect string +OK
+    default-server inter {inter} fastinter {max(100, inter // 2)} downinter {inter} rise 1 fall 2 on-marked-down shutdown-sessions
+{redis}
 """
 
     def start_haproxy(self):
@@ -583,7 +618,7 @@ listen pg_replica
         f = self.features or {}
         env = {
             "DATABASE_URL": self.database_url(),
-            "REDIS_URL": f"redis://127.0.0.1:{self.ports['redis1']}",
+            "REDIS_URL": f"redis://127.0.0.1:{self.ports['redis_master']}",
             "KGS_SOCKET": ",".join(str(self.kgs_socket(k)) for k in range(1, N_KGS + 1))
             if f.get("multi_kgs") else str(self.kgs_socket(1 + (i - 1) % N_KGS)),
             "PORT": self.ports[f"shortener{i}"],
@@ -618,7 +653,7 @@ listen pg_replica
 
     def ctl(self, *args):
         env = _clean_env({"DATABASE_URL": self.database_url(),
-                          "REDIS_URL": f"redis://127.0.0.1:{self.ports['redis1']}",
+                          "REDIS_URL": f"redis://127.0.0.1:{self.ports['redis_master']}",
                           "SHORTENER_ENV_FILE": str(self.root / "no-env-file")})
         return subprocess.run([str(self.bin_dir / "shortenerctl"), *map(str, args)],
                               capture_output=True, text=True, timeout=120, env=env)
@@ -667,9 +702,10 @@ listen pg_replica
         self.wait_pool_up()
 
     def wait_pool_up(self, timeout=30):
-        wait_for("every shortener UP in HAProxy", lambda: (
-            lambda st: len(st) == N_SHORTENERS and all(v == "UP" for v in st.values()))(
-            self.server_states("shorteners")), timeout)
+        def all_up():
+            st = self.server_states("shorteners")
+            return all(st.get(f"s{i}") == "UP" for i in range(1, N_SHORTENERS + 1))
+        wait_for("every shortener UP in HAProxy", all_up, timeout)
 
     def down(self):
         """Stops everything with a pid file, then any PostgreSQL left (Patroni killed -9
