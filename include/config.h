@@ -67,6 +67,14 @@ struct config_opt {
 #define CONFIG_KGS_SOCKET(T, field)                                                                \
     CONFIG_STR_OPT(T, "KGS_SOCKET", "kgs-socket", "/run/shortener/kgs.sock",                       \
                    "Unix socket of the key generation service", field)
+#define CONFIG_REDIS_SENTINELS(T, field)                                                           \
+    CONFIG_STR_OPT(T, "REDIS_SENTINELS", "redis-sentinels", "",                                    \
+                   "Sentinels that find the Redis master: host:port,... (REDIS_URL then gives "    \
+                   "only the password and database)",                                              \
+                   field)
+#define CONFIG_REDIS_MASTER_NAME(T, field)                                                         \
+    CONFIG_STR_OPT(T, "REDIS_MASTER_NAME", "redis-master-name", "",                                \
+                   "the name the sentinels monitor the Redis master by", field)
 #define CONFIG_APIKEY_PEPPER(T, field)                                                             \
     CONFIG_SECRET_OPT(T, "APIKEY_PEPPER", "apikey-pepper",                                         \
                       "secret mixed into API-key hashes; the same for every program", field)

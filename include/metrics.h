@@ -30,6 +30,7 @@
     X(CACHE_HIT, "cache_hit")                                                                      \
     X(CACHE_NEGATIVE, "cache_negative")                                                            \
     X(DB_HIT, "db_hit")                                                                            \
+    X(REPLICA_HIT, "replica_hit")                                                                  \
     X(DB_MISS, "db_miss")                                                                          \
     X(INVALID, "invalid")
 

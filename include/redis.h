@@ -20,14 +20,26 @@ struct redis;
 /* Redis answers in microseconds; anything slower than this is treated as down. */
 #define REDIS_TIMEOUT_MS 250
 
+#define REDIS_SENTINELS_MAX 8
+
+/* A Sentinel to ask where the master is. */
+struct redis_sentinel {
+    char host[256];
+    int port;
+};
+
 /* Where Redis is, as configured. Copied freely; holds the password, so it is described with
- * redis_target_describe() and never printed as it is. */
+ * redis_target_describe() and never printed as it is. With sentinels, host, port and path
+ * are unused: the master is whatever the sentinels name master_name. */
 struct redis_target {
     char host[256];
     char path[256]; /* a Unix socket: host is then empty */
     char password[256];
     int port;
     int db;
+    struct redis_sentinel sentinels[REDIS_SENTINELS_MAX];
+    int nsentinels;
+    char master_name[128];
 };
 
 /* An address to connect to: what redis_target_resolve() answers. */
@@ -43,20 +55,40 @@ struct redis_addr {
  * reason in err, which shows url with its password masked. */
 int redis_target_parse(const char *url, struct redis_target *out, char *err, size_t errlen);
 
+/* Makes t follow a master through Sentinel (REDIS_SENTINELS, REDIS_MASTER_NAME): sentinels
+ * is "host:port,..." ("[v6]:port" for IPv6; port 26379 when left out), master_name the name
+ * they monitor it by. Both empty: no Sentinel, t is left as it is. t keeps its password and
+ * database, which the master gets (the sentinels themselves are asked without a password).
+ * Returns 0, or -EINVAL with the reason in err. */
+int redis_target_set_sentinels(struct redis_target *t, const char *sentinels,
+                               const char *master_name, char *err, size_t errlen);
+
 /* The target as a URL with its password masked, for log lines; REDIS_DESCRIBE_MAX bytes always
  * suffice. Returns buf. */
 #define REDIS_DESCRIBE_MAX 320
 const char *redis_target_describe(const struct redis_target *t, char *buf, size_t cap);
 
-/* Where to connect now: the one answer to "where is the master". Today that is the configured
- * address. Returns 0, or -EAGAIN with the reason in err. */
+/* Where to connect now: the one answer to "where is the master". Without sentinels that is
+ * the configured address; with them, the address the first sentinel that answers gives for
+ * master_name (SENTINEL get-master-addr-by-name), each tried in turn with REDIS_TIMEOUT_MS.
+ * Returns 0, or -EAGAIN with the reason in err. */
 int redis_target_resolve(const struct redis_target *t, struct redis_addr *out, char *err,
                          size_t errlen);
 
 /* Resolves t and connects, with REDIS_TIMEOUT_MS for the connect and every command, AUTH and
- * SELECT done. Returns a hiredis context the caller owns (redisFree) and may use as it likes
- * (the pub/sub listener subscribes on it), or NULL with the reason in err (never the
- * password). */
+ * SELECT done; through Sentinel, the server must also say it is a master (ROLE), or the
+ * connection is refused: a sentinel may name a master that a failover is demoting.
+ *
+ * How a failover is followed: by re-resolving on error, not by a subscription to the
+ * sentinels' +switch-master. Sentinel kills the normal and pub/sub clients of every instance
+ * it reconfigures (CLIENT KILL TYPE normal in the same MULTI as its REPLICAOF), and a dead
+ * master drops them or times out, so every connection to an old master fails and its next
+ * connect asks Sentinel again; a write that still reaches a demoted master gets READONLY,
+ * which drops the connection too, and the command is sent once more on the new master. A
+ * subscription would add a connection and a thread per server for an event that pub/sub may
+ * lose anyway, so the error path would still be needed. Returns a hiredis context the caller owns
+ * (redisFree) and may use as it likes (the pub/sub listener subscribes on it), or NULL with the
+ * reason in err (never the password). */
 struct redisContext *redis_connect(const struct redis_target *t, char *err, size_t errlen);
 
 /* One connection for one thread at a time, connected lazily. t must outlive it. NULL when out

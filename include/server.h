@@ -29,7 +29,10 @@ struct pwhash;
 
 struct server_config {
     char *database_url;
+    char *database_read_url; /* empty: no replica */
     char *redis_url;
+    char *redis_sentinels;
+    char *redis_master_name;
     char *kgs_socket;
     char *listen_address;
     char *base_url; /* empty: http://localhost:PORT */
@@ -53,6 +56,7 @@ struct server_config {
     long long max_connections;
     long long per_ip_connections;
     long long connection_timeout;
+    long long database_read_max_lag_ms;
     bool allow_anonymous;
     bool rate_limits;
 };
@@ -63,7 +67,8 @@ struct worker {
     pthread_t thread;
     bool bound;
     struct store *store;
-    struct redis *redis; /* rate limits, and the cache's connection */
+    struct store *replica; /* DATABASE_READ_URL's, for redirect look-ups; NULL without one */
+    struct redis *redis;   /* rate limits, and the cache's connection */
     struct cache *cache;
 };
 
@@ -98,6 +103,9 @@ struct server {
     bool readyz_lock_ready;
     long long readyz_at;
     unsigned readyz_failed;
+    /* How long a delete's tombstone and an edit's mark stay in Redis (server_configure()):
+     * NEGATIVE_TTL, and with a replica longer than the replica may lag behind. */
+    long long change_ttl;
     char base_url[512];   /* without a trailing slash */
     char bodiless_marker; /* its address marks requests without a body we read */
 };

@@ -22,6 +22,10 @@ struct store;
 
 /* Connects lazily: creating a store never fails for want of a database. */
 struct store *store_new(const char *conninfo, const char *application_name);
+
+/* A store on a read replica (DATABASE_READ_URL): only store_ping() and store_lookup_replica()
+ * may be called on it. */
+struct store *store_new_replica(const char *conninfo, const char *application_name);
 void store_free(struct store *st);
 
 /* The last error, for logs and readiness detail. */
@@ -49,6 +53,13 @@ struct redirect_row {
 /* The live link under key (valid_from not judged: callers judge it by their clock, as every
  * cache tier does). */
 int store_lookup_redirect(struct store *st, const char *key, struct redirect_row *out);
+
+/* The same on a replica store, with the replica's replay age in *age_ms: how long ago (by
+ * the replica's clock) the last transaction it replayed committed, -1 when unknown, 0 when
+ * the server is no replica. A row found on a replica may be one the primary has since
+ * changed or deleted: the caller decides whether the age makes it trustworthy. */
+int store_lookup_replica(struct store *st, const char *key, struct redirect_row *out,
+                         int64_t *age_ms);
 
 struct link_insert {
     const char *key;

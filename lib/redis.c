@@ -97,9 +97,88 @@ int redis_target_parse(const char *url, struct redis_target *out, char *err, siz
     return 0;
 }
 
+/* One "host[:port]" or "[v6][:port]" of REDIS_SENTINELS, len bytes at p. */
+static int parse_sentinel(const char *p, size_t len, struct redis_sentinel *out)
+{
+    const char *end = p + len, *hend, *colon = NULL;
+    char num[8];
+    char *e;
+
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    if (p < end && *p == '[') {
+        hend = memchr(p, ']', (size_t)(end - p));
+        if (!hend || (hend + 1 != end && hend[1] != ':'))
+            return -EINVAL;
+        p++;
+        colon = hend + 1 != end ? hend + 1 : NULL;
+    } else {
+        colon = memchr(p, ':', (size_t)(end - p));
+        hend = colon ? colon : end;
+    }
+    if (hend == p || (size_t)(hend - p) >= sizeof(out->host))
+        return -EINVAL;
+    snprintf(out->host, sizeof(out->host), "%.*s", (int)(hend - p), p);
+    out->port = 26379;
+    if (colon) {
+        if ((size_t)(end - colon - 1) >= sizeof(num) || end - colon - 1 < 1)
+            return -EINVAL;
+        snprintf(num, sizeof(num), "%.*s", (int)(end - colon - 1), colon + 1);
+        long v = strtol(num, &e, 10);
+        if (*e != '\0' || v < 1 || v > 65535 || num[0] == '-' || num[0] == '+')
+            return -EINVAL;
+        out->port = (int)v;
+    }
+    return 0;
+}
+
+int redis_target_set_sentinels(struct redis_target *t, const char *sentinels,
+                               const char *master_name, char *err, size_t errlen)
+{
+    const char *p = sentinels;
+
+    if (!sentinels[0] && !master_name[0])
+        return 0;
+    if (!sentinels[0] || !master_name[0]) {
+        snprintf(err, errlen, "REDIS_SENTINELS and REDIS_MASTER_NAME must be set together");
+        return -EINVAL;
+    }
+    if (strlen(master_name) >= sizeof(t->master_name) || strpbrk(master_name, " \t\r\n")) {
+        snprintf(err, errlen, "REDIS_MASTER_NAME must be under %zu bytes, without blanks",
+                 sizeof(t->master_name));
+        return -EINVAL;
+    }
+    t->nsentinels = 0;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        if (t->nsentinels == REDIS_SENTINELS_MAX) {
+            snprintf(err, errlen, "REDIS_SENTINELS names more than %d sentinels",
+                     REDIS_SENTINELS_MAX);
+            return -EINVAL;
+        }
+        if (parse_sentinel(p, len, &t->sentinels[t->nsentinels]) < 0) {
+            snprintf(err, errlen,
+                     "REDIS_SENTINELS '%s' must be host:port or [v6]:port, comma-separated",
+                     sentinels);
+            return -EINVAL;
+        }
+        t->nsentinels++;
+        if (p[len] == '\0')
+            break;
+        p += len + 1;
+    }
+    snprintf(t->master_name, sizeof(t->master_name), "%s", master_name);
+    return 0;
+}
+
 const char *redis_target_describe(const struct redis_target *t, char *buf, size_t cap)
 {
-    if (t->path[0])
+    if (t->nsentinels)
+        snprintf(buf, cap, "sentinel master '%s' (%s:%d, ...), db %d", t->master_name,
+                 t->sentinels[0].host, t->sentinels[0].port, t->db);
+    else if (t->path[0])
         snprintf(buf, cap, "unix://%s", t->path);
     else
         snprintf(buf, cap, "redis://%s%s:%d/%d", t->password[0] ? ":" SECRET_MASK "@" : "", t->host,
@@ -107,15 +186,84 @@ const char *redis_target_describe(const struct redis_target *t, char *buf, size_
     return buf;
 }
 
+/* Asks one sentinel where the master named t->master_name is. */
+static int ask_sentinel(const struct redis_target *t, const struct redis_sentinel *sn,
+                        struct redis_addr *out, char *err, size_t errlen)
+{
+    struct timeval tv = {.tv_sec = 0, .tv_usec = REDIS_TIMEOUT_MS * 1000};
+    redisContext *ctx = redisConnectWithTimeout(sn->host, sn->port, tv);
+    redisReply *rep = NULL;
+    int rc = -EAGAIN;
+
+    if (!ctx || ctx->err) {
+        snprintf(err, errlen, "sentinel %s:%d: %s", sn->host, sn->port,
+                 ctx ? ctx->errstr : "out of memory");
+        goto out;
+    }
+    if (redisSetTimeout(ctx, tv) != REDIS_OK) {
+        snprintf(err, errlen, "sentinel %s:%d: cannot set timeout", sn->host, sn->port);
+        goto out;
+    }
+    rep = redisCommand(ctx, "SENTINEL get-master-addr-by-name %s", t->master_name);
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[0]->type != REDIS_REPLY_STRING ||
+        rep->element[1]->type != REDIS_REPLY_STRING) {
+        snprintf(err, errlen, "sentinel %s:%d: %s", sn->host, sn->port,
+                 !rep                             ? (ctx->errstr[0] ? ctx->errstr : "no answer")
+                 : rep->type == REDIS_REPLY_ERROR ? rep->str
+                 : rep->type == REDIS_REPLY_NIL   ? "does not know this master name"
+                                                  : "unexpected answer");
+        goto out;
+    }
+    long port = strtol(rep->element[1]->str, NULL, 10);
+    if (rep->element[0]->len >= sizeof(out->host) || port < 1 || port > 65535) {
+        snprintf(err, errlen, "sentinel %s:%d: unusable address", sn->host, sn->port);
+        goto out;
+    }
+    *out = (struct redis_addr){.port = (int)port};
+    memcpy(out->host, rep->element[0]->str, rep->element[0]->len + 1);
+    rc = 0;
+out:
+    if (rep)
+        freeReplyObject(rep);
+    if (ctx)
+        redisFree(ctx);
+    return rc;
+}
+
 int redis_target_resolve(const struct redis_target *t, struct redis_addr *out, char *err,
                          size_t errlen)
 {
-    (void)err;
-    (void)errlen;
+    if (t->nsentinels) {
+        /* Every sentinel in turn: one that is down or partitioned away costs one timeout. */
+        for (int i = 0; i < t->nsentinels; i++)
+            if (ask_sentinel(t, &t->sentinels[i], out, err, errlen) == 0)
+                return 0;
+        return -EAGAIN;
+    }
     *out = (struct redis_addr){.port = t->port};
     snprintf(out->host, sizeof(out->host), "%s", t->host);
     snprintf(out->path, sizeof(out->path), "%s", t->path);
     return 0;
+}
+
+/* ROLE on a new connection: true when the server is a master. */
+static bool is_master(redisContext *ctx, char *why, size_t whylen)
+{
+    redisReply *rep = redisCommand(ctx, "ROLE");
+    bool ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
+              rep->element[0]->type == REDIS_REPLY_STRING &&
+              strcmp(rep->element[0]->str, "master") == 0;
+
+    if (!ok)
+        snprintf(why, whylen, "%s",
+                 !rep                             ? (ctx->errstr[0] ? ctx->errstr : "no answer")
+                 : rep->type == REDIS_REPLY_ERROR ? rep->str
+                                                  : "the server sentinel named is not a master "
+                                                    "(a failover under way)");
+    if (rep)
+        freeReplyObject(rep);
+    return ok;
 }
 
 /* Runs one set-up command (AUTH, SELECT) on a new context; false with the reason in why. */
@@ -153,6 +301,8 @@ redisContext *redis_connect(const struct redis_target *t, char *err, size_t errl
     if (t->password[0] && !setup_command(ctx, "AUTH %s", t->password, 0, err, errlen))
         goto fail;
     if (t->db && !setup_command(ctx, "SELECT %d", NULL, t->db, err, errlen))
+        goto fail;
+    if (t->nsentinels && !is_master(ctx, err, errlen))
         goto fail;
     return ctx;
 fail:

@@ -37,6 +37,8 @@
 struct ctl_config {
     char *database_url;
     char *redis_url;
+    char *redis_sentinels;
+    char *redis_master_name;
     char *apikey_pepper;
     char *default_rate;
     char *base_url;
@@ -44,10 +46,22 @@ struct ctl_config {
     char *log_level;
 };
 
+/* Where Redis is: REDIS_URL, followed through Sentinel when REDIS_SENTINELS is set. */
+static int ctl_redis_target(const struct ctl_config *cfg, struct redis_target *t, char *err,
+                            size_t errlen)
+{
+    int rc = redis_target_parse(cfg->redis_url, t, err, errlen);
+    return rc < 0 ? rc
+                  : redis_target_set_sentinels(t, cfg->redis_sentinels, cfg->redis_master_name, err,
+                                               errlen);
+}
+
 #define T struct ctl_config
 static const struct config_opt options[] = {
     CONFIG_DATABASE_URL(T, database_url),
     CONFIG_REDIS_URL(T, redis_url),
+    CONFIG_REDIS_SENTINELS(T, redis_sentinels),
+    CONFIG_REDIS_MASTER_NAME(T, redis_master_name),
     CONFIG_APIKEY_PEPPER(T, apikey_pepper),
     CONFIG_STR_OPT(T, "DEFAULT_RATE", "default-rate", "100/s",
                    "rate of keys created without --rate: N/s, N/min or N/h", default_rate),
@@ -248,7 +262,7 @@ static void announce_revocation(const struct ctl_config *cfg)
     struct redis_target target;
     struct redis *r = NULL;
     char err[512];
-    int rc = redis_target_parse(cfg->redis_url, &target, err, sizeof(err));
+    int rc = ctl_redis_target(cfg, &target, err, sizeof(err));
 
     if (rc == 0) {
         r = redis_new(&target);
@@ -354,7 +368,7 @@ static int cmd_import(struct ctl *ctl, const union command_opts *o, int nargs, c
         fprintf(stderr, "shortenerctl: import: %s\n", err);
         return 2;
     }
-    if (redis_target_parse(ctl->cfg->redis_url, &target, err, sizeof(err)) < 0) {
+    if (ctl_redis_target(ctl->cfg, &target, err, sizeof(err)) < 0) {
         fprintf(stderr, "shortenerctl: %s\n", err);
         status = 2;
         goto out;
@@ -448,8 +462,8 @@ static int cmd_cleanup(struct ctl *ctl, const union command_opts *o, int nargs, 
                plural(n, "link", "links"));
         return 0;
     }
-    if (redis_target_parse(cfg->redis_url, &target, err, sizeof(err)) < 0) {
-        fprintf(stderr, "shortenerctl: invalid REDIS_URL %s\n", err);
+    if (ctl_redis_target(cfg, &target, err, sizeof(err)) < 0) {
+        fprintf(stderr, "shortenerctl: invalid %s\n", err);
         return 2;
     }
     ctx.redis = redis_new(&target);

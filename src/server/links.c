@@ -49,8 +49,8 @@ static void invalidate(struct http_request *r, const char *key, bool deleted)
     int rc;
 
     hotcache_evict(s->hot, key, strlen(key));
-    rc = deleted ? cache_tombstone(r->worker->cache, key, s->cfg.negative_ttl)
-                 : cache_invalidate(r->worker->cache, key, s->cfg.negative_ttl);
+    rc = deleted ? cache_tombstone(r->worker->cache, key, s->change_ttl)
+                 : cache_invalidate(r->worker->cache, key, s->change_ttl);
     if (rc < 0) {
         metrics_inc(&s->metrics.cache_errors);
         log_warn("request %llu: changed %s but could not evict it from redis: %s",

@@ -22,8 +22,18 @@
 
 static const struct config_opt options[] = {
     CONFIG_DATABASE_URL(T, database_url),
+    OPT_STR("DATABASE_READ_URL", "database-read-url", "",
+            "a read replica's conninfo or URI, for redirect look-ups; empty: none",
+            database_read_url),
+    OPT_INT("DATABASE_READ_MAX_LAG_MS", "database-read-max-lag-ms", 0, 60000, "2000",
+            "a link found on the replica is trusted only while the replica replayed a commit "
+            "this recently (ms); else the primary is asked",
+            database_read_max_lag_ms),
     CONFIG_REDIS_URL(T, redis_url),
-    CONFIG_KGS_SOCKET(T, kgs_socket),
+    CONFIG_REDIS_SENTINELS(T, redis_sentinels),
+    CONFIG_REDIS_MASTER_NAME(T, redis_master_name),
+    OPT_STR("KGS_SOCKET", "kgs-socket", "/run/shortener/kgs.sock",
+            "Unix socket of kgs; several, separated by commas, are tried in turn", kgs_socket),
     OPT_INT("PORT", "port", 1, 65535, "8080", "HTTP port", port),
     OPT_STR("LISTEN_ADDRESS", "listen-address", "0.0.0.0",
             "numeric address to listen on (0.0.0.0, 127.0.0.1, ::)", listen_address),
@@ -172,6 +182,12 @@ int main(int argc, char **argv)
     /* Parsed once; every Redis connection is made from this. */
     if (redis_target_parse(s.cfg.redis_url, &s.redis_target, err, sizeof(err)) < 0) {
         log_error("REDIS_URL %s", err);
+        status = 2;
+        goto out;
+    }
+    if (redis_target_set_sentinels(&s.redis_target, s.cfg.redis_sentinels, s.cfg.redis_master_name,
+                                   err, sizeof(err)) < 0) {
+        log_error("%s", err);
         status = 2;
         goto out;
     }

@@ -164,6 +164,27 @@ static enum http_step respond(struct http_request *r, struct hop *h)
     return http_redirect(r, (unsigned)status, h->url, max_age);
 }
 
+/* The link from the replica, when its answer can be trusted; else the primary must be asked
+ * (-ENOENT: not there, which may be replica lag; -ESTALE: too far behind; -EAGAIN: down).
+ *
+ * Deletes and edits are judged by the primary. A replica that replayed a commit less than
+ * DATABASE_READ_MAX_LAG_MS ago has every change committed before that; a change made since
+ * still has its tombstone or mark in Redis (they live longer: change_ttl), and the caller
+ * found none there. So a deleted link is never served, or cached, from a lagging replica. */
+static int replica_row(struct http_request *r, const char *key, struct redirect_row *row)
+{
+    int64_t age;
+    int rc = store_lookup_replica(r->worker->replica, key, row, &age);
+
+    if (rc < 0)
+        return rc;
+    if (age < 0 || age > r->srv->cfg.database_read_max_lag_ms) {
+        free(row->url);
+        return -ESTALE;
+    }
+    return 0;
+}
+
 /* Looks the link up, tier by tier, and answers. Only the password form's POST passes
  * unlocked. */
 static enum http_step lookup(struct http_request *r, const char *key, size_t len, bool unlocked)
@@ -208,7 +229,10 @@ static enum http_step lookup(struct http_request *r, const char *key, size_t len
     else if (rc == -EAGAIN)
         metrics_inc(&s->metrics.cache_errors);
 
-    rc = store_lookup_redirect(w->store, key, &row);
+    /* The replica only when Redis answered (a miss): without Redis, no tombstone could have
+     * told us about a change the replica has not replayed yet. */
+    bool replica = w->replica && rc == -ENOENT && replica_row(r, key, &row) == 0;
+    rc = replica ? 0 : store_lookup_redirect(w->store, key, &row);
     if (rc == -ENOENT) {
         metrics_inc(&s->metrics.redirects[MR_DB_MISS]);
         cache_fill_negative(w->cache, key, s->cfg.negative_ttl);
@@ -220,8 +244,8 @@ static enum http_step lookup(struct http_request *r, const char *key, size_t len
     }
     h.url = row.url;
     h.rules = link_rules_of(&row.a);
-    h.durable = row.visits;
-    h.where = MR_DB_HIT;
+    h.durable = replica ? -1 : row.visits; /* a visit limit starts from the primary's count */
+    h.where = replica ? MR_REPLICA_HIT : MR_DB_HIT;
     remaining = row.remaining;
     /* remaining is the database's view (-1: never expires), so a link in its last second is
      * not cached anywhere. */

@@ -290,6 +290,14 @@ int server_configure(struct server *s, char *err, size_t errlen)
                  c->default_redirect_status);
         return -EINVAL;
     }
+    /* A delete's tombstone must outlive the replica's lag: once it is gone, a look-up that
+     * misses Redis trusts the replica only if it replayed a commit within the lag, so it
+     * has the delete (redirect.c). A second more for the clocks of two machines. */
+    s->change_ttl = c->negative_ttl;
+    if (c->database_read_url[0] && c->database_read_max_lag_ms / 1000 + 2 > s->change_ttl)
+        s->change_ttl = c->database_read_max_lag_ms / 1000 + 2;
+    if (keys_client_check_sockets(c->kgs_socket, err, errlen) < 0)
+        return -EINVAL;
     if (cors_parse(c->cors_origins, &s->cors, err, errlen) < 0)
         return -EINVAL;
     return clientip_parse_trusted(c->trusted_proxies, &s->trusted_proxies, err, errlen);
@@ -344,6 +352,9 @@ int server_init(struct server *s)
     for (unsigned i = 0; i < s->nworkers; i++) {
         s->workers[i].store = store_new(c->database_url, "shortener");
         s->workers[i].redis = redis_new(&s->redis_target);
+        if (c->database_read_url[0] &&
+            !(s->workers[i].replica = store_new_replica(c->database_read_url, "shortener-read")))
+            return -ENOMEM;
         if (s->workers[i].redis)
             s->workers[i].cache = cache_new(s->workers[i].redis, &s->pending);
         if (!s->workers[i].store || !s->workers[i].cache)
@@ -453,6 +464,7 @@ void server_release(struct server *s)
     s->keys = NULL;
     for (unsigned i = 0; s->workers && i < s->nworkers; i++) {
         store_free(s->workers[i].store);
+        store_free(s->workers[i].replica);
         cache_free(s->workers[i].cache);
         redis_free(s->workers[i].redis);
     }

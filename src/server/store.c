@@ -18,6 +18,7 @@
 enum stmt {
     ST_PING,
     ST_LOOKUP,
+    ST_LOOKUP_REPLICA,
     ST_INSERT_MANY,
     ST_GET,
     ST_PASSWORD,
@@ -53,6 +54,20 @@ static const struct {
 } statements[ST_COUNT] = {
     [ST_PING] = {"ping", "SELECT 1"},
     [ST_LOOKUP] = {"lookup", STORE_LOOKUP_REDIRECT_SQL},
+    /* The same on a replica, with how long ago (ms) the last transaction it replayed
+     * committed: -1 when it replayed none since it started; 0 when it is no replica at all
+     * (then it is the primary, and its answer is the truth). */
+    [ST_LOOKUP_REPLICA] =
+        {"lookup_replica",
+         "SELECT url, COALESCE(floor(extract(epoch FROM expires_at))::bigint, 0),"
+         " COALESCE(floor(extract(epoch FROM expires_at - now()))::bigint, -1),"
+         " COALESCE(floor(extract(epoch FROM valid_from))::bigint, 0),"
+         " COALESCE(max_visits, 0), COALESCE(redirect_status, 0),"
+         " password_hash IS NOT NULL, visits,"
+         " CASE WHEN pg_is_in_recovery() THEN COALESCE(floor(extract(epoch"
+         " FROM clock_timestamp() - pg_last_xact_replay_timestamp()) * 1000)"
+         "::bigint, -1) ELSE 0 END"
+         " FROM urls WHERE key = $1 AND (expires_at IS NULL OR expires_at > now())"},
     /* A batch of links in one statement, so in one commit. Each key is registered for good
      * in the same statement: a key with no row back was given to a link before, live or
      * not, and is never handed out again. DISTINCT ON keeps the first of two equal keys in
@@ -133,6 +148,8 @@ static const struct {
 struct store {
     char *conninfo;
     char *application_name;
+    const char *what; /* in log lines: "postgres" or "postgres replica" */
+    bool replica;     /* a read replica: prepares only what a redirect reads there */
     PGconn *conn;
     time_t retry_at;   /* no reconnect attempt before this while PostgreSQL is down */
     long long used_at; /* monotonic ms of the last statement that succeeded */
@@ -150,6 +167,7 @@ struct store *store_new(const char *conninfo, const char *application_name)
     struct store *st = calloc(1, sizeof(*st));
     if (!st)
         return NULL;
+    st->what = "postgres";
     st->conninfo = strdup(conninfo);
     st->application_name = strdup(application_name);
     if (!st->conninfo || !st->application_name) {
@@ -157,6 +175,24 @@ struct store *store_new(const char *conninfo, const char *application_name)
         return NULL;
     }
     return st;
+}
+
+struct store *store_new_replica(const char *conninfo, const char *application_name)
+{
+    struct store *st = store_new(conninfo, application_name);
+    if (st) {
+        st->replica = true;
+        st->what = "postgres replica";
+    }
+    return st;
+}
+
+/* Whether a store of this kind prepares statement s. */
+static bool prepared_on(const struct store *st, int s)
+{
+    if (st->replica)
+        return s == ST_PING || s == ST_LOOKUP_REPLICA;
+    return s != ST_LOOKUP_REPLICA;
 }
 
 void store_free(struct store *st)
@@ -191,22 +227,25 @@ static int connect_and_prepare(struct store *st)
         return -EAGAIN;
     st->conn = db_connect(st->conninfo, st->application_name, 5000, st->error, sizeof(st->error));
     if (!st->conn) {
-        log_warn("postgres: cannot connect: %s", st->error);
+        log_warn("%s: cannot connect: %s", st->what, st->error);
         st->retry_at = time(NULL) + 1;
         return -EAGAIN;
     }
     /* A create is acknowledged once its commit returns: it must be on disk by then, whatever
      * the server's or role's default. */
-    if (db_exec(st->conn, "SET synchronous_commit = on", st->error, sizeof(st->error)) < 0) {
+    if (!st->replica &&
+        db_exec(st->conn, "SET synchronous_commit = on", st->error, sizeof(st->error)) < 0) {
         log_error("postgres: %s", st->error);
         disconnect(st);
         return -EAGAIN;
     }
     for (int i = 0; i < ST_COUNT; i++) {
+        if (!prepared_on(st, i))
+            continue;
         res = PQprepare(st->conn, statements[i].name, statements[i].sql, 0, NULL);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             db_error(st->conn, st->error, sizeof(st->error));
-            log_error("postgres: cannot prepare %s: %s", statements[i].name, st->error);
+            log_error("%s: cannot prepare %s: %s", st->what, statements[i].name, st->error);
             PQclear(res);
             disconnect(st);
             return -EAGAIN;
@@ -214,7 +253,7 @@ static int connect_and_prepare(struct store *st)
         PQclear(res);
     }
     /* API keys' own statement, which their module owns. */
-    if (apikey_store_prepare(st->conn, st->error, sizeof(st->error)) < 0) {
+    if (!st->replica && apikey_store_prepare(st->conn, st->error, sizeof(st->error)) < 0) {
         log_error("postgres: cannot prepare apikey_auth: %s", st->error);
         disconnect(st);
         return -EAGAIN;
@@ -226,7 +265,7 @@ static int connect_and_prepare(struct store *st)
  * on a new one, as statements that change nothing may (attempt counts from 0). */
 static bool reconnect_for_retry(struct store *st, bool retry, int attempt)
 {
-    log_warn("postgres: connection lost: %s", st->error);
+    log_warn("%s: connection lost: %s", st->what, st->error);
     disconnect(st);
     if (!retry || attempt > 0)
         return false;
@@ -240,8 +279,8 @@ static bool reconnect_for_retry(struct store *st, bool retry, int attempt)
 static int run(struct store *st, enum stmt s, int nparams, const char *const *params,
                ExecStatusType want, PGresult **out)
 {
-    bool retry = s == ST_PING || s == ST_LOOKUP || s == ST_GET || s == ST_PASSWORD ||
-                 s == ST_LIST || s == ST_IDEM_FIND;
+    bool retry = s == ST_PING || s == ST_LOOKUP || s == ST_LOOKUP_REPLICA || s == ST_GET ||
+                 s == ST_PASSWORD || s == ST_LIST || s == ST_IDEM_FIND;
     int rc;
 
     if (!retry && st->conn && deadline_now_ms() - st->used_at > WRITE_IDLE_PING_MS) {
@@ -271,7 +310,7 @@ static int run(struct store *st, enum stmt s, int nparams, const char *const *pa
                 continue;
             return -EAGAIN;
         }
-        log_error("postgres: %s failed: %s", statements[s].name, st->error);
+        log_error("%s: %s failed: %s", st->what, statements[s].name, st->error);
         return -EIO;
     }
 }
@@ -335,11 +374,13 @@ void link_release(struct link *l)
     l->url = NULL;
 }
 
-int store_lookup_redirect(struct store *st, const char *key, struct redirect_row *out)
+/* ST_LOOKUP or ST_LOOKUP_REPLICA; the latter's replay age goes to age_ms. */
+static int lookup_redirect(struct store *st, enum stmt s, const char *key, struct redirect_row *out,
+                           int64_t *age_ms)
 {
     PGresult *res;
     const char *params[1] = {key};
-    int rc = run(st, ST_LOOKUP, 1, params, PGRES_TUPLES_OK, &res);
+    int rc = run(st, s, 1, params, PGRES_TUPLES_OK, &res);
 
     if (rc < 0)
         return rc;
@@ -360,9 +401,22 @@ int store_lookup_redirect(struct store *st, const char *key, struct redirect_row
     out->a.redirect_status = (int)int_at(res, 0, 5);
     out->a.password_protected = bool_at(res, 0, 6);
     out->visits = int_at(res, 0, 7);
+    if (age_ms)
+        *age_ms = int_at(res, 0, 8);
 out:
     PQclear(res);
     return rc;
+}
+
+int store_lookup_redirect(struct store *st, const char *key, struct redirect_row *out)
+{
+    return lookup_redirect(st, ST_LOOKUP, key, out, NULL);
+}
+
+int store_lookup_replica(struct store *st, const char *key, struct redirect_row *out,
+                         int64_t *age_ms)
+{
+    return lookup_redirect(st, ST_LOOKUP_REPLICA, key, out, age_ms);
 }
 
 /* The text of an owner id for a statement parameter; NULL (SQL NULL: no owner, or any owner

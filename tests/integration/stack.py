@@ -343,6 +343,48 @@ class Postgres:
             return ""
 
 
+class Replica(Postgres):
+    """A streaming replica of a stack's PostgreSQL: pg_basebackup -R of the primary, started
+    as a hot standby on a socket directory of its own (for DATABASE_READ_URL)."""
+
+    def __init__(self, primary, name="replica"):
+        super().__init__(primary.root)
+        self.primary = primary
+        self.data = self.root / name
+        self.sockdir = self.root / f"{name}sock"
+        self.log_path = self.root / f"{name}.log"
+        self.dsn = f"host={self.sockdir} dbname=shortener user=shortener"
+
+    def init(self):
+        self.sockdir.mkdir()
+        self.data.mkdir(mode=0o700)
+        self.log_path.touch()
+        if IS_ROOT:
+            for p in (self.data, self.sockdir, self.log_path):
+                shutil.chown(p, "postgres", "postgres")
+        self._run([PG_BIN / "pg_basebackup", "-h", self.primary.sockdir, "-U", "shortener",
+                   "-D", self.data, "-R", "-X", "stream", "-c", "fast", "--no-sync"])
+        self.start()
+        wait_until("the replica to accept connections",
+                   lambda: self.psql("SELECT pg_is_in_recovery()") == "t", START_TIMEOUT,
+                   interval=0.2, fail_fast=False)
+
+    def caught_up(self):
+        """True once the replica has replayed everything the primary has written."""
+        want = self.primary.psql("SELECT pg_current_wal_lsn()")
+        return self.psql(f"SELECT pg_last_wal_replay_lsn() >= '{want}'::pg_lsn") == "t"
+
+    def wait_caught_up(self, timeout=30):
+        wait_until("the replica to catch up", self.caught_up, timeout, interval=0.05)
+
+    def pause(self):
+        """Stops replaying WAL (it keeps receiving): a replica as far behind as we like."""
+        self.psql("SELECT pg_wal_replay_pause()")
+
+    def resume(self):
+        self.psql("SELECT pg_wal_replay_resume()")
+
+
 # ---------------------------------------------------------------------------- Redis
 
 
@@ -378,17 +420,119 @@ class Redis:
         self.proc.stop()
 
 
+class RedisNode:
+    """A Redis on a free TCP port of 127.0.0.1 (Sentinel monitors addresses, not sockets),
+    optionally a replica of another (replicaof: its port)."""
+
+    def __init__(self, root, name, replicaof=None):
+        self.root, self.name = root, name
+        self.lease = PortLease()
+        self.port = self.lease.port
+        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(root),
+                "--dbfilename", f"{name}.rdb"]
+        if replicaof:
+            argv += ["--replicaof", "127.0.0.1", str(replicaof)]
+        self.proc = Proc(name, argv, base_env(), root, root / f"{name}.log", checked=False)
+
+    def cli(self, *args, timeout=10):
+        """redis-cli's raw answer to one command, stripped."""
+        res = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), "--raw",
+                              *map(str, args)], env=base_env(), stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, timeout=timeout)
+        if res.returncode != 0:
+            raise RuntimeError(f"redis-cli {args} on {self.name}: {res.stderr}")
+        return res.stdout.strip()
+
+    def start(self):
+        self.proc.start()
+        wait_until(f"{self.name} to answer PING", lambda: self.cli("PING") == "PONG",
+                   START_TIMEOUT, fail_fast=False)
+        return self
+
+    def stop(self):
+        self.proc.stop()
+        if self.lease:
+            self.lease.release()
+            self.lease = None
+
+
+class SentinelGroup:
+    """A Redis master, one replica and three redis-sentinel processes watching them as
+    `name`, with failover times short enough for tests: what REDIS_SENTINELS and
+    REDIS_MASTER_NAME are for. Stopped with the stack (Stack.add_sentinels())."""
+
+    def __init__(self, root, name="shortener", down_after_ms=1000, failover_timeout_ms=3000):
+        self.root, self.name = root, name
+        self.down_after_ms, self.failover_timeout_ms = down_after_ms, failover_timeout_ms
+        self.master = RedisNode(root, "redis-master")
+        self.replica = RedisNode(root, "redis-replica", replicaof=self.master.port)
+        self.sentinels = []
+
+    @property
+    def env(self):
+        """The shortener settings that follow this group's master."""
+        return {"REDIS_URL": "redis://sentinel", "REDIS_MASTER_NAME": self.name,
+                "REDIS_SENTINELS": ",".join(f"127.0.0.1:{sn.port}" for sn in self.sentinels)}
+
+    def start(self):
+        self.master.start()
+        self.replica.start()
+        for i in range(3):
+            sn = RedisNode(self.root, f"sentinel{i}")
+            conf = self.root / f"sentinel{i}.conf"
+            conf.write_text(
+                f"port {sn.port}\nbind 127.0.0.1\ndaemonize no\ndir {self.root}\n"
+                f"sentinel monitor {self.name} 127.0.0.1 {self.master.port} 2\n"
+                f"sentinel down-after-milliseconds {self.name} {self.down_after_ms}\n"
+                f"sentinel failover-timeout {self.name} {self.failover_timeout_ms}\n"
+                f"sentinel parallel-syncs {self.name} 1\n")
+            sn.proc.argv = ["redis-server", str(conf), "--sentinel"]
+            self.sentinels.append(sn)
+            sn.start()
+        # Ready for a failover once every sentinel knows the replica and enough sentinels.
+        def ready():
+            return all(sn.cli("SENTINEL", "ckquorum", self.name).startswith("OK")
+                       and sn.cli("SENTINEL", "replicas", self.name).strip() != ""
+                       for sn in self.sentinels)
+        wait_until("the sentinels to know the replica and each other", ready, 60,
+                   interval=0.25, fail_fast=False)
+        wait_until("the replica to be in sync",
+                   lambda: "master_link_status:up" in self.replica.cli("INFO", "replication"),
+                   START_TIMEOUT, fail_fast=False)
+        return self
+
+    def master_port(self):
+        """The master's port, as the first sentinel that answers says."""
+        for sn in self.sentinels:
+            try:
+                out = sn.cli("SENTINEL", "get-master-addr-by-name", self.name).split()
+                return int(out[1])
+            except (RuntimeError, IndexError, ValueError):
+                continue
+        return None
+
+    def node(self, port):
+        return next(n for n in (self.master, self.replica) if n.port == port)
+
+    def stop(self):
+        for n in [*self.sentinels, self.replica, self.master]:
+            n.stop()
+
+
 # ---------------------------------------------------------------------------- kgs
 
 
 class Kgs:
-    def __init__(self, root, dsn, env=None):
+    def __init__(self, root, dsn, env=None, name="kgs"):
+        """name: the socket is root/<name>.sock and the log root/<name>.log, so that a stack
+        can run more than one kgs on its database (add_kgs)."""
         self.root = root
-        self.sock = root / "kgs.sock"
-        self.proc = Proc("kgs", [str(BIN_DIR / "kgs")],
+        self.sock = root / f"{name}.sock"
+        self.proc = Proc(name, [str(BIN_DIR / "kgs")],
                          base_env({"DATABASE_URL": dsn, "KGS_SOCKET": self.sock,
                                    "LOG_LEVEL": "info", **(env or {})}),
-                         root, root / "kgs.log", checked=True)
+                         root, root / f"{name}.log", checked=True)
 
     def ping(self):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -555,6 +699,9 @@ class Stack:
         self.kgs = Kgs(self.root, self.pg.dsn, kgs_env)
         self.procs = [self.redis.proc, self.kgs.proc]
         self.shorteners = []
+        self.extra_kgs = []
+        self.replicas = []
+        self.sentinel_groups = []
         self.server = None
         self.closed = False
         with _LIVE_LOCK:
@@ -574,6 +721,34 @@ class Stack:
             raise
         return self
 
+    def add_replica(self, name="replica"):
+        """A streaming replica of this stack's PostgreSQL, started and caught up; stopped
+        with the stack. Its dsn is for DATABASE_READ_URL."""
+        r = Replica(self.pg, name)
+        self.replicas.append(r)
+        r.init()
+        return r
+
+    def add_sentinels(self, **kw):
+        """A Redis master, a replica and three sentinels (SentinelGroup), started; stopped
+        with the stack."""
+        g = SentinelGroup(self.root, **kw)
+        self.sentinel_groups.append(g)
+        try:
+            g.start()
+        finally:
+            self.procs.extend(n.proc for n in [g.master, g.replica, *g.sentinels])
+        return g
+
+    def add_kgs(self, name, env=None):
+        """Another kgs on the same database, started; stopped with the stack. Its socket is
+        .sock: name it in KGS_SOCKET (several, comma-separated) for a shortener to use it."""
+        k = Kgs(self.root, self.pg.dsn, env, name=name)
+        self.extra_kgs.append(k)
+        self.procs.append(k.proc)
+        k.start()
+        return k
+
     def start_shortener(self, wait_ready=True, **env):
         sh = Shortener(self, env, len(self.shorteners))
         self.shorteners.append(sh)
@@ -590,6 +765,9 @@ class Stack:
             self.redis.start()
         if not self.kgs.proc.alive():
             self.kgs.start()
+        for k in self.extra_kgs:
+            if not k.proc.alive():
+                k.start()
         for sh in self.shorteners:
             sh.revive()
 
@@ -682,8 +860,10 @@ class Stack:
             return []
         self.closed = True
         problems = []
-        for step in [*(sh.stop for sh in self.shorteners), self.kgs.stop, self.redis.stop,
-                     self.pg.force_stop]:
+        for step in [*(sh.stop for sh in self.shorteners), self.kgs.stop,
+                     *(k.stop for k in self.extra_kgs), self.redis.stop,
+                     *(g.stop for g in self.sentinel_groups),
+                     *(r.force_stop for r in self.replicas), self.pg.force_stop]:
             try:
                 t0 = time.monotonic()
                 p = step()
