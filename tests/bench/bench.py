@@ -849,9 +849,17 @@ http {{
         keyfile = c.root / "keys.txt"
         keyfile.write_text("\n".join(c.psql("SELECT key FROM urls").split()) + "\n")
         front = f"http://127.0.0.1:{c.ports['http']}"
-        # Every key once through each instance, so every instance's cache holds it.
+        # Every key once through each instance, so every instance's cache holds it; what
+        # that costs the Redis master is the hot set's memory per link (docs/scaling.md).
+        def used_memory():
+            info = cl.redis_cmd(c.ports["redis_master"], "INFO", "memory")
+            return int(re.search(r"^used_memory:(\d+)", info, re.M).group(1))
+        before = used_memory()
         for i in range(1, cl.N_SHORTENERS + 1):
             self.warm(f"http://127.0.0.1:{c.ports[f'shortener{i}']}", keyfile, n)
+        url_len = c.psql("SELECT round(avg(length(url))) FROM urls")
+        self.notes.append(f"cluster: Redis used_memory grew {(used_memory() - before) / n:.0f} "
+                          f"bytes per cached link ({n} links, URLs of {url_len} characters)")
         nginx, nginx_url = self.start_nginx()
         lease = st.PortLease()
         hconf = c.root / "haproxy-nginx.cfg"
