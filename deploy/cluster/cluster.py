@@ -298,6 +298,9 @@ class Cluster:
                     "maximum_lag_on_failover": 1048576,
                     # A commit we acknowledged exists on both nodes (while both run).
                     "synchronous_mode": True,
+                    # With one etcd, losing it would make Patroni demote the primary; in
+                    # failsafe mode the primary stays while it reaches every member's REST API.
+                    "failsafe_mode": True,
                     "postgresql": {
                         "use_pg_rewind": True,
                         "use_slots": True,
