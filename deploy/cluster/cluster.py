@@ -675,14 +675,25 @@ listen redis_master
         self.make_cert()
         if not self.alive("etcd"):
             self.start_etcd()
+        restart = (self.pg_node_dir(2) / "data" / "PG_VERSION").exists()
         for i in (1, 2):
             if not self.alive(f"patroni{i}"):
                 self.start_patroni(i)
-            if i == 1:
+            # The first time, node 1 makes the database and node 2 copies it; after that
+            # both start at once and elect whichever is further ahead.
+            if i == 1 and not restart:
                 wait_for("a PostgreSQL primary", self.primary_node, 120, 0.3)
+        wait_for("a PostgreSQL primary", self.primary_node, 120, 0.3)
         wait_for("the synchronous standby", lambda: any(
             self.rest(i, "/sync") == 200 for i in (1, 2)), 120, 0.3)
         self.prepare_database()
+        redis_names = ["redis1", "redis2"] + [f"sentinel{i}" for i in range(1, N_SENTINELS + 1)]
+        if not any(self.alive(n) for n in redis_names):
+            # Redis keeps nothing on disk here: a cold start begins again from redis1 as
+            # master, not from whatever a Sentinel last wrote into its file.
+            for n in redis_names:
+                (self.root / n / ("sentinel.conf" if n.startswith("sentinel") else
+                                  "redis.conf")).unlink(missing_ok=True)
         for i in (1, 2):
             if not self.alive(f"redis{i}"):
                 self.start_redis(i)
@@ -713,10 +724,14 @@ listen redis_master
     def down(self):
         """Stops everything with a pid file, then any PostgreSQL left (Patroni killed -9
         leaves its postmaster running)."""
+        # The standby stops before the primary, so that no switchover happens on the way
+        # down and the primary stays the node that is furthest ahead.
+        primary = self.primary_node() if self.alive("etcd") else None
+        nodes = ["patroni2", "patroni1"] if primary == 1 else ["patroni1", "patroni2"]
         order = [f"shortener{i}" for i in range(1, N_SHORTENERS + 1)] + \
             [f"kgs{i}" for i in range(1, N_KGS + 1)] + ["haproxy"] + \
             [f"sentinel{i}" for i in range(1, N_SENTINELS + 1)] + ["redis1", "redis2"] + \
-            ["patroni1", "patroni2", "etcd"]
+            nodes + ["etcd"]
         known = set(order)
         if self.run.exists():
             order += sorted(p.stem for p in self.run.glob("*.pid") if p.stem not in known)
