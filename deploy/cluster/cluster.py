@@ -468,9 +468,9 @@ class Cluster:
             for i in range(1, N_SHORTENERS + 1))
         redis = "\n".join(
             f"    server redis{i} 127.0.0.1:{p[f'redis{i}']} check" for i in (1, 2))
-        pg = lambda check: "\n".join(  # noqa: E731
-            f"    server pg{i} 127.0.0.1:{p[f'pg{i}']} check port {p[f'rest{i}']}"
-            for i in (1, 2))
+        # PostgreSQL's port, checked on Patroni's REST port (the URI is the backend's).
+        pg = "\n".join(f"    server pg{i} 127.0.0.1:{p[f'pg{i}']} check port {p[f'rest{i}']}"
+                       for i in (1, 2))
         return f"""# Written by deploy/cluster/cluster.py; edits are lost at the next start.
 global
     maxconn 4096
@@ -531,7 +531,7 @@ listen pg_primary
     option httpchk GET /primary
     http-check expect status 200
     default-server inter {inter} fastinter {max(100, inter // 2)} downinter {inter} rise 1 fall 2 on-marked-down shutdown-sessions
-{pg('primary')}
+{pg}
 
 listen pg_replica
     bind 127.0.0.1:{p['pg_replica']}
@@ -541,7 +541,7 @@ listen pg_replica
     option httpchk GET /replica
     http-check expect status 200
     default-server inter {inter} fastinter {max(100, inter // 2)} downinter {inter} rise 1 fall 2 on-marked-down shutdown-sessions
-{pg('replica')}
+{pg}
     # No standby running: read from the primary (its state tracked from pg_primary).
     server pg1_primary 127.0.0.1:{p['pg1']} backup track pg_primary/pg1
     server pg2_primary 127.0.0.1:{p['pg2']} backup track pg_primary/pg2
