@@ -1,15 +1,24 @@
 /* The server's redirect cache in Redis: the link entries (linkentry.h) read through on a worker's
- * connection, and the deletions Redis has yet to hear of.
+ * connection, and what Redis has yet to hear of.
  *
- * A delete or create that could not drop a link's entry because Redis was unreachable must
- * not let that entry be served once Redis is back: the key is remembered in the server's
- * struct cache_pending, and whichever of the server's connections next reaches Redis drops
- * the entry (and tells the other servers' hot caches) before it serves anything else. */
+ * A create that could not drop a link's negative entry because Redis was unreachable: the key
+ * is remembered in the server's struct cache_pending, and whichever of the server's
+ * connections next reaches Redis drops the entry before it serves anything else (at most
+ * CACHE_PENDING_MAX; one forgotten costs at most NEGATIVE_TTL of 404s).
+ *
+ * A delete or edit is another matter: a stale entry could serve a deleted link for an hour.
+ * Those are not remembered here but journalled in PostgreSQL (link_changes, by the statement
+ * that makes them), and Redis is distrusted instead (cache_distrust()): while it is, no
+ * connection with the prepare hook uses Redis (every command fails as if Redis were down, so
+ * redirects come from PostgreSQL) until the invalidation thread has overwritten the entry of
+ * every link changed since the last moment Redis was known consistent (invalidation.h). The
+ * same happens whenever Redis comes back or Sentinel names another master, and at start. */
 #ifndef SHORTENER_CACHE_H
 #define SHORTENER_CACHE_H
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,7 +36,24 @@ struct cache_pending {
     pthread_mutex_t lock;
     atomic_size_t count;
     char keys[CACHE_PENDING_MAX][KEY_MAX_LEN + 1];
+    /* Redis may hold entries of links changed since resync_from_ms (monotonic ms): nothing
+     * reads or writes it through the prepare hook until a resync clears this. */
+    atomic_bool untrusted;
+    long long resync_from_ms; /* under lock */
+    unsigned requests;        /* under lock: distrusts so far, so a resync knows it is current */
 };
+
+/* Stops every connection with the prepare hook from using Redis until cache_trust(): entries
+ * of links changed since since_ms (monotonic ms) may be stale there. */
+void cache_distrust(struct cache_pending *p, long long since_ms);
+
+/* Whether a resync is wanted, and from when; *ticket is for cache_trust(). */
+bool cache_resync_wanted(struct cache_pending *p, long long *since_ms, unsigned *ticket);
+
+/* After the entries of every link changed since the wanted time were overwritten: Redis is
+ * trusted again, unless another cache_distrust() came since the ticket was taken (then false,
+ * and another resync is wanted). */
+bool cache_trust(struct cache_pending *p, unsigned ticket);
 
 int cache_pending_init(struct cache_pending *p);
 void cache_pending_release(struct cache_pending *p);

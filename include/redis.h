@@ -12,6 +12,7 @@
 #ifndef SHORTENER_REDIS_H
 #define SHORTENER_REDIS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 struct redisContext;
@@ -40,6 +41,9 @@ struct redis_target {
     struct redis_sentinel sentinels[REDIS_SENTINELS_MAX];
     int nsentinels;
     char master_name[128];
+    /* Advanced when the sentinels name another master (redis_target_master_changed()): every
+     * connection made before is dropped before its next command. */
+    atomic_uint generation;
 };
 
 /* An address to connect to: what redis_target_resolve() answers. */
@@ -58,7 +62,7 @@ int redis_target_parse(const char *url, struct redis_target *out, char *err, siz
 /* Makes t follow a master through Sentinel (REDIS_SENTINELS, REDIS_MASTER_NAME): sentinels
  * is "host:port,..." ("[v6]:port" for IPv6; port 26379 when left out), master_name the name
  * they monitor it by. Both empty: no Sentinel, t is left as it is. t keeps its password and
- * database, which the master gets (the sentinels themselves are asked without a password).
+ * database, for the master; the sentinels themselves are asked without a password.
  * Returns 0, or -EINVAL with the reason in err. */
 int redis_target_set_sentinels(struct redis_target *t, const char *sentinels,
                                const char *master_name, char *err, size_t errlen);
@@ -67,6 +71,11 @@ int redis_target_set_sentinels(struct redis_target *t, const char *sentinels,
  * suffice. Returns buf. */
 #define REDIS_DESCRIBE_MAX 320
 const char *redis_target_describe(const struct redis_target *t, char *buf, size_t cap);
+
+/* Tells every connection made from t that the master has changed: each reconnects (through
+ * Sentinel) before its next command. A live old master keeps accepting writes until Sentinel
+ * demotes it, seconds later; whoever sees Sentinel name another master calls this. */
+void redis_target_master_changed(const struct redis_target *t);
 
 /* Where to connect now: the one answer to "where is the master". Without sentinels that is
  * the configured address; with them, the address the first sentinel that answers gives for
@@ -90,6 +99,10 @@ int redis_target_resolve(const struct redis_target *t, struct redis_addr *out, c
  * (redisFree) and may use as it likes (the pub/sub listener subscribes on it), or NULL with the
  * reason in err (never the password). */
 struct redisContext *redis_connect(const struct redis_target *t, char *err, size_t errlen);
+
+/* The same, saying where it connected in *where. */
+struct redisContext *redis_connect_at(const struct redis_target *t, struct redis_addr *where,
+                                      char *err, size_t errlen);
 
 /* One connection for one thread at a time, connected lazily. t must outlive it. NULL when out
  * of memory. */

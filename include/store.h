@@ -138,6 +138,13 @@ int store_release_idempotency(struct store *st, int64_t owner, const char *key);
 int store_authenticate(struct store *st, const unsigned char hash[APIKEY_HASH_LEN],
                        struct apikey_info *out);
 
+/* The keys of links deleted or edited in the last seconds (by the database's clock), in the
+ * order of the changes, after the change numbered *after (0: from the first), at most limit
+ * into keys[0..*n); *after becomes the number of the last one, for the next call. A key
+ * changed twice comes twice. */
+int store_changes(struct store *st, double seconds, int64_t *after, size_t limit,
+                  char (*keys)[KEY_MAX_LEN + 1], size_t *n);
+
 /* Adds counts[i] visits to keys[i] for i < n, in one statement. */
 int store_add_visits(struct store *st, const char *const *keys, const int64_t *counts, size_t n);
 

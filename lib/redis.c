@@ -26,7 +26,8 @@ struct redis {
     bool preparing; /* inside the prepare hook */
     redis_prepare_fn prepare;
     void *prepare_ctx;
-    redisReply *reply; /* what the last struct redis_reply points into */
+    unsigned generation; /* the target's when this connection was made */
+    redisReply *reply;   /* what the last struct redis_reply points into */
     char error[256];
     /* The scripts redis_eval() loaded on this connection, and their SHA1s: a few, since one
      * connection runs several (rate limits, visit limits). */
@@ -280,7 +281,20 @@ static bool setup_command(redisContext *ctx, const char *fmt, const char *arg, i
     return ok;
 }
 
+void redis_target_master_changed(const struct redis_target *t)
+{
+    /* The generation is the one part of a target that changes after start-up. */
+    atomic_fetch_add_explicit((atomic_uint *)&t->generation, 1, memory_order_release);
+}
+
 redisContext *redis_connect(const struct redis_target *t, char *err, size_t errlen)
+{
+    struct redis_addr addr;
+    return redis_connect_at(t, &addr, err, errlen);
+}
+
+redisContext *redis_connect_at(const struct redis_target *t, struct redis_addr *where, char *err,
+                               size_t errlen)
 {
     struct timeval tv = {.tv_sec = 0, .tv_usec = REDIS_TIMEOUT_MS * 1000};
     struct redis_addr addr;
@@ -288,6 +302,7 @@ redisContext *redis_connect(const struct redis_target *t, char *err, size_t errl
 
     if (redis_target_resolve(t, &addr, err, errlen) < 0)
         return NULL;
+    *where = addr;
     ctx = addr.path[0] ? redisConnectUnixWithTimeout(addr.path, tv)
                        : redisConnectWithTimeout(addr.host, addr.port, tv);
     if (!ctx || ctx->err) {
@@ -392,6 +407,7 @@ static int connect_now(struct redis *r)
     /* A new connection has loaded nothing; the SHA1s stay, for a command being retried. */
     for (int i = 0; i < REDIS_SCRIPTS; i++)
         r->scripts[i].script = NULL;
+    r->generation = atomic_load_explicit(&r->target->generation, memory_order_acquire);
     r->ctx = redis_connect(r->target, why, sizeof(why));
     if (!r->ctx) {
         mark_down(r, why);
@@ -429,6 +445,13 @@ static int with_connection(struct redis *r, send_fn send, void *arg)
 
     if (r->preparing)
         return r->ctx ? send(r, arg) : -EAGAIN;
+    /* Through Sentinel only: a connection to a master that has since been replaced goes. */
+    if (r->target->nsentinels && r->ctx &&
+        r->generation != atomic_load_explicit(&r->target->generation, memory_order_acquire)) {
+        redisFree(r->ctx);
+        r->ctx = NULL;
+        r->retry_at_ms = 0;
+    }
     for (int attempt = 0; attempt < 2; attempt++) {
         bool fresh = !r->ctx;
         if (fresh && deadline_now_ms() < r->retry_at_ms)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deadline.h"
 #include "invalidation.h"
 #include "log.h"
 #include "redis.h"
@@ -18,7 +19,44 @@ struct cache {
 int cache_pending_init(struct cache_pending *p)
 {
     atomic_init(&p->count, 0);
+    atomic_init(&p->untrusted, false);
+    p->resync_from_ms = 0;
+    p->requests = 0;
     return pthread_mutex_init(&p->lock, NULL) == 0 ? 0 : -ENOMEM;
+}
+
+void cache_distrust(struct cache_pending *p, long long since_ms)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    if (!atomic_load_explicit(&p->untrusted, memory_order_relaxed) || since_ms < p->resync_from_ms)
+        p->resync_from_ms = since_ms;
+    p->requests++;
+    atomic_store_explicit(&p->untrusted, true, memory_order_release);
+    pthread_mutex_unlock(&p->lock);
+}
+
+bool cache_resync_wanted(struct cache_pending *p, long long *since_ms, unsigned *ticket)
+{
+    if (!atomic_load_explicit(&p->untrusted, memory_order_acquire))
+        return false;
+    pthread_mutex_lock(&p->lock);
+    *since_ms = p->resync_from_ms;
+    *ticket = p->requests;
+    bool wanted = atomic_load_explicit(&p->untrusted, memory_order_relaxed);
+    pthread_mutex_unlock(&p->lock);
+    return wanted;
+}
+
+bool cache_trust(struct cache_pending *p, unsigned ticket)
+{
+    pthread_mutex_lock(&p->lock);
+    bool current = p->requests == ticket;
+    if (current)
+        atomic_store_explicit(&p->untrusted, false, memory_order_release);
+    pthread_mutex_unlock(&p->lock);
+    return current;
 }
 
 void cache_pending_release(struct cache_pending *p)
@@ -36,20 +74,23 @@ static void remember(struct cache_pending *p, const char *key)
         snprintf(p->keys[n], sizeof(p->keys[n]), "%s", key);
         atomic_store_explicit(&p->count, n + 1, memory_order_release);
     } else {
-        log_error("redis: more than %d deletions wait for redis; %s may be served from the cache "
-                  "until it expires there",
+        log_error("redis: more than %d creates wait for redis; %s may answer 404 for up to "
+                  "NEGATIVE_TTL once it is back",
                   CACHE_PENDING_MAX, key);
     }
     pthread_mutex_unlock(&p->lock);
 }
 
-/* The prepare hook: drops the entries of links deleted while Redis could not be reached,
- * before the connection serves anything. One atomic load when there are none. */
+/* The prepare hook: refuses Redis while it is distrusted, then drops the entries of links
+ * created while Redis could not be reached, before the connection serves anything. Two
+ * atomic loads when there is nothing to do. */
 static int drain(struct redis *r, void *ctx)
 {
     struct cache_pending *p = ctx;
     char key[KEY_MAX_LEN + 1];
 
+    if (atomic_load_explicit(&p->untrusted, memory_order_acquire))
+        return -EAGAIN;
     while (atomic_load_explicit(&p->count, memory_order_acquire) > 0) {
         pthread_mutex_lock(&p->lock);
         size_t n = atomic_load_explicit(&p->count, memory_order_relaxed);
@@ -134,14 +175,18 @@ int cache_evict_many(struct cache *c, const char *const *keys, size_t n)
 }
 
 /* After the entry of a deleted or edited link was replaced (rc its outcome): other servers
- * drop the key from their hot caches when they hear it published; what Redis did not hear is
- * remembered for when it answers again. */
+ * drop the key from their hot caches when they hear it published. What Redis did not hear is
+ * in PostgreSQL's journal: Redis is distrusted until it has been re-evicted from there. */
 static int announce(struct cache *c, const char *key, int rc)
 {
     if (rc == 0 && redis_command(c->redis, NULL, "PUBLISH " INVALIDATION_CHANNEL " %s", key) < 0)
         rc = -EAGAIN;
-    if (rc < 0)
-        remember(c->pending, key);
+    if (rc < 0) {
+        log_warn("redis: did not hear of the change of %s; distrusted until the changes since "
+                 "are evicted again",
+                 key);
+        cache_distrust(c->pending, deadline_now_ms());
+    }
     return rc;
 }
 

@@ -1,5 +1,6 @@
 /* The pub/sub listener thread, on a hiredis connection of its own (a subscribed connection
- * can do nothing else). It polls the socket itself so that it can stop, and PING, on time. */
+ * can do nothing else), and the resyncs that make Redis trusted again (see invalidation.h).
+ * It polls the socket itself so that it can stop, PING, resync and ask Sentinel on time. */
 #include "invalidation.h"
 
 #include <errno.h>
@@ -12,30 +13,44 @@
 #include <string.h>
 #include <time.h>
 
+#include "cache.h"
 #include "deadline.h"
 #include "hotcache.h"
+#include "linkentry.h"
 #include "log.h"
 #include "redis.h"
+#include "store.h"
 
 #define POLL_MS 100
 /* Idle this long, we PING; unanswered this long after, the subscription is lost. */
 #define IDLE_PING_MS 250
 #define PONG_WAIT_MS 500
 #define RETRY_MS     1000
+/* How often the sentinels are asked which master is current. */
+#define SENTINEL_POLL_MS 500
+/* Changes this much older than the last moment Redis was known consistent are re-evicted
+ * too: a delete's commit and its tombstone are not one instant, replication to a Redis
+ * replica lags, and the sentinels learn of a promotion a moment apart. */
+#define RESYNC_MARGIN_S 10
+#define RESYNC_BATCH    1000
 
 struct invalidation {
-    struct hotcache *hot;
-    const struct redis_target *target;
+    struct invalidation_config cfg;
     pthread_t thread;
     atomic_bool stopping;
     atomic_bool subscribed;
     bool down_logged;
+    struct redis *redis; /* the resync's writes */
+    char (*keys)[KEY_MAX_LEN + 1];
+    /* Monotonic ms of the last moment Redis was heard and (through Sentinel) was the master. */
+    long long confirmed_ms;
 };
 
-/* A connection of the module's own making (redis_connect()), subscribed. */
-static redisContext *subscribe(struct invalidation *inv, char *err, size_t errlen)
+/* A connection of the module's own making (redis_connect_at()), subscribed; where in *where. */
+static redisContext *subscribe(struct invalidation *inv, struct redis_addr *where, char *err,
+                               size_t errlen)
 {
-    redisContext *ctx = redis_connect(inv->target, err, errlen);
+    redisContext *ctx = redis_connect_at(inv->cfg.target, where, err, errlen);
     redisReply *r;
 
     if (!ctx)
@@ -63,17 +78,97 @@ static bool handle(struct invalidation *inv, const redisReply *r)
         return false;
     if (strcmp(r->element[0]->str, "message") == 0 && r->elements == 3 &&
         r->element[2]->type == REDIS_REPLY_STRING) {
-        hotcache_evict(inv->hot, r->element[2]->str, r->element[2]->len);
+        hotcache_evict(inv->cfg.hot, r->element[2]->str, r->element[2]->len);
         return true;
     }
     return strcmp(r->element[0]->str, "pong") == 0;
 }
 
-/* Serves one subscription until it fails or we stop. */
-static void listen_on(struct invalidation *inv, redisContext *ctx, char *err, size_t errlen)
+/* What the resync's pipeline sends: for each key, its mark and its announcement. */
+struct marks {
+    char (*keys)[KEY_MAX_LEN + 1];
+    char ttl[24];
+    char name[KEY_MAX_LEN + 3];
+    const char *argv[6];
+};
+
+static int build_mark(void *ctx, size_t i, struct redis_argv *cmd)
+{
+    struct marks *m = ctx;
+    const char *key = m->keys[i / 2];
+
+    if (i % 2 == 0) {
+        snprintf(m->name, sizeof(m->name), LINKENTRY_KEY_FMT, key);
+        m->argv[0] = "SET";
+        m->argv[1] = m->name;
+        m->argv[2] = "~";
+        m->argv[3] = "EX";
+        m->argv[4] = m->ttl;
+        *cmd = (struct redis_argv){.argc = 5, .argv = m->argv};
+    } else {
+        m->argv[0] = "PUBLISH";
+        m->argv[1] = INVALIDATION_CHANNEL;
+        m->argv[2] = key;
+        *cmd = (struct redis_argv){.argc = 3, .argv = m->argv};
+    }
+    return 0;
+}
+
+/* When Redis is distrusted: overwrites the entry of every link changed since then (less the
+ * margin; never further back than an entry can live) with the edit mark, and publishes it,
+ * in batches; then trusts Redis again. The marks are written whatever the entry held: a
+ * stale link, a tombstone, or nothing. Returns 0, or -EAGAIN when PostgreSQL or Redis failed
+ * (Redis stays distrusted). */
+static int resync(struct invalidation *inv)
+{
+    long long since;
+    unsigned ticket;
+    int64_t after = 0;
+    size_t n, total = 0;
+    struct marks m = {.keys = inv->keys};
+
+    if (!cache_resync_wanted(inv->cfg.pending, &since, &ticket))
+        return 0;
+    double seconds = (double)(deadline_now_ms() - since) / 1000.0 + RESYNC_MARGIN_S;
+    if (seconds > (double)inv->cfg.cache_ttl + RESYNC_MARGIN_S)
+        seconds = (double)inv->cfg.cache_ttl + RESYNC_MARGIN_S;
+    snprintf(m.ttl, sizeof(m.ttl), "%lld", inv->cfg.change_ttl);
+    do {
+        if (store_changes(inv->cfg.store, seconds, &after, RESYNC_BATCH, inv->keys, &n) < 0) {
+            log_warn("redis: cannot read the changes to evict again from postgres: %s",
+                     store_error(inv->cfg.store));
+            return -EAGAIN;
+        }
+        for (size_t i = 0; i < n; i++)
+            hotcache_evict(inv->cfg.hot, inv->keys[i], strlen(inv->keys[i]));
+        if (n > 0 && redis_pipeline(inv->redis, 2 * n, build_mark, &m) < 0) {
+            log_warn("redis: cannot evict changed links again: %s", redis_error(inv->redis));
+            return -EAGAIN;
+        }
+        total += n;
+    } while (n == RESYNC_BATCH && !atomic_load(&inv->stopping));
+    if (atomic_load(&inv->stopping))
+        return -EAGAIN;
+    if (cache_trust(inv->cfg.pending, ticket))
+        log_info("redis: trusted again after evicting %zu changes of the last %.0f s", total,
+                 seconds);
+    return 0;
+}
+
+static bool same_addr(const struct redis_addr *a, const struct redis_addr *b)
+{
+    return a->port == b->port && strcmp(a->host, b->host) == 0 && strcmp(a->path, b->path) == 0;
+}
+
+/* Serves one subscription, to the master at where, until it fails, Sentinel names another
+ * master, or we stop. */
+static void listen_on(struct invalidation *inv, redisContext *ctx, const struct redis_addr *where,
+                      char *err, size_t errlen)
 {
     int64_t last_heard = deadline_now_ms(), ping_sent = 0;
+    int64_t asked = last_heard, agreed = last_heard;
     struct pollfd pfd = {.fd = ctx->fd, .events = POLLIN};
+    const struct redis_target *t = inv->cfg.target;
 
     while (!atomic_load(&inv->stopping)) {
         int n = poll(&pfd, 1, POLL_MS);
@@ -105,6 +200,25 @@ static void listen_on(struct invalidation *inv, redisContext *ctx, char *err, si
             snprintf(err, errlen, "no answer to PING for %d ms", PONG_WAIT_MS);
             return;
         }
+        if (t->nsentinels && now - asked >= SENTINEL_POLL_MS) {
+            struct redis_addr current;
+            char why[256];
+            asked = now;
+            if (redis_target_resolve(t, &current, why, sizeof(why)) == 0) {
+                if (!same_addr(&current, where)) {
+                    snprintf(err, errlen, "sentinel names another master, %.64s:%d", current.host,
+                             current.port);
+                    redis_target_master_changed(t);
+                    return;
+                }
+                agreed = now;
+            }
+        }
+        inv->confirmed_ms = t->nsentinels && agreed < last_heard ? agreed : last_heard;
+        if (resync(inv) < 0) {
+            snprintf(err, errlen, "changes could not be evicted again");
+            return;
+        }
         if (!ping_sent && now - last_heard > IDLE_PING_MS) {
             int done = 0;
             if (redisAppendCommand(ctx, "PING") != REDIS_OK) {
@@ -130,10 +244,14 @@ static void sleep_unless_stopping(struct invalidation *inv, int ms)
 static void *listener_main(void *arg)
 {
     struct invalidation *inv = arg;
+    struct redis_addr where;
     char err[256];
 
+    /* Nothing is known at start: a Redis that outlived every server may hold entries of links
+     * changed since, as old as an entry can be. */
+    cache_distrust(inv->cfg.pending, deadline_now_ms() - inv->cfg.cache_ttl * 1000);
     while (!atomic_load(&inv->stopping)) {
-        redisContext *ctx = subscribe(inv, err, sizeof(err));
+        redisContext *ctx = subscribe(inv, &where, err, sizeof(err));
         if (!ctx) {
             if (!inv->down_logged)
                 log_warn("redis: cannot subscribe to deletions (%s); hot cache off", err);
@@ -141,17 +259,26 @@ static void *listener_main(void *arg)
             sleep_unless_stopping(inv, RETRY_MS);
             continue;
         }
-        /* Subscribed first, then on: a deletion published from now on reaches us, and the
-         * sweep in hotcache_set_enabled() drops whatever was filled before. */
-        hotcache_set_enabled(inv->hot, true);
+        /* Subscribed first, then the journal: a change published from now on reaches us, one
+         * made before is read from PostgreSQL; and the sweep in hotcache_set_enabled() drops
+         * whatever was filled before. */
+        if (resync(inv) < 0) {
+            redisFree(ctx);
+            inv->down_logged = true;
+            sleep_unless_stopping(inv, RETRY_MS);
+            continue;
+        }
+        hotcache_set_enabled(inv->cfg.hot, true);
         atomic_store(&inv->subscribed, true);
         if (inv->down_logged)
             log_info("redis: subscribed to deletions again; hot cache on");
         inv->down_logged = false;
         err[0] = '\0';
-        listen_on(inv, ctx, err, sizeof(err));
+        listen_on(inv, ctx, &where, err, sizeof(err));
+        /* From the last moment Redis was known to be the consistent master. */
+        cache_distrust(inv->cfg.pending, inv->confirmed_ms);
         atomic_store(&inv->subscribed, false);
-        hotcache_set_enabled(inv->hot, false);
+        hotcache_set_enabled(inv->cfg.hot, false);
         redisFree(ctx);
         if (!atomic_load(&inv->stopping)) {
             log_warn("redis: lost the deletions subscription (%s); hot cache off", err);
@@ -161,21 +288,28 @@ static void *listener_main(void *arg)
     return NULL;
 }
 
-struct invalidation *invalidation_start(const struct redis_target *target, struct hotcache *hot)
+struct invalidation *invalidation_start(const struct invalidation_config *cfg)
 {
     struct invalidation *inv = calloc(1, sizeof(*inv));
 
     if (!inv)
-        return NULL;
-    inv->hot = hot;
-    inv->target = target;
+        goto fail;
+    inv->cfg = *cfg;
     atomic_init(&inv->stopping, false);
     atomic_init(&inv->subscribed, false);
-    if (pthread_create(&inv->thread, NULL, listener_main, inv) != 0) {
-        free(inv);
-        return NULL;
-    }
+    inv->redis = redis_new(cfg->target);
+    inv->keys = calloc(RESYNC_BATCH, sizeof(*inv->keys));
+    if (!inv->redis || !inv->keys || pthread_create(&inv->thread, NULL, listener_main, inv) != 0)
+        goto fail;
     return inv;
+fail:
+    if (inv) {
+        redis_free(inv->redis);
+        free(inv->keys);
+        free(inv);
+    }
+    store_free(cfg->store);
+    return NULL;
 }
 
 void invalidation_stop(struct invalidation *inv)
@@ -184,6 +318,9 @@ void invalidation_stop(struct invalidation *inv)
         return;
     atomic_store(&inv->stopping, true);
     pthread_join(inv->thread, NULL);
+    redis_free(inv->redis);
+    store_free(inv->cfg.store);
+    free(inv->keys);
     free(inv);
 }
 

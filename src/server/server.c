@@ -412,11 +412,15 @@ int server_start(struct server *s)
         flags |= MHD_USE_IPv6;
     if (visits_start(s->visits) < 0)
         return -ENOMEM;
-    if (c->hot_cache_entries > 0) {
-        s->invalidation = invalidation_start(&s->redis_target, s->hot);
-        if (!s->invalidation)
-            return -ENOMEM;
-    }
+    /* Started whatever the hot cache: it also makes Redis trusted (invalidation.h). */
+    struct invalidation_config ic = {.target = &s->redis_target,
+                                     .hot = s->hot,
+                                     .pending = &s->pending,
+                                     .store = store_new(c->database_url, "shortener-resync"),
+                                     .change_ttl = s->change_ttl,
+                                     .cache_ttl = c->cache_ttl};
+    if (!ic.store || !(s->invalidation = invalidation_start(&ic)))
+        return -ENOMEM;
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)c->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
         NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,

@@ -25,6 +25,7 @@ enum stmt {
     ST_LIST,
     ST_UPDATE,
     ST_DELETE,
+    ST_CHANGES,
     ST_VISITS,
     ST_IDEM_RESERVE,
     ST_IDEM_TAKEOVER,
@@ -106,8 +107,10 @@ static const struct {
                          " ORDER BY created_at DESC, key DESC LIMIT $6"},
     /* $3 is a bit set of the fields to change (enum request_field); each then takes its
      * parameter, NULL clearing it. */
+    /* Every edit and delete is journalled in link_changes by its own statement (so in its
+     * commit): what a Redis outage may have left stale is read from there (store_changes). */
     [ST_UPDATE] = {"update",
-                   "UPDATE urls SET"
+                   "WITH u AS (UPDATE urls SET"
                    " url = CASE WHEN $3::int & 1 <> 0 THEN $4 ELSE url END,"
                    " expires_at = CASE WHEN $3::int & 12 <> 0 THEN to_timestamp($5::float8)"
                    " ELSE expires_at END,"
@@ -123,10 +126,17 @@ static const struct {
                    " ELSE public_stats END,"
                    " updated_at = now()"
                    " WHERE key = $1 AND ($2::bigint IS NULL OR owner_id = $2) AND " LIVE
-                   " RETURNING " LINK_COLUMNS},
-    [ST_DELETE] = {"delete", "DELETE FROM urls WHERE key = $1"
+                   " RETURNING " LINK_COLUMNS "),"
+                   " j AS (INSERT INTO link_changes (key) SELECT key FROM u)"
+                   " SELECT * FROM u"},
+    [ST_DELETE] = {"delete", "WITH d AS (DELETE FROM urls WHERE key = $1"
                              " AND ($2::bigint IS NULL OR owner_id = $2)"
-                             " RETURNING " LIVE},
+                             " RETURNING key, " LIVE " AS live),"
+                             " j AS (INSERT INTO link_changes (key) SELECT key FROM d)"
+                             " SELECT live FROM d"},
+    [ST_CHANGES] = {"changes", "SELECT id, key FROM link_changes"
+                               " WHERE changed_at > now() - make_interval(secs => $1::float8)"
+                               " AND id > $2 ORDER BY id LIMIT $3"},
     [ST_VISITS] = {"visits", "UPDATE urls u SET visits = u.visits + v.n"
                              " FROM unnest($1::text[], $2::bigint[]) AS v(k, n)"
                              " WHERE u.key = v.k"},
@@ -279,8 +289,8 @@ static bool reconnect_for_retry(struct store *st, bool retry, int attempt)
 static int run(struct store *st, enum stmt s, int nparams, const char *const *params,
                ExecStatusType want, PGresult **out)
 {
-    bool retry = s == ST_PING || s == ST_LOOKUP || s == ST_LOOKUP_REPLICA || s == ST_GET ||
-                 s == ST_PASSWORD || s == ST_LIST || s == ST_IDEM_FIND;
+    bool retry = s == ST_PING || s == ST_LOOKUP || s == ST_LOOKUP_REPLICA || s == ST_CHANGES ||
+                 s == ST_GET || s == ST_PASSWORD || s == ST_LIST || s == ST_IDEM_FIND;
     int rc;
 
     if (!retry && st->conn && deadline_now_ms() - st->used_at > WRITE_IDLE_PING_MS) {
@@ -684,6 +694,29 @@ int store_delete_link(struct store *st, const char *key, int64_t owner)
         rc = -ENOENT;
     PQclear(res);
     return rc;
+}
+
+int store_changes(struct store *st, double seconds, int64_t *after, size_t limit,
+                  char (*keys)[KEY_MAX_LEN + 1], size_t *n)
+{
+    char secs[32], after_text[24], limit_text[24];
+    const char *params[3] = {secs, after_text, limit_text};
+    PGresult *res;
+    int rc;
+
+    snprintf(secs, sizeof(secs), "%.3f", seconds);
+    snprintf(after_text, sizeof(after_text), "%" PRId64, *after);
+    snprintf(limit_text, sizeof(limit_text), "%zu", limit);
+    rc = run(st, ST_CHANGES, 3, params, PGRES_TUPLES_OK, &res);
+    if (rc < 0)
+        return rc;
+    *n = 0;
+    for (int i = 0; i < PQntuples(res) && *n < limit; i++) {
+        *after = int_at(res, i, 0);
+        snprintf(keys[(*n)++], KEY_MAX_LEN + 1, "%s", PQgetvalue(res, i, 1));
+    }
+    PQclear(res);
+    return 0;
 }
 
 /* The bytea parameter of a hash: "\x" and hex. */

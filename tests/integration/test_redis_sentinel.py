@@ -113,6 +113,32 @@ def test_master_killed_under_redirect_load(sstack, group, srv):
         assert r.status_code == 301 and r.headers["Location"] == url
 
 
+def test_manual_failover_demotes_a_live_master(sstack, group, srv):
+    """The old master lives on as a replica: connections to it are cut by Sentinel, a write
+    that reaches it gets READONLY; either way the server asks Sentinel again."""
+    # The master killed above comes back as a replica of the new one (sentinel reconfigures it).
+    old = next(n for n in (group.master, group.replica) if not n.proc.alive())
+    old.proc.start()
+    current = group.master_port()
+    stk.wait_until("the old master to be a replica in sync", lambda: (
+        "master_link_status:up" in old.cli("INFO", "replication")), 60, interval=0.25)
+    c = stk.Client(srv, sstack.create_apikey()[0])
+    link = c.create_ok("https://example.com/sentinel/manual")
+    assert c.resolve(link["key"]).status_code == 301
+    stk.wait_until("every sentinel to know the replica", lambda: all(
+        sn.cli("SENTINEL", "replicas", group.name).strip() for sn in group.sentinels), 30)
+    out = group.sentinels[0].cli("SENTINEL", "failover", group.name)
+    assert out == "OK", out
+    port = stk.wait_until("the manual failover", lambda: failover_done(group, current), 60,
+                          interval=0.2)
+    node = group.node(port)
+    # Deletes and creates work on the new master, and a delete is seen at once.
+    assert c.delete(link["key"]).status_code == 204
+    assert c.resolve(link["key"]).status_code == 404
+    new_master_serves(sstack, srv, node)
+    assert c.resolve(link["key"]).status_code == 404
+
+
 @pytest.mark.parametrize("env", [
     {"REDIS_SENTINELS": "127.0.0.1:26379"},
     {"REDIS_MASTER_NAME": "m"},
