@@ -26,7 +26,7 @@ TEST_TIMINGS = {
 SANITIZER_MARKERS = stack.SANITIZER_MARKERS
 
 
-class TestCluster(cl.Cluster):
+class ClusterUnderTest(cl.Cluster):
     """The cluster plus what the tests need: an API key, the CA file, instance URLs."""
 
     def instance_url(self, i):
@@ -103,7 +103,7 @@ def cluster():
     root = stack._make_root()
     leases = {name: stack.PortLease() for name in cl.DEFAULT_PORTS}
     ports = {name: lease.port for name, lease in leases.items()}
-    c = TestCluster(root / "cluster", ports=ports, timings=TEST_TIMINGS,
+    c = ClusterUnderTest(root / "cluster", ports=ports, timings=TEST_TIMINGS,
                     bin_dir=stack.BIN_DIR)
     # Tests look up keys faster than people do; rate limits are tested on their own keys.
     c.extra_shortener_env = {"MISS_RATE": "1000000/s", "NEGATIVE_TTL": 1}
