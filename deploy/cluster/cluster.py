@@ -164,6 +164,8 @@ class Cluster:
         self.features = features if features is not None else saved.get("features")
         self.cert = self.root / "tls" / "cert.pem"
         self.procs = {}  # name -> Popen started by this object
+        self.history = []  # (name, Popen) of every process started, in order
+        self.intended = set()  # pids this object stopped or killed on purpose
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -192,6 +194,7 @@ class Cluster:
                                  cwd=cwd or self.root, stdin=subprocess.DEVNULL, stdout=out,
                                  stderr=subprocess.STDOUT, start_new_session=True)
         self.procs[name] = p
+        self.history.append((name, p))
         self.pidfile(name).write_text(str(p.pid))
         return p
 
@@ -201,6 +204,7 @@ class Cluster:
     def kill9(self, name):
         pid = self.pid(name)
         if pid:
+            self.intended.add(pid)
             os.kill(pid, signal.SIGKILL)
             _wait_gone(pid, self.procs.get(name), 10)
 
@@ -208,6 +212,7 @@ class Cluster:
         pid = self.pid(name)
         if not pid:
             return
+        self.intended.add(pid)
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:

@@ -40,6 +40,18 @@ class ClusterUnderTest(cl.Cluster):
     def https_url(self):
         return f"https://localhost:{self.ports['https']}"
 
+    def unexpected_deaths(self):
+        """Our programs (shortener, kgs) that exited without being told to: a crash that
+        HAProxy's retries would hide from the clients."""
+        out = []
+        for name, p in self.history:
+            if name.startswith(("shortener", "kgs")) and p.poll() is not None \
+                    and p.pid not in self.intended:
+                out.append(f"{name} (pid {p.pid}) exited by itself with status {p.returncode}:"
+                           f"\n{self.log_tail(name)}")
+                self.intended.add(p.pid)  # reported once
+        return out
+
     def problems(self):
         """Sanitizer reports in the logs of our own programs."""
         out = []
@@ -146,6 +158,9 @@ def whole(cluster, request):
     rep = getattr(request.node, "rep_call", None)
     if rep is not None and rep.failed:
         print(_tails(cluster), file=sys.stderr)
+    dead = cluster.unexpected_deaths()
+    if dead:
+        pytest.fail("\n".join(dead))
 
 
 @pytest.hookimpl(hookwrapper=True)
