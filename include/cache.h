@@ -34,11 +34,11 @@ struct redis;
  * every connection of one server. */
 struct cache_pending {
     pthread_mutex_t lock;
-    atomic_size_t count;
+    /* How many keys wait, and a bit while Redis is distrusted: it may hold entries of links
+     * changed since resync_from_ms (monotonic ms), and nothing reads or writes it through the
+     * prepare hook until a resync clears the bit. */
+    atomic_size_t state;
     char keys[CACHE_PENDING_MAX][KEY_MAX_LEN + 1];
-    /* Redis may hold entries of links changed since resync_from_ms (monotonic ms): nothing
-     * reads or writes it through the prepare hook until a resync clears this. */
-    atomic_bool untrusted;
     long long resync_from_ms; /* under lock */
     unsigned requests;        /* under lock: distrusts so far, so a resync knows it is current */
 };

@@ -45,6 +45,13 @@ const struct config_opt cleanup_options[] = {
     "SELECT ctid FROM idempotency_keys WHERE created_at < now() - interval '24 hours'"             \
     " ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED))"
 
+/* The journal of deletes and edits (link_changes) is read back at most CACHE_TTL (30 days at
+ * most) and a margin into the past, when Redis comes back from an outage: older rows go. */
+#define CHANGES_SQL                                                                                \
+    "DELETE FROM link_changes WHERE id = ANY(ARRAY("                                               \
+    "SELECT id FROM link_changes WHERE changed_at < now() - interval '31 days'"                    \
+    " ORDER BY changed_at LIMIT $1 FOR UPDATE SKIP LOCKED))"
+
 int cleanup_count(PGconn *conn, long long *n, char *err, size_t errlen)
 {
     PGresult *res = PQexec(conn, "SELECT count(*) FROM urls WHERE expires_at <= now()");
@@ -91,6 +98,12 @@ int cleanup_run(PGconn *conn, const struct cleanup_opts *o, const struct cleanup
     }
     PQclear(res);
     res = PQprepare(conn, "cleanup_idempotency", IDEMPOTENCY_SQL, 0, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        fail(conn, "cannot prepare the batch statement", err, errlen);
+        goto out;
+    }
+    PQclear(res);
+    res = PQprepare(conn, "cleanup_changes", CHANGES_SQL, 0, NULL);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         fail(conn, "cannot prepare the batch statement", err, errlen);
         goto out;
@@ -150,6 +163,21 @@ int cleanup_run(PGconn *conn, const struct cleanup_opts *o, const struct cleanup
         PQclear(res);
         res = NULL;
         out->idempotency_rows += n;
+        if (n < o->batch)
+            break;
+        if (o->pause_ms > 0)
+            poll(NULL, 0, (int)o->pause_ms);
+    }
+    /* And the journal of changes past any use. */
+    while (out->end == CLEANUP_DONE) {
+        res = PQexecPrepared(conn, "cleanup_changes", 1, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            fail(conn, "deleting old link changes failed", err, errlen);
+            goto out;
+        }
+        long long n = strtoll(PQcmdTuples(res), NULL, 10);
+        PQclear(res);
+        res = NULL;
         if (n < o->batch)
             break;
         if (o->pause_ms > 0)

@@ -16,10 +16,13 @@ struct cache {
     struct cache_pending *pending;
 };
 
+/* The state word: the number of pending creates, and this bit while Redis is distrusted, so
+ * that the prepare hook has one atomic load to make when there is nothing to do. */
+#define UNTRUSTED ((size_t)1 << (sizeof(size_t) * 8 - 1))
+
 int cache_pending_init(struct cache_pending *p)
 {
-    atomic_init(&p->count, 0);
-    atomic_init(&p->untrusted, false);
+    atomic_init(&p->state, 0);
     p->resync_from_ms = 0;
     p->requests = 0;
     return pthread_mutex_init(&p->lock, NULL) == 0 ? 0 : -ENOMEM;
@@ -30,21 +33,22 @@ void cache_distrust(struct cache_pending *p, long long since_ms)
     if (!p)
         return;
     pthread_mutex_lock(&p->lock);
-    if (!atomic_load_explicit(&p->untrusted, memory_order_relaxed) || since_ms < p->resync_from_ms)
+    if (!(atomic_load_explicit(&p->state, memory_order_relaxed) & UNTRUSTED) ||
+        since_ms < p->resync_from_ms)
         p->resync_from_ms = since_ms;
     p->requests++;
-    atomic_store_explicit(&p->untrusted, true, memory_order_release);
+    atomic_fetch_or_explicit(&p->state, UNTRUSTED, memory_order_release);
     pthread_mutex_unlock(&p->lock);
 }
 
 bool cache_resync_wanted(struct cache_pending *p, long long *since_ms, unsigned *ticket)
 {
-    if (!atomic_load_explicit(&p->untrusted, memory_order_acquire))
+    if (!(atomic_load_explicit(&p->state, memory_order_acquire) & UNTRUSTED))
         return false;
     pthread_mutex_lock(&p->lock);
     *since_ms = p->resync_from_ms;
     *ticket = p->requests;
-    bool wanted = atomic_load_explicit(&p->untrusted, memory_order_relaxed);
+    bool wanted = atomic_load_explicit(&p->state, memory_order_relaxed) & UNTRUSTED;
     pthread_mutex_unlock(&p->lock);
     return wanted;
 }
@@ -54,7 +58,7 @@ bool cache_trust(struct cache_pending *p, unsigned ticket)
     pthread_mutex_lock(&p->lock);
     bool current = p->requests == ticket;
     if (current)
-        atomic_store_explicit(&p->untrusted, false, memory_order_release);
+        atomic_fetch_and_explicit(&p->state, ~UNTRUSTED, memory_order_release);
     pthread_mutex_unlock(&p->lock);
     return current;
 }
@@ -69,10 +73,10 @@ static void remember(struct cache_pending *p, const char *key)
     if (!p)
         return;
     pthread_mutex_lock(&p->lock);
-    size_t n = atomic_load_explicit(&p->count, memory_order_relaxed);
+    size_t n = atomic_load_explicit(&p->state, memory_order_relaxed) & ~UNTRUSTED;
     if (n < CACHE_PENDING_MAX) {
         snprintf(p->keys[n], sizeof(p->keys[n]), "%s", key);
-        atomic_store_explicit(&p->count, n + 1, memory_order_release);
+        atomic_fetch_add_explicit(&p->state, 1, memory_order_release);
     } else {
         log_error("redis: more than %d creates wait for redis; %s may answer 404 for up to "
                   "NEGATIVE_TTL once it is back",
@@ -82,18 +86,19 @@ static void remember(struct cache_pending *p, const char *key)
 }
 
 /* The prepare hook: refuses Redis while it is distrusted, then drops the entries of links
- * created while Redis could not be reached, before the connection serves anything. Two
- * atomic loads when there is nothing to do. */
+ * created while Redis could not be reached, before the connection serves anything. One
+ * atomic load when there is nothing to do. */
 static int drain(struct redis *r, void *ctx)
 {
     struct cache_pending *p = ctx;
     char key[KEY_MAX_LEN + 1];
+    size_t state;
 
-    if (atomic_load_explicit(&p->untrusted, memory_order_acquire))
-        return -EAGAIN;
-    while (atomic_load_explicit(&p->count, memory_order_acquire) > 0) {
+    while ((state = atomic_load_explicit(&p->state, memory_order_acquire)) != 0) {
+        if (state & UNTRUSTED)
+            return -EAGAIN;
         pthread_mutex_lock(&p->lock);
-        size_t n = atomic_load_explicit(&p->count, memory_order_relaxed);
+        size_t n = atomic_load_explicit(&p->state, memory_order_relaxed) & ~UNTRUSTED;
         if (n == 0) {
             pthread_mutex_unlock(&p->lock);
             break;
@@ -105,11 +110,11 @@ static int drain(struct redis *r, void *ctx)
             return -EAGAIN;
         /* Remove it only now; another thread may have drained it too, which is harmless. */
         pthread_mutex_lock(&p->lock);
-        n = atomic_load_explicit(&p->count, memory_order_relaxed);
+        n = atomic_load_explicit(&p->state, memory_order_relaxed) & ~UNTRUSTED;
         for (size_t i = n; i-- > 0;)
             if (strcmp(p->keys[i], key) == 0) {
                 memcpy(p->keys[i], p->keys[n - 1], sizeof(p->keys[i]));
-                atomic_store_explicit(&p->count, n - 1, memory_order_release);
+                atomic_fetch_sub_explicit(&p->state, 1, memory_order_release);
                 break;
             }
         pthread_mutex_unlock(&p->lock);

@@ -25,7 +25,7 @@ static const struct config_opt options[] = {
     OPT_STR("DATABASE_READ_URL", "database-read-url", "",
             "a read replica's conninfo or URI, for redirect look-ups; empty: none",
             database_read_url),
-    OPT_INT("DATABASE_READ_MAX_LAG_MS", "database-read-max-lag-ms", 0, 60000, "2000",
+    OPT_INT("DATABASE_READ_MAX_LAG_MS", "database-read-max-lag-ms", 0, 60000, "10000",
             "a link found on the replica is trusted only while the replica replayed a commit "
             "this recently (ms); else the primary is asked",
             database_read_max_lag_ms),

@@ -114,3 +114,17 @@ def test_5000_deletes_while_redis_is_down_reach_every_server(ostack):
 
 def test_the_server_that_deleted_dies_before_redis_is_back(ostack):
     run_outage(ostack, kill_deleter=True)
+
+
+def test_cleanup_keeps_the_journal_for_31_days(ostack):
+    """shortenerctl cleanup drops journal rows no resync can need (older than 31 days: CACHE_TTL
+    is at most 30) and keeps the rest."""
+    c = stk.Client(ostack.server, ostack.create_apikey()[0])
+    key = c.create_ok("https://example.com/journal")["key"]
+    assert c.delete(key).status_code == 204
+    ostack.psql("INSERT INTO link_changes (key, changed_at) VALUES ('old-one', now() - interval "
+                "'32 days'), ('recent-one', now() - interval '30 days')")
+    res = ostack.ctl("cleanup")
+    assert res.returncode == 0, res.stderr
+    assert ostack.psql("SELECT string_agg(key, ',' ORDER BY key) FROM link_changes") == \
+        f"{key},recent-one"

@@ -122,6 +122,41 @@ static void test_errors_and_descriptions_hide_the_password(void **state)
     assert_string_equal(redis_target_describe(&t, desc, sizeof(desc)), "unix:///run/r.sock");
 }
 
+static void test_sentinels_parse(void **state)
+{
+    struct redis_target t;
+    char err[256];
+    (void)state;
+    assert_int_equal(parse("redis://:pw@ignored:1/2", &t), 0);
+    assert_int_equal(redis_target_set_sentinels(&t, "", "", err, sizeof(err)), 0);
+    assert_int_equal(t.nsentinels, 0);
+    assert_int_equal(redis_target_set_sentinels(&t, "a:26380, [::1]:7 ,b, [fe80::1]", "mymaster",
+                                                err, sizeof(err)),
+                     0);
+    assert_int_equal(t.nsentinels, 4);
+    assert_string_equal(t.sentinels[0].host, "a");
+    assert_int_equal(t.sentinels[0].port, 26380);
+    assert_string_equal(t.sentinels[1].host, "::1");
+    assert_int_equal(t.sentinels[1].port, 7);
+    assert_string_equal(t.sentinels[2].host, "b");
+    assert_int_equal(t.sentinels[2].port, 26379);
+    assert_string_equal(t.sentinels[3].host, "fe80::1");
+    assert_string_equal(t.master_name, "mymaster");
+    /* The password and database stay, for the master. */
+    assert_string_equal(t.password, "pw");
+    assert_int_equal(t.db, 2);
+    const char *bad[][2] = {{"a:1", ""},      {"", "m"},         {"a:0", "m"},
+                            {"a:65536", "m"}, {"a:1,,b:2", "m"}, {"[::1", "m"},
+                            {"[::1]x", "m"},  {"a:x", "m"},      {"a:1", "two words"},
+                            {":26379", "m"},  {"a:-1", "m"},     {"a:1,", "m"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        assert_int_equal(redis_target_set_sentinels(&t, bad[i][0], bad[i][1], err, sizeof(err)),
+                         -EINVAL);
+        assert_true(strstr(err, "REDIS_") != NULL);
+    }
+}
+
 static void test_resolve_answers_the_configured_address(void **state)
 {
     struct redis_target t;
@@ -395,6 +430,7 @@ int main(void)
     const struct CMUnitTest parsing[] = {
         cmocka_unit_test(test_tcp_forms),
         cmocka_unit_test(test_unix_form),
+        cmocka_unit_test(test_sentinels_parse),
         cmocka_unit_test(test_rejects_malformed),
         cmocka_unit_test(test_rejects_oversized_parts),
         cmocka_unit_test(test_errors_and_descriptions_hide_the_password),
