@@ -50,7 +50,7 @@ TEST_HELPERS := $(BUILD)/tests/integration/gcra_twin
 PYTEST := /usr/bin/python3 -m pytest
 
 .PHONY: all deps asan unit integration test check-format format banned cppcheck fuzz run up down \
-	check-units fuzz-bins fuzz-long dr-drill soak web-test \
+	check-units fuzz-bins fuzz-long dr-drill soak web-test cluster-up cluster-down cluster-test \
 	clean help bench bench-bins openapi-lint
 all: $(PROGRAMS) $(TEST_HELPERS)
 
@@ -64,6 +64,8 @@ help:
 	@echo "make bench      load benchmarks against their references (wrk, nginx, pgbench; ~12 min)"
 	@echo "make fuzz-long  every fuzz target for FUZZ_SECONDS (3600) in all, findings listed"
 	@echo "make dr-drill   back up, destroy and restore PostgreSQL to a point in time, check every link"
+	@echo "make cluster-up / cluster-down  HAProxy, 3 shorteners, 2 kgs, Patroni + etcd, Redis + Sentinel under var/cluster"
+	@echo "make cluster-test  the cluster's fault tests (kill -9 one part at a time under load)"
 
 # Installs the Debian packages the build, the local stack and the tests need (apt-get, as
 # root or through sudo); does nothing when they are all there.
@@ -213,6 +215,8 @@ test: deps
 	$(MAKE) web-test
 	@echo "== integration tests, ASan+UBSan build"
 	$(MAKE) SANITIZE=1 integration
+	@echo "== cluster fault tests, plain build"
+	$(MAKE) cluster-test
 
 # The OpenAPI description, linted by Redocly CLI (redocly.yaml) from the npm registry, pinned in
 # package-lock.json; npm ci runs again only when the lock file is newer than node_modules.
@@ -321,3 +325,17 @@ clean:
 	rm -rf build bin
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# Several shorteners and kgs behind HAProxy, PostgreSQL under Patroni + etcd with a synchronous
+# standby, Redis under Sentinel, all on loopback under var/cluster (deploy/cluster/cluster.py).
+cluster-up: deps all
+	deploy/cluster/cluster.py up
+
+cluster-down:
+	deploy/cluster/cluster.py down
+
+# The fault tests (tests/cluster/): their own cluster in a temporary directory on free ports.
+# What they measured is printed and kept in build/cluster-results.json.
+cluster-test: all
+	SHORTENER_BIN_DIR=$(abspath $(BINDIR)) \
+		$(PYTEST) -q -s -p no:cacheprovider tests/cluster

@@ -12,7 +12,8 @@ Settings (environment):
   BENCH_ONLY     run only these groups of rows (for working on the bench): cached (with nginx,
                  the ceilings and redis-path), uncached, create, links (bulk creates,
                  max_visits and password links), kgs, live (SSE watchers), cleanup, web
-                 (GET / against nginx serving the same bytes, QR codes), zipf
+                 (GET / against nginx serving the same bytes, QR codes), zipf, cluster (HAProxy,
+                 3 shorteners, Patroni with a synchronous standby)
   BENCH_LIVE_WATCHERS  live counter streams of the live group (default 10000)
   BENCH_ZIPF_LINKS  links of the zipf group, loaded after every other group (default 10000000)
   BENCH_ZIPF_DRAWS  requests precomputed for it, Zipf(1.0) over those links (default 4000000)
@@ -44,6 +45,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
+sys.path.insert(0, str(REPO / "deploy" / "cluster"))
 import stack as st  # noqa: E402 - needs the path above
 
 BENCH_BIN = Path(os.environ.get("BENCH_BIN_DIR") or REPO / "build" / "release" / "bench")
@@ -97,6 +99,8 @@ TARGETS = {
     "analytics": "≥ 0.95× analytics off",
     "stats": "≤ 50 ms",
     "live": "≥ 0.9× without watchers; gap ≤ LIVE_INTERVAL_MS + 500 ms; ≤ 20 KB RSS per watcher",
+    "cluster cached": "(reported)",
+    "cluster create": "(reported)",
 }
 # The stats row: one link with this many visits spread over the last year.
 STATS_VISITS = 10_000_000
@@ -541,7 +545,8 @@ http {{
                  "create": self.create_rows, "links": self.links_rows, "kgs": self.kgs_row,
                  "analytics": self.analytics_rows, "stats": self.stats_row,
                  "live": self.live_rows, "cleanup": self.cleanup_row,
-                 "web": self.web_rows, "zipf": self.zipf_rows}
+                 "web": self.web_rows, "zipf": self.zipf_rows,
+                 "cluster": self.cluster_rows}
         for name, step in steps.items():
             if ONLY and name not in ONLY:
                 continue
