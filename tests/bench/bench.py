@@ -545,8 +545,8 @@ http {{
                  "create": self.create_rows, "links": self.links_rows, "kgs": self.kgs_row,
                  "analytics": self.analytics_rows, "stats": self.stats_row,
                  "live": self.live_rows, "cleanup": self.cleanup_row,
-                 "web": self.web_rows, "zipf": self.zipf_rows,
-                 "cluster": self.cluster_rows}
+                 "web": self.web_rows, "cluster": self.cluster_rows,
+                 "zipf": self.zipf_rows}
         for name, step in steps.items():
             if ONLY and name not in ONLY:
                 continue
