@@ -326,8 +326,9 @@ static int connect_and_prepare(struct store *st)
      * thousands): starting parallel workers would only add their start-up to each. A replica
      * takes no writes, so it has no commits to make durable. */
     if (db_exec(st->conn,
-                st->replica ? "SET max_parallel_workers_per_gather = 0"
-                            : "SET synchronous_commit = on; SET max_parallel_workers_per_gather = 0",
+                st->replica
+                    ? "SET max_parallel_workers_per_gather = 0"
+                    : "SET synchronous_commit = on; SET max_parallel_workers_per_gather = 0",
                 st->error, sizeof(st->error)) < 0) {
         log_error("postgres: %s", st->error);
         disconnect(st);
