@@ -93,6 +93,7 @@ class Soak:
         self.created_lock = threading.Lock()
         self.violations = []  # deleted links served
         self.wrong_404 = []  # (key, when) of existing links answered 404
+        self.deleting = set()  # keys whose DELETE has been sent
         self.faults = []
         self.servers = []
 
@@ -153,7 +154,8 @@ class Soak:
                 continue
             good = r is not None and 300 <= r.status_code < 400
             if not good and r is not None and r.status_code == 404 \
-                    and not key.startswith("soak") and key not in self.created:
+                    and not key.startswith("soak") and (key not in self.created or
+                                                        key in self.deleting):
                 continue  # deleted while this redirect was on its way: not a failure
             if r is not None and r.status_code == 404 and len(self.wrong_404) < 20:
                 self.wrong_404.append((key, time.strftime("%H:%M:%S")))  # it does exist
@@ -185,6 +187,7 @@ class Soak:
             elif self.created:
                 with self.created_lock:
                     k = rng.choice(list(itertools.islice(reversed(self.created), 1000)))
+                self.deleting.add(k)
                 r, ms, err, _ = self.request("DELETE", f"/api/v1/urls/{k}", headers=h, s=s)
                 good = r is not None and r.status_code in (204, 404)
                 # A 404 is a DELETE that a server which then died had done already (the client
