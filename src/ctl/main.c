@@ -52,10 +52,15 @@ struct ctl_config {
 static int ctl_redis_target(const struct ctl_config *cfg, struct redis_target *t, char *err,
                             size_t errlen)
 {
-    int rc = redis_target_parse(cfg->redis_url, t, err, errlen);
-    return rc < 0 ? rc
-                  : redis_target_set_sentinels(t, cfg->redis_sentinels, cfg->redis_master_name, err,
-                                               errlen);
+    char why[300];
+    int rc = redis_target_parse(cfg->redis_url, t, why, sizeof(why));
+
+    if (rc < 0) {
+        snprintf(err, errlen, "invalid REDIS_URL %s", why);
+        return rc;
+    }
+    /* Its messages name the settings themselves. */
+    return redis_target_set_sentinels(t, cfg->redis_sentinels, cfg->redis_master_name, err, errlen);
 }
 
 #define T struct ctl_config
@@ -471,7 +476,7 @@ static int cmd_cleanup(struct ctl *ctl, const union command_opts *o, int nargs, 
         return 0;
     }
     if (ctl_redis_target(cfg, &target, err, sizeof(err)) < 0) {
-        fprintf(stderr, "shortenerctl: invalid %s\n", err);
+        fprintf(stderr, "shortenerctl: %s\n", err);
         return 2;
     }
     ctx.redis = redis_new(&target);
