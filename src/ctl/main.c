@@ -50,10 +50,14 @@ struct ctl_config {
 static int ctl_redis_target(const struct ctl_config *cfg, struct redis_target *t, char *err,
                             size_t errlen)
 {
-    int rc = redis_target_parse(cfg->redis_url, t, err, errlen);
-    return rc < 0 ? rc
-                  : redis_target_set_sentinels(t, cfg->redis_sentinels, cfg->redis_master_name, err,
-                                               errlen);
+    char why[400];
+    int rc = redis_target_parse(cfg->redis_url, t, why, sizeof(why));
+
+    if (rc < 0) {
+        snprintf(err, errlen, "REDIS_URL %s", why);
+        return rc;
+    }
+    return redis_target_set_sentinels(t, cfg->redis_sentinels, cfg->redis_master_name, err, errlen);
 }
 
 #define T struct ctl_config
