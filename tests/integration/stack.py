@@ -329,6 +329,7 @@ class Postgres:
         roles = ["shortener", *LOGIN_ROLES, *EXTRA_LOGIN_ROLES]
         ident = "".join(f"stack {u} {r}\n" for u in users for r in roles)
         hba = ("local all all peer map=stack\n"
+               "local replication all peer map=stack\n"
                "host all all 127.0.0.1/32 scram-sha-256\n"
                "host all all ::1/128 scram-sha-256\n")
         for name, text in (("pg_ident.conf", ident), ("pg_hba.conf", hba)):
@@ -345,7 +346,9 @@ class Postgres:
                       f" THEN CREATE ROLE {role} LOGIN IN ROLE {group}; END IF; END $$")
 
     def start(self):
-        opts = f"-k {self.sockdir} -c listen_addresses='' -c fsync=on"
+        # Each server holds about ten connections (request threads, link writers, visits,
+        # analytics, resync); tests run several servers on one cluster at once.
+        opts = f"-k {self.sockdir} -c listen_addresses='' -c fsync=on -c max_connections=400"
         self._run([PG_BIN / "pg_ctl", "-D", self.data, "-o", opts, "-l", self.log_path,
                    "-w", "-t", "60", "start"])
         self.running = True
