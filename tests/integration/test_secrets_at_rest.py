@@ -22,7 +22,11 @@ def st():
 
 def test_the_test_clusters_postgres_trusts_nobody(st):
     assert st.psql("SELECT count(*) FROM pg_hba_file_rules WHERE auth_method = 'trust'") == "0"
-    assert st.psql("SELECT count(*) FROM pg_hba_file_rules WHERE auth_method = 'peer'") == "1"
+    # Peer, through the stack's map, for every database and for replication (replica tests).
+    assert st.psql("SELECT string_agg(array_to_string(database, ',') || ' ' || auth_method || ' '"
+                   " || array_to_string(options, ','), '; ' ORDER BY line_number)"
+                   " FROM pg_hba_file_rules WHERE type = 'local'") == \
+        "all peer map=stack; replication peer map=stack"
     # A role that exists but is not mapped for this user is refused.
     st.psql("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'unmapped') "
             "THEN CREATE ROLE unmapped LOGIN; END IF; END $$")
