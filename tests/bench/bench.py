@@ -1137,6 +1137,125 @@ CROSS JOIN LATERAL (
         row["cleanup_seconds"] = round(took, 1)
         log(f"{name}: {row['rps']:.0f} req/s; {note}")
 
+    # ------------------------------------------------------------ cluster group
+
+    def cluster_rows(self):
+        """The cluster of `make cluster-up` on free ports: cached redirects through HAProxy to
+        3 shorteners against the same HAProxy setup in front of nginx `return 301`, and
+        durable creates through HAProxy (synchronous standby) against pgbench through the same
+        primary frontend."""
+        import cluster as cl
+        leases = [st.PortLease() for _ in cl.DEFAULT_PORTS]
+        ports = {n: lease.port for n, lease in zip(cl.DEFAULT_PORTS, leases)}
+        c = cl.Cluster(self.stack.root / "cluster", ports=ports, bin_dir=st.BIN_DIR)
+        c.extra_shortener_env = {"THREADS": THREADS, "LOG_LEVEL": "warn", "NEGATIVE_TTL": 5}
+        try:
+            self._cluster_rows(c, cl)
+        finally:
+            c.down()
+            for lease in leases:
+                lease.release()
+
+    def _cluster_rows(self, c, cl):
+        t0 = time.monotonic()
+        c.up()
+        log(f"cluster up in {time.monotonic() - t0:.1f}s (features {c.features})")
+        n = min(LINKS, 100000)
+        c.psql(f"INSERT INTO urls (key, url, expires_at) SELECT k, "
+               f"'https://example.com/bench/' || k, now() + interval '365 days' "
+               f"FROM ({self.key_sql(1, n)}) s")
+        if c.psql("SELECT to_regclass('link_keys') IS NOT NULL") == "t":
+            c.psql("INSERT INTO link_keys (key) SELECT key FROM urls ON CONFLICT DO NOTHING")
+        c.psql("VACUUM ANALYZE urls")
+        keyfile = c.root / "keys.txt"
+        keyfile.write_text("\n".join(c.psql("SELECT key FROM urls").split()) + "\n")
+        front = f"http://127.0.0.1:{c.ports['http']}"
+        # Every key once through each instance, so every instance's cache holds it; what
+        # that costs the Redis master is the hot set's memory per link (docs/scaling.md).
+        def used_memory():
+            info = cl.redis_cmd(c.ports["redis_master"], "INFO", "memory")
+            return int(re.search(r"^used_memory:(\d+)", info, re.M).group(1))
+        before = used_memory()
+        for i in range(1, cl.N_SHORTENERS + 1):
+            self.warm(f"http://127.0.0.1:{c.ports[f'shortener{i}']}", keyfile, n)
+        url_len = c.psql("SELECT round(avg(length(url))) FROM urls")
+        self.notes.append(f"cluster: Redis used_memory grew {(used_memory() - before) / n:.0f} "
+                          f"bytes per cached link ({n} links, URLs of {url_len} characters)")
+        nginx, nginx_url = self.start_nginx()
+        lease = st.PortLease()
+        hconf = c.root / "haproxy-nginx.cfg"
+        nport = nginx_url.rsplit(":", 1)[1]
+        # The same frontend and backend settings as the cluster's, in front of nginx.
+        text = c.haproxy_config()
+        glob, _, rest = text.partition("frontend web")
+        defaults = glob.split("global", 1)[1].split("defaults", 1)[1]
+        hconf.write_text(f"""global
+    maxconn 4096
+defaults{defaults}
+frontend web
+    bind 127.0.0.1:{lease.port}
+    http-request del-header X-Forwarded-For
+    option forwardfor
+    default_backend nginx
+backend nginx
+    option httpchk GET /readyz
+    http-check expect status 301
+    retry-on conn-failure empty-response response-timeout
+    http-reuse safe
+    default-server inter {c.timings['check_ms']} rise 2 fall 2
+    server n1 127.0.0.1:{nport} check
+""")
+        hap = Extra("haproxy-nginx", ["haproxy", "-db", "-f", str(hconf)], self.stack.root)
+        try:
+            wait_http(lease.port, hap, "haproxy in front of nginx")
+        finally:
+            lease.release()
+        hap_url = f"http://127.0.0.1:{lease.port}"
+        redirect = ["random", keyfile]
+        hpid = c.pid("haproxy")
+        for conns in CONNS:
+            ref, row = measure([
+                wrk_subject("HAProxy → nginx return 301", hap_url, hap.pid, conns, redirect),
+                wrk_subject("cluster cached (HAProxy → 3)", front, hpid, conns, redirect)], conns)
+            self.add(ref)
+            self.add(row, ref, TARGETS["cluster cached"])
+        nginx.stop()
+        hap.stop()
+
+        c.psql("CREATE TABLE IF NOT EXISTS bench_insert (LIKE urls INCLUDING ALL)")
+        script = c.root / "insert.sql"
+        script.write_text(
+            "\\set r random(1, 1000000000000)\n"
+            "INSERT INTO bench_insert (key, url, expires_at) VALUES "
+            "(substr(md5(:r::text || random()::text), 1, 12), "
+            "'https://example.com/bench/' || :r, now() + interval '365 days') "
+            "ON CONFLICT (key) DO NOTHING;\n")
+        res = c.ctl("apikey", "create", "bench-cluster", "--rate", "1000000/s")
+        if res.returncode != 0:
+            raise RuntimeError(f"apikey create: {res.stdout}{res.stderr}")
+        key = res.stdout.strip().splitlines()[-1]
+        primary = c.primary_node()
+        sync = c.psql("SHOW synchronous_standby_names")
+        note = f"synchronous_standby_names = {sync!r} on pg{primary}"
+
+        def bench_pg(secs):
+            argv = [str(st.PG_BIN / "pgbench"), "-n", "-M", "prepared", "-c", "8", "-j", "2",
+                    "-T", str(secs), "-f", str(script), "-h", "127.0.0.1",
+                    "-p", str(c.ports["pg_primary"]), "-U", "shortener", "shortener"]
+            res = subprocess.run(argv, capture_output=True, text=True, timeout=secs + 60,
+                                 env=st.base_env(), stdin=subprocess.DEVNULL)
+            tps = re.search(r"^tps = ([\d.]+)", res.stdout, re.M)
+            if res.returncode != 0 or not tps:
+                raise RuntimeError(f"pgbench failed ({res.returncode}):\n{res.stdout}"
+                                   f"\n{res.stderr}")
+            return {"rps": float(tps.group(1)), "errors": 0}
+        ref, row = measure([
+            Subject("pgbench INSERT via HAProxy, sync standby (8)", None, bench_pg, conns=8),
+            wrk_subject("cluster create (HAProxy → 3)", front, hpid, CREATE_CONNS,
+                        ["create", "-", key])], CREATE_CONNS)
+        self.add(ref, note=note)
+        self.add(row, ref, TARGETS["cluster create"], note)
+
     # ------------------------------------------------------------ zipf group
 
     @staticmethod
