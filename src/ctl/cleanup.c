@@ -74,6 +74,30 @@ static const char *const stats_sql[] = {
     " WHERE day < (now() AT TIME ZONE 'UTC')::date - $2::int LIMIT $1 FOR UPDATE SKIP LOCKED))",
 };
 
+/* Runs the prepared one-parameter DELETE stmt until a batch comes back short, adding the
+ * rows to *count (may be NULL). Returns 0, or -EIO with err set to what, and why. */
+static int delete_batches(PGconn *conn, const char *stmt, const char *const *params,
+                          const struct cleanup_opts *o, long long *count, const char *what,
+                          char *err, size_t errlen)
+{
+    for (;;) {
+        PGresult *res = PQexecPrepared(conn, stmt, 1, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            PQclear(res);
+            fail(conn, what, err, errlen);
+            return -EIO;
+        }
+        long long n = strtoll(PQcmdTuples(res), NULL, 10);
+        PQclear(res);
+        if (count)
+            *count += n;
+        if (n < o->batch)
+            return 0;
+        if (o->pause_ms > 0)
+            poll(NULL, 0, (int)o->pause_ms);
+    }
+}
+
 /* Deletes old visit aggregates, table by table, batch by batch. */
 static int cleanup_stats(PGconn *conn, const struct cleanup_opts *o, const char *limit,
                          const struct cleanup_hooks *hooks, struct cleanup_result *out, char *err,
@@ -200,37 +224,14 @@ int cleanup_run(PGconn *conn, const struct cleanup_opts *o, const struct cleanup
         if (o->pause_ms > 0)
             poll(NULL, 0, (int)o->pause_ms);
     }
-    /* Then the idempotency records, unless the run was told to stop. */
-    while (out->end == CLEANUP_DONE) {
-        res = PQexecPrepared(conn, "cleanup_idempotency", 1, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            fail(conn, "deleting old idempotency records failed", err, errlen);
-            goto out;
-        }
-        long long n = strtoll(PQcmdTuples(res), NULL, 10);
-        PQclear(res);
-        res = NULL;
-        out->idempotency_rows += n;
-        if (n < o->batch)
-            break;
-        if (o->pause_ms > 0)
-            poll(NULL, 0, (int)o->pause_ms);
-    }
-    /* And the journal of changes past any use. */
-    while (out->end == CLEANUP_DONE) {
-        res = PQexecPrepared(conn, "cleanup_changes", 1, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            fail(conn, "deleting old link changes failed", err, errlen);
-            goto out;
-        }
-        long long n = strtoll(PQcmdTuples(res), NULL, 10);
-        PQclear(res);
-        res = NULL;
-        if (n < o->batch)
-            break;
-        if (o->pause_ms > 0)
-            poll(NULL, 0, (int)o->pause_ms);
-    }
+    /* Then the idempotency records and the journal of changes past any use, unless the run
+     * was told to stop. */
+    if (out->end == CLEANUP_DONE &&
+        (delete_batches(conn, "cleanup_idempotency", params, o, &out->idempotency_rows,
+                        "deleting old idempotency records failed", err, errlen) < 0 ||
+         delete_batches(conn, "cleanup_changes", params, o, NULL,
+                        "deleting old link changes failed", err, errlen) < 0))
+        goto out;
     if (out->end == CLEANUP_DONE && o->stats_retention_days > 0 &&
         cleanup_stats(conn, o, limit, hooks, out, err, errlen) < 0)
         goto out;
