@@ -92,7 +92,9 @@ class Soak:
         self.deleted = {}  # key -> time the 204 came back
         self.created_lock = threading.Lock()
         self.violations = []  # deleted links served
-        self.wrong_404 = []  # (key, when) of existing links answered 404
+        self.wrong_404 = []  # (key, when, server, body) of existing links answered 404
+        self.acked = {}  # key -> (time its 201 came back, the server that sent it)
+        self.wrong_target = []  # (key, Location) of redirects elsewhere than the link's URL
         self.deleting = set()  # keys whose DELETE has been sent
         self.faults = []
         self.servers = []
@@ -112,6 +114,7 @@ class Soak:
             try:
                 r = s.request(method, sh.base_url + path, headers=headers, json=json_body,
                               timeout=TIMEOUT, allow_redirects=False)
+                r.server = sh.base_url
                 return r, (time.perf_counter() - t0) * 1000, None, sent
             except requests.Timeout:
                 err = "timeout"
@@ -132,6 +135,7 @@ class Soak:
         while not self.stop.is_set():
             dice = rng.random()
             check_deleted = None
+            want = None
             if dice < 0.02 and self.deleted:
                 with self.created_lock:
                     check_deleted = rng.choice(list(self.deleted.keys())[-500:])
@@ -139,8 +143,10 @@ class Soak:
             elif dice < 0.12 and self.created:
                 with self.created_lock:
                     key = rng.choice(list(itertools.islice(reversed(self.created), 500)))
+                    want = self.created.get(key)
             elif zipf:
                 key = f"soak{zipf.draw()}"
+                want = "https://example.com/zipf/" + key
             else:
                 continue
             r, ms, err, sent = self.request("GET", "/" + key, s=s)
@@ -153,12 +159,16 @@ class Soak:
                                   ms, self.kind(r, err))
                 continue
             good = r is not None and 300 <= r.status_code < 400
+            if good and r.headers.get("Location") != want and len(self.wrong_target) < 20:
+                self.wrong_target.append((key, r.headers.get("Location")))
             if not good and r is not None and r.status_code == 404 \
                     and not key.startswith("soak") and (key not in self.created or
                                                         key in self.deleting):
                 continue  # deleted while this redirect was on its way: not a failure
             if r is not None and r.status_code == 404 and len(self.wrong_404) < 20:
-                self.wrong_404.append((key, time.strftime("%H:%M:%S")))  # it does exist
+                # It does exist: what is needed to find out why, kept for the report.
+                when = time.strftime("%H:%M:%S", time.localtime(sent)) + f".{int(sent % 1 * 1000):03d}"
+                self.wrong_404.append((key, when, r.server, r.text[:200]))
             self.stats.record("redirect", good, ms, self.kind(r, err))
 
     def api(self, key):
@@ -177,6 +187,7 @@ class Soak:
                 if good:
                     with self.created_lock:
                         self.created[r.json()["key"]] = url
+                        self.acked[r.json()["key"]] = (time.time(), r.server)
                 self.stats.record("create", good, ms, self.kind(r, err))
             elif dice < 0.8 and self.created:
                 with self.created_lock:
@@ -344,10 +355,22 @@ class Soak:
                   ("acknowledged links not redirecting at the end (first 2000)", not_redirecting),
                   ("deleted links served during the run (after their 204)", self.violations),
                   ("deleted links still served at the end", still_served),
-                  ("existing links answered 404 during the run", self.wrong_404)]
+                  ("existing links answered 404 during the run", self.wrong_404),
+                  ("redirects to another URL than the link's", self.wrong_target)]
         for name, items in checks:
             lines.append(f"{name}: {len(items)}" + (f" e.g. {items[:5]}" if items else ""))
             ok &= not items
+        for key, *_ in self.wrong_404[:5]:
+            acked = self.acked.get(key)
+            if acked:
+                lines.append(f"  {key}: 201 from {acked[1]} at "
+                             f"{time.strftime('%H:%M:%S', time.localtime(acked[0]))}"
+                             f".{int(acked[0] % 1 * 1000):03d}")
+            lines.append(f"  {key}: created_at " + self.st.psql(
+                f"SELECT created_at FROM urls WHERE key = '{key}'") + "; server log lines:")
+            for sh in self.st.shorteners:
+                lines += [f"    {sh.base_url}: {line}" for line in sh.proc.log_text().splitlines()
+                          if key in line][:10]
         lines.append("RESULT: " + ("PASS" if ok else "FAIL"))
         text = "\n".join(lines)
         print("\n" + text, flush=True)
