@@ -333,12 +333,30 @@ def summarize(name, conns, results):
     }
 
 
-def pgbench(pg, script, clients, seconds):
+# The reference for durable creates: pgbench runs this single-row INSERT, prepared.
+INSERT_SCRIPT = (
+    "\\set r random(1, 1000000000000)\n"
+    "INSERT INTO bench_insert (key, url, expires_at) VALUES "
+    "(substr(md5(:r::text || random()::text), 1, 12), "
+    "'https://example.com/bench/' || :r, now() + interval '365 days') "
+    "ON CONFLICT (key) DO NOTHING;\n")
+
+
+def insert_script(psql, root):
+    """Creates the table INSERT_SCRIPT writes to (through psql) and the script under root;
+    returns the script's path."""
+    psql("CREATE TABLE IF NOT EXISTS bench_insert (LIKE urls INCLUDING ALL)")
+    script = root / "insert.sql"
+    script.write_text(INSERT_SCRIPT)
+    return script
+
+
+def pgbench(where, script, clients, seconds):
+    """pgbench's tps on script; where is its connection arguments (-h, -p)."""
     argv = [str(st.PG_BIN / "pgbench"), "-n", "-M", "prepared", "-c", str(clients), "-j", "2",
-            "-T", str(seconds), "-f", str(script), "-h", str(pg.sockdir), "-U", "shortener",
-            "shortener"]
+            "-T", str(seconds), "-f", str(script), *where, "-U", "shortener", "shortener"]
     res = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60,
-                         env=st.base_env(), stdin=subprocess.DEVNULL, cwd=pg.root)
+                         env=st.base_env(), stdin=subprocess.DEVNULL, cwd=script.parent)
     tps = re.search(r"^tps = ([\d.]+)", res.stdout, re.M)
     lat = re.search(r"^latency average = ([\d.]+) ms", res.stdout, re.M)
     failed = re.search(r"^number of failed transactions: (\d+)", res.stdout, re.M)
@@ -609,14 +627,7 @@ http {{
             self.add(row, ceiling_row, TARGETS["uncached"])
 
     def create_rows(self):
-        self.psql("CREATE TABLE IF NOT EXISTS bench_insert (LIKE urls INCLUDING ALL)")
-        script = self.stack.root / "insert.sql"
-        script.write_text(
-            "\\set r random(1, 1000000000000)\n"
-            "INSERT INTO bench_insert (key, url, expires_at) VALUES "
-            "(substr(md5(:r::text || random()::text), 1, 12), "
-            "'https://example.com/bench/' || :r, now() + interval '365 days') "
-            "ON CONFLICT (key) DO NOTHING;\n")
+        script = insert_script(self.psql, self.stack.root)
         sync = self.psql("SHOW synchronous_commit")
         if sync != "on":
             self.notes.append(f"synchronous_commit is {sync}, not on")
@@ -625,7 +636,8 @@ http {{
         srv = self.restart_server()
         subjects = [
             Subject("pgbench INSERT (8 clients)", None,
-                    lambda secs: pgbench(self.stack.pg, script, 8, secs), conns=8),
+                    lambda secs: pgbench(["-h", str(self.stack.pg.sockdir)], script, 8,
+                                         secs), conns=8),
             wrk_subject("create", srv.base_url, srv.proc.pid, CREATE_CONNS, args)]
         limits = self.supports("RATE_LIMITS")
         if limits:
@@ -1225,14 +1237,7 @@ backend nginx
         nginx.stop()
         hap.stop()
 
-        c.psql("CREATE TABLE IF NOT EXISTS bench_insert (LIKE urls INCLUDING ALL)")
-        script = c.root / "insert.sql"
-        script.write_text(
-            "\\set r random(1, 1000000000000)\n"
-            "INSERT INTO bench_insert (key, url, expires_at) VALUES "
-            "(substr(md5(:r::text || random()::text), 1, 12), "
-            "'https://example.com/bench/' || :r, now() + interval '365 days') "
-            "ON CONFLICT (key) DO NOTHING;\n")
+        script = insert_script(c.psql, c.root)
         res = c.ctl("apikey", "create", "bench-cluster", "--rate", "1000000/s")
         if res.returncode != 0:
             raise RuntimeError(f"apikey create: {res.stdout}{res.stderr}")
@@ -1241,19 +1246,10 @@ backend nginx
         sync = c.psql("SHOW synchronous_standby_names")
         note = f"synchronous_standby_names = {sync!r} on pg{primary}"
 
-        def bench_pg(secs):
-            argv = [str(st.PG_BIN / "pgbench"), "-n", "-M", "prepared", "-c", "8", "-j", "2",
-                    "-T", str(secs), "-f", str(script), "-h", "127.0.0.1",
-                    "-p", str(c.ports["pg_primary"]), "-U", "shortener", "shortener"]
-            res = subprocess.run(argv, capture_output=True, text=True, timeout=secs + 60,
-                                 env=st.base_env(), stdin=subprocess.DEVNULL)
-            tps = re.search(r"^tps = ([\d.]+)", res.stdout, re.M)
-            if res.returncode != 0 or not tps:
-                raise RuntimeError(f"pgbench failed ({res.returncode}):\n{res.stdout}"
-                                   f"\n{res.stderr}")
-            return {"rps": float(tps.group(1)), "errors": 0}
+        through_haproxy = ["-h", "127.0.0.1", "-p", str(c.ports["pg_primary"])]
         ref, row = measure([
-            Subject("pgbench INSERT via HAProxy, sync standby (8)", None, bench_pg, conns=8),
+            Subject("pgbench INSERT via HAProxy, sync standby (8)", None,
+                    lambda secs: pgbench(through_haproxy, script, 8, secs), conns=8),
             wrk_subject("cluster create (HAProxy → 3)", front, hpid, CREATE_CONNS,
                         ["create", "-", key])], CREATE_CONNS)
         self.add(ref, note=note)

@@ -45,6 +45,11 @@ LATENCY_SLO = {"redirect": (99, 10.0), "create": (99, 100.0), "read": (99, 50.0)
                "delete": (99, 100.0)}
 
 
+def clock(t):
+    """A time.time() value as HH:MM:SS.mmm, local time."""
+    return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t % 1 * 1000):03d}"
+
+
 def say(msg):
     print(f"soak: {msg}", flush=True)
 
@@ -167,8 +172,7 @@ class Soak:
                 continue  # deleted while this redirect was on its way: not a failure
             if r is not None and r.status_code == 404 and len(self.wrong_404) < 20:
                 # It does exist: what is needed to find out why, kept for the report.
-                when = time.strftime("%H:%M:%S", time.localtime(sent)) + f".{int(sent % 1 * 1000):03d}"
-                self.wrong_404.append((key, when, r.server, r.text[:200]))
+                self.wrong_404.append((key, clock(sent), r.server, r.text[:200]))
             self.stats.record("redirect", good, ms, self.kind(r, err))
 
     def api(self, key):
@@ -185,9 +189,10 @@ class Soak:
                                              json_body={"url": url}, s=s)
                 good = r is not None and r.status_code == 201
                 if good:
+                    new_key = r.json()["key"]
                     with self.created_lock:
-                        self.created[r.json()["key"]] = url
-                        self.acked[r.json()["key"]] = (time.time(), r.server)
+                        self.created[new_key] = url
+                        self.acked[new_key] = (time.time(), r.server)
                 self.stats.record("create", good, ms, self.kind(r, err))
             elif dice < 0.8 and self.created:
                 with self.created_lock:
@@ -363,9 +368,7 @@ class Soak:
         for key, *_ in self.wrong_404[:5]:
             acked = self.acked.get(key)
             if acked:
-                lines.append(f"  {key}: 201 from {acked[1]} at "
-                             f"{time.strftime('%H:%M:%S', time.localtime(acked[0]))}"
-                             f".{int(acked[0] % 1 * 1000):03d}")
+                lines.append(f"  {key}: 201 from {acked[1]} at {clock(acked[0])}")
             lines.append(f"  {key}: created_at " + self.st.psql(
                 f"SELECT created_at FROM urls WHERE key = '{key}'") + "; server log lines:")
             for sh in self.st.shorteners:
