@@ -143,9 +143,10 @@ static const struct {
                                " WHERE changed_at > now() - make_interval(secs => $1::float8)"
                                " AND id > $2 ORDER BY id LIMIT $3"},
     /* Two servers adding to overlapping links must lock the rows in one order, or they
-     * deadlock: l takes the row locks in key order (keys are COLLATE "C", the order the
-     * callers sort in) before the update touches any row; MATERIALIZED keeps the planner from
-     * folding it into the update's join, which locks in whatever order the join yields. */
+     * deadlock: l locks them in key order (keys are COLLATE "C", the order the callers sort
+     * in), and the update reaches a row only through l, so after l has locked it (EXPLAIN
+     * shows l read whole first, or as the join's outer side); MATERIALIZED keeps the planner
+     * from folding it into the update's join, which locks in whatever order the join yields. */
     [ST_VISITS] = {"visits", "WITH v AS (SELECT k, n FROM unnest($1::text[], $2::bigint[])"
                              " AS v(k, n)),"
                              " l AS MATERIALIZED (SELECT u.key FROM urls u JOIN v ON u.key = v.k"
