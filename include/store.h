@@ -145,7 +145,8 @@ int store_authenticate(struct store *st, const unsigned char hash[APIKEY_HASH_LE
 int store_changes(struct store *st, double seconds, int64_t *after, size_t limit,
                   char (*keys)[KEY_MAX_LEN + 1], size_t *n);
 
-/* Adds counts[i] visits to keys[i] for i < n, in one statement. */
+/* Adds counts[i] visits to keys[i] for i < n, in one statement. The keys must be distinct;
+ * the rows are locked in key order whatever order they come in. */
 int store_add_visits(struct store *st, const char *const *keys, const int64_t *counts, size_t n);
 
 /* One sum of visit analytics: visits to key in the UTC hour starting at hour (epoch seconds)

@@ -607,13 +607,21 @@ static int write_unknown(struct analytics *a, struct batch *b)
     return 0;
 }
 
-/* Writes b's sums in one statement; on success they are gone from b. */
+/* Rows per statement: a flush can carry 260,000 rows, and one statement writing them all can
+ * wait on another server's writes past the statement timeout; then the whole batch would be
+ * retried, growing each time, until the table filled and visits were dropped. */
+#define CHUNK_ROWS 2000
+
+/* Writes b's sums in chunks; on success they are gone from b, on failure b keeps exactly the
+ * rows not yet written (those written are committed: writing them again would count them
+ * twice). */
 static int write_rows(struct analytics *a, struct batch *b)
 {
     struct rows *t = &b->rows;
+    struct rows rest;
     struct stats_row *out;
-    size_t n = 0;
-    int rc;
+    size_t n = 0, done = 0;
+    int rc = 0;
 
     if (!t->slots || t->used == 0)
         return 0;
@@ -631,17 +639,40 @@ static int write_rows(struct analytics *a, struct batch *b)
     }
     /* In one order on every server, so that concurrent flushes lock rows in the same order. */
     qsort(out, n, sizeof(*out), by_row);
-    rc = store_add_stats(a->store, out, n);
-    free(out);
+    while (done < n) {
+        size_t m = n - done < CHUNK_ROWS ? n - done : CHUNK_ROWS;
+        if ((rc = store_add_stats(a->store, out + done, m)) < 0)
+            break;
+        done += m;
+    }
     if (rc < 0) {
-        log_warn("analytics: %zu rows not written, kept for another try: %s", n,
+        log_warn("analytics: %zu rows not written, kept for another try: %s", n - done,
                  store_error(a->store));
-        return rc;
+        if (done == 0)
+            goto out;
+        /* out points into t's arena, so the rest is copied before t goes. A new table is at
+         * most as full as t was, so rows_add fails only for want of memory. */
+        if (rows_init(&rest, 4096) < 0) {
+            log_error("analytics: out of memory, %zu rows lost", n - done);
+            rows_release(t);
+            goto out;
+        }
+        for (size_t i = done; i < n; i++)
+            if (rows_add(&rest, out[i].key, strlen(out[i].key), out[i].hour, out[i].dim,
+                         out[i].value, out[i].visits) < 0) {
+                log_error("analytics: out of memory, %zu rows lost", n - i);
+                break;
+            }
+        rows_release(t);
+        *t = rest;
+        goto out;
     }
     rows_release(t);
     if (rows_init(t, 4096) < 0)
         log_error("analytics: out of memory");
-    return 0;
+out:
+    free(out);
+    return rc;
 }
 
 static void *writer_thread(void *arg)

@@ -142,9 +142,17 @@ static const struct {
     [ST_CHANGES] = {"changes", "SELECT id, key FROM link_changes"
                                " WHERE changed_at > now() - make_interval(secs => $1::float8)"
                                " AND id > $2 ORDER BY id LIMIT $3"},
-    [ST_VISITS] = {"visits", "UPDATE urls u SET visits = u.visits + v.n"
-                             " FROM unnest($1::text[], $2::bigint[]) AS v(k, n)"
-                             " WHERE u.key = v.k"},
+    /* Two servers adding to overlapping links must lock the rows in one order, or they
+     * deadlock: l locks them in key order (keys are COLLATE "C", the order the callers sort
+     * in), and the update reaches a row only through l, so after l has locked it (EXPLAIN
+     * shows l read whole first, or as the join's outer side); MATERIALIZED keeps the planner
+     * from folding it into the update's join, which locks in whatever order the join yields. */
+    [ST_VISITS] = {"visits", "WITH v AS (SELECT k, n FROM unnest($1::text[], $2::bigint[])"
+                             " AS v(k, n)),"
+                             " l AS MATERIALIZED (SELECT u.key FROM urls u JOIN v ON u.key = v.k"
+                             " ORDER BY u.key FOR NO KEY UPDATE OF u)"
+                             " UPDATE urls u SET visits = u.visits + v.n"
+                             " FROM v JOIN l ON l.key = v.k WHERE u.key = v.k"},
     [ST_IDEM_RESERVE] = {"idem_reserve",
                          "INSERT INTO idempotency_keys (owner_id, idem_key, body_hash)"
                          " VALUES ($1, $2, $3::bytea) ON CONFLICT DO NOTHING RETURNING 1"},

@@ -207,13 +207,29 @@ size_t visits_pending(struct visits *v)
     return n;
 }
 
-/* Writes one table's counts; on failure they go back into the live table. */
+/* Keys per statement: a flush can carry 100,000 keys, and one statement updating them all
+ * can wait on another server's writes past the statement timeout; then the whole batch would
+ * be retried, growing each time. */
+#define CHUNK_KEYS 5000
+
+struct entry {
+    const char *key;
+    int64_t count;
+};
+
+static int by_key(const void *x, const void *y)
+{
+    return strcmp(((const struct entry *)x)->key, ((const struct entry *)y)->key);
+}
+
+/* Writes one table's counts; on failure those not yet written go back into the live table. */
 static void flush(struct visits *v)
 {
     struct table full, fresh;
+    struct entry *e = NULL;
     const char **keys = NULL;
     int64_t *counts = NULL;
-    size_t n = 0;
+    size_t n = 0, done = 0;
 
     if (v->harvest)
         v->harvest(v->harvest_ctx);
@@ -225,24 +241,43 @@ static void flush(struct visits *v)
     pthread_mutex_unlock(&v->lock);
     if (full.used == 0)
         goto out;
+    e = calloc(full.used, sizeof(*e));
     keys = calloc(full.used, sizeof(*keys));
     counts = calloc(full.used, sizeof(*counts));
-    if (!keys || !counts)
+    if (!e || !keys || !counts)
         goto restore;
     for (size_t i = 0; i < full.cap; i++)
-        if (full.slots[i].count) {
-            keys[n] = key_of(&full, &full.slots[i]);
-            counts[n++] = full.slots[i].count;
-        }
-    if (store_add_visits(v->store, keys, counts, n) == 0)
-        goto out;
-restore:
-    pthread_mutex_lock(&v->lock);
-    for (size_t i = 0; i < full.cap; i++)
         if (full.slots[i].count)
-            table_add(v, key_of(&full, &full.slots[i]), full.slots[i].len, full.slots[i].count);
+            e[n++] = (struct entry){key_of(&full, &full.slots[i]), full.slots[i].count};
+    /* In the order ST_VISITS locks rows in (keys are COLLATE "C"), so that the chunks of two
+     * servers move through the keys the same way and never wait on each other in a cycle. */
+    qsort(e, n, sizeof(*e), by_key);
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = e[i].key;
+        counts[i] = e[i].count;
+    }
+    while (done < n) {
+        size_t m = n - done < CHUNK_KEYS ? n - done : CHUNK_KEYS;
+        if (store_add_visits(v->store, keys + done, counts + done, m) < 0)
+            goto restore;
+        done += m;
+    }
+    goto out;
+restore:
+    /* Only what was not written: the chunks before are committed, and counting them again
+     * would add visits nobody made. */
+    pthread_mutex_lock(&v->lock);
+    if (n > 0) {
+        for (size_t i = done; i < n; i++)
+            table_add(v, keys[i], strlen(keys[i]), counts[i]);
+    } else {
+        for (size_t i = 0; i < full.cap; i++)
+            if (full.slots[i].count)
+                table_add(v, key_of(&full, &full.slots[i]), full.slots[i].len, full.slots[i].count);
+    }
     pthread_mutex_unlock(&v->lock);
 out:
+    free(e);
     free(keys);
     free(counts);
     table_release(&full);
