@@ -159,9 +159,14 @@ struct stats_row {
     int64_t visits;
 };
 
-/* Adds rows[0..n) to the hourly and daily sums in one statement. The rows must be distinct
- * (key, hour, dim, value). */
+/* Adds rows[0..n) to the hourly sums in one statement, as not yet rolled into the daily and
+ * block sums. The rows must be distinct (key, hour, dim, value). */
 int store_add_stats(struct store *st, const struct stats_row *rows, size_t n);
+
+/* Rolls at most limit hourly rows of hours before before (epoch seconds) into the daily and
+ * block sums, in one statement; *rolled says how many it took (fewer than limit: none is
+ * left, but for rows a flush held just then). */
+int store_roll_stats(struct store *st, int64_t before, size_t limit, size_t *rolled);
 
 /* Visits to a key that does not exist, on a day counted since 1970-01-01. */
 struct unknown_row {

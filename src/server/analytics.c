@@ -34,6 +34,10 @@
 #define MAX_ROWS 262144
 /* A write that failed is tried again after this long. */
 #define RETRY_MS 1000
+/* Hourly rows rolled into the daily and block sums per statement (store_roll_stats), and how
+ * often the writer looks whether an hour has ended when it has nothing to write. */
+#define ROLL_ROWS     5000
+#define ROLL_CHECK_MS 1000
 /* Distinct User-Agents whose class is remembered; the cache starts over when full. */
 #define UA_CACHE 4096
 /* Unknown keys remembered per flush, and sent per flush (the most visited). */
@@ -121,6 +125,12 @@ struct analytics {
     pthread_cond_t wwake;
     pthread_t writer;
     bool writer_started, out_ready, wstop;
+    /* The writer's rolling of past hours into days and blocks: every hour before rolled_before
+     * was found rolled; roll_more: a flush wrote to a past hour since (late visits, or a batch
+     * held back while PostgreSQL was away). */
+    int64_t rolled_before;
+    long long roll_retry_at;
+    bool roll_more;
 };
 
 static int rows_init(struct rows *t, size_t cap)
@@ -639,6 +649,9 @@ static int write_rows(struct analytics *a, struct batch *b)
     }
     /* In one order on every server, so that concurrent flushes lock rows in the same order. */
     qsort(out, n, sizeof(*out), by_row);
+    int64_t this_hour = stats_floor(time(NULL), STATS_HOUR);
+    for (size_t i = 0; i < n && !a->roll_more; i++)
+        a->roll_more = out[i].hour < this_hour;
     while (done < n) {
         size_t m = n - done < CHUNK_ROWS ? n - done : CHUNK_ROWS;
         if ((rc = store_add_stats(a->store, out + done, m)) < 0)
@@ -675,6 +688,29 @@ out:
     return rc;
 }
 
+/* Rolls one statement's worth of past hours into the days and blocks when some may be left
+ * (store_roll_stats). True when it rolled a full statement's worth: there may be more. */
+static bool roll_some(struct analytics *a)
+{
+    int64_t before = stats_floor(time(NULL), STATS_HOUR);
+    long long now = deadline_now_ms();
+    size_t n = 0;
+
+    if (now < a->roll_retry_at || (!a->roll_more && before <= a->rolled_before))
+        return false;
+    if (store_roll_stats(a->store, before, ROLL_ROWS, &n) < 0) {
+        log_warn("analytics: rolling past hours into days, tried again in %d ms: %s", RETRY_MS,
+                 store_error(a->store));
+        a->roll_retry_at = now + RETRY_MS;
+        return false;
+    }
+    if (n == ROLL_ROWS)
+        return true;
+    a->roll_more = false;
+    a->rolled_before = before;
+    return false;
+}
+
 static void *writer_thread(void *arg)
 {
     struct analytics *a = arg;
@@ -682,8 +718,16 @@ static void *writer_thread(void *arg)
 
     pthread_mutex_lock(&a->wlock);
     for (;;) {
-        while (!a->out_ready && !a->wstop)
-            pthread_cond_wait(&a->wwake, &a->wlock);
+        /* Between batches, which come first, the past hours are rolled. */
+        while (!a->out_ready && !a->wstop) {
+            pthread_mutex_unlock(&a->wlock);
+            bool more = roll_some(a);
+            pthread_mutex_lock(&a->wlock);
+            if (!more && !a->out_ready && !a->wstop) {
+                deadline_after(CLOCK_REALTIME, ROLL_CHECK_MS, &until);
+                pthread_cond_timedwait(&a->wwake, &a->wlock, &until);
+            }
+        }
         if (!a->out_ready)
             break;
         pthread_mutex_unlock(&a->wlock);

@@ -32,6 +32,7 @@ enum stmt {
     ST_IDEM_FIND,
     ST_IDEM_RELEASE,
     ST_STATS_ADD,
+    ST_STATS_ROLL,
     ST_UNKNOWN_ADD,
     ST_STATS_LINK,
     ST_STATS_TOP,
@@ -166,25 +167,42 @@ static const struct {
                                    " FROM idempotency_keys WHERE owner_id = $1 AND idem_key = $2"},
     [ST_IDEM_RELEASE] = {"idem_release", "DELETE FROM idempotency_keys"
                                          " WHERE owner_id = $1 AND idem_key = $2 AND status = 0"},
-    /* One flush of visit sums: the rows come distinct and sorted (analytics.c), the daily
-     * sums are made from them here, so hours and days never disagree. */
+    /* One flush of visit sums: the rows come distinct and sorted (analytics.c). They go to
+     * the hours' rows only, counted as unrolled too; ST_STATS_ROLL adds them to the days and
+     * blocks later (migrations/0013_stats_unrolled.sql). */
     [ST_STATS_ADD] = {"stats_add",
-                      "WITH v AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::smallint[],"
-                      " $4::text[], $5::bigint[]) AS v(key, h, dim, value, n)),"
-                      " hours AS (INSERT INTO visit_hours AS t (key, dim, hour, value, visits)"
-                      " SELECT key, dim, to_timestamp(h), value, n FROM v"
-                      " ON CONFLICT (key, dim, hour, value)"
-                      " DO UPDATE SET visits = t.visits + EXCLUDED.visits),"
-                      " days AS (INSERT INTO visit_days AS t (key, dim, day, value, visits)"
-                      " SELECT key, dim, to_timestamp(h - h % 86400), value, sum(n) FROM v"
-                      " GROUP BY key, dim, h - h % 86400, value ORDER BY 1, 2, 3, 4"
-                      " ON CONFLICT (key, dim, day, value)"
-                      " DO UPDATE SET visits = t.visits + EXCLUDED.visits)"
-                      " INSERT INTO visit_blocks AS t (key, dim, block, value, visits)"
-                      " SELECT key, dim, to_timestamp(h - h % 1382400), value, sum(n) FROM v"
-                      " WHERE dim > 0 GROUP BY key, dim, h - h % 1382400, value"
-                      " ORDER BY 1, 2, 3, 4 ON CONFLICT (key, dim, block, value)"
-                      " DO UPDATE SET visits = t.visits + EXCLUDED.visits"},
+                      "INSERT INTO visit_hours AS t (key, dim, hour, value, visits, unrolled)"
+                      " SELECT key, dim, to_timestamp(h), value, n, n"
+                      " FROM unnest($1::text[], $2::bigint[], $3::smallint[], $4::text[],"
+                      " $5::bigint[]) AS v(key, h, dim, value, n)"
+                      " ON CONFLICT (key, dim, hour, value) DO UPDATE"
+                      " SET visits = t.visits + EXCLUDED.visits,"
+                      " unrolled = t.unrolled + EXCLUDED.unrolled"},
+    /* Rolls up to $2 hourly rows of hours before $1 (epoch seconds): their unrolled visits are
+     * added to the daily and block rows, and are no longer unrolled, in one statement. A row
+     * a flush is writing just now is skipped (SKIP LOCKED), so this never waits on a flush,
+     * and a flush that comes after sees unrolled at 0 and adds to it; the daily and block
+     * rows are locked in key order, as the flushes once did. Answers how many rows it took. */
+    [ST_STATS_ROLL] = {"stats_roll",
+                       "WITH c AS MATERIALIZED (SELECT key, dim, hour, value, unrolled"
+                       " FROM visit_hours WHERE unrolled <> 0 AND hour < to_timestamp($1::float8)"
+                       " LIMIT $2 FOR UPDATE SKIP LOCKED),"
+                       " u AS (UPDATE visit_hours t SET unrolled = t.unrolled - c.unrolled FROM c"
+                       " WHERE t.key = c.key AND t.dim = c.dim AND t.hour = c.hour"
+                       " AND t.value = c.value),"
+                       " r AS (SELECT key, dim, extract(epoch FROM hour)::bigint AS h, value,"
+                       " unrolled AS n FROM c),"
+                       " days AS (INSERT INTO visit_days AS t (key, dim, day, value, visits)"
+                       " SELECT key, dim, to_timestamp(h - h % 86400), value, sum(n) FROM r"
+                       " GROUP BY key, dim, h - h % 86400, value ORDER BY 1, 2, 3, 4"
+                       " ON CONFLICT (key, dim, day, value)"
+                       " DO UPDATE SET visits = t.visits + EXCLUDED.visits),"
+                       " blocks AS (INSERT INTO visit_blocks AS t (key, dim, block, value, visits)"
+                       " SELECT key, dim, to_timestamp(h - h % 1382400), value, sum(n) FROM r"
+                       " WHERE dim > 0 GROUP BY key, dim, h - h % 1382400, value"
+                       " ORDER BY 1, 2, 3, 4 ON CONFLICT (key, dim, block, value)"
+                       " DO UPDATE SET visits = t.visits + EXCLUDED.visits)"
+                       " SELECT count(*) FROM c"},
     /* Days are counted since 1970-01-01. A key gets a row only while its day has fewer than
      * 1000 (judged before this statement: a flush adds at most the 100 it sends), or has one
      * already; every visit counts in the day's total. */
@@ -206,7 +224,8 @@ static const struct {
                                      " WHERE key = $1 AND " LIVE},
     /* $2..$7: first hour, last hour, first whole day, end of the whole days, first whole
      * block, end of the whole blocks (epoch seconds, statsquery.h): blocks, then days outside
-     * them, then hours outside those. Each dimension's 10 largest values (the bot
+     * them, then hours outside those, and the visits of the hours within the days not yet
+     * rolled into them (ST_STATS_ROLL). Each dimension's 10 largest values (the bot
      * dimension has two). */
     [ST_STATS_TOP] = {"stats_top",
                       "SELECT dim, value, n FROM (SELECT dim, value, sum(visits)::bigint AS n,"
@@ -227,8 +246,12 @@ static const struct {
                       " UNION ALL SELECT dim, value, visits FROM visit_hours WHERE key = $1"
                       " AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
                       " AND hour >= to_timestamp($5::float8) AND hour <= to_timestamp($3::float8)"
+                      " UNION ALL SELECT dim, value, unrolled FROM visit_hours WHERE key = $1"
+                      " AND unrolled <> 0 AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
+                      " AND hour >= to_timestamp($4::float8) AND hour < to_timestamp($5::float8)"
                       ") r GROUP BY dim, value) x WHERE rank <= 10"},
-    /* The total's rows (dimension 0, one per hour or day) by their time, for the series. */
+    /* The total's rows (dimension 0, one per hour or day) by their time, for the series, and
+     * the visits of the hours within the days not yet rolled into them. */
     [ST_STATS_SERIES] =
         {"stats_series",
          "SELECT extract(epoch FROM day)::bigint, visits FROM visit_days"
@@ -239,7 +262,10 @@ static const struct {
          " AND hour >= to_timestamp($2::float8) AND hour < to_timestamp($4::float8)"
          " UNION ALL SELECT extract(epoch FROM hour)::bigint, visits FROM visit_hours"
          " WHERE key = $1 AND dim = 0"
-         " AND hour >= to_timestamp($5::float8) AND hour <= to_timestamp($3::float8)"},
+         " AND hour >= to_timestamp($5::float8) AND hour <= to_timestamp($3::float8)"
+         " UNION ALL SELECT extract(epoch FROM hour)::bigint, unrolled FROM visit_hours"
+         " WHERE key = $1 AND unrolled <> 0 AND dim = 0"
+         " AND hour >= to_timestamp($4::float8) AND hour < to_timestamp($5::float8)"},
 };
 
 struct store {
@@ -985,6 +1011,23 @@ int store_add_stats(struct store *st, const struct stats_row *rows, size_t n)
 out:
     for (int k = 0; k < 5; k++)
         free(arr[k].buf);
+    return rc;
+}
+
+int store_roll_stats(struct store *st, int64_t before, size_t limit, size_t *rolled)
+{
+    char text[2][24];
+    const char *params[2] = {text[0], text[1]};
+    PGresult *res = NULL;
+    int rc;
+
+    *rolled = 0;
+    snprintf(text[0], sizeof(text[0]), "%" PRId64, before);
+    snprintf(text[1], sizeof(text[1]), "%zu", limit);
+    rc = run(st, ST_STATS_ROLL, 2, params, PGRES_TUPLES_OK, &res);
+    if (rc == 0 && PQntuples(res) == 1)
+        *rolled = (size_t)int_at(res, 0, 0);
+    PQclear(res);
     return rc;
 }
 
