@@ -203,10 +203,17 @@ def test_ranges_agree_with_the_hourly_rows(st, owner):
     st.psql("INSERT INTO visit_blocks (key, dim, block, value, visits) SELECT key, dim,"
             " to_timestamp(floor(extract(epoch FROM hour) / 1382400) * 1382400), value,"
             f" sum(visits) FROM visit_hours WHERE key = '{key}' AND dim > 0 GROUP BY 1, 2, 3, 4")
+    assert_ranges_match_hours(st, owner, key, (
+        (59 * 86400 + 1234, 0), (45 * 86400 + 77, 3 * 86400 + 5000),
+        (20 * 86400, 19 * 86400 + 7200), (3 * 3600 + 1, 3600), (58 * 86400, 2 * 86400),
+        (33 * 86400 + 999, 16 * 86400 + 3)))
+
+
+def assert_ranges_match_hours(st, client, key, ranges):
+    """For each (seconds back to from, seconds back to to), by the day and by the hour: the
+    total, human and bots, and the referrer top list are what key's hourly rows hold."""
     now = int(time.time())
-    for back_from, back_to in ((59 * 86400 + 1234, 0), (45 * 86400 + 77, 3 * 86400 + 5000),
-                               (20 * 86400, 19 * 86400 + 7200), (3 * 3600 + 1, 3600),
-                               (58 * 86400, 2 * 86400), (33 * 86400 + 999, 16 * 86400 + 3)):
+    for back_from, back_to in ranges:
         frm, to = now - back_from, now - back_to
         where = (f"key = '{key}' AND hour >= to_timestamp({hour_of(frm)})"
                  f" AND hour <= to_timestamp({hour_of(to)})")
@@ -216,12 +223,12 @@ def test_ranges_agree_with_the_hourly_rows(st, owner):
             f"SELECT value, sum(visits) FROM visit_hours WHERE {where} AND dim = 2"
             " GROUP BY value").splitlines())
         for interval in ("day", "hour"):
-            body = stats_ok(owner, key, interval=interval, **{"from": iso(frm), "to": iso(to)})
+            body = stats_ok(client, key, interval=interval, **{"from": iso(frm), "to": iso(to)})
             assert (body["total"], body["human"], body["bots"]) == (want, want, 0), \
                 (back_from, back_to, interval, body["total"], want)
             top = sorted(refs.items(), key=lambda kv: (-int(kv[1]), kv[0]))[:10]
             assert [(e["name"], e["visits"]) for e in body["referrers"]] == \
-                [(k, int(v)) for k, v in top], (back_from, back_to)
+                [(k, int(v)) for k, v in top], (back_from, back_to, interval)
 
 
 # ---------------------------------------------------------------------------- who may read

@@ -13,7 +13,7 @@ import pytest
 import stack as stk
 from linkutil import unique
 from stack import wait_until
-from test_stats import hour_of, iso, stats_ok
+from test_stats import assert_ranges_match_hours, iso, stats_ok
 
 FLUSH_MS = 300
 
@@ -56,25 +56,7 @@ RANGES = ((39 * 86400 + 1234, 0), (30 * 86400 + 77, 3 * 86400 + 5000), (20 * 864
 
 
 def check_ranges(st, client, key):
-    """Every range, by the day and by the hour, gives what its hourly rows hold."""
-    now = int(time.time())
-    for back_from, back_to in RANGES:
-        frm, to = now - back_from, now - back_to
-        where = (f"key = '{key}' AND hour >= to_timestamp({hour_of(frm)})"
-                 f" AND hour <= to_timestamp({hour_of(to)})")
-        want = int(st.psql(f"SELECT COALESCE(sum(visits), 0) FROM visit_hours WHERE {where}"
-                           " AND dim = 1"))
-        refs = dict(tuple(line.split("|")) for line in st.psql(
-            f"SELECT value, sum(visits) FROM visit_hours WHERE {where} AND dim = 2"
-            " GROUP BY value").splitlines())
-        for interval in ("day", "hour"):
-            body = stats_ok(client, key, interval=interval, **{"from": iso(frm), "to": iso(to)})
-            assert (body["total"], body["human"], body["bots"]) == (want, want, 0), \
-                (back_from, back_to, interval, body["total"], want)
-            assert sum(b["visits"] for b in body["series"]) == want, (back_from, interval)
-            top = sorted(refs.items(), key=lambda kv: (-int(kv[1]), kv[0]))[:10]
-            assert [(e["name"], e["visits"]) for e in body["referrers"]] == \
-                [(k, int(v)) for k, v in top], (back_from, back_to, interval)
+    assert_ranges_match_hours(st, client, key, RANGES)
 
 
 def unrolled_past(st, key):
@@ -96,6 +78,18 @@ def check_rolled_sums(st, key):
             f" WHERE key = '{key}') d USING (dim, value, t)"
             " WHERE h.n IS DISTINCT FROM d.n")
         assert diff == "0", (table, diff)
+
+
+def rolled_by_a_fresh_server(st, client, key, what):
+    """Starts a server (which rolls what is left when it starts), waits for key's past hours
+    to be rolled, checks the sums and the answers, and stops it."""
+    srv = st.start_shortener(VISITS_FLUSH_MS=FLUSH_MS)
+    try:
+        wait_until(what, lambda: unrolled_past(st, key) == 0, 30)
+        check_rolled_sums(st, key)
+        check_ranges(st, client, key)
+    finally:
+        srv.stop()
 
 
 def test_stats_are_exact_before_and_after_the_roll(st, owner):
@@ -120,13 +114,7 @@ def test_stats_are_exact_before_and_after_the_roll(st, owner):
         check_ranges(st, owner, key)
     finally:
         second.stop()
-    third = st.start_shortener(VISITS_FLUSH_MS=FLUSH_MS)
-    try:
-        wait_until("the late visits to be rolled", lambda: unrolled_past(st, key) == 0, 30)
-        check_rolled_sums(st, key)
-        check_ranges(st, owner, key)
-    finally:
-        third.stop()
+    rolled_by_a_fresh_server(st, owner, key, "the late visits to be rolled")
 
 
 def test_visits_now_are_counted_once_whatever_is_rolled(st, owner):
@@ -183,10 +171,4 @@ def test_a_row_a_flush_holds_is_skipped_not_waited_for(st, owner):
         if psql.poll() is None:
             psql.kill()
             psql.wait()
-    third = st.start_shortener(VISITS_FLUSH_MS=FLUSH_MS)
-    try:
-        wait_until("the held hour to be rolled", lambda: unrolled_past(st, key) == 0, 30)
-        check_rolled_sums(st, key)
-        check_ranges(st, owner, key)
-    finally:
-        third.stop()
+    rolled_by_a_fresh_server(st, owner, key, "the held hour to be rolled")
