@@ -25,7 +25,8 @@ struct metrics;
 #define ANALYTICS_REFERER_MAX 512
 #define ANALYTICS_UA_MAX      512
 
-/* Dimensions as PostgreSQL stores them (migrations/0007_visit_stats.sql). */
+/* Dimensions as PostgreSQL stores them (migrations/0007_visit_stats.sql); a visitor profile
+ * (migrations/0014_stats_recent.sql) holds the values of DIM_BOT .. DIM_DEVICE in order. */
 enum analytics_dim {
     DIM_TOTAL = 0, /* value "": every visit, one row per hour, for the series */
     DIM_BOT = 1,

@@ -149,23 +149,25 @@ int store_changes(struct store *st, double seconds, int64_t *after, size_t limit
  * the rows are locked in key order whatever order they come in. */
 int store_add_visits(struct store *st, const char *const *keys, const int64_t *counts, size_t n);
 
+#define STATS_DIMS 6 /* DIM_BOT .. DIM_DEVICE (analytics.h) */
+
 /* One sum of visit analytics: visits to key in the UTC hour starting at hour (epoch seconds)
- * with value in dimension dim (enum analytics_dim). */
+ * by visitors with the values vals[d - 1] in dimension d (enum analytics_dim, DIM_BOT ..
+ * DIM_DEVICE): a visitor profile. */
 struct stats_row {
     const char *key;
     int64_t hour;
-    int dim;
-    const char *value;
+    const char *vals[STATS_DIMS];
     int64_t visits;
 };
 
-/* Adds rows[0..n) to the hourly sums in one statement, as not yet rolled into the daily and
- * block sums. The rows must be distinct (key, hour, dim, value). */
+/* Adds rows[0..n) to the recent sums per profile in one statement. The rows must be distinct
+ * (key, hour, vals). */
 int store_add_stats(struct store *st, const struct stats_row *rows, size_t n);
 
-/* Rolls at most limit hourly rows of hours before before (epoch seconds) into the daily and
- * block sums, in one statement; *rolled says how many it took (fewer than limit: none is
- * left, but for rows a flush held just then). */
+/* Moves at most limit recent rows of hours before before (epoch seconds) into the hourly,
+ * daily and block sums per dimension value, in one statement; *rolled says how many it took
+ * (fewer than limit: none is left, but for rows a flush held just then). */
 int store_roll_stats(struct store *st, int64_t before, size_t limit, size_t *rolled);
 
 /* Visits to a key that does not exist, on a day counted since 1970-01-01. */
@@ -183,7 +185,6 @@ int store_add_unknown(struct store *st, const int64_t *days, const int64_t *day_
 /* The owner (0: anonymous) and public_stats of the live link under key. */
 int store_stats_link(struct store *st, const char *key, int64_t *owner, bool *public_stats);
 
-#define STATS_DIMS     6
 #define STATS_TOP_MAX  10
 #define STATS_NAME_MAX 253
 

@@ -62,6 +62,8 @@ static void fail(PGconn *conn, const char *what, char *err, size_t errlen)
 /* Visit aggregates past their retention ($2 days), by the BRIN index on their time, in the same
  * short batches. Dates of unknown keys are UTC days. */
 static const char *const stats_sql[] = {
+    "DELETE FROM visit_recent WHERE ctid = ANY(ARRAY(SELECT ctid FROM visit_recent"
+    " WHERE hour < now() - $2::int * interval '1 day' LIMIT $1 FOR UPDATE SKIP LOCKED))",
     "DELETE FROM visit_hours WHERE ctid = ANY(ARRAY(SELECT ctid FROM visit_hours"
     " WHERE hour < now() - $2::int * interval '1 day' LIMIT $1 FOR UPDATE SKIP LOCKED))",
     "DELETE FROM visit_days WHERE ctid = ANY(ARRAY(SELECT ctid FROM visit_days"

@@ -27,14 +27,14 @@
  * redirect over 150,000 times a second to fill it. */
 #define BUF_BYTES (1024 * 1024)
 #define DRAIN_MS  25
-/* Rows summed between flushes (link x hour x dimension value), about 60 bytes each; a batch
+/* Rows summed between flushes (link x hour x visitor profile), about 80 bytes each; a batch
  * half this full is handed to the writer early. Past it (the writer still busy with the one
  * before, or PostgreSQL away), visits are dropped and counted in /metrics rather than let
  * memory grow. */
 #define MAX_ROWS 262144
 /* A write that failed is tried again after this long. */
 #define RETRY_MS 1000
-/* Hourly rows rolled into the daily and block sums per statement (store_roll_stats), and how
+/* Recent rows rolled into the sums per dimension value per statement (store_roll_stats), and how
  * often the writer looks whether an hour has ended when it has nothing to write. */
 #define ROLL_ROWS     5000
 #define ROLL_CHECK_MS 1000
@@ -62,14 +62,18 @@ struct slot {
     char pad[64]; /* slots of different threads on different cache lines */
 };
 
-/* The sums: open addressing under a keyed hash (keys and Referers are chosen by clients). */
+/* The sums: open addressing under a keyed hash (keys and Referers are chosen by clients). A
+ * row's values are a visitor profile: the six dimensions' values packed one after another,
+ * each ended by a NUL (so that bytewise order is the order of the values in turn). */
 struct row {
     int64_t hour;
     int64_t visits; /* 0: empty */
     uint32_t key_off, val_off;
-    uint8_t dim, keylen;
+    uint8_t keylen;
     uint16_t vallen;
 };
+
+#define PACKED_MAX (STATS_DIMS * (STATS_NAME_MAX + 1))
 
 struct rows {
     struct row *slots;
@@ -156,31 +160,42 @@ static void rows_release(struct rows *t)
     memset(t, 0, sizeof(*t));
 }
 
-static uint64_t row_hash(const char *key, size_t keylen, int64_t hour, int dim, const char *val,
+/* Packs a profile's values (each cut to STATS_NAME_MAX) into out; returns its length. */
+static size_t pack(const char *const vals[STATS_DIMS], char out[PACKED_MAX])
+{
+    size_t n = 0;
+    for (int d = 0; d < STATS_DIMS; d++) {
+        size_t len = strnlen(vals[d], STATS_NAME_MAX);
+        memcpy(out + n, vals[d], len);
+        out[n + len] = '\0';
+        n += len + 1;
+    }
+    return n;
+}
+
+static uint64_t row_hash(const char *key, size_t keylen, int64_t hour, const char *val,
                          size_t vallen)
 {
-    char buf[KEY_MAX_LEN + 16 + REFERRER_HOST_MAX + 2];
+    char buf[KEY_MAX_LEN + sizeof(int64_t) + PACKED_MAX];
     size_t n = 0;
     memcpy(buf, key, keylen);
     n += keylen;
     memcpy(buf + n, &hour, sizeof(hour));
     n += sizeof(hour);
-    buf[n++] = (char)dim;
     memcpy(buf + n, val, vallen);
     n += vallen;
     return keyhash(buf, n);
 }
 
-static struct row *rows_find(struct rows *t, const char *key, size_t keylen, int64_t hour, int dim,
+static struct row *rows_find(struct rows *t, const char *key, size_t keylen, int64_t hour,
                              const char *val, size_t vallen)
 {
-    size_t i = (size_t)row_hash(key, keylen, hour, dim, val, vallen) & (t->cap - 1);
+    size_t i = (size_t)row_hash(key, keylen, hour, val, vallen) & (t->cap - 1);
     for (;;) {
         struct row *r = &t->slots[i];
-        if (r->visits == 0 ||
-            (r->hour == hour && r->dim == dim && r->keylen == keylen && r->vallen == vallen &&
-             memcmp(t->arena + r->key_off, key, keylen) == 0 &&
-             memcmp(t->arena + r->val_off, val, vallen) == 0))
+        if (r->visits == 0 || (r->hour == hour && r->keylen == keylen && r->vallen == vallen &&
+                               memcmp(t->arena + r->key_off, key, keylen) == 0 &&
+                               memcmp(t->arena + r->val_off, val, vallen) == 0))
             return r;
         i = (i + 1) & (t->cap - 1);
     }
@@ -215,20 +230,20 @@ static int rows_grow(struct rows *t)
     for (size_t i = 0; i < t->cap; i++) {
         const struct row *r = &t->slots[i];
         if (r->visits)
-            *rows_find(&bigger, t->arena + r->key_off, r->keylen, r->hour, r->dim,
-                       t->arena + r->val_off, r->vallen) = *r;
+            *rows_find(&bigger, t->arena + r->key_off, r->keylen, r->hour, t->arena + r->val_off,
+                       r->vallen) = *r;
     }
     free(t->slots);
     *t = bigger;
     return 0;
 }
 
-/* Adds n visits to one row; -ENOSPC when the table is full. */
-static int rows_add(struct rows *t, const char *key, size_t keylen, int64_t hour, int dim,
-                    const char *val, int64_t n)
+/* Adds n visits to one row (val: a packed profile of vallen bytes); -ENOSPC when the table is
+ * full. */
+static int rows_add(struct rows *t, const char *key, size_t keylen, int64_t hour, const char *val,
+                    size_t vallen, int64_t n)
 {
-    size_t vallen = strlen(val);
-    struct row *r = rows_find(t, key, keylen, hour, dim, val, vallen);
+    struct row *r = rows_find(t, key, keylen, hour, val, vallen);
 
     if (r->visits == 0) {
         if (t->used >= MAX_ROWS)
@@ -236,13 +251,12 @@ static int rows_add(struct rows *t, const char *key, size_t keylen, int64_t hour
         if ((t->used + 1) * 2 > t->cap) {
             if (rows_grow(t) < 0)
                 return -ENOMEM;
-            r = rows_find(t, key, keylen, hour, dim, val, vallen);
+            r = rows_find(t, key, keylen, hour, val, vallen);
         }
         if (arena_put(t, key, keylen, &r->key_off) < 0 ||
             arena_put(t, val, vallen, &r->val_off) < 0)
             return -ENOMEM;
         r->hour = hour;
-        r->dim = (uint8_t)dim;
         r->keylen = (uint8_t)keylen;
         r->vallen = (uint16_t)vallen;
         t->used++;
@@ -504,10 +518,10 @@ static void add_unknown(struct analytics *a, const struct rec *h, const char *ke
 static void classify(struct analytics *a, const struct rec *h, const char *key, const char *ref,
                      const char *ua)
 {
-    char host[REFERRER_HOST_MAX + 1], country[3];
+    char host[REFERRER_HOST_MAX + 1], country[3], packed[PACKED_MAX];
     int64_t hour = stats_floor(h->t, STATS_HOUR);
     const struct ua_info *info = classify_ua(a, ua, h->ualen);
-    const char *values[DIM_COUNT];
+    const char *values[STATS_DIMS];
     struct rows *t = &a->cur->rows;
 
     if (!t->slots && rows_init(t, 4096) < 0) {
@@ -522,16 +536,11 @@ static void classify(struct analytics *a, const struct rec *h, const char *key, 
     values[DIM_BROWSER - 1] = info->browser;
     values[DIM_OS - 1] = info->os;
     values[DIM_DEVICE - 1] = uaclass_device_name(info->device);
-    /* All rows or none, so that every dimension sums to the same total. */
-    if (t->used + DIM_COUNT + 1 > MAX_ROWS) {
+    size_t len = pack(values, packed);
+    if (rows_add(t, key, h->keylen, hour, packed, len, 1) < 0) {
         metrics_inc(&a->metrics->analytics_dropped);
         return;
     }
-    for (int d = DIM_TOTAL; d <= DIM_COUNT; d++)
-        if (rows_add(t, key, h->keylen, hour, d, d == DIM_TOTAL ? "" : values[d - 1], 1) < 0) {
-            metrics_inc(&a->metrics->analytics_dropped);
-            return;
-        }
     metrics_inc(&a->metrics->analytics_visits);
 }
 
@@ -574,9 +583,10 @@ static int by_row(const void *x, const void *y)
         return c;
     if (a->hour != b->hour)
         return a->hour < b->hour ? -1 : 1;
-    if (a->dim != b->dim)
-        return a->dim - b->dim;
-    return strcmp(a->value, b->value);
+    for (int d = 0; d < STATS_DIMS; d++)
+        if ((c = strcmp(a->vals[d], b->vals[d])) != 0)
+            return c;
+    return 0;
 }
 
 static int by_visits_desc(const void *x, const void *y)
@@ -640,12 +650,14 @@ static int write_rows(struct analytics *a, struct batch *b)
         return -ENOMEM;
     for (size_t i = 0; i < t->cap; i++) {
         const struct row *r = &t->slots[i];
-        if (r->visits)
-            out[n++] = (struct stats_row){.key = t->arena + r->key_off,
-                                          .hour = r->hour,
-                                          .dim = r->dim,
-                                          .value = t->arena + r->val_off,
-                                          .visits = r->visits};
+        if (!r->visits)
+            continue;
+        out[n] =
+            (struct stats_row){.key = t->arena + r->key_off, .hour = r->hour, .visits = r->visits};
+        const char *v = t->arena + r->val_off;
+        for (int d = 0; d < STATS_DIMS; d++, v += strlen(v) + 1)
+            out[n].vals[d] = v;
+        n++;
     }
     /* In one order on every server, so that concurrent flushes lock rows in the same order. */
     qsort(out, n, sizeof(*out), by_row);
@@ -670,12 +682,15 @@ static int write_rows(struct analytics *a, struct batch *b)
             rows_release(t);
             goto out;
         }
-        for (size_t i = done; i < n; i++)
-            if (rows_add(&rest, out[i].key, strlen(out[i].key), out[i].hour, out[i].dim,
-                         out[i].value, out[i].visits) < 0) {
+        for (size_t i = done; i < n; i++) {
+            char packed[PACKED_MAX];
+            size_t len = pack(out[i].vals, packed);
+            if (rows_add(&rest, out[i].key, strlen(out[i].key), out[i].hour, packed, len,
+                         out[i].visits) < 0) {
                 log_error("analytics: out of memory, %zu rows lost", n - i);
                 break;
             }
+        }
         rows_release(t);
         *t = rest;
         goto out;

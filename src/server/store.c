@@ -167,42 +167,48 @@ static const struct {
                                    " FROM idempotency_keys WHERE owner_id = $1 AND idem_key = $2"},
     [ST_IDEM_RELEASE] = {"idem_release", "DELETE FROM idempotency_keys"
                                          " WHERE owner_id = $1 AND idem_key = $2 AND status = 0"},
-    /* One flush of visit sums: the rows come distinct and sorted (analytics.c). They go to
-     * the hours' rows only, counted as unrolled too; ST_STATS_ROLL adds them to the days and
-     * blocks later (migrations/0013_stats_unrolled.sql). */
+    /* One flush of visit sums per profile: the rows come distinct and sorted (analytics.c).
+     * They stay in visit_recent until ST_STATS_ROLL moves their hour on
+     * (migrations/0014_stats_recent.sql). */
     [ST_STATS_ADD] = {"stats_add",
-                      "INSERT INTO visit_hours AS t (key, dim, hour, value, visits, unrolled)"
-                      " SELECT key, dim, to_timestamp(h), value, n, n"
-                      " FROM unnest($1::text[], $2::bigint[], $3::smallint[], $4::text[],"
-                      " $5::bigint[]) AS v(key, h, dim, value, n)"
-                      " ON CONFLICT (key, dim, hour, value) DO UPDATE"
-                      " SET visits = t.visits + EXCLUDED.visits,"
-                      " unrolled = t.unrolled + EXCLUDED.unrolled"},
-    /* Rolls up to $2 hourly rows of hours before $1 (epoch seconds): their unrolled visits are
-     * added to the daily and block rows, and are no longer unrolled, in one statement. A row
-     * a flush is writing just now is skipped (SKIP LOCKED), so this never waits on a flush,
-     * and a flush that comes after sees unrolled at 0 and adds to it; the daily and block
-     * rows are locked in key order, as the flushes once did. Answers how many rows it took. */
-    [ST_STATS_ROLL] = {"stats_roll",
-                       "WITH c AS MATERIALIZED (SELECT key, dim, hour, value, unrolled"
-                       " FROM visit_hours WHERE unrolled <> 0 AND hour < to_timestamp($1::float8)"
-                       " LIMIT $2 FOR UPDATE SKIP LOCKED),"
-                       " u AS (UPDATE visit_hours t SET unrolled = t.unrolled - c.unrolled FROM c"
-                       " WHERE t.key = c.key AND t.dim = c.dim AND t.hour = c.hour"
-                       " AND t.value = c.value),"
-                       " r AS (SELECT key, dim, extract(epoch FROM hour)::bigint AS h, value,"
-                       " unrolled AS n FROM c),"
-                       " days AS (INSERT INTO visit_days AS t (key, dim, day, value, visits)"
-                       " SELECT key, dim, to_timestamp(h - h % 86400), value, sum(n) FROM r"
-                       " GROUP BY key, dim, h - h % 86400, value ORDER BY 1, 2, 3, 4"
-                       " ON CONFLICT (key, dim, day, value)"
-                       " DO UPDATE SET visits = t.visits + EXCLUDED.visits),"
-                       " blocks AS (INSERT INTO visit_blocks AS t (key, dim, block, value, visits)"
-                       " SELECT key, dim, to_timestamp(h - h % 1382400), value, sum(n) FROM r"
-                       " WHERE dim > 0 GROUP BY key, dim, h - h % 1382400, value"
-                       " ORDER BY 1, 2, 3, 4 ON CONFLICT (key, dim, block, value)"
-                       " DO UPDATE SET visits = t.visits + EXCLUDED.visits)"
-                       " SELECT count(*) FROM c"},
+                      "INSERT INTO visit_recent AS t (key, hour, vals, visits)"
+                      " SELECT key, to_timestamp(h), ARRAY[v1, v2, v3, v4, v5, v6], n"
+                      " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],"
+                      " $6::text[], $7::text[], $8::text[], $9::bigint[])"
+                      " AS v(key, h, v1, v2, v3, v4, v5, v6, n)"
+                      " ON CONFLICT (key, hour, vals) DO UPDATE"
+                      " SET visits = t.visits + EXCLUDED.visits"},
+    /* Moves up to $2 recent rows of hours before $1 (epoch seconds) into the sums per
+     * dimension value of their hour, day and block, in one statement. A row a flush is
+     * writing just now is skipped (SKIP LOCKED), so this never waits on a flush; a flush
+     * that comes after finds the row gone and makes a new one, moved by a later roll. The
+     * sums are locked in key order, as the flushes lock theirs. Answers how many rows it
+     * took. */
+    [ST_STATS_ROLL] =
+        {"stats_roll",
+         "WITH c AS MATERIALIZED (DELETE FROM visit_recent WHERE ctid = ANY(ARRAY("
+         "SELECT ctid FROM visit_recent WHERE hour < to_timestamp($1::float8)"
+         " LIMIT $2 FOR UPDATE SKIP LOCKED)) RETURNING key, hour, vals, visits),"
+         " r AS (SELECT key, extract(epoch FROM hour)::bigint AS h, 0::smallint AS dim,"
+         " ''::text COLLATE \"C\" AS value, visits AS n FROM c"
+         " UNION ALL SELECT key, extract(epoch FROM hour)::bigint, d::smallint, v,"
+         " visits FROM c, unnest(c.vals) WITH ORDINALITY AS u(v, d)),"
+         " hours AS (INSERT INTO visit_hours AS t (key, dim, hour, value, visits)"
+         " SELECT key, dim, to_timestamp(h), value, sum(n) FROM r"
+         " GROUP BY key, dim, h, value ORDER BY 1, 2, 3, 4"
+         " ON CONFLICT (key, dim, hour, value)"
+         " DO UPDATE SET visits = t.visits + EXCLUDED.visits),"
+         " days AS (INSERT INTO visit_days AS t (key, dim, day, value, visits)"
+         " SELECT key, dim, to_timestamp(h - h % 86400), value, sum(n) FROM r"
+         " GROUP BY key, dim, h - h % 86400, value ORDER BY 1, 2, 3, 4"
+         " ON CONFLICT (key, dim, day, value)"
+         " DO UPDATE SET visits = t.visits + EXCLUDED.visits),"
+         " blocks AS (INSERT INTO visit_blocks AS t (key, dim, block, value, visits)"
+         " SELECT key, dim, to_timestamp(h - h % 1382400), value, sum(n) FROM r"
+         " WHERE dim > 0 GROUP BY key, dim, h - h % 1382400, value"
+         " ORDER BY 1, 2, 3, 4 ON CONFLICT (key, dim, block, value)"
+         " DO UPDATE SET visits = t.visits + EXCLUDED.visits)"
+         " SELECT count(*) FROM c"},
     /* Days are counted since 1970-01-01. A key gets a row only while its day has fewer than
      * 1000 (judged before this statement: a flush adds at most the 100 it sends), or has one
      * already; every visit counts in the day's total. */
@@ -224,8 +230,8 @@ static const struct {
                                      " WHERE key = $1 AND " LIVE},
     /* $2..$7: first hour, last hour, first whole day, end of the whole days, first whole
      * block, end of the whole blocks (epoch seconds, statsquery.h): blocks, then days outside
-     * them, then hours outside those, and the visits of the hours within the days not yet
-     * rolled into them (ST_STATS_ROLL). Each dimension's 10 largest values (the bot
+     * them, then hours outside those, and the recent rows of all the hours, not yet rolled
+     * into any of those (ST_STATS_ROLL). Each dimension's 10 largest values (the bot
      * dimension has two). */
     [ST_STATS_TOP] = {"stats_top",
                       "SELECT dim, value, n FROM (SELECT dim, value, sum(visits)::bigint AS n,"
@@ -246,12 +252,12 @@ static const struct {
                       " UNION ALL SELECT dim, value, visits FROM visit_hours WHERE key = $1"
                       " AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
                       " AND hour >= to_timestamp($5::float8) AND hour <= to_timestamp($3::float8)"
-                      " UNION ALL SELECT dim, value, unrolled FROM visit_hours WHERE key = $1"
-                      " AND unrolled <> 0 AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
-                      " AND hour >= to_timestamp($4::float8) AND hour < to_timestamp($5::float8)"
+                      " UNION ALL SELECT d::smallint, v, visits FROM visit_recent,"
+                      " unnest(vals) WITH ORDINALITY AS u(v, d) WHERE key = $1"
+                      " AND hour >= to_timestamp($2::float8) AND hour <= to_timestamp($3::float8)"
                       ") r GROUP BY dim, value) x WHERE rank <= 10"},
     /* The total's rows (dimension 0, one per hour or day) by their time, for the series, and
-     * the visits of the hours within the days not yet rolled into them. */
+     * the recent rows of all the hours (several per hour: stats.c adds them up). */
     [ST_STATS_SERIES] =
         {"stats_series",
          "SELECT extract(epoch FROM day)::bigint, visits FROM visit_days"
@@ -263,9 +269,9 @@ static const struct {
          " UNION ALL SELECT extract(epoch FROM hour)::bigint, visits FROM visit_hours"
          " WHERE key = $1 AND dim = 0"
          " AND hour >= to_timestamp($5::float8) AND hour <= to_timestamp($3::float8)"
-         " UNION ALL SELECT extract(epoch FROM hour)::bigint, unrolled FROM visit_hours"
-         " WHERE key = $1 AND unrolled <> 0 AND dim = 0"
-         " AND hour >= to_timestamp($4::float8) AND hour < to_timestamp($5::float8)"},
+         " UNION ALL SELECT extract(epoch FROM hour)::bigint, visits FROM visit_recent"
+         " WHERE key = $1"
+         " AND hour >= to_timestamp($2::float8) AND hour <= to_timestamp($3::float8)"},
 };
 
 struct store {
@@ -987,29 +993,30 @@ out:
 
 int store_add_stats(struct store *st, const struct stats_row *rows, size_t n)
 {
-    struct array_text arr[5];
-    const char *params[5];
+    enum { NPARAMS = 3 + STATS_DIMS };
+    struct array_text arr[NPARAMS];
+    const char *params[NPARAMS];
     PGresult *res = NULL;
     int rc = -ENOMEM;
 
     if (n == 0)
         return 0;
-    for (int k = 0; k < 5; k++)
+    for (int k = 0; k < NPARAMS; k++)
         array_begin(&arr[k]);
     for (size_t i = 0; i < n; i++) {
         array_text(&arr[0], rows[i].key);
         array_int(&arr[1], rows[i].hour, false);
-        array_int(&arr[2], rows[i].dim, false);
-        array_text(&arr[3], rows[i].value);
-        array_int(&arr[4], rows[i].visits, false);
+        for (int d = 0; d < STATS_DIMS; d++)
+            array_text(&arr[2 + d], rows[i].vals[d]);
+        array_int(&arr[NPARAMS - 1], rows[i].visits, false);
     }
-    for (int k = 0; k < 5; k++)
+    for (int k = 0; k < NPARAMS; k++)
         if (!(params[k] = array_end(&arr[k])))
             goto out;
-    rc = run(st, ST_STATS_ADD, 5, params, PGRES_COMMAND_OK, &res);
+    rc = run(st, ST_STATS_ADD, NPARAMS, params, PGRES_COMMAND_OK, &res);
     PQclear(res);
 out:
-    for (int k = 0; k < 5; k++)
+    for (int k = 0; k < NPARAMS; k++)
         free(arr[k].buf);
     return rc;
 }

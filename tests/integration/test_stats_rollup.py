@@ -1,9 +1,10 @@
-"""Rolling hourly visit sums into the daily and 16-day rows (migrations/0013_stats_unrolled.sql):
-a flush writes only the hours' rows and counts what it added as unrolled; the analytics writer
-of some server later adds each past hour's unrolled visits to the days and blocks. A stats
-answer must be exact before, during and after: every range gives what its hours hold, whatever
-was rolled. The writer rolls when it starts, when an hour ends, and after a flush to a past
-hour; a row a flush holds is skipped, never waited for."""
+"""Rolling recent visit sums into the sums per dimension value
+(migrations/0014_stats_recent.sql): a flush adds one row per link, hour and visitor profile to
+visit_recent; the analytics writer of some server later moves each ended hour's rows into
+visit_hours, visit_days and visit_blocks in one statement, deleting them. A stats answer must
+be exact before, during and after: every range gives what its hours hold, wherever the rows
+are. The writer rolls when it starts, when an hour ends, and after a flush to a past hour; a
+row a flush holds is skipped, never waited for."""
 
 import subprocess
 import time
@@ -13,7 +14,7 @@ import pytest
 import stack as stk
 from linkutil import unique
 from stack import wait_until
-from test_stats import assert_ranges_match_hours, iso, stats_ok
+from test_stats import assert_ranges_match_hours, hourly_rows, iso, stats_ok
 
 FLUSH_MS = 300
 
@@ -29,25 +30,34 @@ def owner(st):
     return stk.Client(st.server, st.create_apikey(unique("rollup-"))[0])
 
 
+def profile(g, browser):
+    return (f"ARRAY[CASE WHEN g % 5 = 0 THEN 'bot' ELSE 'human' END,"
+            f" 'r' || (g % 13) || '.example', 'unknown', '{browser}', 'Windows', 'desktop']")
+
+
 def load_hours(st, key, days=40):
-    """days of hourly rows of key as flushes and earlier rolls would leave them: a third never
-    rolled, a third rolled, a third rolled but for one visit (a flush came after the roll); the
-    daily and block rows hold exactly what was rolled."""
+    """days of hours of key as flushes and earlier rolls would leave them: a third rolled
+    (their sums per value in visit_hours, visit_days and visit_blocks), a third still recent
+    (two visitor profiles an hour in visit_recent), a third rolled and then visited again (a
+    flush after the roll: both)."""
     hours = (f"SELECT '{key}' AS k, date_trunc('hour', now()) - g * interval '1 hour' AS h, g"
              f" FROM generate_series(1, {days} * 24) g")
-    rows = []
-    for dim, value in ((0, "''"), (1, "'human'"), (2, "'r' || (g % 13) || '.example'")):
-        rows.append(f"SELECT k, {dim}::smallint, h, {value}, g % 7 + 2 AS v,"
-                    f" CASE g % 3 WHEN 0 THEN g % 7 + 2 WHEN 1 THEN 0 ELSE 1 END AS u"
-                    f" FROM ({hours}) x")
-    st.psql("INSERT INTO visit_hours (key, dim, hour, value, visits, unrolled) "
-            + " UNION ALL ".join(rows))
+    st.psql("INSERT INTO visit_recent (key, hour, vals, visits)"
+            f" SELECT k, h, {profile('g', 'Chrome')}, g % 7 + 2 FROM ({hours}) x"
+            " WHERE g % 3 <> 0"
+            f" UNION ALL SELECT k, h, {profile('g', 'Firefox')}, 1 FROM ({hours}) x"
+            " WHERE g % 3 <> 0")
+    # The rolled ones, as a roll leaves them: the same profile's values per dimension.
+    st.psql("INSERT INTO visit_hours (key, dim, hour, value, visits)"
+            f" SELECT k, 0, h, '', g % 5 + 1 FROM ({hours}) x WHERE g % 3 <> 1"
+            f" UNION ALL SELECT k, d::smallint, h, v, g % 5 + 1 FROM ({hours}) x,"
+            f" unnest({profile('g', 'Safari')}) WITH ORDINALITY AS u(v, d) WHERE g % 3 <> 1")
     st.psql("INSERT INTO visit_days (key, dim, day, value, visits) SELECT key, dim,"
             " to_timestamp(floor(extract(epoch FROM hour) / 86400) * 86400), value,"
-            f" sum(visits - unrolled) FROM visit_hours WHERE key = '{key}' GROUP BY 1, 2, 3, 4")
+            f" sum(visits) FROM visit_hours WHERE key = '{key}' GROUP BY 1, 2, 3, 4")
     st.psql("INSERT INTO visit_blocks (key, dim, block, value, visits) SELECT key, dim,"
             " to_timestamp(floor(extract(epoch FROM hour) / 1382400) * 1382400), value,"
-            f" sum(visits - unrolled) FROM visit_hours WHERE key = '{key}' AND dim > 0"
+            f" sum(visits) FROM visit_hours WHERE key = '{key}' AND dim > 0"
             " GROUP BY 1, 2, 3, 4")
 
 
@@ -59,21 +69,29 @@ def check_ranges(st, client, key):
     assert_ranges_match_hours(st, client, key, RANGES)
 
 
-def unrolled_past(st, key):
-    return int(st.psql(f"SELECT count(*) FROM visit_hours WHERE key = '{key}' AND unrolled <> 0"
+def recent_past(st, key):
+    return int(st.psql(f"SELECT count(*) FROM visit_recent WHERE key = '{key}'"
                        " AND hour < date_trunc('hour', now())"))
 
 
-def check_rolled_sums(st, key):
-    """The daily and block rows hold exactly the hours' rolled sums (all of a past hour's,
-    once unrolled_past is 0)."""
+def sums_per_hour(st, key):
+    """key's sums per (hour, dimension, value), wherever they are, for the past hours."""
+    return st.psql(f"SELECT hour, dim, value, sum(visits) FROM {hourly_rows(key)}"
+                   " WHERE hour < date_trunc('hour', now()) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
+
+
+def check_rolled(st, key, want):
+    """The past hours' sums are all in visit_hours now, and are want (sums_per_hour before
+    the roll); the daily and block rows hold exactly what the hourly rows do."""
+    assert recent_past(st, key) == 0
+    assert st.psql(f"SELECT hour, dim, value, visits FROM visit_hours WHERE key = '{key}'"
+                   " AND hour < date_trunc('hour', now()) ORDER BY 1, 2, 3") == want
     for table, col, size, dims in (("visit_days", "day", 86400, "dim >= 0"),
                                    ("visit_blocks", "block", 1382400, "dim > 0")):
         diff = st.psql(
             f"SELECT count(*) FROM (SELECT dim, value, to_timestamp(floor(extract(epoch FROM"
-            f" hour) / {size}) * {size}) AS t, sum(visits - unrolled) AS n FROM visit_hours"
-            f" WHERE key = '{key}' AND {dims} GROUP BY 1, 2, 3"
-            " HAVING sum(visits - unrolled) <> 0) h"
+            f" hour) / {size}) * {size}) AS t, sum(visits) AS n FROM visit_hours"
+            f" WHERE key = '{key}' AND {dims} GROUP BY 1, 2, 3) h"
             f" FULL JOIN (SELECT dim, value, {col} AS t, visits AS n FROM {table}"
             f" WHERE key = '{key}') d USING (dim, value, t)"
             " WHERE h.n IS DISTINCT FROM d.n")
@@ -83,10 +101,11 @@ def check_rolled_sums(st, key):
 def rolled_by_a_fresh_server(st, client, key, what):
     """Starts a server (which rolls what is left when it starts), waits for key's past hours
     to be rolled, checks the sums and the answers, and stops it."""
+    want = sums_per_hour(st, key)
     srv = st.start_shortener(VISITS_FLUSH_MS=FLUSH_MS)
     try:
-        wait_until(what, lambda: unrolled_past(st, key) == 0, 30)
-        check_rolled_sums(st, key)
+        wait_until(what, lambda: recent_past(st, key) == 0, 30)
+        check_rolled(st, key, want)
         check_ranges(st, client, key)
     finally:
         srv.stop()
@@ -95,22 +114,23 @@ def rolled_by_a_fresh_server(st, client, key, what):
 def test_stats_are_exact_before_and_after_the_roll(st, owner):
     key = owner.create_ok(f"https://example.com/{unique()}")["key"]
     load_hours(st, key)
-    assert unrolled_past(st, key) > 0
+    assert recent_past(st, key) > 0
     check_ranges(st, owner, key)
+    want = sums_per_hour(st, key)
 
     # A server rolls what is left when it starts.
     second = st.start_shortener(VISITS_FLUSH_MS=FLUSH_MS)
     try:
-        wait_until("the past hours to be rolled", lambda: unrolled_past(st, key) == 0, 30)
-        check_rolled_sums(st, key)
+        wait_until("the past hours to be rolled", lambda: recent_past(st, key) == 0, 30)
+        check_rolled(st, key, want)
         check_ranges(st, owner, key)
         check_ranges(st, stk.Client(second, owner.api_key), key)
 
         # A flush that reaches an hour already rolled (late visits): counted at once, and
         # rolled by the next start.
-        st.psql("UPDATE visit_hours SET visits = visits + 5, unrolled = unrolled + 5"
-                f" WHERE key = '{key}' AND hour = date_trunc('hour', now()) - interval '50 hours'"
-                " AND dim IN (0, 1)")
+        st.psql("INSERT INTO visit_recent (key, hour, vals, visits) VALUES"
+                f" ('{key}', date_trunc('hour', now()) - interval '50 hours',"
+                " ARRAY['human', 'late.example', 'unknown', 'Chrome', 'Windows', 'desktop'], 5)")
         check_ranges(st, owner, key)
     finally:
         second.stop()
@@ -129,13 +149,12 @@ def test_visits_now_are_counted_once_whatever_is_rolled(st, owner):
     def total():
         return stats_ok(owner, key, **{"from": frm})["total"]
     wait_until("the visits to show", lambda: total() == before + 4, 10)
-    # This hour's rows are the flush's, all unrolled (unless the hour just ended and they
+    # This hour's rows are the flush's, all recent (unless the hour just ended and they
     # were rolled since, which changes nothing in the answer).
     second = st.start_shortener(VISITS_FLUSH_MS=FLUSH_MS)
     try:
-        wait_until("the past hours to be rolled", lambda: unrolled_past(st, key) == 0, 30)
+        wait_until("the past hours to be rolled", lambda: recent_past(st, key) == 0, 30)
         assert total() == before + 4
-        check_rolled_sums(st, key)
     finally:
         second.stop()
 
@@ -143,24 +162,24 @@ def test_visits_now_are_counted_once_whatever_is_rolled(st, owner):
 def test_a_row_a_flush_holds_is_skipped_not_waited_for(st, owner):
     key = owner.create_ok(f"https://example.com/{unique()}")["key"]
     load_hours(st, key, days=5)
-    # 30 hours back: never rolled (load_hours), its three rows all unrolled.
-    held = "date_trunc('hour', now()) - interval '30 hours'"
+    # 31 hours back: never rolled (load_hours), its two profiles recent.
+    held = "date_trunc('hour', now()) - interval '31 hours'"
     psql = subprocess.Popen(["psql", st.pg.dsn_for("shortener"), "-AtXq", "-v", "ON_ERROR_STOP=1"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                             env=stk.base_env())
     try:
         # As a flush would: the hour's rows locked until it commits.
         psql.stdin.write("BEGIN;\n"
-                         f"SELECT count(*) FROM (SELECT 1 FROM visit_hours WHERE key = '{key}'"
+                         f"SELECT count(*) FROM (SELECT 1 FROM visit_recent WHERE key = '{key}'"
                          f" AND hour = {held} FOR UPDATE) l;\n")
         psql.stdin.flush()
-        assert psql.stdout.readline().strip() == "3"
+        assert psql.stdout.readline().strip() == "2"
         second = st.start_shortener(VISITS_FLUSH_MS=FLUSH_MS)
         try:
             # Everything else is rolled while the lock is held.
-            wait_until("the other hours to be rolled", lambda: unrolled_past(st, key) == 3, 30)
-            assert st.psql(f"SELECT count(*) FROM visit_hours WHERE key = '{key}'"
-                           f" AND unrolled <> 0 AND hour = {held}") == "3"
+            wait_until("the other hours to be rolled", lambda: recent_past(st, key) == 2, 30)
+            assert st.psql(f"SELECT count(*) FROM visit_recent WHERE key = '{key}'"
+                           f" AND hour = {held}") == "2"
             check_ranges(st, owner, key)
         finally:
             second.stop()
