@@ -107,6 +107,9 @@ TARGETS = {
 ZIPF_TUNED = {"HOT_CACHE_ENTRIES": 2097152, "HOT_CACHE_MAX_AGE": 600}
 # The stats row: one link with this many visits spread over the last year.
 STATS_VISITS = 10_000_000
+# Rows per visitor profile of the stats link in the hour in progress: a busy link's hour of
+# visitors from many places with many browsers.
+STATS_PROFILES = 5000
 STATS_REQUESTS = 30
 GEOIP_DB = REPO / "node_modules/@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb"
 # The live group: watchers of one link on one server, opened by sseload from several loopback
@@ -937,9 +940,10 @@ http {{
 
     def stats_row(self):
         """GET /api/v1/urls/{key}/stats of one link with STATS_VISITS visits over the last
-        year, its aggregates loaded with INSERT ... SELECT generate_series as the flushes would
-        have left them (hourly rows per dimension value, and their daily sums), among the rows
-        of 1,000 other links."""
+        year, its aggregates loaded with INSERT ... SELECT generate_series as the flushes and
+        rolls would have left them (hourly rows per dimension value, their daily and 16-day
+        sums, and STATS_PROFILES rows per visitor profile for the hour in progress, not yet
+        rolled), among the rows of 1,000 other links."""
         name = "stats, 10M visits/year"
         if self.psql("SELECT to_regclass('visit_hours') IS NOT NULL") != "t":
             self.skip(name, 1, "this build has no visit_hours table")
@@ -948,6 +952,8 @@ http {{
         key, apikey = self.stats_link(srv)
         t0 = time.monotonic()
         per_hour = STATS_VISITS // (365 * 24)
+        # The hour in progress is in visit_recent where the build has it (a row per profile).
+        recent = self.psql("SELECT to_regclass('visit_recent') IS NOT NULL") == "t"
         # Each dimension's values with Zipf-like weights; referrers change with the day, so a
         # year holds about 300 of them.
         sql = f"""
@@ -955,7 +961,8 @@ INSERT INTO visit_hours (key, dim, hour, value, visits)
 SELECT k, dim, h, value,
        greatest(1, round({per_hour} / v / (SELECT sum(1.0 / i) FROM generate_series(1, n) i)))
 FROM (SELECT k, date_trunc('hour', now()) - g * interval '1 hour' AS h, g / 24 AS d
-      FROM (VALUES ('{key}'), ('{key}x')) AS keys(k), generate_series(0, 365 * 24 - 1) g) hours
+      FROM (VALUES ('{key}'), ('{key}x')) AS keys(k),
+           generate_series({1 if recent else 0}, 365 * 24 - 1) g) hours
 CROSS JOIN LATERAL (
     SELECT 0::smallint AS dim, 1 AS v, 1 AS n, '' AS value
     UNION ALL SELECT 1, v, 2, (ARRAY['human', 'bot'])[v] FROM generate_series(1, 2) v
@@ -983,14 +990,30 @@ CROSS JOIN LATERAL (
         self.psql("INSERT INTO visit_hours (key, dim, hour, value, visits) SELECT 'other' || o,"
                   " 1, date_trunc('hour', now()) - g * interval '1 hour', 'human', 3"
                   " FROM generate_series(1, 1000) o, generate_series(0, 24 * 30) g")
+        profiles = 0
+        if recent:
+            self.psql(f"""
+INSERT INTO visit_recent (key, hour, vals, visits)
+SELECT '{key}', date_trunc('hour', now()),
+       ARRAY[CASE WHEN p % 9 = 0 THEN 'bot' ELSE 'human' END,
+             CASE WHEN p % 20 = 0 THEN 'direct' ELSE 'ref' || (p % 300) || '.example' END,
+             (ARRAY['US','DE','GB','FR','JP','BR','IN','CA','NL','SE','ES','IT','PL','AU',
+                    'unknown'])[1 + p % 15],
+             (ARRAY['Chrome','Safari','Firefox','Edge','Opera','Other'])[1 + p / 7 % 6],
+             (ARRAY['Windows','iOS','Android','macOS','Linux'])[1 + p / 11 % 5],
+             (ARRAY['desktop','mobile','tablet','bot'])[1 + p / 13 % 4]],
+       1 + p % 3
+FROM generate_series(1, {STATS_PROFILES}) p ON CONFLICT DO NOTHING""")
+            self.psql("VACUUM ANALYZE visit_recent")
+            profiles = int(self.psql(f"SELECT count(*) FROM visit_recent WHERE key = '{key}'"))
         self.psql("VACUUM ANALYZE visit_hours")
         self.psql("VACUUM ANALYZE visit_days")
         self.psql("VACUUM ANALYZE visit_blocks")
         total = int(self.psql(f"SELECT sum(visits) FROM visit_hours WHERE key = '{key}'"
                               " AND dim = 1"))
         rows = int(self.psql(f"SELECT count(*) FROM visit_hours WHERE key = '{key}'"))
-        log(f"loaded {total:,} visits of one link ({rows:,} hourly rows) in "
-            f"{time.monotonic() - t0:.1f}s")
+        log(f"loaded {total:,} visits of one link ({rows:,} hourly rows, {profiles:,} profile"
+            f" rows of this hour) in {time.monotonic() - t0:.1f}s")
         s = st.session()
         headers = {"Authorization": f"Bearer {apikey}"}
         now = datetime.datetime.now(datetime.timezone.utc)
@@ -1015,7 +1038,8 @@ CROSS JOIN LATERAL (
                    "p99_ms": round(times[min(len(times) - 1, int(len(times) * 0.99))], 2),
                    "errors": 0, "unit": " req/s",
                    "note": f"{body['total']:,} visits, {len(body['series'])} buckets, "
-                           f"{rows:,} hourly rows of the link; a request's time in ms"}
+                           f"{rows:,} hourly rows and {profiles:,} profile rows of this hour"
+                           " of the link; a request's time in ms"}
             self.add(row, target=TARGETS["stats"])
             log(f"{row['scenario']}: p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms")
 
