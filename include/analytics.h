@@ -36,7 +36,6 @@ enum analytics_dim {
     DIM_OS = 5,
     DIM_DEVICE = 6,
 };
-#define DIM_COUNT 6 /* DIM_BOT .. DIM_DEVICE */
 
 /* nslots: one per request thread. geoip_db: a MaxMind-format database, or "" for none
  * (countries are then "unknown"). The store is owned from here on, even on failure. Returns

@@ -59,8 +59,9 @@ static void fail(PGconn *conn, const char *what, char *err, size_t errlen)
     snprintf(err, errlen, "%s: %s", what, why);
 }
 
-/* Visit aggregates past their retention ($2 days), by the BRIN index on their time, in the same
- * short batches. Dates of unknown keys are UTC days. */
+/* Visit aggregates past their retention ($2 days), in the same short batches: by the BRIN index
+ * on their time, but for visit_recent, which holds the hours not yet rolled (about one) and is
+ * read through. Dates of unknown keys are UTC days. */
 static const char *const stats_sql[] = {
     "DELETE FROM visit_recent WHERE ctid = ANY(ARRAY(SELECT ctid FROM visit_recent"
     " WHERE hour < now() - $2::int * interval '1 day' LIMIT $1 FOR UPDATE SKIP LOCKED))",

@@ -15,13 +15,10 @@ import requests
 import stack as stk
 from linkutil import unique
 from stack import wait_until
+from test_stats import hourly_rows
 
 LINKS = 3000
 THREADS = 4
-# Every link's visits in the stats, rolled (visit_hours, dimension 0) or not yet
-# (visit_recent, per visitor profile).
-TOTALS = ("(SELECT key, visits FROM visit_hours WHERE dim = 0"
-          " UNION ALL SELECT key, visits FROM visit_recent) totals")
 
 
 def visit_all(servers, keys):
@@ -56,21 +53,25 @@ def add_links(st, prefix, n):
     return api_key, [f"{prefix}{i:06d}" for i in range(1, n + 1)]
 
 
+def totals(where):
+    """SQL for every link's visits in the stats, where (an SQL condition on key) holds."""
+    return f"(SELECT key, visits FROM {hourly_rows(where=where)} WHERE dim = 0) totals"
+
+
 def assert_exact(st, api_key, prefix, keys, per_key):
     total = per_key * len(keys)
+    mine = totals(f"key LIKE '{prefix}%'")
     wait_until(f"urls.visits to sum to {total}", lambda: int(st.psql(
         f"SELECT coalesce(sum(visits), 0) FROM urls WHERE key LIKE '{prefix}%'")) >= total, 30)
     wait_until(f"the hourly sums to reach {total}", lambda: int(st.psql(
-        f"SELECT coalesce(sum(visits), 0) FROM {TOTALS} WHERE key LIKE '{prefix}%'"))
-        >= total, 30)
+        f"SELECT coalesce(sum(visits), 0) FROM {mine}")) >= total, 30)
     wrong = st.psql(f"SELECT key, visits FROM urls WHERE key LIKE '{prefix}%'"
                     f" AND visits <> {per_key} LIMIT 10")
     assert wrong == "", wrong
-    wrong = st.psql(f"SELECT key, sum(visits) FROM {TOTALS} WHERE key LIKE '{prefix}%'"
+    wrong = st.psql(f"SELECT key, sum(visits) FROM {mine}"
                     f" GROUP BY key HAVING sum(visits) <> {per_key} LIMIT 10")
     assert wrong == "", wrong
-    assert int(st.psql(f"SELECT count(DISTINCT key) FROM {TOTALS}"
-                       f" WHERE key LIKE '{prefix}%'")) == len(keys)
+    assert int(st.psql(f"SELECT count(DISTINCT key) FROM {mine}")) == len(keys)
     owner = stk.Client(st.server, api_key)
     for k in keys[::len(keys) // 10]:
         r = owner.request("GET", f"/api/v1/urls/{k}/stats")
@@ -111,8 +112,9 @@ def test_timed_out_chunk_keeps_only_what_was_not_written():
         last = keys[-1]  # the last in key order: the chunk that fails is the last one
         owner = stk.Client(st.server, api_key)
         assert owner.resolve(last).status_code in (301, 302, 307, 308)
+        last_sums, fc_sums = totals(f"key = '{last}'"), totals("key LIKE 'fc%'")
         wait_until("the first visit's stats", lambda: st.psql(
-            f"SELECT 1 FROM {TOTALS} WHERE key = '{last}' LIMIT 1") == "1", 15)
+            f"SELECT 1 FROM {last_sums} LIMIT 1") == "1", 15)
         # Another writer holds the last link's rows (and its stats rows, which the next visits
         # add to) far longer than the servers' 5 s statement timeout.
         holder = subprocess.Popen(
@@ -152,13 +154,12 @@ def test_timed_out_chunk_keeps_only_what_was_not_written():
         wait_until("urls.visits to sum to the visits", lambda: int(st.psql(
             "SELECT sum(visits) FROM urls WHERE key LIKE 'fc%'")) >= len(keys) + 2, 30)
         wait_until("the hourly sums to reach the visits", lambda: int(st.psql(
-            f"SELECT coalesce(sum(visits), 0) FROM {TOTALS}"
-            " WHERE key LIKE 'fc%'")) >= len(keys) + 2, 30)
+            f"SELECT coalesce(sum(visits), 0) FROM {fc_sums}")) >= len(keys) + 2, 30)
         got = dict(line.split("|") for line in st.psql(
             "SELECT key, visits FROM urls WHERE key LIKE 'fc%'").splitlines())
         assert {k: int(v) for k, v in got.items()} == per_key
         got = dict(line.split("|") for line in st.psql(
-            f"SELECT key, sum(visits) FROM {TOTALS} WHERE key LIKE 'fc%'"
+            f"SELECT key, sum(visits) FROM {fc_sums}"
             " GROUP BY key").splitlines())
         assert {k: int(v) for k, v in got.items()} == per_key
         for k in (keys[0], keys[len(keys) // 2], last):

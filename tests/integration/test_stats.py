@@ -210,15 +210,16 @@ def test_ranges_agree_with_the_hourly_rows(st, owner):
         (33 * 86400 + 999, 16 * 86400 + 3)))
 
 
-def hourly_rows(key):
-    """SQL for key's hourly sums per dimension value (key, hour, dim, value, visits): those
-    rolled into visit_hours and those still per visitor profile in visit_recent
-    (migrations/0014_stats_recent.sql)."""
-    return (f"(SELECT key, hour, dim, value, visits FROM visit_hours WHERE key = '{key}'"
+def hourly_rows(key=None, where=None):
+    """SQL for the hourly sums per dimension value (key, hour, dim, value, visits) of key, or
+    of the keys where (an SQL condition on key) holds: those rolled into visit_hours and those
+    still per visitor profile in visit_recent (migrations/0014_stats_recent.sql)."""
+    where = where or f"key = '{key}'"
+    return (f"(SELECT key, hour, dim, value, visits FROM visit_hours WHERE {where}"
             f" UNION ALL SELECT key, hour, 0::smallint, '', visits FROM visit_recent"
-            f" WHERE key = '{key}'"
+            f" WHERE {where}"
             f" UNION ALL SELECT key, hour, d::smallint, v, visits FROM visit_recent,"
-            f" unnest(vals) WITH ORDINALITY AS u(v, d) WHERE key = '{key}') hourly_rows")
+            f" unnest(vals) WITH ORDINALITY AS u(v, d) WHERE {where}) hourly_rows")
 
 
 def assert_ranges_match_hours(st, client, key, ranges):
