@@ -6,8 +6,10 @@
  * buffers, classifies each visit (referring host, country through GEOIP_DB, browser, OS,
  * device, bot, with answers cached per User-Agent), drops the address, and sums visits per
  * link per UTC hour per dimension value. Every flush interval it writes those sums to
- * PostgreSQL in one statement: a kill -9 loses at most one interval. Visits to unknown keys are
- * summed per day, with the most visited keys.
+ * PostgreSQL in one statement: a kill -9 loses at most one interval. The same rows carry the
+ * visits of links without a visit limit to the links' counts, which the visits thread then
+ * leaves alone (migrations/0015_visits_in_stats.sql). Visits to unknown keys are summed per
+ * day, with the most visited keys.
  *
  * Thread-safe as described: each slot is used by one request thread. */
 #ifndef SHORTENER_ANALYTICS_H
@@ -49,9 +51,12 @@ int analytics_start(struct analytics *a);
 
 /* Records a visit of key answered with a redirect at time now, from the request thread owning
  * slot. addr: the client (IPv4-mapped IPv6), or NULL when unknown. referer and ua may be
- * NULL; they are cut to the bounds above. Never blocks on anything but the slot's lock. */
+ * NULL; they are cut to the bounds above. count: the visit is counted nowhere else, so it
+ * goes to the link's visits too, through the same rows (migrations/0015_visits_in_stats.sql).
+ * Never blocks on anything but the slot's lock. */
 void analytics_visit(struct analytics *a, unsigned slot, int64_t now, const char *key,
-                     size_t keylen, const unsigned char *addr, const char *referer, const char *ua);
+                     size_t keylen, const unsigned char *addr, const char *referer, const char *ua,
+                     bool count);
 
 /* Records a look-up of a key that does not exist (a GET answered 404). */
 void analytics_unknown(struct analytics *a, unsigned slot, int64_t now, const char *key,

@@ -35,11 +35,20 @@ int store_ping(struct store *st);
 
 /* The redirect lookup: what a redirect needs of a live link. In the header so that the
  * benchmark's ceiling program (tests/bench/ceiling.c) runs exactly what the server runs. */
+/* A link's visits as far as PostgreSQL has them: urls.visits and what its rows of visit_recent
+ * hold that urls.visits does not yet (migrations/0015_visits_in_stats.sql). */
+#define STORE_LINK_VISITS                                                                          \
+    "(urls.visits + COALESCE((SELECT sum(r.uncounted) FROM visit_recent r"                         \
+    " WHERE r.key = urls.key), 0))::bigint"
+/* The same, read only for a link with a visit limit: the only reader of a redirect's count. */
+#define STORE_LIMITED_VISITS                                                                       \
+    "CASE WHEN max_visits IS NULL THEN visits ELSE " STORE_LINK_VISITS " END"
+
 #define STORE_LOOKUP_REDIRECT_SQL                                                                  \
     "SELECT url, COALESCE(floor(extract(epoch FROM expires_at))::bigint, 0),"                      \
     " COALESCE(floor(extract(epoch FROM expires_at - now()))::bigint, -1),"                        \
     " COALESCE(floor(extract(epoch FROM valid_from))::bigint, 0), COALESCE(max_visits, 0),"        \
-    " COALESCE(redirect_status, 0), password_hash IS NOT NULL, visits"                             \
+    " COALESCE(redirect_status, 0), password_hash IS NOT NULL, " STORE_LIMITED_VISITS              \
     " FROM urls WHERE key = $1 AND (expires_at IS NULL OR expires_at > now())"
 
 /* What a redirect needs of a live link. */
@@ -159,6 +168,7 @@ struct stats_row {
     int64_t hour;
     const char *vals[STATS_DIMS];
     int64_t visits;
+    int64_t uncounted; /* of those, the visits not counted into urls.visits elsewhere */
 };
 
 /* Adds rows[0..n) to the recent sums per profile in one statement. The rows must be distinct
@@ -166,7 +176,8 @@ struct stats_row {
 int store_add_stats(struct store *st, const struct stats_row *rows, size_t n);
 
 /* Moves at most limit recent rows of hours before before (epoch seconds) into the hourly,
- * daily and block sums per dimension value, in one statement; *rolled says how many it took
+ * daily and block sums per dimension value, and their uncounted visits into urls.visits, in
+ * one statement; *rolled says how many it took
  * (fewer than limit: none is left, but for rows a flush held just then). */
 int store_roll_stats(struct store *st, int64_t before, size_t limit, size_t *rolled);
 

@@ -61,10 +61,20 @@ static void fail(PGconn *conn, const char *what, char *err, size_t errlen)
 
 /* Visit aggregates past their retention ($2 days), in the same short batches: by the BRIN index
  * on their time, but for visit_recent, which holds the hours not yet rolled (about one) and is
- * read through. Dates of unknown keys are UTC days. */
+ * read through. Its rows' visits not yet in their links' counts go there first, in the same
+ * statement, the links locked in key order as the servers lock them (store.c, ST_VISITS).
+ * Dates of unknown keys are UTC days. Each statement answers how many rows it deleted. */
 static const char *const stats_sql[] = {
-    "DELETE FROM visit_recent WHERE ctid = ANY(ARRAY(SELECT ctid FROM visit_recent"
-    " WHERE hour < now() - $2::int * interval '1 day' LIMIT $1 FOR UPDATE SKIP LOCKED))",
+    "WITH c AS MATERIALIZED (DELETE FROM visit_recent WHERE ctid = ANY(ARRAY(SELECT ctid"
+    " FROM visit_recent WHERE hour < now() - $2::int * interval '1 day' LIMIT $1"
+    " FOR UPDATE SKIP LOCKED)) RETURNING key, uncounted),"
+    " cn AS (SELECT key, sum(uncounted)::bigint AS n FROM c GROUP BY key"
+    " HAVING sum(uncounted) > 0),"
+    " l AS MATERIALIZED (SELECT u.key FROM urls u JOIN cn ON u.key = cn.key"
+    " ORDER BY u.key FOR NO KEY UPDATE OF u),"
+    " counted AS (UPDATE urls u SET visits = u.visits + cn.n"
+    " FROM cn JOIN l ON l.key = cn.key WHERE u.key = cn.key)"
+    " SELECT count(*) FROM c",
     "DELETE FROM visit_hours WHERE ctid = ANY(ARRAY(SELECT ctid FROM visit_hours"
     " WHERE hour < now() - $2::int * interval '1 day' LIMIT $1 FOR UPDATE SKIP LOCKED))",
     "DELETE FROM visit_days WHERE ctid = ANY(ARRAY(SELECT ctid FROM visit_days"
@@ -117,12 +127,14 @@ static int cleanup_stats(PGconn *conn, const struct cleanup_opts *o, const char 
                 return 0;
             }
             PGresult *res = PQexecParams(conn, stats_sql[i], 2, NULL, params, NULL, NULL, 0);
-            if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            ExecStatusType st = PQresultStatus(res);
+            if (st != PGRES_COMMAND_OK && (st != PGRES_TUPLES_OK || PQntuples(res) != 1)) {
                 PQclear(res);
                 fail(conn, "deleting old visit aggregates failed", err, errlen);
                 return -EIO;
             }
-            long long n = strtoll(PQcmdTuples(res), NULL, 10);
+            long long n =
+                strtoll(st == PGRES_TUPLES_OK ? PQgetvalue(res, 0, 0) : PQcmdTuples(res), NULL, 10);
             PQclear(res);
             out->stats_rows += n;
             if (n < o->batch)

@@ -50,6 +50,7 @@ struct rec {
     unsigned char addr[16];
     uint8_t has_addr;
     uint8_t unknown;
+    uint8_t count; /* also a visit for the link's count (analytics_visit) */
     uint8_t keylen;
     uint16_t reflen;
     uint16_t ualen;
@@ -69,6 +70,7 @@ struct row {
     int64_t hour;
     int64_t visits; /* 0: empty */
     uint32_t key_off, val_off;
+    uint32_t uncounted; /* of the visits, those for the links' counts */
     uint8_t keylen;
     uint16_t vallen;
 };
@@ -238,10 +240,10 @@ static int rows_grow(struct rows *t)
     return 0;
 }
 
-/* Adds n visits to one row (val: a packed profile of vallen bytes); -ENOSPC when the table is
- * full. */
+/* Adds n visits to one row (val: a packed profile of vallen bytes), u of them for the link's
+ * count; -ENOSPC when the table is full. */
 static int rows_add(struct rows *t, const char *key, size_t keylen, int64_t hour, const char *val,
-                    size_t vallen, int64_t n)
+                    size_t vallen, int64_t n, uint32_t u)
 {
     struct row *r = rows_find(t, key, keylen, hour, val, vallen);
 
@@ -262,6 +264,7 @@ static int rows_add(struct rows *t, const char *key, size_t keylen, int64_t hour
         t->used++;
     }
     r->visits += n;
+    r->uncounted += u;
     return 0;
 }
 
@@ -335,6 +338,14 @@ nomem:
     return NULL;
 }
 
+/* A visit that cannot be summed is lost to the link's count too when it was to count there. */
+static void dropped(struct analytics *a, const struct rec *h)
+{
+    metrics_inc(&a->metrics->analytics_dropped);
+    if (h->count)
+        metrics_inc(&a->metrics->visits_dropped);
+}
+
 static void append(struct analytics *a, unsigned slot, const struct rec *h, const char *key,
                    const char *ref, const char *ua)
 {
@@ -347,7 +358,7 @@ static void append(struct analytics *a, unsigned slot, const struct rec *h, cons
     pthread_mutex_lock(&s->lock);
     if (s->len + need > BUF_BYTES) {
         pthread_mutex_unlock(&s->lock);
-        metrics_inc(&a->metrics->analytics_dropped);
+        dropped(a, h);
         return;
     }
     unsigned char *p = s->data + s->len;
@@ -370,9 +381,10 @@ static uint16_t cut(const char *s, size_t max)
 }
 
 void analytics_visit(struct analytics *a, unsigned slot, int64_t now, const char *key,
-                     size_t keylen, const unsigned char *addr, const char *referer, const char *ua)
+                     size_t keylen, const unsigned char *addr, const char *referer, const char *ua,
+                     bool count)
 {
-    struct rec h = {.t = now};
+    struct rec h = {.t = now, .count = count};
 
     if (!a || keylen == 0 || keylen > KEY_MAX_LEN)
         return;
@@ -525,7 +537,7 @@ static void classify(struct analytics *a, const struct rec *h, const char *key, 
     struct rows *t = &a->cur->rows;
 
     if (!t->slots && rows_init(t, 4096) < 0) {
-        metrics_inc(&a->metrics->analytics_dropped);
+        dropped(a, h);
         return;
     }
     referrer_host(h->reflen ? ref : NULL, h->reflen, host);
@@ -537,8 +549,8 @@ static void classify(struct analytics *a, const struct rec *h, const char *key, 
     values[DIM_OS - 1] = info->os;
     values[DIM_DEVICE - 1] = uaclass_device_name(info->device);
     size_t len = pack(values, packed);
-    if (rows_add(t, key, h->keylen, hour, packed, len, 1) < 0) {
-        metrics_inc(&a->metrics->analytics_dropped);
+    if (rows_add(t, key, h->keylen, hour, packed, len, 1, h->count) < 0) {
+        dropped(a, h);
         return;
     }
     metrics_inc(&a->metrics->analytics_visits);
@@ -652,8 +664,10 @@ static int write_rows(struct analytics *a, struct batch *b)
         const struct row *r = &t->slots[i];
         if (!r->visits)
             continue;
-        out[n] =
-            (struct stats_row){.key = t->arena + r->key_off, .hour = r->hour, .visits = r->visits};
+        out[n] = (struct stats_row){.key = t->arena + r->key_off,
+                                    .hour = r->hour,
+                                    .visits = r->visits,
+                                    .uncounted = r->uncounted};
         const char *v = t->arena + r->val_off;
         for (int d = 0; d < STATS_DIMS; d++, v += strlen(v) + 1)
             out[n].vals[d] = v;
@@ -686,7 +700,7 @@ static int write_rows(struct analytics *a, struct batch *b)
             char packed[PACKED_MAX];
             size_t len = pack(out[i].vals, packed);
             if (rows_add(&rest, out[i].key, strlen(out[i].key), out[i].hour, packed, len,
-                         out[i].visits) < 0) {
+                         out[i].visits, (uint32_t)out[i].uncounted) < 0) {
                 log_error("analytics: out of memory, %zu rows lost", n - i);
                 break;
             }

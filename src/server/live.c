@@ -2,8 +2,9 @@
  * publishes, listens and wakes them (see live.h).
  *
  * What "total" is, and how exact. A link's total is its all-time visit count, as the link's
- * read shows it once every server has flushed (urls.visits). When a link gets its first
- * watcher on this server, its total starts from urls.visits as PostgreSQL has it then; from
+ * read shows it once every server has flushed (urls.visits, plus what the analytics rows hold
+ * for it: STORE_LINK_VISITS). When a link gets its first watcher on this server, its total
+ * starts from that count as PostgreSQL has it then; from
  * that moment every visit counted by any server that knows the link is watched (all of them,
  * within milliseconds of the announcement) is added as it is published, once per interval.
  * Two things that cannot be seen this way: visits counted before the announcement and not yet

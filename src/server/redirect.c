@@ -52,8 +52,10 @@ static bool is_get(const struct http_request *r)
     return strcmp(r->method, "GET") == 0;
 }
 
-/* Hands a visit to analytics (whatever tier answered): only copies, never waits. */
-static void record_visit(struct http_request *r, const char *key, size_t len, int64_t now)
+/* Hands a visit to analytics (whatever tier answered): only copies, never waits. count: the
+ * visit counts in the link's visits through analytics (counted_by_analytics). */
+static void record_visit(struct http_request *r, const char *key, size_t len, int64_t now,
+                         bool count)
 {
     struct server *s = r->srv;
     unsigned char addr[16];
@@ -62,7 +64,15 @@ static void record_visit(struct http_request *r, const char *key, size_t len, in
         return;
     analytics_visit(s->analytics, (unsigned)(r->worker - s->workers), now, key, len,
                     caller_client_addr(r, addr) == 0 ? addr : NULL, http_header(r, "Referer"),
-                    http_header(r, "User-Agent"));
+                    http_header(r, "User-Agent"), count);
+}
+
+/* With analytics on, a visit is counted once, in its analytics row, which carries it to the
+ * link's count (migrations/0015_visits_in_stats.sql); but a link with a visit limit has its
+ * count written at once, as before, for Redis starts its counter from it. */
+static bool counted_by_analytics(const struct server *s, const struct link_rules *ru)
+{
+    return s->analytics && !ru->max_visits;
 }
 
 /* A key that does not exist: 404, unless the client's address has looked up too many of those
@@ -185,11 +195,14 @@ static enum http_step respond(struct http_request *r, struct hop *h)
     else
         max_age = ru->expires_at ? min_ll(ru->expires_at - now, s->cfg.redirect_max_age)
                                  : s->cfg.redirect_max_age;
-    /* A hot hit's visit was counted in its entry already (hotcache_get). */
-    if (h->visit && h->where != MR_HOT_HIT && !visits_record(s->visits, h->key, h->len))
+    /* A hot hit's visit was counted in its entry already (hotcache_get), unless analytics
+     * count it. */
+    bool by_analytics = counted_by_analytics(s, ru);
+    if (h->visit && h->where != MR_HOT_HIT && !by_analytics &&
+        !visits_record(s->visits, h->key, h->len))
         metrics_inc(&s->metrics.visits_dropped);
     if (h->visit) {
-        record_visit(r, h->key, h->len, now);
+        record_visit(r, h->key, h->len, now, by_analytics);
         live_visit(s->live, h->key, h->len);
     }
     return http_redirect(r, (unsigned)status, h->url, max_age);
@@ -231,8 +244,10 @@ static enum http_step lookup(struct http_request *r, const char *key, size_t len
     int rc;
 
     h.visit = unlocked || is_get(r);
+    /* The hot cache holds plain links only: their visits are counted in their entries, or,
+     * with analytics on, by analytics (counted_by_analytics). */
     if (!unlocked && hotcache_get(s->hot, key, len, url, sizeof(url), &h.rules.expires_at,
-                                  &h.rules.redirect_status, now, h.visit) == 0) {
+                                  &h.rules.redirect_status, now, h.visit && !s->analytics) == 0) {
         if (!h.rules.expires_at || h.rules.expires_at > now) {
             h.where = MR_HOT_HIT;
             return respond(r, &h);

@@ -52,7 +52,7 @@ _Static_assert(FIELD_URL == 0 && FIELD_EXPIRES_AT == 2 && FIELD_TTL == 3 &&
     " COALESCE(floor(extract(epoch FROM expires_at))::bigint, 0),"                                 \
     " COALESCE(floor(extract(epoch FROM valid_from))::bigint, 0), COALESCE(max_visits, 0),"        \
     " COALESCE(redirect_status, 0), public_stats, password_hash IS NOT NULL,"                      \
-    " array_to_string(tags, ','), visits"
+    " array_to_string(tags, ','), " STORE_LINK_VISITS
 #define LIVE "(expires_at IS NULL OR expires_at > now())"
 
 static const struct {
@@ -70,7 +70,7 @@ static const struct {
          " COALESCE(floor(extract(epoch FROM expires_at - now()))::bigint, -1),"
          " COALESCE(floor(extract(epoch FROM valid_from))::bigint, 0),"
          " COALESCE(max_visits, 0), COALESCE(redirect_status, 0),"
-         " password_hash IS NOT NULL, visits,"
+         " password_hash IS NOT NULL, " STORE_LIMITED_VISITS ","
          " CASE WHEN pg_is_in_recovery() THEN COALESCE(floor(extract(epoch"
          " FROM clock_timestamp() - pg_last_xact_replay_timestamp()) * 1000)"
          "::bigint, -1) ELSE 0 END"
@@ -171,24 +171,25 @@ static const struct {
      * They stay in visit_recent until ST_STATS_ROLL moves their hour on
      * (migrations/0014_stats_recent.sql). */
     [ST_STATS_ADD] = {"stats_add",
-                      "INSERT INTO visit_recent AS t (key, hour, vals, visits)"
-                      " SELECT key, to_timestamp(h), ARRAY[v1, v2, v3, v4, v5, v6], n"
+                      "INSERT INTO visit_recent AS t (key, hour, vals, visits, uncounted)"
+                      " SELECT key, to_timestamp(h), ARRAY[v1, v2, v3, v4, v5, v6], n, u"
                       " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],"
-                      " $6::text[], $7::text[], $8::text[], $9::bigint[])"
-                      " AS v(key, h, v1, v2, v3, v4, v5, v6, n)"
+                      " $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[])"
+                      " AS v(key, h, v1, v2, v3, v4, v5, v6, n, u)"
                       " ON CONFLICT (key, hour, vals) DO UPDATE"
-                      " SET visits = t.visits + EXCLUDED.visits"},
+                      " SET visits = t.visits + EXCLUDED.visits,"
+                      " uncounted = t.uncounted + EXCLUDED.uncounted"},
     /* Moves up to $2 recent rows of hours before $1 (epoch seconds) into the sums per
-     * dimension value of their hour, day and block, in one statement. A row a flush is
-     * writing just now is skipped (SKIP LOCKED), so this never waits on a flush; a flush
-     * that comes after finds the row gone and makes a new one, moved by a later roll. The
-     * sums are locked in key order, as the flushes lock theirs. Answers how many rows it
-     * took. */
+     * dimension value of their hour, day and block, and their uncounted visits into
+     * urls.visits (locked in key order, as ST_VISITS locks them), in one statement. A row a flush
+     * is writing just now is skipped (SKIP LOCKED), so this never waits on a flush; a flush that
+     * comes after finds the row gone and makes a new one, moved by a later roll. The sums are
+     * locked in key order, as the flushes lock theirs. Answers how many rows it took. */
     [ST_STATS_ROLL] =
         {"stats_roll",
          "WITH c AS MATERIALIZED (DELETE FROM visit_recent WHERE ctid = ANY(ARRAY("
          "SELECT ctid FROM visit_recent WHERE hour < to_timestamp($1::float8)"
-         " LIMIT $2 FOR UPDATE SKIP LOCKED)) RETURNING key, hour, vals, visits),"
+         " LIMIT $2 FOR UPDATE SKIP LOCKED)) RETURNING key, hour, vals, visits, uncounted),"
          " r AS (SELECT key, extract(epoch FROM hour)::bigint AS h, 0::smallint AS dim,"
          " ''::text COLLATE \"C\" AS value, visits AS n FROM c"
          " UNION ALL SELECT key, extract(epoch FROM hour)::bigint, d::smallint, v,"
@@ -207,7 +208,13 @@ static const struct {
          " SELECT key, dim, to_timestamp(h - h % 1382400), value, sum(n) FROM r"
          " WHERE dim > 0 GROUP BY key, dim, h - h % 1382400, value"
          " ORDER BY 1, 2, 3, 4 ON CONFLICT (key, dim, block, value)"
-         " DO UPDATE SET visits = t.visits + EXCLUDED.visits)"
+         " DO UPDATE SET visits = t.visits + EXCLUDED.visits),"
+         " cn AS (SELECT key, sum(uncounted)::bigint AS n FROM c GROUP BY key"
+         " HAVING sum(uncounted) > 0),"
+         " l AS MATERIALIZED (SELECT u.key FROM urls u JOIN cn ON u.key = cn.key"
+         " ORDER BY u.key FOR NO KEY UPDATE OF u),"
+         " counted AS (UPDATE urls u SET visits = u.visits + cn.n"
+         " FROM cn JOIN l ON l.key = cn.key WHERE u.key = cn.key)"
          " SELECT count(*) FROM c"},
     /* Days are counted since 1970-01-01. A key gets a row only while its day has fewer than
      * 1000 (judged before this statement: a flush adds at most the 100 it sends), or has one
@@ -993,7 +1000,7 @@ out:
 
 int store_add_stats(struct store *st, const struct stats_row *rows, size_t n)
 {
-    enum { NPARAMS = 3 + STATS_DIMS };
+    enum { NPARAMS = 4 + STATS_DIMS };
     struct array_text arr[NPARAMS];
     const char *params[NPARAMS];
     PGresult *res = NULL;
@@ -1008,7 +1015,8 @@ int store_add_stats(struct store *st, const struct stats_row *rows, size_t n)
         array_int(&arr[1], rows[i].hour, false);
         for (int d = 0; d < STATS_DIMS; d++)
             array_text(&arr[2 + d], rows[i].vals[d]);
-        array_int(&arr[NPARAMS - 1], rows[i].visits, false);
+        array_int(&arr[NPARAMS - 2], rows[i].visits, false);
+        array_int(&arr[NPARAMS - 1], rows[i].uncounted, false);
     }
     for (int k = 0; k < NPARAMS; k++)
         if (!(params[k] = array_end(&arr[k])))

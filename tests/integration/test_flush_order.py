@@ -1,8 +1,10 @@
 """Two servers flushing visits to the same links into one database (store.c ST_VISITS locks
 rows in key order; visits.c and analytics.c write sorted, in chunks, and after a failed chunk
-keep only what was not written):
-- both flush the same thousands of links at the same moment (SIGTERM to both at once, each
-  flushing at exit), and neither deadlocks with the other; the counts are exact;
+keep only what was not written). Links with a visit limit are counted by the visits thread
+into urls.visits, the others by analytics through visit_recent (link_visits adds the two):
+- both flush the same thousands of links, half of them limited, at the same moment (SIGTERM to
+  both at once, each flushing at exit), and neither deadlocks with the other; the counts are
+  exact;
 - a row held locked by another writer makes a flush chunk time out; the chunks before it stay
   written, the rest is written once the lock goes: urls.visits and the stats sums are exact
   (nothing lost, nothing counted twice)."""
@@ -44,12 +46,15 @@ def visit_all(servers, keys):
     assert not errors, errors[:10]
 
 
-def add_links(st, prefix, n):
+def add_links(st, prefix, n, limited_every):
+    """n links; every limited_every-th has a visit limit (so the visits thread counts it)."""
     api_key, owner_id = st.create_apikey(unique("flush-"))
     # Inserted directly: thousands of creates through the API would be the slow part of the
     # test and are not what it is about.
-    st.psql(f"INSERT INTO urls (key, url, owner_id) SELECT '{prefix}' || lpad(i::text, 6, '0'),"
-            f" 'https://example.com/' || i, {owner_id} FROM generate_series(1, {n}) i")
+    st.psql(f"INSERT INTO urls (key, url, owner_id, max_visits)"
+            f" SELECT '{prefix}' || lpad(i::text, 6, '0'), 'https://example.com/' || i,"
+            f" {owner_id}, CASE WHEN i % {limited_every} = 0 THEN 1000000 END"
+            f" FROM generate_series(1, {n}) i")
     return api_key, [f"{prefix}{i:06d}" for i in range(1, n + 1)]
 
 
@@ -61,11 +66,12 @@ def totals(where):
 def assert_exact(st, api_key, prefix, keys, per_key):
     total = per_key * len(keys)
     mine = totals(f"key LIKE '{prefix}%'")
-    wait_until(f"urls.visits to sum to {total}", lambda: int(st.psql(
-        f"SELECT coalesce(sum(visits), 0) FROM urls WHERE key LIKE '{prefix}%'")) >= total, 30)
+    wait_until(f"the links' visits to sum to {total}", lambda: int(st.psql(
+        f"SELECT coalesce(sum(visits), 0) FROM link_visits WHERE key LIKE '{prefix}%'"))
+        >= total, 30)
     wait_until(f"the hourly sums to reach {total}", lambda: int(st.psql(
         f"SELECT coalesce(sum(visits), 0) FROM {mine}")) >= total, 30)
-    wrong = st.psql(f"SELECT key, visits FROM urls WHERE key LIKE '{prefix}%'"
+    wrong = st.psql(f"SELECT key, visits FROM link_visits WHERE key LIKE '{prefix}%'"
                     f" AND visits <> {per_key} LIMIT 10")
     assert wrong == "", wrong
     wrong = st.psql(f"SELECT key, sum(visits) FROM {mine}"
@@ -88,7 +94,7 @@ def test_simultaneous_flushes_do_not_deadlock():
     with stk.running_stack("flushorder", VISITS_FLUSH_MS=60000) as st:
         second = st.start_shortener(VISITS_FLUSH_MS=60000)
         servers = [st.server, second]
-        api_key, keys = add_links(st, "fd", LINKS)
+        api_key, keys = add_links(st, "fd", LINKS, 2)
         visit_all(servers, keys)
         problems = []
         stops = [threading.Thread(target=lambda srv=srv: problems.append(srv.stop()))
@@ -104,11 +110,18 @@ def test_simultaneous_flushes_do_not_deadlock():
             assert log_lines(srv, "deadlock detected") == [], srv.proc.tail()
             assert log_lines(srv, "visits failed") == [], srv.proc.tail()
         assert_exact(st, api_key, "fd", keys, len(servers))
+        # The limited links were counted by the visits thread, and never through analytics.
+        assert st.psql("SELECT count(*) FROM urls WHERE key LIKE 'fd%'"
+                       f" AND max_visits IS NOT NULL AND visits = {len(servers)}") == str(
+            LINKS // 2)
+        assert st.psql("SELECT coalesce(sum(uncounted), 0) FROM visit_recent r JOIN urls u"
+                       " USING (key) WHERE key LIKE 'fd%' AND max_visits IS NOT NULL") == "0"
 
 
 def test_timed_out_chunk_keeps_only_what_was_not_written():
     with stk.running_stack("flushchunks", VISITS_FLUSH_MS=100) as st:
-        api_key, keys = add_links(st, "fc", 7000)
+        # All limited: the visits thread writes them all, in chunks.
+        api_key, keys = add_links(st, "fc", 7000, 1)
         last = keys[-1]  # the last in key order: the chunk that fails is the last one
         owner = stk.Client(st.server, api_key)
         assert owner.resolve(last).status_code in (301, 302, 307, 308)
