@@ -17,6 +17,7 @@
 #include "apikey.h"
 #include "apikey_store.h"
 #include "link.h"
+#include "visitsql.h"
 
 struct store;
 
@@ -35,20 +36,11 @@ int store_ping(struct store *st);
 
 /* The redirect lookup: what a redirect needs of a live link. In the header so that the
  * benchmark's ceiling program (tests/bench/ceiling.c) runs exactly what the server runs. */
-/* A link's visits as far as PostgreSQL has them: urls.visits and what its rows of visit_recent
- * hold that urls.visits does not yet (migrations/0015_visits_in_stats.sql). */
-#define STORE_LINK_VISITS                                                                          \
-    "(urls.visits + COALESCE((SELECT sum(r.uncounted) FROM visit_recent r"                         \
-    " WHERE r.key = urls.key), 0))::bigint"
-/* The same, read only for a link with a visit limit: the only reader of a redirect's count. */
-#define STORE_LIMITED_VISITS                                                                       \
-    "CASE WHEN max_visits IS NULL THEN visits ELSE " STORE_LINK_VISITS " END"
-
 #define STORE_LOOKUP_REDIRECT_SQL                                                                  \
     "SELECT url, COALESCE(floor(extract(epoch FROM expires_at))::bigint, 0),"                      \
     " COALESCE(floor(extract(epoch FROM expires_at - now()))::bigint, -1),"                        \
     " COALESCE(floor(extract(epoch FROM valid_from))::bigint, 0), COALESCE(max_visits, 0),"        \
-    " COALESCE(redirect_status, 0), password_hash IS NOT NULL, " STORE_LIMITED_VISITS              \
+    " COALESCE(redirect_status, 0), password_hash IS NOT NULL, " VISITSQL_LIMITED_VISITS           \
     " FROM urls WHERE key = $1 AND (expires_at IS NULL OR expires_at > now())"
 
 /* What a redirect needs of a live link. */

@@ -10,6 +10,7 @@
 
 #include "db.h"
 #include "deadline.h"
+#include "visitsql.h"
 
 /* A batch that waits this long for a table lock (a migration, say) gives up rather than
  * queue in front of creates and redirects. Row locks are never waited for: SKIP LOCKED. */
@@ -62,18 +63,12 @@ static void fail(PGconn *conn, const char *what, char *err, size_t errlen)
 /* Visit aggregates past their retention ($2 days), in the same short batches: by the BRIN index
  * on their time, but for visit_recent, which holds the hours not yet rolled (about one) and is
  * read through. Its rows' visits not yet in their links' counts go there first, in the same
- * statement, the links locked in key order as the servers lock them (store.c, ST_VISITS).
+ * statement (visitsql.h).
  * Dates of unknown keys are UTC days. Each statement answers how many rows it deleted. */
 static const char *const stats_sql[] = {
     "WITH c AS MATERIALIZED (DELETE FROM visit_recent WHERE ctid = ANY(ARRAY(SELECT ctid"
     " FROM visit_recent WHERE hour < now() - $2::int * interval '1 day' LIMIT $1"
-    " FOR UPDATE SKIP LOCKED)) RETURNING key, uncounted),"
-    " cn AS (SELECT key, sum(uncounted)::bigint AS n FROM c GROUP BY key"
-    " HAVING sum(uncounted) > 0),"
-    " l AS MATERIALIZED (SELECT u.key FROM urls u JOIN cn ON u.key = cn.key"
-    " ORDER BY u.key FOR NO KEY UPDATE OF u),"
-    " counted AS (UPDATE urls u SET visits = u.visits + cn.n"
-    " FROM cn JOIN l ON l.key = cn.key WHERE u.key = cn.key)"
+    " FOR UPDATE SKIP LOCKED)) RETURNING key, uncounted)," VISITSQL_COUNT_DELETED
     " SELECT count(*) FROM c",
     "DELETE FROM visit_hours WHERE ctid = ANY(ARRAY(SELECT ctid FROM visit_hours"
     " WHERE hour < now() - $2::int * interval '1 day' LIMIT $1 FOR UPDATE SKIP LOCKED))",

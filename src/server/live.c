@@ -3,7 +3,7 @@
  *
  * What "total" is, and how exact. A link's total is its all-time visit count, as the link's
  * read shows it once every server has flushed (urls.visits, plus what the analytics rows hold
- * for it: STORE_LINK_VISITS). When a link gets its first watcher on this server, its total
+ * for it: VISITSQL_LINK_VISITS). When a link gets its first watcher on this server, its total
  * starts from that count as PostgreSQL has it then; from
  * that moment every visit counted by any server that knows the link is watched (all of them,
  * within milliseconds of the announcement) is added as it is published, once per interval.

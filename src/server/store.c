@@ -52,7 +52,7 @@ _Static_assert(FIELD_URL == 0 && FIELD_EXPIRES_AT == 2 && FIELD_TTL == 3 &&
     " COALESCE(floor(extract(epoch FROM expires_at))::bigint, 0),"                                 \
     " COALESCE(floor(extract(epoch FROM valid_from))::bigint, 0), COALESCE(max_visits, 0),"        \
     " COALESCE(redirect_status, 0), public_stats, password_hash IS NOT NULL,"                      \
-    " array_to_string(tags, ','), " STORE_LINK_VISITS
+    " array_to_string(tags, ','), " VISITSQL_LINK_VISITS
 #define LIVE "(expires_at IS NULL OR expires_at > now())"
 
 static const struct {
@@ -70,7 +70,7 @@ static const struct {
          " COALESCE(floor(extract(epoch FROM expires_at - now()))::bigint, -1),"
          " COALESCE(floor(extract(epoch FROM valid_from))::bigint, 0),"
          " COALESCE(max_visits, 0), COALESCE(redirect_status, 0),"
-         " password_hash IS NOT NULL, " STORE_LIMITED_VISITS ","
+         " password_hash IS NOT NULL, " VISITSQL_LIMITED_VISITS ","
          " CASE WHEN pg_is_in_recovery() THEN COALESCE(floor(extract(epoch"
          " FROM clock_timestamp() - pg_last_xact_replay_timestamp()) * 1000)"
          "::bigint, -1) ELSE 0 END"
@@ -208,13 +208,7 @@ static const struct {
          " SELECT key, dim, to_timestamp(h - h % 1382400), value, sum(n) FROM r"
          " WHERE dim > 0 GROUP BY key, dim, h - h % 1382400, value"
          " ORDER BY 1, 2, 3, 4 ON CONFLICT (key, dim, block, value)"
-         " DO UPDATE SET visits = t.visits + EXCLUDED.visits),"
-         " cn AS (SELECT key, sum(uncounted)::bigint AS n FROM c GROUP BY key"
-         " HAVING sum(uncounted) > 0),"
-         " l AS MATERIALIZED (SELECT u.key FROM urls u JOIN cn ON u.key = cn.key"
-         " ORDER BY u.key FOR NO KEY UPDATE OF u),"
-         " counted AS (UPDATE urls u SET visits = u.visits + cn.n"
-         " FROM cn JOIN l ON l.key = cn.key WHERE u.key = cn.key)"
+         " DO UPDATE SET visits = t.visits + EXCLUDED.visits)," VISITSQL_COUNT_DELETED
          " SELECT count(*) FROM c"},
     /* Days are counted since 1970-01-01. A key gets a row only while its day has fewer than
      * 1000 (judged before this statement: a flush adds at most the 100 it sends), or has one
