@@ -55,6 +55,13 @@ RUNS = int(os.environ.get("BENCH_RUNS") or 3)
 CONNS = [int(c) for c in (os.environ.get("BENCH_CONNS") or "64 256").split()]
 THREADS = int(os.environ.get("BENCH_THREADS") or 2)
 WARMUP = min(3, SECONDS)
+# A shortener writes its visits to PostgreSQL up to VISITS_FLUSH_MS (5 s as shipped) after
+# they are made. A subject that writes so gets that long of load before each measured run, so
+# that the run carries the writes of as many seconds of visits as it lasts (not only of its
+# first half), and a pause after it, so that its last writes land before the next subject's
+# run and not on it.
+FLUSH_S = 5
+SETTLE_S = FLUSH_S + 1.5
 ONLY = (os.environ.get("BENCH_ONLY") or "").split()
 CREATE_CONNS = 64 if 64 in CONNS else CONNS[0]
 WRK_THREADS = 2
@@ -280,22 +287,27 @@ def srv_metric(base_url, name):
 
 class Subject:
     """One thing measured: a name, the pid whose RSS counts, run(seconds) -> result dict with
-    at least rps, and what to do before each run (flush Redis, say)."""
+    at least rps, what to do before each run (flush Redis, say), and whether it writes visits
+    later (deferred: see FLUSH_S)."""
 
-    def __init__(self, name, pid, run, before=None, conns=None):
+    def __init__(self, name, pid, run, before=None, conns=None, deferred=False):
         self.name, self.pid, self.run, self.before = name, pid, run, before
         self.conns = conns  # when not the group's (pgbench's clients)
+        self.deferred = deferred
 
 
-def wrk_subject(name, url, pid, conns, args, before=None):
-    return Subject(name, pid, lambda secs: wrk(url, conns, secs, args), before)
+def wrk_subject(name, url, pid, conns, args, before=None, deferred=False):
+    return Subject(name, pid, lambda secs: wrk(url, conns, secs, args), before,
+                   deferred=deferred)
 
 
 def measure(subjects, conns):
     """A warm-up for each subject, then RUNS rounds in which every subject runs once in turn.
     Interleaving puts a row and its reference side by side in time, so whatever else the
-    machine does meanwhile weighs on both alike. Returns one row per subject: the median of
-    each figure and the peak RSS."""
+    machine does meanwhile weighs on both alike; a subject that writes its visits later
+    (deferred) runs FLUSH_S seconds unmeasured first and is waited for afterwards, so that its
+    writes weigh on its own rounds and on no other subject's. Returns one row per subject: the
+    median of each figure and the peak RSS."""
     for sub in subjects:
         if sub.before:
             sub.before()
@@ -306,9 +318,13 @@ def measure(subjects, conns):
         for sub in subjects:
             if sub.before:
                 sub.before()
+            if sub.deferred:
+                sub.run(FLUSH_S)
             with RssSampler(sub.pid) as rss:
                 results[sub.name].append(sub.run(SECONDS))
             peaks[sub.name] = max(peaks[sub.name], rss.peak)
+            if sub.deferred:
+                time.sleep(SETTLE_S)
     rows = []
     for sub in subjects:
         row = summarize(sub.name, sub.conns or conns, results[sub.name])
@@ -604,9 +620,10 @@ http {{
             rows = measure([
                 wrk_subject("nginx return 301", nginx_url, nginx.pid, c, redirect),
                 wrk_subject("ceiling const", const_url, const.pid, c, redirect),
-                wrk_subject("cached", srv.base_url, srv.proc.pid, c, redirect),
+                wrk_subject("cached", srv.base_url, srv.proc.pid, c, redirect, deferred=True),
                 wrk_subject("ceiling redis", ceiling_url, ceiling.pid, c, redirect),
-                wrk_subject(redis_path, cold.base_url, cold.proc.pid, c, redirect)], c)
+                wrk_subject(redis_path, cold.base_url, cold.proc.pid, c, redirect,
+                            deferred=True)], c)
             ref, const_row, cached, ceiling_row, redis_row = rows
             self.add(ref)
             self.add(const_row, ref)
@@ -625,7 +642,7 @@ http {{
             ceiling_row, row = measure([
                 wrk_subject("ceiling chain", url, ceiling.pid, c, redirect, self.flush_redis),
                 wrk_subject("uncached", srv.base_url, srv.proc.pid, c, redirect,
-                            self.flush_redis)], c)
+                            self.flush_redis, deferred=True)], c)
             self.add(ceiling_row, self.find("nginx return 301", c))
             self.add(row, ceiling_row, TARGETS["uncached"])
 
@@ -776,9 +793,9 @@ http {{
         c = CREATE_CONNS
         ref, row = measure([
             wrk_subject(f"redirect, ordinary ({LINKS_EACH} links)", srv.base_url, srv.proc.pid,
-                        c, ["random", files["ordinary"]]),
+                        c, ["random", files["ordinary"]], deferred=True),
             wrk_subject(f"redirect, max_visits ({LINKS_EACH} links)", srv.base_url,
-                        srv.proc.pid, c, ["random", files["max-visits"]])], c)
+                        srv.proc.pid, c, ["random", files["max-visits"]], deferred=True)], c)
         self.add(ref)
         self.add(row, ref)
 
@@ -922,12 +939,14 @@ http {{
         cold_off = self.stack.start_shortener(**self.server_env(HOT_CACHE_ENTRIES=0, ANALYTICS=0))
         for c in CONNS:
             on_row, off_row, cold_on_row, cold_off_row = measure([
-                wrk_subject("cached, analytics on", srv.base_url, srv.proc.pid, c, browse),
-                wrk_subject("cached, analytics off", off.base_url, off.proc.pid, c, browse),
+                wrk_subject("cached, analytics on", srv.base_url, srv.proc.pid, c, browse,
+                            deferred=True),
+                wrk_subject("cached, analytics off", off.base_url, off.proc.pid, c, browse,
+                            deferred=True),
                 wrk_subject("redis-path, analytics on", cold_on.base_url, cold_on.proc.pid, c,
-                            browse),
+                            browse, deferred=True),
                 wrk_subject("redis-path, analytics off", cold_off.base_url, cold_off.proc.pid, c,
-                            browse)], c)
+                            browse, deferred=True)], c)
             self.add(off_row, self.find("nginx return 301", c))
             self.add(on_row, off_row, TARGETS["analytics"])
             self.add(cold_off_row, self.find("ceiling redis", c))
@@ -1100,8 +1119,8 @@ FROM generate_series(1, {STATS_PROFILES}) p ON CONFLICT DO NOTHING""")
                     load.send_signal(signal.SIGUSR2)
             ref, row = measure([
                 wrk_subject("live link, no watchers", ref_srv.base_url, ref_srv.proc.pid, conns,
-                            ["random", pfile]),
-                Subject(name, srv.proc.pid, watched_run)], conns)
+                            ["random", pfile], deferred=True),
+                Subject(name, srv.proc.pid, watched_run, deferred=True)], conns)
             load.send_signal(signal.SIGTERM)
             out = load.communicate(timeout=60)[0]
         finally:
@@ -1145,7 +1164,7 @@ FROM generate_series(1, {STATS_PROFILES}) p ON CONFLICT DO NOTHING""")
         self.warm(srv.base_url)
         # The baseline is measured right before, with the expired rows in place.
         (base,) = measure([wrk_subject("cached, before cleanup", srv.base_url, srv.proc.pid,
-                                       conns, redirect)], conns)
+                                       conns, redirect, deferred=True)], conns)
         self.add(base, self.find("nginx return 301", conns))
         env = {"DATABASE_URL": self.stack.pg.dsn, "REDIS_URL": self.stack.redis.url,
                "SHORTENER_ENV_FILE": self.stack.root / "no-such-env-file"}
@@ -1255,7 +1274,8 @@ backend nginx
         for conns in CONNS:
             ref, row = measure([
                 wrk_subject("HAProxy → nginx return 301", hap_url, hap.pid, conns, redirect),
-                wrk_subject("cluster cached (HAProxy → 3)", front, hpid, conns, redirect)], conns)
+                wrk_subject("cluster cached (HAProxy → 3)", front, hpid, conns, redirect,
+                            deferred=True)], conns)
             self.add(ref)
             self.add(row, ref, TARGETS["cluster cached"])
         nginx.stop()
@@ -1381,7 +1401,7 @@ backend nginx
             before = answered()
             ref, row = measure([
                 wrk_subject("nginx return 301", nginx_url, nginx.pid, c, redirect),
-                wrk_subject(name, srv.base_url, srv.proc.pid, c, redirect)], c)
+                wrk_subject(name, srv.base_url, srv.proc.pid, c, redirect, deferred=True)], c)
             counts = [a - b for a, b in zip(answered(), before)]
             shares = ", ".join(f"{t} {100 * n / max(1, sum(counts)):.1f}%"
                                for t, n in zip(tiers, counts))
