@@ -522,7 +522,6 @@ int server_init(struct server *s)
     s->visits = vstore ? visits_new(vstore, (unsigned)c->visits_flush_ms, VISITS_MAX_KEYS) : NULL;
     if (!s->visits)
         return -ENOMEM;
-    visits_set_harvest(s->visits, harvest_hot_visits, s);
     if (c->analytics) {
         char err[512];
         struct store *astore = store_new(c->database_url, "shortener-analytics");
@@ -533,6 +532,10 @@ int server_init(struct server *s)
             log_error("analytics: %s", astore ? err : "out of memory");
             return -EINVAL;
         }
+    } else {
+        /* With analytics on, the hot cache counts no visit (analytics does, and links with
+         * max_visits never come from it), so walking it every flush would find nothing. */
+        visits_set_harvest(s->visits, harvest_hot_visits, s);
     }
     struct live_config lc = {
         .database_url = c->database_url,
