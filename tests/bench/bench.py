@@ -314,6 +314,8 @@ def measure(subjects, conns):
         if sub.before:
             sub.before()
         sub.run(WARMUP)
+    if any(sub.deferred for sub in subjects):
+        time.sleep(SETTLE_S)
     results = {sub.name: [] for sub in subjects}
     peaks = {sub.name: 0 for sub in subjects}
     for _ in range(RUNS):
