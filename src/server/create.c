@@ -414,6 +414,33 @@ static enum http_step reserve_idempotency(struct create *c, const char *idem_key
     return step;
 }
 
+static void set_alias_taken(struct create_item *it)
+{
+    it->err = (struct create_error){.status = 409, .type = "alias-taken"};
+    snprintf(it->err.detail, sizeof(it->err.detail), "the alias '%s' is taken", it->job.key);
+}
+
+/* An alias named again later in the same bulk is taken by the first item that names it. Left
+ * to the writer threads, the two would go in different batches, and whichever committed first
+ * would win. */
+static void refuse_repeated_aliases(struct create *c)
+{
+    for (size_t i = 0; i < c->nitems; i++) {
+        struct create_item *it = &c->items[i];
+        if (it->failed || !it->alias)
+            continue;
+        for (size_t j = 0; j < i; j++) {
+            const struct create_item *first = &c->items[j];
+            if (!first->failed && first->alias && strcmp(first->job.key, it->job.key) == 0) {
+                it->failed = true;
+                it->to_write = false;
+                set_alias_taken(it);
+                break;
+            }
+        }
+    }
+}
+
 /* A bulk create's items: each parsed and checked on its own; those that fail keep their
  * answer and are not written. Returns 0, or -1 with the whole request's answer in err. */
 static int parse_bulk(struct create *c, json_t *array, struct create_error *err)
@@ -439,6 +466,7 @@ static int parse_bulk(struct create *c, json_t *array, struct create_error *err)
             it->to_write = false;
         }
     }
+    refuse_repeated_aliases(c);
     return 0;
 }
 
@@ -612,8 +640,7 @@ static int item_outcome(struct create *c, struct create_item *it)
         return 0;
     }
     if (rc == -EEXIST && it->alias) {
-        it->err = (struct create_error){.status = 409, .type = "alias-taken"};
-        snprintf(it->err.detail, sizeof(it->err.detail), "the alias '%s' is taken", it->job.key);
+        set_alias_taken(it);
     } else if (rc == -EEXIST) {
         set_error(&it->err, 500, "internal", "could not find a free key");
     } else {
