@@ -16,7 +16,7 @@
 
 struct hot_entry {
     int64_t expires_at;
-    int64_t cached_at;
+    int64_t stale_at; /* asks Redis again after this */
     uint16_t keylen;
     uint16_t urllen;
     uint32_t visits; /* counted since the last harvest */
@@ -115,6 +115,15 @@ static struct hot_set *set_of(struct hotcache *h, uint64_t hash)
     return &h->sets[(hash >> 32) & (h->nsets - 1)];
 }
 
+/* An entry is trusted for max_age less up to a quarter of it, by its key's hash: links cached
+ * in the same second (a warm-up, the refill after the cache was turned back on) would
+ * otherwise all ask Redis again in the same second, max_age later, and keep doing so. The
+ * hash is keyed per process, so several servers spread their refreshes differently too. */
+static int64_t max_age_of(const struct hotcache *h, uint64_t hash)
+{
+    return h->max_age - (int64_t)((hash >> 8) % (uint64_t)(h->max_age / 4 + 1));
+}
+
 static int find(const struct hot_set *set, uint64_t tag, const char *key, size_t keylen)
 {
     for (int w = 0; w < HOT_WAYS; w++)
@@ -138,7 +147,7 @@ int hotcache_get(struct hotcache *h, const char *key, size_t keylen, char *url, 
     int w = find(set, tag, key, keylen);
     if (w >= 0) {
         struct hot_entry *e = set->entries[w];
-        if (now - e->cached_at <= h->max_age && (size_t)e->urllen < cap) {
+        if (now <= e->stale_at && (size_t)e->urllen < cap) {
             memcpy(url, e->data + e->keylen + 1, (size_t)e->urllen + 1);
             *expires_at = e->expires_at;
             *status = e->status;
@@ -183,8 +192,9 @@ void hotcache_put(struct hotcache *h, uint64_t epoch, const char *key, size_t ke
     struct hot_entry *e = malloc(sizeof(*e) + keylen + urllen + 2);
     if (!e)
         return;
+    uint64_t tag = hash_of(key, keylen);
     e->expires_at = expires_at;
-    e->cached_at = now;
+    e->stale_at = now + max_age_of(h, tag);
     e->keylen = (uint16_t)keylen;
     e->urllen = (uint16_t)urllen;
     e->visits = 0;
@@ -193,7 +203,6 @@ void hotcache_put(struct hotcache *h, uint64_t epoch, const char *key, size_t ke
     e->data[keylen] = '\0';
     memcpy(e->data + keylen + 1, url, urllen + 1);
 
-    uint64_t tag = hash_of(key, keylen);
     struct hot_set *set = set_of(h, tag);
     pthread_mutex_lock(&set->lock);
     /* Checked under the set's lock: an eviction advances the epoch before it takes this lock,

@@ -1,5 +1,6 @@
 /* Unit tests of the in-process hot cache: hits and misses, the epoch that keeps a fill racing
- * an eviction out, disabling, the age bound, and that it never grows past its capacity. */
+ * an eviction out, disabling, the age bound and its spread, and that it never grows past its
+ * capacity. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -127,7 +128,7 @@ static void test_age_bound_and_sizes(void **state)
     (void)state;
 
     hotcache_put(h, hotcache_epoch(h), "old", 3, "https://e.com/", 0, 0, NOW);
-    assert_int_equal(hotcache_get(h, "old", 3, url, sizeof(url), &exp, &status, NOW + 60, false),
+    assert_int_equal(hotcache_get(h, "old", 3, url, sizeof(url), &exp, &status, NOW + 45, false),
                      0);
     assert_int_equal(hotcache_get(h, "old", 3, url, sizeof(url), &exp, &status, NOW + 61, false),
                      -ENOENT);
@@ -142,6 +143,36 @@ static void test_age_bound_and_sizes(void **state)
     assert_int_equal(
         hotcache_get(h, key, sizeof(key) - 1, url, sizeof(url), &exp, &status, NOW, false),
         -ENOENT);
+    hotcache_free(h);
+}
+
+/* Links cached in the same second go stale over the last quarter of the age bound, not in
+ * the same second: every one is served for three quarters of it and none past it. */
+static void test_refreshes_spread_out(void **state)
+{
+    struct hotcache *h = enabled_cache(1024);
+    char url[32], key[8];
+    int64_t exp;
+    int status, early = 0, middle = 0, late = 0;
+    (void)state;
+
+    for (int i = 0; i < 64; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        hotcache_put(h, hotcache_epoch(h), key, strlen(key), "https://e.com/", 0, 0, NOW);
+    }
+    assert_int_equal(hotcache_count(h), 64);
+    for (int i = 0; i < 64; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        early +=
+            !hotcache_get(h, key, strlen(key), url, sizeof(url), &exp, &status, NOW + 45, false);
+        middle +=
+            !hotcache_get(h, key, strlen(key), url, sizeof(url), &exp, &status, NOW + 52, false);
+        late +=
+            !hotcache_get(h, key, strlen(key), url, sizeof(url), &exp, &status, NOW + 61, false);
+    }
+    assert_int_equal(early, 64);
+    assert_true(middle > 0 && middle < 64);
+    assert_int_equal(late, 0);
     hotcache_free(h);
 }
 
@@ -210,6 +241,7 @@ int main(void)
         cmocka_unit_test(test_evict_and_stale_fill),
         cmocka_unit_test(test_disabled_holds_nothing),
         cmocka_unit_test(test_age_bound_and_sizes),
+        cmocka_unit_test(test_refreshes_spread_out),
         cmocka_unit_test(test_bounded_and_keeps_the_referenced),
         cmocka_unit_test(test_visits_are_handed_on),
     };
