@@ -6,7 +6,7 @@
 #   devstack.sh run    the same, with kgs and shortener in the foreground; Ctrl-C stops all
 #   devstack.sh down   stop everything
 #
-# PORT picks the HTTP port (default 8080). VAR_DIR moves the state (default ./var).
+# PORT picks the HTTP port (default 8080, or the port the running stack has). VAR_DIR moves the state (default ./var).
 # SHORTENER_BIN_DIR runs other builds of the programs (default ./bin).
 #
 # PostgreSQL authenticates by peer (never trust) and listens on its Unix socket only: the user
@@ -20,7 +20,6 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 var=${VAR_DIR:-$top/var}
 mkdir -p "$var"
 var=$(cd "$var" && pwd)
-port=${PORT:-8080}
 bin=${SHORTENER_BIN_DIR:-$top/bin}
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 run=$var/run
@@ -67,6 +66,22 @@ create_login_roles() {
 }
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# The port of the running shortener, if one runs: without PORT, `make up` keeps it (rather than
+# move a stack started with PORT=N back to 8080); with another PORT, it restarts the server.
+running_port=
+alive "$run/shortener.pid" && [ -f "$run/shortener.port" ] && running_port=$(cat "$run/shortener.port")
+port=${PORT:-${running_port:-8080}}
+
+# Something other than our shortener answering on the port would pass wait_ready.
+port_free() {
+    ! curl -sS -o /dev/null --max-time 2 "http://127.0.0.1:$port/" 2>/dev/null
+}
+
+start_shortener() {
+    port_free || die "port $port is in use by another program; pick another: PORT=N make ${1:-up}"
+    echo "$port" > "$run/shortener.port"
+}
 
 start_postgres() {
     [ -n "$pgbin" ] || die "PostgreSQL server binaries not found (run: make deps)"
@@ -132,6 +147,7 @@ load_env() {
 
 wait_ready() {
     for _ in $(seq 100); do
+        alive "$run/shortener.pid" || die "shortener exited; see $log/shortener.log"
         if curl -fsS -o /dev/null "http://127.0.0.1:$PORT/readyz" 2>/dev/null; then
             return 0
         fi
@@ -181,6 +197,7 @@ stop_pidfile() {
 
 down() {
     stop_pidfile "$run/shortener.pid"
+    rm -f "$run/shortener.port"
     stop_pidfile "$run/kgs.pid"
     stop_pidfile "$run/redis.pid"
     if [ -f "$var/pg/PG_VERSION" ] && [ -n "$pgbin" ] &&
@@ -198,7 +215,13 @@ up)
         echo $! > "$run/kgs.pid"
     fi
     wait_socket "$KGS_SOCKET" kgs
+    if [ -n "$running_port" ] && [ "$running_port" != "$port" ]; then
+        port_free || die "port $port is in use by another program; the stack stays on $running_port"
+        say "moving shortener from port $running_port to $port"
+        stop_pidfile "$run/shortener.pid"
+    fi
     if ! alive "$run/shortener.pid"; then
+        start_shortener up
         DATABASE_URL=$(dsn_for web) nohup "$bin/shortener" >>"$log/shortener.log" 2>&1 &
         echo $! > "$run/shortener.pid"
     fi
@@ -206,12 +229,17 @@ up)
     greet
     ;;
 run)
+    # Its pid files would replace the background stack's, which make down could then not stop.
+    if alive "$run/kgs.pid" || alive "$run/shortener.pid"; then
+        die "the stack is already running in the background (make up); stop it first: make down"
+    fi
     prepare
     # Ctrl-C reaches kgs and shortener too; stop what is left, then the databases.
     trap 'trap - INT TERM EXIT; set +e; kill $(jobs -p) 2>/dev/null; wait; down' INT TERM EXIT
     DATABASE_URL=$(dsn_for kgs) "$bin/kgs" &
     echo $! > "$run/kgs.pid"
     wait_socket "$KGS_SOCKET" kgs
+    start_shortener run
     DATABASE_URL=$(dsn_for web) "$bin/shortener" &
     echo $! > "$run/shortener.pid"
     wait_ready

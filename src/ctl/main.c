@@ -655,6 +655,16 @@ int main(int argc, char **argv)
         }
     }
     const char *sub = next + 1 < argc ? argv[next + 1] : "";
+    /* "apikey --help": the group's commands are in the whole list. */
+    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+        for (size_t i = 0; i < N(commands); i++)
+            if (strncmp(commands[i].name, argv[next], strlen(argv[next])) == 0 &&
+                commands[i].name[strlen(argv[next])] == ' ') {
+                usage();
+                status = 0;
+                goto out;
+            }
+    }
     fprintf(stderr, "shortenerctl: unknown command '%s%s%s' (see --help)\n", argv[next],
             *sub ? " " : "", sub);
 out:

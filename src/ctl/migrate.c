@@ -68,10 +68,12 @@ int migrate_apply(PGconn *conn, char *err, size_t errlen)
     /* The lock comes first: two runs creating schema_migrations at once would collide. */
     if (db_exec(conn, "SELECT pg_advisory_lock(" MIGRATE_LOCK ")", err, errlen) < 0)
         return -EIO;
+    /* Not CREATE TABLE IF NOT EXISTS: its NOTICE on every later run reads like an error. */
     rc = db_exec(conn,
-                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                 "DO $$ BEGIN IF to_regclass('schema_migrations') IS NULL THEN"
+                 " CREATE TABLE schema_migrations ("
                  " version integer PRIMARY KEY, name text NOT NULL,"
-                 " applied_at timestamptz NOT NULL DEFAULT now())",
+                 " applied_at timestamptz NOT NULL DEFAULT now()); END IF; END $$",
                  err, errlen);
     for (unsigned i = 0; rc == 0 && i < migrations_count; i++) {
         bool done = false;

@@ -130,3 +130,20 @@ def test_bad_configuration_exits_2_with_a_message(program, env, args):
     assert res.stderr.strip(), "no message on stderr"
     for marker in stk.SANITIZER_MARKERS:
         assert marker not in res.stderr, res.stderr
+
+
+def test_group_help_exits_0(stack):
+    res = stack.ctl("apikey", "--help")
+    assert res.returncode == 0, res.stderr
+    assert "apikey create" in res.stdout + res.stderr
+
+
+def test_migrate_again_is_quiet(stack):
+    """A second migrate changes nothing and says nothing that reads like an error (it used to
+    pass on PostgreSQL's NOTICE that schema_migrations exists)."""
+    before = stack.psql("SELECT count(*) FROM schema_migrations")
+    for _ in range(2):
+        res = stack.ctl("migrate")
+        assert res.returncode == 0, res.stderr
+        assert "NOTICE" not in res.stderr, res.stderr
+    assert stack.psql("SELECT count(*) FROM schema_migrations") == before
