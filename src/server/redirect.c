@@ -393,8 +393,13 @@ enum http_step redirect_unlock(struct http_request *r, const char *key, size_t l
     }
     if (request_body_type(http_header(r, "Content-Type")) != BODY_FORM ||
         request_parse_create(BODY_FORM, r->body, r->body_len, &u->form, err, sizeof(err)) < 0 ||
-        !u->form.password)
+        !u->form.password) {
+        /* No password could be right (none, or none of a valid length): still a wrong try,
+         * or a guesser would get these for free. */
+        ratelimit_check(&r->srv->ratelimit, r->worker->redis, u->limit_key, &wrong_password_policy,
+                        true, &left);
         return pwform_send(r, u->key, 401, PWFORM_WRONG);
+    }
     u->job = (struct pwhash_job){.password = u->form.password,
                                  .len = u->form.password_len,
                                  .verify_against = u->hash,

@@ -493,6 +493,28 @@ def test_right_passwords_are_not_wrong_tries(client, server):
     assert post_password(here, key, "wrong-password-10").status_code == 429
 
 
+def test_wrong_tries_of_any_shape_count(client, server):
+    """A password no link could have (too short, too long, empty, missing, not a form) is a
+    wrong try like any other: they used to be answered 401 for ever, without counting."""
+    url = f"https://example.com/locked-shapes/{unique()}"
+    key = client.create_ok(url, password=PASSWORD)["key"]
+    here = client_from(server, "127.0.0.6")
+    tries = [
+        lambda: post_password(here, key, "nope"),
+        lambda: post_password(here, key, "x" * 129),
+        lambda: post_password(here, key, ""),
+        lambda: here.request("POST", "/" + key, auth=False, data={"other": "field"}),
+        lambda: here.request("POST", "/" + key, auth=False, data="password=" + "%zz",
+                             headers={"Content-Type": "application/x-www-form-urlencoded"}),
+        lambda: here.request("POST", "/" + key, auth=False, json={"password": PASSWORD}),
+    ]
+    for i in range(10):
+        assert_password_form(tries[i % len(tries)](), key)
+    r = post_password(here, key, PASSWORD)
+    assert r.status_code == 429, f"the right password after 10 odd tries: {r.status_code}"
+    assert re.fullmatch(r"[1-9]\d*", r.headers.get("Retry-After", "")), r.headers
+
+
 def test_valid_from_in_the_past_redirects_at_once(client, second_server):
     past = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
     url = f"https://example.com/valid-already/{unique()}"
