@@ -13,4 +13,9 @@ enum http_step api_handle(struct http_request *r);
  * the request may send its body. */
 enum http_step api_check_early(struct http_request *r);
 
+/* Answers a request whose body is over its limit: 413, with the CORS fields of the API, and
+ * for a create, bulk or edit after authenticating the caller (401 first), with the RateLimit
+ * fields of its key (the refusal costs none of it). */
+enum http_step api_refuse_too_large(struct http_request *r);
+
 #endif

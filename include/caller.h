@@ -40,6 +40,12 @@ struct caller {
  * a body. HTTP_GO_ON otherwise: the key is looked up once the body is there. */
 enum http_step caller_refuse_early(struct http_request *r, bool anonymous_ok);
 
+/* For an answer that refuses the request before it is counted (a body over the limit): the
+ * caller authenticated as caller_begin() does (401, or 429 for an anonymous caller over its
+ * limit), and for a key the state of its limit attached to r without spending any of it, so
+ * that the answer carries the RateLimit fields. HTTP_GO_ON when the refusal may follow. */
+enum http_step caller_peek(struct http_request *r, bool anonymous_ok);
+
 /* The first half: everything up to counting the request against its key's limit. Returns
  * HTTP_GO_ON with c filled in — c->uncounted tells whether the count is still to be made
  * (caller_count_here() or the admission thread, then caller_counted()) — or HTTP_ANSWERED

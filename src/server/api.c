@@ -149,7 +149,10 @@ static enum http_step handle_options(struct http_request *r)
     return http_send(r, 204, NULL, "", 0, plain);
 }
 
-enum http_step api_check_early(struct http_request *r)
+/* Whether the request is one that sends a body and needs a caller (create, bulk, edit), and
+ * whether that caller may be anonymous: bulk creates need a key even where anonymous creates
+ * are allowed. */
+static bool sends_body(const struct http_request *r, bool *anonymous_ok)
 {
     const char *path = r->path, *m = r->method;
     bool create =
@@ -157,11 +160,32 @@ enum http_step api_check_early(struct http_request *r)
     bool bulk = strcmp(path, API_PREFIX "/bulk") == 0 && is(m, "POST");
     bool edit = strncmp(path, API_PREFIX "/", sizeof(API_PREFIX)) == 0 && is(m, "PATCH");
 
-    if (!create && !bulk && !edit)
+    *anonymous_ok = create && r->srv->cfg.allow_anonymous;
+    return create || bulk || edit;
+}
+
+enum http_step api_check_early(struct http_request *r)
+{
+    bool anonymous_ok;
+
+    if (!sends_body(r, &anonymous_ok))
         return HTTP_GO_ON;
     r->cors_origin = cors_allow_origin(&r->srv->cors, http_header(r, "Origin"));
-    /* Bulk creates need a key even where anonymous creates are allowed. */
-    return caller_refuse_early(r, create && r->srv->cfg.allow_anonymous);
+    return caller_refuse_early(r, anonymous_ok);
+}
+
+enum http_step api_refuse_too_large(struct http_request *r)
+{
+    bool anonymous_ok;
+
+    if (strncmp(r->path, "/api/", 5) == 0)
+        r->cors_origin = cors_allow_origin(&r->srv->cors, http_header(r, "Origin"));
+    if (sends_body(r, &anonymous_ok)) {
+        enum http_step step = caller_peek(r, anonymous_ok);
+        if (step != HTTP_GO_ON)
+            return step;
+    }
+    return http_problem(r, 413, "body-too-large", "the body is over %zu bytes", r->body_limit);
 }
 
 enum http_step api_handle(struct http_request *r)

@@ -231,6 +231,16 @@ enum http_step caller_count_all_here(struct http_request *r, struct caller *c, i
     return caller_counted(r, c);
 }
 
+enum http_step caller_peek(struct http_request *r, bool anonymous_ok)
+{
+    struct caller c;
+    enum http_step step = caller_begin(r, anonymous_ok, &c);
+
+    if (step == HTTP_GO_ON && c.uncounted)
+        count(r, c.count.name, &c.count.policy, false);
+    return step;
+}
+
 int caller_client_addr(struct http_request *r, unsigned char addr[16])
 {
     char xff[XFF_MAX];

@@ -210,9 +210,11 @@ static enum MHD_Result refuse_too_large(struct server *s, struct http_request *r
     r->method = method;
     r->path = url;
     r->body_too_large = true;
+    r->worker = server_worker(s);
+    if (!r->worker)
+        return MHD_NO;
     connguard_request_received(guard_of(conn));
-    if (http_problem(r, 413, "body-too-large", "the body is over %zu bytes", r->body_limit) ==
-        HTTP_BROKEN)
+    if (api_refuse_too_large(r) == HTTP_BROKEN)
         return MHD_NO;
     metrics_count_status(&s->metrics, r->status);
     return MHD_YES;

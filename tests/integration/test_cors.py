@@ -69,6 +69,34 @@ def test_answers_carry_origin_and_exposed_fields(client):
     assert r.headers["Access-Control-Allow-Origin"] == "*"
 
 
+@pytest.mark.parametrize("method,path,limit", [("POST", "/api/v1/urls", 64 * 1024),
+                                                ("POST", "/api/v1/urls/bulk", 1024 * 1024),
+                                                ("PATCH", "/api/v1/urls/abcdefg", 64 * 1024)],
+                         ids=["create", "bulk", "edit"])
+def test_too_large_answers_carry_cors_and_ratelimit(stack, server, method, path, limit):
+    """A body over the limit is refused before it is read, yet the page that sent it can read
+    why (CORS), and the key's limit shows unspent (RateLimit); without a key it is 401."""
+    made = stack.ctl("apikey", "create", f"cors-413-{method}-{limit}", "--rate", "10/h")
+    assert made.returncode == 0, made.stderr
+    client = stk.Client(server, made.stdout.strip().splitlines()[-1])
+    h = {"Origin": "https://anywhere.example", "Content-Type": "application/json"}
+    body = b'{"url":"https://example.com/","pad":"' + b"x" * limit + b'"}'
+    r = client.request(method, path, headers=h, data=body)
+    stk.assert_problem(r, 413)
+    assert r.headers.get("Access-Control-Allow-Origin") == "*", dict(r.headers)
+    assert exposed(r) == EXPOSED
+    assert "RateLimit" in r.headers and "RateLimit-Policy" in r.headers, dict(r.headers)
+    before = int(r.headers["RateLimit"].split("r=")[1].split(";")[0])
+    again = client.request(method, path, headers=h, data=body)
+    stk.assert_problem(again, 413)
+    assert 0 < before <= 10, r.headers["RateLimit"]
+    assert int(again.headers["RateLimit"].split("r=")[1].split(";")[0]) == before, \
+        "a refused body spent the key's limit"
+    anon = client.request(method, path, headers=h, data=body, auth=False)
+    stk.assert_problem(anon, 401)
+    assert anon.headers.get("Access-Control-Allow-Origin") == "*"
+
+
 def test_no_origin_no_fields(client):
     r = client.create(GOOD)
     assert r.status_code == 201
