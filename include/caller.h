@@ -34,6 +34,10 @@ struct caller {
     struct apikey_info key; /* id 0: anonymous */
 };
 
+/* Whether the request carries credentials at all (Authorization or X-API-Key): where anyone
+ * may read (public stats), a caller that sends some is still authenticated and counted. */
+bool caller_sent_credentials(struct http_request *r);
+
 /* Before the body of a request that needs a key is read: 401 (or 429 once the address has
  * spent its failed-authentication budget) when the request carries no credentials or
  * credentials that cannot be a key, so that nobody without a key can make the server hold

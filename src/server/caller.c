@@ -102,6 +102,14 @@ static const char *token_of(struct http_request *r, bool *sent)
     return token;
 }
 
+bool caller_sent_credentials(struct http_request *r)
+{
+    bool sent;
+
+    (void)token_of(r, &sent);
+    return sent;
+}
+
 enum http_step caller_refuse_early(struct http_request *r, bool anonymous_ok)
 {
     bool sent;

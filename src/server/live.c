@@ -316,15 +316,24 @@ static void watcher_release(struct http_stream *st)
 
 /* May the caller watch the link? HTTP_GO_ON with its durable visits when it may: anyone when
  * the link has public stats, else its owner (or an admin key); others get the 404 of a read,
- * callers without a valid key its 401. */
+ * callers without a valid key its 401. As for stats, a caller that sends credentials is
+ * authenticated and counted even for a public link (a bad key is 401 there too). */
 static enum http_step authorize(struct http_request *r, const char *key, int64_t *visits)
 {
     struct store *st = r->worker->store;
     struct caller caller;
     struct link link = {0};
     enum http_step step;
-    int rc = store_get_link(st, key, 0, &link);
+    bool admitted = false;
+    int rc;
 
+    if (caller_sent_credentials(r)) {
+        step = caller_admit(r, false, &caller);
+        if (step != HTTP_GO_ON)
+            return step;
+        admitted = true;
+    }
+    rc = store_get_link(st, key, 0, &link);
     if (rc < 0 && rc != -ENOENT)
         goto db_error;
     if (rc == 0 && link.a.public_stats) {
@@ -333,9 +342,11 @@ static enum http_step authorize(struct http_request *r, const char *key, int64_t
         return HTTP_GO_ON;
     }
     link_release(&link);
-    step = caller_admit(r, false, &caller);
-    if (step != HTTP_GO_ON)
-        return step;
+    if (!admitted) {
+        step = caller_admit(r, false, &caller);
+        if (step != HTTP_GO_ON)
+            return step;
+    }
     if (rc == 0 && caller_owner_filter(&caller) != 0) {
         memset(&link, 0, sizeof(link));
         rc = store_get_link(st, key, caller_owner_filter(&caller), &link);

@@ -127,16 +127,11 @@ static enum http_step answer(struct http_request *r, const char *key, const stru
     return http_send_json(r, 200, text, NULL);
 }
 
-static bool sent_credentials(struct http_request *r)
-{
-    return http_header(r, "Authorization") || http_header(r, "X-API-Key");
-}
-
 enum http_step stats_handle(struct http_request *r, const char *key)
 {
     struct caller caller;
     struct stats_query q;
-    bool sent = sent_credentials(r), public_stats = false;
+    bool sent = caller_sent_credentials(r), public_stats = false;
     enum http_step step;
     int64_t owner = 0;
     char err[256];

@@ -331,14 +331,21 @@ def test_who_may_watch(servers, keys):
     # Only GET.
     r = stk.Client(s1, owner).request("POST", f"/api/v1/urls/{private}/live")
     stk.assert_problem(r, 405)
-    # public_stats: anyone, with or without a key.
+    # public_stats: anyone, with or without a key; a key sent is checked and counted, as for
+    # the link's stats: a bad one is 401, a good one gets its RateLimit fields.
     for api_key in (None, other):
         w = Watcher(s1, public, api_key)
         try:
             assert w.status == 200
             assert w.next()[2] == {"key": public, "total": 0}
+            assert ("ratelimit" in w.headers) == (api_key is not None), w.headers
         finally:
             w.close()
+    w = Watcher(s1, public, "sk_not_a_real_key")
+    stk.assert_problem(_as_response(w), 401)
+    w.close()
+    r = stk.Client(s1, "sk_not_a_real_key").request("GET", f"/api/v1/urls/{public}/stats")
+    stk.assert_problem(r, 401)
 
 
 class _Resp:
