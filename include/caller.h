@@ -50,6 +50,10 @@ enum http_step caller_refuse_early(struct http_request *r, bool anonymous_ok);
  * that the answer carries the RateLimit fields. HTTP_GO_ON when the refusal may follow. */
 enum http_step caller_peek(struct http_request *r, bool anonymous_ok);
 
+/* After caller_begin(), for a refusal that costs nothing: attaches the state of the key's
+ * limit to r, unspent, so that the answer carries the RateLimit fields. */
+void caller_show_unspent(struct http_request *r, const struct caller *c);
+
 /* The first half: everything up to counting the request against its key's limit. Returns
  * HTTP_GO_ON with c filled in — c->uncounted tells whether the count is still to be made
  * (caller_count_here() or the admission thread, then caller_counted()) — or HTTP_ANSWERED

@@ -239,13 +239,19 @@ enum http_step caller_count_all_here(struct http_request *r, struct caller *c, i
     return caller_counted(r, c);
 }
 
+void caller_show_unspent(struct http_request *r, const struct caller *c)
+{
+    if (c->uncounted)
+        count(r, c->count.name, &c->count.policy, false);
+}
+
 enum http_step caller_peek(struct http_request *r, bool anonymous_ok)
 {
     struct caller c;
     enum http_step step = caller_begin(r, anonymous_ok, &c);
 
-    if (step == HTTP_GO_ON && c.uncounted)
-        count(r, c.count.name, &c.count.policy, false);
+    if (step == HTTP_GO_ON)
+        caller_show_unspent(r, &c);
     return step;
 }
 

@@ -516,13 +516,18 @@ static enum http_step bulk_start(struct http_request *r)
     step = caller_begin(r, false, &caller);
     if (step != HTTP_GO_ON)
         return step;
-    if (http_header(r, "Idempotency-Key"))
+    if (http_header(r, "Idempotency-Key")) {
+        caller_show_unspent(r, &caller);
         return http_problem(r, 400, "invalid-header",
                             "Idempotency-Key is for single creates; retry a bulk create's failed "
                             "items instead");
+    }
     array = bulk_array(r, &err);
-    if (!array)
+    if (!array) {
+        /* Refused before counting: the array's size decides whatever the limit. */
+        caller_show_unspent(r, &caller);
         return http_problem(r, err.status, err.type, "%s", err.detail);
+    }
     c = create_new(r, json_array_size(array), true);
     if (!c) {
         json_decref(array);

@@ -352,6 +352,27 @@ def test_bad_bulk(cid, status, data, ctype, stack, server, api_key):
                            timeout=stk.HTTP_TIMEOUT, allow_redirects=False)
     assert_problem(r, status)
     assert stack.count_urls() == before
+    # An authenticated answer: it carries the key's RateLimit fields.
+    assert "RateLimit" in r.headers and "RateLimit-Policy" in r.headers, dict(r.headers)
+
+
+def test_refused_bulk_bodies_cost_nothing(stack, server):
+    """A bulk refused for its shape (or for an Idempotency-Key) is not counted: the key's
+    RateLimit shows the same remaining units after each."""
+    made = stack.ctl("apikey", "create", "bulk-shape-free", "--rate", "10/h")
+    assert made.returncode == 0, made.stderr
+    auth = {"Authorization": "Bearer " + made.stdout.strip().splitlines()[-1]}
+    seen = []
+    for data, ctype, extra in ((b"[]", JSON, {}), (b"[", JSON, {}),
+                               (json.dumps(many(2)).encode(), "text/plain", {}),
+                               (json.dumps(many(2)).encode(), JSON, {"Idempotency-Key": "b-1"}),
+                               (json.dumps(many(1001)).encode(), JSON, {})):
+        r = stk.session().post(server.url("/api/v1/urls/bulk"), data=data,
+                               headers={**auth, "Content-Type": ctype, **extra},
+                               timeout=stk.HTTP_TIMEOUT, allow_redirects=False)
+        assert r.status_code in (400, 415), r.text
+        seen.append(r.headers.get("RateLimit"))
+    assert len(set(seen)) == 1 and seen[0], seen
 
 
 def test_bulk_over_a_mib_chunked_is_413(stack, server, api_key):
