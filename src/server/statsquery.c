@@ -16,7 +16,17 @@ int64_t stats_floor(int64_t t, int64_t step)
 
 static int parse_time(const char *name, const char *text, int64_t *out, char *err, size_t errlen)
 {
-    if (timefmt_parse(text, strlen(text), out) < 0) {
+    size_t len = strlen(text);
+    char fixed[64];
+
+    /* A query string decodes '+' to a space, so ?from=...T00:00:00+01:00 typed into a shell
+     * without encoding arrives as "...T00:00:00 01:00": that space can only have been a '+'. */
+    if (len >= 6 && len < sizeof(fixed) && text[len - 6] == ' ' && text[len - 3] == ':') {
+        memcpy(fixed, text, len + 1);
+        fixed[len - 6] = '+';
+        text = fixed;
+    }
+    if (timefmt_parse(text, len, out) < 0) {
         snprintf(err, errlen, "%s is not an RFC 3339 date-time such as 2030-01-31T12:00:00Z", name);
         return -EINVAL;
     }

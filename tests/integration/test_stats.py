@@ -309,6 +309,11 @@ def test_longest_range_is_fine(st, owner):
     body = stats_ok(owner, key, **{"from": "2029-01-01T02:00:00+02:00",
                                    "to": "2029-01-03T00:00:00Z"})
     assert body["from"] == "2029-01-01T00:00:00Z" and len(body["series"]) == 3
+    # The same offset typed into a URL without encoding its '+' (which then reads as a space).
+    r = owner.request("GET", f"/api/v1/urls/{key}/stats"
+                      "?from=2029-01-01T02:00:00+02:00&to=2029-01-03T00:00:00Z")
+    assert r.status_code == 200, r.text
+    assert r.json()["from"] == "2029-01-01T00:00:00Z" and len(r.json()["series"]) == 3
 
 
 # ---------------------------------------------------------------------------- unknown keys

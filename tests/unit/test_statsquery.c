@@ -103,12 +103,29 @@ static void test_refused(void **state)
     assert_int_equal(parse("2031-01-01T00:00:00Z", NULL, NULL, &q), -EINVAL);
 }
 
+/* An offset's '+' sent unencoded in the query string arrives as a space. */
+static void test_offset_plus_sent_unencoded(void **state)
+{
+    struct stats_query a, b, c;
+    (void)state;
+    assert_int_equal(parse("2030-01-01T01:00:00+01:00", "2030-01-10T00:00:00Z", NULL, &a), 0);
+    assert_int_equal(parse("2030-01-01T01:00:00 01:00", "2030-01-10T00:00:00Z", NULL, &b), 0);
+    assert_int_equal(a.from, b.from);
+    assert_int_equal(parse("2030-01-01T00:00:00Z", "2030-01-10T00:00:00Z", NULL, &c), 0);
+    assert_int_equal(b.from, c.from);
+    /* Only there: a space without an offset after it is still refused. */
+    assert_int_equal(parse("2030-01-01T01:00:00 ", NULL, NULL, &a), -EINVAL);
+    assert_int_equal(parse("2030-01-01T01:00:00 0100", NULL, NULL, &a), -EINVAL);
+    assert_int_equal(parse(" 01:00", NULL, NULL, &a), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_buckets_and_days),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_offset_plus_sent_unencoded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
