@@ -137,6 +137,9 @@ struct analytics {
     int64_t rolled_before;
     long long roll_retry_at;
     bool roll_more;
+    /* The writer's: a flush's rows in the order they are written, kept for the next. */
+    struct stats_row *sorted;
+    size_t sorted_cap;
 };
 
 static int rows_init(struct rows *t, size_t cap)
@@ -160,6 +163,22 @@ static void rows_release(struct rows *t)
     free(t->slots);
     free(t->arena);
     memset(t, 0, sizeof(*t));
+}
+
+/* Empties t for the next flush. The table and arena keep the size this flush needed: built
+ * up again from 4,096 rows every flush, they were rehashed and copied at each doubling, and
+ * their fresh pages faulted in, which cost more than the sums themselves. A table that was
+ * used to less than an eighth of its size (the traffic fell) starts small again. */
+static int rows_empty(struct rows *t)
+{
+    if (t->cap > 4096 && t->used * 8 < t->cap) {
+        rows_release(t);
+        return rows_init(t, 4096);
+    }
+    memset(t->slots, 0, t->cap * sizeof(*t->slots));
+    t->used = 0;
+    t->arena_len = 0;
+    return 0;
 }
 
 /* Packs a profile's values (each cut to STATS_NAME_MAX) into out; returns its length. */
@@ -657,9 +676,14 @@ static int write_rows(struct analytics *a, struct batch *b)
 
     if (!t->slots || t->used == 0)
         return 0;
-    out = malloc(t->used * sizeof(*out));
-    if (!out)
-        return -ENOMEM;
+    if (a->sorted_cap < t->used) {
+        out = realloc(a->sorted, t->used * sizeof(*out));
+        if (!out)
+            return -ENOMEM;
+        a->sorted = out;
+        a->sorted_cap = t->used;
+    }
+    out = a->sorted;
     for (size_t i = 0; i < t->cap; i++) {
         const struct row *r = &t->slots[i];
         if (!r->visits)
@@ -709,11 +733,9 @@ static int write_rows(struct analytics *a, struct batch *b)
         *t = rest;
         goto out;
     }
-    rows_release(t);
-    if (rows_init(t, 4096) < 0)
+    if (rows_empty(t) < 0)
         log_error("analytics: out of memory");
 out:
-    free(out);
     return rc;
 }
 
@@ -865,6 +887,7 @@ void analytics_free(struct analytics *a)
         free(a->ua_cache[k].ua);
     batch_free(a->cur);
     batch_free(a->out);
+    free(a->sorted);
     uaclass_free(a->uaclass);
     if (a->has_mmdb)
         MMDB_close(&a->mmdb);
