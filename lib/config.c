@@ -221,16 +221,23 @@ void config_release(const struct config_opt *opts, size_t n, void *cfg)
 
 void config_usage(FILE *out, const struct config_opt *opts, size_t n)
 {
+    /* Columns as wide as the longest flag and variable, so that every help lines up. */
+    int fw = 22, ew = 18;
+    for (size_t i = 0; i < n; i++) {
+        int f = (int)strlen(opts[i].flag), e = opts[i].env ? (int)strlen(opts[i].env) : 0;
+        fw = f > fw ? f : fw;
+        ew = e > ew ? e : ew;
+    }
     fprintf(out, "Settings (environment variable, or the flag, which wins):\n");
     for (size_t i = 0; i < n; i++) {
         const char *def = opts[i].secret ? "(secret)" : (opts[i].def ? opts[i].def : "");
-        fprintf(out, "  --%-22s %-18s %s", opts[i].flag, opts[i].env ? opts[i].env : "",
+        fprintf(out, "  --%-*s %-*s %s", fw, opts[i].flag, ew, opts[i].env ? opts[i].env : "",
                 opts[i].help);
         if (*def)
             fprintf(out, " [default: %s]", def);
         fputc('\n', out);
     }
-    fprintf(out, "  --%-22s %-18s %s\n", "help", "", "print this help and exit");
+    fprintf(out, "  --%-*s %-*s %s\n", fw, "help", ew, "", "print this help and exit");
 
     /* The settings every deployment shares, so one --help shows the whole picture even
      * where this program does not read some of them. */
@@ -252,7 +259,7 @@ void config_usage(FILE *out, const struct config_opt *opts, size_t n)
         if (!header)
             fprintf(out, "\nRead by the other shortener programs, not by this one:\n");
         header = true;
-        fprintf(out, "  %-25s %-18s %s\n", "", shared[i][0], shared[i][1]);
+        fprintf(out, "  %-*s %-*s %s\n", fw + 2, "", ew, shared[i][0], shared[i][1]);
     }
 }
 
