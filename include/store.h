@@ -163,8 +163,8 @@ struct stats_row {
     int64_t uncounted; /* of those, the visits not counted into urls.visits elsewhere */
 };
 
-/* Adds rows[0..n) to the recent sums per profile in one statement. The rows must be distinct
- * (key, hour, vals). */
+/* Adds rows[0..n) to the recent sums per profile in one statement (a profile is stored as
+ * its values joined by chr(31)). The rows must be distinct (key, hour, vals). */
 int store_add_stats(struct store *st, const struct stats_row *rows, size_t n);
 
 /* Moves at most limit recent rows of hours before before (epoch seconds) into the hourly,

@@ -169,14 +169,14 @@ static const struct {
                                          " WHERE owner_id = $1 AND idem_key = $2 AND status = 0"},
     /* One flush of visit sums per profile: the rows come distinct and sorted (analytics.c).
      * They stay in visit_recent until ST_STATS_ROLL moves their hour on
-     * (migrations/0014_stats_recent.sql). */
+     * (migrations/0014_stats_recent.sql); a profile is its six values joined by chr(31)
+     * (0016_stats_profile_text.sql). */
     [ST_STATS_ADD] = {"stats_add",
-                      "INSERT INTO visit_recent AS t (key, hour, vals, visits, uncounted)"
-                      " SELECT key, to_timestamp(h), ARRAY[v1, v2, v3, v4, v5, v6], n, u"
-                      " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],"
-                      " $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[])"
-                      " AS v(key, h, v1, v2, v3, v4, v5, v6, n, u)"
-                      " ON CONFLICT (key, hour, vals) DO UPDATE"
+                      "INSERT INTO visit_recent AS t (key, hour, profile, visits, uncounted)"
+                      " SELECT key, to_timestamp(h), p, n, u"
+                      " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[],"
+                      " $5::bigint[]) AS v(key, h, p, n, u)"
+                      " ON CONFLICT (key, hour, profile) DO UPDATE"
                       " SET visits = t.visits + EXCLUDED.visits,"
                       " uncounted = t.uncounted + EXCLUDED.uncounted"},
     /* Moves up to $2 recent rows of hours before $1 (epoch seconds) into the sums per
@@ -189,11 +189,11 @@ static const struct {
         {"stats_roll",
          "WITH c AS MATERIALIZED (DELETE FROM visit_recent WHERE ctid = ANY(ARRAY("
          "SELECT ctid FROM visit_recent WHERE hour < to_timestamp($1::float8)"
-         " LIMIT $2 FOR UPDATE SKIP LOCKED)) RETURNING key, hour, vals, visits, uncounted),"
+         " LIMIT $2 FOR UPDATE SKIP LOCKED)) RETURNING key, hour, profile, visits, uncounted),"
          " r AS (SELECT key, extract(epoch FROM hour)::bigint AS h, 0::smallint AS dim,"
          " ''::text COLLATE \"C\" AS value, visits AS n FROM c"
          " UNION ALL SELECT key, extract(epoch FROM hour)::bigint, d::smallint, v,"
-         " visits FROM c, unnest(c.vals) WITH ORDINALITY AS u(v, d)),"
+         " visits FROM c, unnest(string_to_array(c.profile, chr(31))) WITH ORDINALITY AS u(v, d)),"
          " hours AS (INSERT INTO visit_hours AS t (key, dim, hour, value, visits)"
          " SELECT key, dim, to_timestamp(h), value, sum(n) FROM r"
          " GROUP BY key, dim, h, value ORDER BY 1, 2, 3, 4"
@@ -234,29 +234,30 @@ static const struct {
      * them, then hours outside those, and the recent rows of all the hours, not yet rolled
      * into any of those (ST_STATS_ROLL). Each dimension's 10 largest values (the bot
      * dimension has two). */
-    [ST_STATS_TOP] = {"stats_top",
-                      "SELECT dim, value, n FROM (SELECT dim, value, sum(visits)::bigint AS n,"
-                      " row_number() OVER (PARTITION BY dim ORDER BY sum(visits) DESC, value)"
-                      " AS rank FROM ("
-                      "SELECT dim, value, visits FROM visit_blocks WHERE key = $1"
-                      " AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
-                      " AND block >= to_timestamp($6::float8) AND block < to_timestamp($7::float8)"
-                      " UNION ALL SELECT dim, value, visits FROM visit_days WHERE key = $1"
-                      " AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
-                      " AND day >= to_timestamp($4::float8) AND day < to_timestamp($6::float8)"
-                      " UNION ALL SELECT dim, value, visits FROM visit_days WHERE key = $1"
-                      " AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
-                      " AND day >= to_timestamp($7::float8) AND day < to_timestamp($5::float8)"
-                      " UNION ALL SELECT dim, value, visits FROM visit_hours WHERE key = $1"
-                      " AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
-                      " AND hour >= to_timestamp($2::float8) AND hour < to_timestamp($4::float8)"
-                      " UNION ALL SELECT dim, value, visits FROM visit_hours WHERE key = $1"
-                      " AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
-                      " AND hour >= to_timestamp($5::float8) AND hour <= to_timestamp($3::float8)"
-                      " UNION ALL SELECT d::smallint, v, visits FROM visit_recent,"
-                      " unnest(vals) WITH ORDINALITY AS u(v, d) WHERE key = $1"
-                      " AND hour >= to_timestamp($2::float8) AND hour <= to_timestamp($3::float8)"
-                      ") r GROUP BY dim, value) x WHERE rank <= 10"},
+    [ST_STATS_TOP] =
+        {"stats_top",
+         "SELECT dim, value, n FROM (SELECT dim, value, sum(visits)::bigint AS n,"
+         " row_number() OVER (PARTITION BY dim ORDER BY sum(visits) DESC, value)"
+         " AS rank FROM ("
+         "SELECT dim, value, visits FROM visit_blocks WHERE key = $1"
+         " AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
+         " AND block >= to_timestamp($6::float8) AND block < to_timestamp($7::float8)"
+         " UNION ALL SELECT dim, value, visits FROM visit_days WHERE key = $1"
+         " AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
+         " AND day >= to_timestamp($4::float8) AND day < to_timestamp($6::float8)"
+         " UNION ALL SELECT dim, value, visits FROM visit_days WHERE key = $1"
+         " AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
+         " AND day >= to_timestamp($7::float8) AND day < to_timestamp($5::float8)"
+         " UNION ALL SELECT dim, value, visits FROM visit_hours WHERE key = $1"
+         " AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
+         " AND hour >= to_timestamp($2::float8) AND hour < to_timestamp($4::float8)"
+         " UNION ALL SELECT dim, value, visits FROM visit_hours WHERE key = $1"
+         " AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
+         " AND hour >= to_timestamp($5::float8) AND hour <= to_timestamp($3::float8)"
+         " UNION ALL SELECT d::smallint, v, visits FROM visit_recent,"
+         " unnest(string_to_array(profile, chr(31))) WITH ORDINALITY AS u(v, d) WHERE key = $1"
+         " AND hour >= to_timestamp($2::float8) AND hour <= to_timestamp($3::float8)"
+         ") r GROUP BY dim, value) x WHERE rank <= 10"},
     /* The total's rows (dimension 0, one per hour or day) by their time, for the series, and
      * the recent rows of all the hours (several per hour: stats.c adds them up). */
     [ST_STATS_SERIES] =
@@ -992,9 +993,26 @@ out:
     return rc;
 }
 
+#define PROFILE_TEXT_MAX (STATS_DIMS * (STATS_NAME_MAX + 1))
+
+/* A profile as visit_recent keeps it: the values joined by chr(31), which no value holds (a
+ * control character in one, from a GeoIP database say, becomes '?'). */
+static void join_profile(const char *const vals[STATS_DIMS], char out[PROFILE_TEXT_MAX])
+{
+    size_t n = 0;
+    for (int d = 0; d < STATS_DIMS; d++) {
+        if (d)
+            out[n++] = '\x1f';
+        for (const char *v = vals[d]; *v && v - vals[d] < STATS_NAME_MAX; v++)
+            out[n++] = (unsigned char)*v < 0x20 ? '?' : *v;
+    }
+    out[n] = '\0';
+}
+
 int store_add_stats(struct store *st, const struct stats_row *rows, size_t n)
 {
-    enum { NPARAMS = 4 + STATS_DIMS };
+    enum { NPARAMS = 5 };
+    char profile[PROFILE_TEXT_MAX];
     struct array_text arr[NPARAMS];
     const char *params[NPARAMS];
     PGresult *res = NULL;
@@ -1007,8 +1025,8 @@ int store_add_stats(struct store *st, const struct stats_row *rows, size_t n)
     for (size_t i = 0; i < n; i++) {
         array_text(&arr[0], rows[i].key);
         array_int(&arr[1], rows[i].hour, false);
-        for (int d = 0; d < STATS_DIMS; d++)
-            array_text(&arr[2 + d], rows[i].vals[d]);
+        join_profile(rows[i].vals, profile);
+        array_text(&arr[2], profile);
         array_int(&arr[NPARAMS - 2], rows[i].visits, false);
         array_int(&arr[NPARAMS - 1], rows[i].uncounted, false);
     }

@@ -1035,15 +1035,15 @@ CROSS JOIN LATERAL (
         profiles = 0
         if recent:
             self.psql(f"""
-INSERT INTO visit_recent (key, hour, vals, visits)
+INSERT INTO visit_recent (key, hour, profile, visits)
 SELECT '{key}', date_trunc('hour', now()),
-       ARRAY[CASE WHEN p % 9 = 0 THEN 'bot' ELSE 'human' END,
+       array_to_string(ARRAY[CASE WHEN p % 9 = 0 THEN 'bot' ELSE 'human' END,
              CASE WHEN p % 20 = 0 THEN 'direct' ELSE 'ref' || (p % 300) || '.example' END,
              (ARRAY['US','DE','GB','FR','JP','BR','IN','CA','NL','SE','ES','IT','PL','AU',
                     'unknown'])[1 + p % 15],
              (ARRAY['Chrome','Safari','Firefox','Edge','Opera','Other'])[1 + p / 7 % 6],
              (ARRAY['Windows','iOS','Android','macOS','Linux'])[1 + p / 11 % 5],
-             (ARRAY['desktop','mobile','tablet','bot'])[1 + p / 13 % 4]],
+             (ARRAY['desktop','mobile','tablet','bot'])[1 + p / 13 % 4]], chr(31)),
        1 + p % 3
 FROM generate_series(1, {STATS_PROFILES}) p ON CONFLICT DO NOTHING""")
             self.psql("VACUUM ANALYZE visit_recent")

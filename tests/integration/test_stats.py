@@ -219,7 +219,8 @@ def hourly_rows(key=None, where=None):
             f" UNION ALL SELECT key, hour, 0::smallint, '', visits FROM visit_recent"
             f" WHERE {where}"
             f" UNION ALL SELECT key, hour, d::smallint, v, visits FROM visit_recent,"
-            f" unnest(vals) WITH ORDINALITY AS u(v, d) WHERE {where}) hourly_rows")
+            f" unnest(string_to_array(profile, chr(31))) WITH ORDINALITY AS u(v, d)"
+            f" WHERE {where}) hourly_rows")
 
 
 def assert_ranges_match_hours(st, client, key, ranges):
@@ -388,9 +389,9 @@ def test_cleanup_drops_old_aggregates(st):
             " FROM generate_series(0, 50) g")
     # Recent rows are rolled within the hour by a running server; with none running, they
     # may stay, and go all the same.
-    st.psql(f"INSERT INTO visit_recent (key, hour, vals, visits) SELECT '{key}',"
-            " date_trunc('hour', now()) - g * interval '1 day',"
-            " ARRAY['human', 'direct', 'unknown', 'Chrome', 'Windows', 'desktop'], 1"
+    st.psql(f"INSERT INTO visit_recent (key, hour, profile, visits) SELECT '{key}',"
+            " date_trunc('hour', now()) - g * interval '1 day', array_to_string("
+            "ARRAY['human', 'direct', 'unknown', 'Chrome', 'Windows', 'desktop'], chr(31)), 1"
             " FROM generate_series(0, 50) g")
     st.psql("INSERT INTO unknown_key_days (day, visits) VALUES (current_date - 45, 7)"
             " ON CONFLICT DO NOTHING")

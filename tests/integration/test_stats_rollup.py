@@ -35,6 +35,11 @@ def profile(g, browser):
             f" 'r' || (g % 13) || '.example', 'unknown', '{browser}', 'Windows', 'desktop']")
 
 
+def profile_text(g, browser):
+    """The same profile as visit_recent keeps it (migrations/0016_stats_profile_text.sql)."""
+    return f"array_to_string({profile(g, browser)}, chr(31))"
+
+
 def load_hours(st, key, days=40):
     """days of hours of key as flushes and earlier rolls would leave them: a third rolled
     (their sums per value in visit_hours, visit_days and visit_blocks), a third still recent
@@ -42,10 +47,10 @@ def load_hours(st, key, days=40):
     flush after the roll: both)."""
     hours = (f"SELECT '{key}' AS k, date_trunc('hour', now()) - g * interval '1 hour' AS h, g"
              f" FROM generate_series(1, {days} * 24) g")
-    st.psql("INSERT INTO visit_recent (key, hour, vals, visits)"
-            f" SELECT k, h, {profile('g', 'Chrome')}, g % 7 + 2 FROM ({hours}) x"
+    st.psql("INSERT INTO visit_recent (key, hour, profile, visits)"
+            f" SELECT k, h, {profile_text('g', 'Chrome')}, g % 7 + 2 FROM ({hours}) x"
             " WHERE g % 3 <> 0"
-            f" UNION ALL SELECT k, h, {profile('g', 'Firefox')}, 1 FROM ({hours}) x"
+            f" UNION ALL SELECT k, h, {profile_text('g', 'Firefox')}, 1 FROM ({hours}) x"
             " WHERE g % 3 <> 0")
     # The rolled ones, as a roll leaves them: the same profile's values per dimension.
     st.psql("INSERT INTO visit_hours (key, dim, hour, value, visits)"
@@ -128,9 +133,10 @@ def test_stats_are_exact_before_and_after_the_roll(st, owner):
 
         # A flush that reaches an hour already rolled (late visits): counted at once, and
         # rolled by the next start.
-        st.psql("INSERT INTO visit_recent (key, hour, vals, visits) VALUES"
-                f" ('{key}', date_trunc('hour', now()) - interval '50 hours',"
-                " ARRAY['human', 'late.example', 'unknown', 'Chrome', 'Windows', 'desktop'], 5)")
+        st.psql("INSERT INTO visit_recent (key, hour, profile, visits) VALUES"
+                f" ('{key}', date_trunc('hour', now()) - interval '50 hours', array_to_string("
+                "ARRAY['human', 'late.example', 'unknown', 'Chrome', 'Windows', 'desktop'],"
+                " chr(31)), 5)")
         check_ranges(st, owner, key)
     finally:
         second.stop()
@@ -191,3 +197,40 @@ def test_a_row_a_flush_holds_is_skipped_not_waited_for(st, owner):
             psql.kill()
             psql.wait()
     rolled_by_a_fresh_server(st, owner, key, "the held hour to be rolled")
+
+
+def test_migration_0016_keeps_every_recent_row(st):
+    """0016 turns visit_recent's text[] profiles into text: run on a copy of the table as 0015
+    left it, every row keeps its sums and its six values, in order, split back as the readers
+    split them."""
+    sql = (stk.REPO / "migrations" / "0016_stats_profile_text.sql").read_text()
+    table = "visit_recent_0015_" + unique().lower().replace("-", "_")
+    st.psql(f"CREATE TABLE {table} (key text COLLATE \"C\" NOT NULL,"
+            " hour timestamptz NOT NULL, vals text[] COLLATE \"C\" NOT NULL,"
+            " visits bigint NOT NULL, uncounted bigint NOT NULL DEFAULT 0,"
+            " PRIMARY KEY (key, hour, vals))")
+    try:
+        st.psql(f"INSERT INTO {table} VALUES"
+                " ('a', '2030-01-01T00:00:00Z',"
+                " ARRAY['human', 'direct', 'unknown', 'Chrome', 'Windows', 'desktop'], 3, 1),"
+                " ('a', '2030-01-01T00:00:00Z',"
+                " ARRAY['bot', 'x.example', 'DE', 'Googlebot', 'Other', 'bot'], 2, 0),"
+                " ('b', '2030-01-01T01:00:00Z',"
+                " ARRAY['human', 'a-b_c.example', 'FR', 'Mobile Safari', 'iOS', 'mobile'], 7, 7)")
+        st.psql(sql.replace("visit_recent", table))
+        rows = st.psql(f"SELECT key, visits, uncounted,"
+                       f" array_to_string(string_to_array(profile, chr(31)), '|')"
+                       f" FROM {table} ORDER BY key, profile")
+        assert rows.splitlines() == [
+            "a|2|0|bot|x.example|DE|Googlebot|Other|bot",
+            "a|3|1|human|direct|unknown|Chrome|Windows|desktop",
+            "b|7|7|human|a-b_c.example|FR|Mobile Safari|iOS|mobile",
+        ], rows
+        # The key is the renamed column's: one more visit of a profile adds to its row.
+        st.psql(f"INSERT INTO {table} AS t (key, hour, profile, visits) VALUES ('a',"
+                " '2030-01-01T00:00:00Z', array_to_string(ARRAY['human', 'direct', 'unknown',"
+                " 'Chrome', 'Windows', 'desktop'], chr(31)), 1) ON CONFLICT (key, hour, profile)"
+                " DO UPDATE SET visits = t.visits + EXCLUDED.visits")
+        assert st.psql(f"SELECT count(*), sum(visits) FROM {table}") == "3|13"
+    finally:
+        st.psql(f"DROP TABLE {table}")

@@ -13,7 +13,8 @@ from linkutil import unique
 from stack import wait_until
 
 FLUSH_MS = 200
-PROFILE = "ARRAY['human', 'direct', 'unknown', 'Chrome', 'Windows', 'desktop']"
+PROFILE = ("array_to_string(ARRAY['human', 'direct', 'unknown', 'Chrome', 'Windows',"
+           " 'desktop'], chr(31))")
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,7 @@ def test_the_roll_moves_uncounted_visits_into_the_link(st, owner):
     # Past hours as flushes leave them: 5 visits counted through analytics, and 4 counted
     # elsewhere (by the visits thread, or by a server of an older build).
     st.psql(f"UPDATE urls SET visits = 4 WHERE key = '{key}'")
-    st.psql("INSERT INTO visit_recent (key, hour, vals, visits, uncounted) VALUES"
+    st.psql("INSERT INTO visit_recent (key, hour, profile, visits, uncounted) VALUES"
             f" ('{key}', date_trunc('hour', now()) - interval '2 hours', {PROFILE}, 5, 5),"
             f" ('{key}', date_trunc('hour', now()) - interval '3 hours', {PROFILE}, 4, 0)")
     visit(owner, key, 3)
@@ -127,7 +128,7 @@ def test_cleanup_keeps_the_uncounted_visits_of_rows_past_retention(st, owner):
     key = owner.create_ok(f"https://example.com/{unique()}")["key"]
     # Never rolled (no server ran for longer than the retention): deleted, but not from the
     # link's count.
-    st.psql("INSERT INTO visit_recent (key, hour, vals, visits, uncounted) VALUES"
+    st.psql("INSERT INTO visit_recent (key, hour, profile, visits, uncounted) VALUES"
             f" ('{key}', date_trunc('hour', now()) - interval '3 days', {PROFILE}, 6, 6),"
             f" ('{key}', date_trunc('hour', now()) - interval '4 days', {PROFILE}, 2, 0)")
     assert visits(owner, key) == 6
