@@ -152,19 +152,23 @@ int store_add_visits(struct store *st, const char *const *keys, const int64_t *c
 
 #define STATS_DIMS 6 /* DIM_BOT .. DIM_DEVICE (analytics.h) */
 
+/* What joins a profile's values, as visit_recent keeps them (0016_stats_profile_text.sql):
+ * chr(31), which sorts below every character a value holds. */
+#define STATS_PROFILE_SEP '\x1f'
+
 /* One sum of visit analytics: visits to key in the UTC hour starting at hour (epoch seconds)
- * by visitors with the values vals[d - 1] in dimension d (enum analytics_dim, DIM_BOT ..
- * DIM_DEVICE): a visitor profile. */
+ * by visitors of one profile: the values of dimensions DIM_BOT .. DIM_DEVICE (enum
+ * analytics_dim), in that order, joined by STATS_PROFILE_SEP (none of them holds it). */
 struct stats_row {
     const char *key;
     int64_t hour;
-    const char *vals[STATS_DIMS];
+    const char *profile;
     int64_t visits;
     int64_t uncounted; /* of those, the visits not counted into urls.visits elsewhere */
 };
 
-/* Adds rows[0..n) to the recent sums per profile in one statement (a profile is stored as
- * its values joined by chr(31)). The rows must be distinct (key, hour, vals). */
+/* Adds rows[0..n) to the recent sums per profile in one statement. The rows must be distinct
+ * (key, hour, profile). */
 int store_add_stats(struct store *st, const struct stats_row *rows, size_t n);
 
 /* Moves at most limit recent rows of hours before before (epoch seconds) into the hourly,

@@ -64,8 +64,8 @@ struct slot {
 };
 
 /* The sums: open addressing under a keyed hash (keys and Referers are chosen by clients). A
- * row's values are a visitor profile: the six dimensions' values packed one after another,
- * each ended by a NUL (so that bytewise order is the order of the values in turn). */
+ * row's values are a visitor profile: the six dimensions' values joined by STATS_PROFILE_SEP,
+ * as visit_recent keeps them (so that bytewise order is the order of the values in turn). */
 struct row {
     int64_t hour;
     int64_t visits; /* 0: empty */
@@ -181,16 +181,19 @@ static int rows_empty(struct rows *t)
     return 0;
 }
 
-/* Packs a profile's values (each cut to STATS_NAME_MAX) into out; returns its length. */
+/* Joins a profile's values (each cut to STATS_NAME_MAX) into out, NUL-terminated; returns its
+ * length. A control character in a value (from a GeoIP database, say) becomes '?', so that
+ * the separator splits every profile into exactly its six values. */
 static size_t pack(const char *const vals[STATS_DIMS], char out[PACKED_MAX])
 {
     size_t n = 0;
     for (int d = 0; d < STATS_DIMS; d++) {
-        size_t len = strnlen(vals[d], STATS_NAME_MAX);
-        memcpy(out + n, vals[d], len);
-        out[n + len] = '\0';
-        n += len + 1;
+        if (d)
+            out[n++] = STATS_PROFILE_SEP;
+        for (size_t i = 0; vals[d][i] && i < STATS_NAME_MAX; i++)
+            out[n++] = (unsigned char)vals[d][i] < 0x20 ? '?' : vals[d][i];
     }
+    out[n] = '\0';
     return n;
 }
 
@@ -614,10 +617,7 @@ static int by_row(const void *x, const void *y)
         return c;
     if (a->hour != b->hour)
         return a->hour < b->hour ? -1 : 1;
-    for (int d = 0; d < STATS_DIMS; d++)
-        if ((c = strcmp(a->vals[d], b->vals[d])) != 0)
-            return c;
-    return 0;
+    return strcmp(a->profile, b->profile);
 }
 
 static int by_visits_desc(const void *x, const void *y)
@@ -690,11 +690,9 @@ static int write_rows(struct analytics *a, struct batch *b)
             continue;
         out[n] = (struct stats_row){.key = t->arena + r->key_off,
                                     .hour = r->hour,
+                                    .profile = t->arena + r->val_off,
                                     .visits = r->visits,
                                     .uncounted = r->uncounted};
-        const char *v = t->arena + r->val_off;
-        for (int d = 0; d < STATS_DIMS; d++, v += strlen(v) + 1)
-            out[n].vals[d] = v;
         n++;
     }
     /* In one order on every server, so that concurrent flushes lock rows in the same order. */
@@ -721,10 +719,8 @@ static int write_rows(struct analytics *a, struct batch *b)
             goto out;
         }
         for (size_t i = done; i < n; i++) {
-            char packed[PACKED_MAX];
-            size_t len = pack(out[i].vals, packed);
-            if (rows_add(&rest, out[i].key, strlen(out[i].key), out[i].hour, packed, len,
-                         out[i].visits, (uint32_t)out[i].uncounted) < 0) {
+            if (rows_add(&rest, out[i].key, strlen(out[i].key), out[i].hour, out[i].profile,
+                         strlen(out[i].profile), out[i].visits, (uint32_t)out[i].uncounted) < 0) {
                 log_error("analytics: out of memory, %zu rows lost", n - i);
                 break;
             }

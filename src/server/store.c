@@ -993,26 +993,9 @@ out:
     return rc;
 }
 
-#define PROFILE_TEXT_MAX (STATS_DIMS * (STATS_NAME_MAX + 1))
-
-/* A profile as visit_recent keeps it: the values joined by chr(31), which no value holds (a
- * control character in one, from a GeoIP database say, becomes '?'). */
-static void join_profile(const char *const vals[STATS_DIMS], char out[PROFILE_TEXT_MAX])
-{
-    size_t n = 0;
-    for (int d = 0; d < STATS_DIMS; d++) {
-        if (d)
-            out[n++] = '\x1f';
-        for (const char *v = vals[d]; *v && v - vals[d] < STATS_NAME_MAX; v++)
-            out[n++] = (unsigned char)*v < 0x20 ? '?' : *v;
-    }
-    out[n] = '\0';
-}
-
 int store_add_stats(struct store *st, const struct stats_row *rows, size_t n)
 {
     enum { NPARAMS = 5 };
-    char profile[PROFILE_TEXT_MAX];
     struct array_text arr[NPARAMS];
     const char *params[NPARAMS];
     PGresult *res = NULL;
@@ -1025,8 +1008,7 @@ int store_add_stats(struct store *st, const struct stats_row *rows, size_t n)
     for (size_t i = 0; i < n; i++) {
         array_text(&arr[0], rows[i].key);
         array_int(&arr[1], rows[i].hour, false);
-        join_profile(rows[i].vals, profile);
-        array_text(&arr[2], profile);
+        array_text(&arr[2], rows[i].profile);
         array_int(&arr[NPARAMS - 2], rows[i].visits, false);
         array_int(&arr[NPARAMS - 1], rows[i].uncounted, false);
     }
