@@ -291,6 +291,8 @@ class Postgres:
         self.kgs_dsn = self.dsn_for("kgs")
         self.cleanup_dsn = self.dsn_for("cleanup")
         self.running = False
+        # More server settings (name -> value) for start(); the bench's production-like ones.
+        self.settings = {}
 
     def dsn_for(self, role):
         return f"host={self.sockdir} dbname=shortener user={role}"
@@ -349,6 +351,7 @@ class Postgres:
         # Each server holds about ten connections (request threads, link writers, visits,
         # analytics, resync); tests run several servers on one cluster at once.
         opts = f"-k {self.sockdir} -c listen_addresses='' -c fsync=on -c max_connections=400"
+        opts += "".join(f" -c {k}={v}" for k, v in self.settings.items())
         self._run([PG_BIN / "pg_ctl", "-D", self.data, "-o", opts, "-l", self.log_path,
                    "-w", "-t", "60", "start"])
         self.running = True
