@@ -80,7 +80,7 @@ static const struct config_opt options[] = {
             "longest time in seconds a redirect stays in Redis", cache_ttl),
     OPT_INT("HOT_CACHE_ENTRIES", "hot-cache-entries", 0, 100000000, "2097152",
             "links cached in process in front of Redis; 0 turns the tier off", hot_cache_entries),
-    OPT_INT("HOT_CACHE_MAX_AGE", "hot-cache-max-age", 1, 86400, "300",
+    OPT_INT("HOT_CACHE_MAX_AGE", "hot-cache-max-age", 1, 86400, "600",
             "longest time in seconds a link is served from the in-process cache",
             hot_cache_max_age),
     OPT_INT("NEGATIVE_TTL", "negative-ttl", 1, 3600, "5",
