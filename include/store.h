@@ -171,11 +171,13 @@ struct stats_row {
  * (key, hour, profile). */
 int store_add_stats(struct store *st, const struct stats_row *rows, size_t n);
 
-/* Moves at most limit recent rows of hours before before (epoch seconds) into the hourly,
- * daily and block sums per dimension value, and their uncounted visits into urls.visits, in
- * one statement; *rolled says how many it took
- * (fewer than limit: none is left, but for rows a flush held just then). */
-int store_roll_stats(struct store *st, int64_t before, size_t limit, size_t *rolled);
+/* Moves at most limit recent rows of hours before before (epoch seconds), of keys from from
+ * on, taken in key order, into the hourly, daily and block sums per dimension value, and
+ * their uncounted visits into urls.visits, in one statement; *rolled says how many it took
+ * (fewer than limit: none is left from from on, but for rows a flush held just then). from
+ * holds KEY_MAX_LEN + 1 bytes ("" to start) and becomes the last key taken, where the next
+ * statement goes on (the rest of that key's rows, if the limit cut them). */
+int store_roll_stats(struct store *st, int64_t before, size_t limit, char *from, size_t *rolled);
 
 /* Visits to a key that does not exist, on a day counted since 1970-01-01. */
 struct unknown_row {

@@ -137,6 +137,11 @@ struct analytics {
     int64_t rolled_before;
     long long roll_retry_at;
     bool roll_more;
+    /* The roll in progress: the hours it moves (before roll_before, fixed for the whole roll,
+     * as a key-ordered roll begun in one hour has not seen the next's) and the key it goes on
+     * from; "" between rolls. */
+    int64_t roll_before;
+    char roll_from[KEY_MAX_LEN + 1];
     /* The writer's: a flush's rows in the order they are written, kept for the next. */
     struct stats_row *sorted;
     size_t sorted_cap;
@@ -745,7 +750,9 @@ static bool roll_some(struct analytics *a)
 
     if (now < a->roll_retry_at || (!a->roll_more && before <= a->rolled_before))
         return false;
-    if (store_roll_stats(a->store, before, ROLL_ROWS, &n) < 0) {
+    if (!a->roll_from[0])
+        a->roll_before = before;
+    if (store_roll_stats(a->store, a->roll_before, ROLL_ROWS, a->roll_from, &n) < 0) {
         log_warn("analytics: rolling past hours into days, tried again in %d ms: %s", RETRY_MS,
                  store_error(a->store));
         a->roll_retry_at = now + RETRY_MS;
@@ -753,8 +760,10 @@ static bool roll_some(struct analytics *a)
     }
     if (n == ROLL_ROWS)
         return true;
+    /* The next roll starts from the first key again: a late flush may have written behind. */
+    a->roll_from[0] = '\0';
     a->roll_more = false;
-    a->rolled_before = before;
+    a->rolled_before = a->roll_before;
     return false;
 }
 

