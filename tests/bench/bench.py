@@ -1410,13 +1410,13 @@ backend nginx
         log(f"{ZIPF_DRAWS} zipf draws over {n} distinct links in {time.monotonic() - t0:.1f}s")
         nginx, nginx_url = self.start_nginx()
         self.flush_redis()
-        for tuned in (False, True):
-            env = ZIPF_SMALL if tuned else {}
+        for small in (False, True):
+            env = ZIPF_SMALL if small else {}
             srv = self.restart_server(**env)
             self.warm(srv.base_url, distinct, n)
             name = f"zipf, {ZIPF_LINKS:,} links" + (
                 " (hot cache " + ", ".join(f"{k}={v}" for k, v in env.items()) + ")"
-                if tuned else "")
+                if small else "")
             self.zipf_measure(srv, nginx, nginx_url, draws, n, name)
 
     def zipf_measure(self, srv, nginx, nginx_url, draws, n, name):
@@ -1463,8 +1463,9 @@ backend nginx
         doc = {"started": started, "git": {"commit": commit, "describe": git},
                "machine": machine,
                "settings": {"postgres": PG_SETTINGS, "links": LINKS, "seconds": SECONDS,
-                            "runs": RUNS, "warmup": WARMUP, "conns": CONNS, "threads": THREADS, "wrk_threads": WRK_THREADS,
-                            "kgs_batch": KGS_BATCH, "kgs_conns": KGS_CONNS},
+                            "runs": RUNS, "warmup": WARMUP, "conns": CONNS, "threads": THREADS,
+                            "wrk_threads": WRK_THREADS, "kgs_batch": KGS_BATCH,
+                            "kgs_conns": KGS_CONNS},
                "rows": self.rows, "notes": self.notes}
         out = HERE / "results"
         out.mkdir(exist_ok=True)
