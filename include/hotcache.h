@@ -61,6 +61,13 @@ void hotcache_evict(struct hotcache *h, const char *key, size_t keylen);
 /* Empties the cache and turns it off, or turns it on (empty). */
 void hotcache_set_enabled(struct hotcache *h, bool enabled);
 
+/* Turns the cache off but keeps its entries, for an invalidation channel that went quiet but
+ * may yet deliver everything it owes: lookups miss, puts are dropped (also those begun
+ * before), evictions still apply. hotcache_resume() turns it back on with what it holds;
+ * hotcache_set_enabled() empties it as always. */
+void hotcache_suspend(struct hotcache *h);
+void hotcache_resume(struct hotcache *h);
+
 bool hotcache_enabled(struct hotcache *h);
 
 /* Entries cached now. */

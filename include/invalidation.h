@@ -2,10 +2,13 @@
  * changes other servers make: one thread per server.
  *
  * It subscribes to a Redis pub/sub channel and evicts each key published there from this
- * server's hot cache. The hot cache is enabled only while the subscription is known to work
- * (a PING unanswered for half a second, or any error, counts as lost), and emptied whenever
- * it is lost, since messages sent meanwhile are gone. Every server publishes on the channel
- * after it deletes or edits (cache_tombstone(), cache_invalidate()).
+ * server's hot cache. The hot cache answers only while the subscription is known to work. A
+ * PING unanswered for half a second pauses it with its entries: should the PONG come within
+ * five seconds, every message sent meanwhile came before it, and once the journal's changes
+ * are evicted again (below) the cache answers again as it was. Any error, or no PONG by then,
+ * counts as lost, and the cache is emptied, since messages sent meanwhile are gone. Every
+ * server publishes on the channel after it deletes or edits (cache_tombstone(),
+ * cache_invalidate()).
  *
  * Whenever Redis may have missed changes (the subscription was lost, Sentinel names another
  * master, a delete or edit could not reach Redis, and at start, when nothing is known), Redis

@@ -290,6 +290,22 @@ void hotcache_harvest(struct hotcache *h)
     }
 }
 
+void hotcache_suspend(struct hotcache *h)
+{
+    if (!h->nsets)
+        return;
+    /* Off, then a new epoch: a put that read Redis before this and comes after the resume is
+     * dropped, as it may have raced a change whose eviction we have not heard yet. */
+    atomic_store_explicit(&h->enabled, false, memory_order_release);
+    atomic_fetch_add_explicit(&h->epoch, 1, memory_order_acq_rel);
+}
+
+void hotcache_resume(struct hotcache *h)
+{
+    if (h->nsets)
+        atomic_store_explicit(&h->enabled, true, memory_order_release);
+}
+
 bool hotcache_enabled(struct hotcache *h)
 {
     return h->nsets && atomic_load_explicit(&h->enabled, memory_order_acquire);

@@ -22,10 +22,12 @@
 #include "store.h"
 
 #define POLL_MS 100
-/* Idle this long, we PING; unanswered this long after, the subscription is lost. */
-#define IDLE_PING_MS 250
-#define PONG_WAIT_MS 500
-#define RETRY_MS     1000
+/* Idle this long, we PING; unanswered this long after, the hot cache is paused; unanswered
+ * for SUSPEND_MAX_MS, the subscription is lost. */
+#define IDLE_PING_MS   250
+#define PONG_WAIT_MS   500
+#define SUSPEND_MAX_MS 5000
+#define RETRY_MS       1000
 /* How often the sentinels are asked which master is current. */
 #define SENTINEL_POLL_MS 500
 /* Changes this much older than the last moment Redis was known consistent are re-evicted
@@ -70,18 +72,21 @@ static redisContext *subscribe(struct invalidation *inv, struct redis_addr *wher
     return ctx;
 }
 
-/* Returns true for a reply that proves the connection alive; evicts on a message. */
-static bool handle(struct invalidation *inv, const redisReply *r)
+enum heard { HEARD_NOTHING, HEARD_MESSAGE, HEARD_PONG };
+
+/* What a reply proves: the connection alive (a message, which it evicts), or also that every
+ * message published before our PING has been handled (its PONG: replies keep their order). */
+static enum heard handle(struct invalidation *inv, const redisReply *r)
 {
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
         r->element[0]->type != REDIS_REPLY_STRING)
-        return false;
+        return HEARD_NOTHING;
     if (strcmp(r->element[0]->str, "message") == 0 && r->elements == 3 &&
         r->element[2]->type == REDIS_REPLY_STRING) {
         hotcache_evict(inv->cfg.hot, r->element[2]->str, r->element[2]->len);
-        return true;
+        return HEARD_MESSAGE;
     }
-    return strcmp(r->element[0]->str, "pong") == 0;
+    return strcmp(r->element[0]->str, "pong") == 0 ? HEARD_PONG : HEARD_NOTHING;
 }
 
 /* What the resync's pipeline sends: for each key, its mark and its announcement. */
@@ -167,6 +172,10 @@ static void listen_on(struct invalidation *inv, redisContext *ctx, const struct 
 {
     int64_t last_heard = deadline_now_ms(), ping_sent = 0;
     int64_t asked = last_heard, agreed = last_heard;
+    /* While paused (a PING unanswered): since when, whether its PONG came, and when the resync
+     * may be tried again. */
+    int64_t paused_at = 0, resync_at = 0;
+    bool ponged = false;
     struct pollfd pfd = {.fd = ctx->fd, .events = POLLIN};
     const struct redis_target *t = inv->cfg.target;
 
@@ -184,9 +193,18 @@ static void listen_on(struct invalidation *inv, redisContext *ctx, const struct 
                 return;
             }
             while (redisGetReplyFromReader(ctx, (void **)&r) == REDIS_OK && r) {
-                if (handle(inv, r)) {
+                enum heard heard = handle(inv, r);
+                if (heard != HEARD_NOTHING) {
                     last_heard = now;
                     ping_sent = 0;
+                }
+                if (paused_at && !ponged && heard == HEARD_PONG) {
+                    /* Every message published before it is handled. A deletion whose
+                     * publication failed before it is in the journal: one more resync, from
+                     * now, evicts it before the cache answers again. */
+                    ponged = true;
+                    cache_distrust(inv->cfg.pending, inv->confirmed_ms);
+                    resync_at = 0;
                 }
                 freeReplyObject(r);
                 r = NULL;
@@ -196,8 +214,25 @@ static void listen_on(struct invalidation *inv, redisContext *ctx, const struct 
                 return;
             }
         }
-        if (ping_sent && now - ping_sent > PONG_WAIT_MS) {
-            snprintf(err, errlen, "no answer to PING for %d ms", PONG_WAIT_MS);
+        /* A PING unanswered: a deletion published meanwhile may be late, or lost should the
+         * connection be dead, so the hot cache stops answering at once. But a Redis that only
+         * stalled (a fork, a slow command, a starved CPU) still delivers every message, in
+         * order, before the PONG: the cache waits for it with its entries, rather than being
+         * emptied and refilled by every server at once while Redis is struggling. Redis is
+         * distrusted as for a lost subscription: the journal's changes are evicted again,
+         * from the hot cache too, for deletions whose publication failed meanwhile. */
+        if (ping_sent && now - ping_sent > PONG_WAIT_MS && !paused_at) {
+            paused_at = now;
+            ponged = false;
+            hotcache_suspend(inv->cfg.hot);
+            cache_distrust(inv->cfg.pending, inv->confirmed_ms);
+            log_warn("redis: no answer to PING for %d ms; hot cache paused, keeping its %zu "
+                     "links until Redis answers",
+                     PONG_WAIT_MS, hotcache_count(inv->cfg.hot));
+        }
+        if (paused_at && now - paused_at > SUSPEND_MAX_MS - PONG_WAIT_MS) {
+            snprintf(err, errlen, "paused for %d ms: %s", SUSPEND_MAX_MS,
+                     ponged ? "changes could not be evicted again" : "no answer to PING");
             return;
         }
         if (t->nsentinels && now - asked >= SENTINEL_POLL_MS) {
@@ -214,10 +249,24 @@ static void listen_on(struct invalidation *inv, redisContext *ctx, const struct 
                 agreed = now;
             }
         }
-        inv->confirmed_ms = t->nsentinels && agreed < last_heard ? agreed : last_heard;
-        if (resync(inv) < 0) {
-            snprintf(err, errlen, "changes could not be evicted again");
-            return;
+        if (!paused_at)
+            inv->confirmed_ms = t->nsentinels && agreed < last_heard ? agreed : last_heard;
+        if (now >= resync_at && resync(inv) < 0) {
+            /* Paused, Redis may still be stalled: tried again while the pause lasts. */
+            if (!paused_at) {
+                snprintf(err, errlen, "changes could not be evicted again");
+                return;
+            }
+            resync_at = now + RETRY_MS;
+        }
+        long long since;
+        unsigned ticket;
+        if (paused_at && ponged && !cache_resync_wanted(inv->cfg.pending, &since, &ticket)) {
+            log_info("redis: answered PING after %lld ms; hot cache on again with its %zu links",
+                     (long long)(now - paused_at + PONG_WAIT_MS), hotcache_count(inv->cfg.hot));
+            hotcache_resume(inv->cfg.hot);
+            paused_at = 0;
+            inv->confirmed_ms = t->nsentinels && agreed < last_heard ? agreed : last_heard;
         }
         if (!ping_sent && now - last_heard > IDLE_PING_MS) {
             int done = 0;

@@ -1,7 +1,8 @@
 """The in-process hot cache in front of Redis: popular links are answered from memory, a
 delete on one server empties every other server's hot cache over Redis pub/sub within a
-second, and while that channel is down (Redis stopped or frozen) the hot cache is off and
-empty, so it can never serve a link deleted meanwhile."""
+second, and while that channel is down (Redis stopped or frozen) the hot cache is off (and
+emptied unless Redis answers again within seconds), so it can never serve a link deleted
+meanwhile."""
 
 import re
 import signal
@@ -127,6 +128,82 @@ def test_redis_frozen_turns_it_off_within_a_second(hstack, clients):
         redis.send_signal(signal.SIGCONT)
     wait_hot(hstack.other, True)
     assert b.resolve(key).status_code == 301
+
+
+def hot_on_other(a, b, hstack, url):
+    """A link created on one server and answered from the other's hot cache."""
+    key = a.create_ok(url)["key"]
+    for _ in range(2):
+        assert b.resolve(key).status_code == 301
+    before = hot_hits(hstack.other)
+    assert b.resolve(key).status_code == 301
+    assert hot_hits(hstack.other) == before + 1
+    return key
+
+
+def test_redis_stalled_briefly_pauses_the_hot_cache_and_keeps_it(hstack, clients):
+    """Redis stops answering for a second and a half (a fork, a starved CPU): the hot cache
+    stops answering within a second, and when the PING is answered it answers again with what
+    it held, rather than every server refilling its cache from a struggling Redis."""
+    a, b = clients
+    key = hot_on_other(a, b, hstack, "https://example.com/hot/stall")
+    held = metric(hstack.other, "shortener_hot_cache_entries")
+    redis = hstack.redis.proc.popen
+    redis.send_signal(signal.SIGSTOP)
+    try:
+        wait_hot(hstack.other, False, timeout=3)
+        assert metric(hstack.other, "shortener_hot_cache_entries") == held
+        time.sleep(0.7)
+    finally:
+        redis.send_signal(signal.SIGCONT)
+    wait_hot(hstack.other, True)
+    assert metric(hstack.other, "shortener_hot_cache_entries") == held
+    before = hot_hits(hstack.other)
+    assert b.resolve(key).status_code == 301
+    assert hot_hits(hstack.other) == before + 1, "the link was not kept in memory"
+    assert "hot cache paused" in hstack.other.proc.log_text()
+
+
+def test_delete_during_a_stall_is_not_served_from_the_kept_hot_cache(hstack, clients):
+    """A delete while Redis is stalled cannot be published, and its server dies before it
+    can publish it later: the other server never hears of it, so the journal must evict it
+    from the kept cache before that answers again."""
+    a, b = clients
+    gone = hot_on_other(a, b, hstack, "https://example.com/hot/stall-del")
+    kept = hot_on_other(a, b, hstack, "https://example.com/hot/stall-kept")
+    deleter = hstack.start_shortener()
+    redis = hstack.redis.proc.popen
+    redis.send_signal(signal.SIGSTOP)
+    try:
+        wait_hot(hstack.other, False, timeout=3)
+        r = stk.Client(deleter, hstack.api_key).delete(gone)
+        assert r.status_code == 204, r.text
+        deleter.proc.kill9()
+        deleter.stopped = True  # not revived: the point is that it is gone
+    finally:
+        redis.send_signal(signal.SIGCONT)
+    wait_hot(hstack.other, True)
+    assert_problem(b.resolve(gone), 404)
+    before = hot_hits(hstack.other)
+    assert b.resolve(kept).status_code == 301
+    assert hot_hits(hstack.other) == before + 1, "the cache was emptied, not kept"
+
+
+def test_redis_stalled_for_long_empties_the_hot_cache(hstack, clients):
+    """No PONG within five seconds: the subscription is given up and the cache emptied, as
+    messages may have been lost with a connection that died without a word."""
+    a, b = clients
+    hot_on_other(a, b, hstack, "https://example.com/hot/long-stall")
+    redis = hstack.redis.proc.popen
+    redis.send_signal(signal.SIGSTOP)
+    try:
+        wait_hot(hstack.other, False, timeout=3)
+        wait_until("the paused hot cache to be emptied",
+                   lambda: metric(hstack.other, "shortener_hot_cache_entries") == 0, 8,
+                   interval=0.1)
+    finally:
+        redis.send_signal(signal.SIGCONT)
+    wait_hot(hstack.other, True, timeout=10)
 
 
 def test_hot_cache_can_be_turned_off(hstack):

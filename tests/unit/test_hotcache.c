@@ -1,6 +1,6 @@
 /* Unit tests of the in-process hot cache: hits and misses, the epoch that keeps a fill racing
- * an eviction out, disabling, the age bound and its spread, and that it never grows past its
- * capacity. */
+ * an eviction out, disabling, pausing, the age bound and its spread, and that it never grows
+ * past its capacity. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -234,6 +234,42 @@ static void test_visits_are_handed_on(void **state)
     hotcache_free(h);
 }
 
+/* Paused: nothing is answered or added (not even by a fill begun before), evictions still
+ * apply, and resuming answers with what was kept. */
+static void test_paused_keeps_its_entries(void **state)
+{
+    struct hotcache *h = enabled_cache(64);
+    char url[64];
+    int64_t exp;
+    int status;
+    (void)state;
+
+    hotcache_put(h, hotcache_epoch(h), "kept", 4, "https://e.com/k", 0, 0, NOW);
+    hotcache_put(h, hotcache_epoch(h), "gone", 4, "https://e.com/g", 0, 0, NOW);
+    uint64_t before = hotcache_epoch(h);
+    hotcache_suspend(h);
+    assert_false(hotcache_enabled(h));
+    assert_int_equal(hotcache_count(h), 2);
+    assert_int_equal(hotcache_get(h, "kept", 4, url, sizeof(url), &exp, &status, NOW, false),
+                     -ENOENT);
+    hotcache_put(h, hotcache_epoch(h), "new", 3, "https://e.com/n", 0, 0, NOW);
+    hotcache_evict(h, "gone", 4);
+    assert_int_equal(hotcache_count(h), 1);
+    hotcache_resume(h);
+    assert_true(hotcache_enabled(h));
+    hotcache_put(h, before, "late", 4, "https://e.com/l", 0, 0, NOW);
+    assert_int_equal(hotcache_get(h, "kept", 4, url, sizeof(url), &exp, &status, NOW, false), 0);
+    assert_string_equal(url, "https://e.com/k");
+    assert_int_equal(hotcache_get(h, "gone", 4, url, sizeof(url), &exp, &status, NOW, false),
+                     -ENOENT);
+    assert_int_equal(hotcache_get(h, "new", 3, url, sizeof(url), &exp, &status, NOW, false),
+                     -ENOENT);
+    assert_int_equal(hotcache_get(h, "late", 4, url, sizeof(url), &exp, &status, NOW, false),
+                     -ENOENT);
+    assert_int_equal(hotcache_count(h), 1);
+    hotcache_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -244,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_refreshes_spread_out),
         cmocka_unit_test(test_bounded_and_keeps_the_referenced),
         cmocka_unit_test(test_visits_are_handed_on),
+        cmocka_unit_test(test_paused_keeps_its_entries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
