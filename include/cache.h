@@ -80,6 +80,12 @@ enum {
  * -ENOENT on a miss, -EAGAIN when Redis is unavailable. */
 int cache_get(struct cache *c, const char *key, char *url, size_t cap, struct link_rules *rules);
 
+/* cache_get() of keys[0..n) in one round trip (linkentry_get_many()). */
+int cache_get_many(struct cache *c, const char *const *keys, size_t n, size_t cap,
+                   void (*found)(void *ctx, size_t i, int rc, const char *url,
+                                 const struct link_rules *rules),
+                   void *ctx);
+
 /* Read-through fills (linkentry_fill(), linkentry_fill_negative()). */
 int cache_fill(struct cache *c, const char *key, const char *url, const struct link_rules *rules,
                int64_t ttl);

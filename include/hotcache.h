@@ -29,16 +29,24 @@ struct hotcache;
 typedef void (*hotcache_visits_fn)(void *ctx, const char *key, size_t keylen, uint32_t count);
 
 /* A cache of up to about max_entries links, each trusted for at most max_age seconds (a
- * bound on staleness should an invalidation ever be missed). It starts disabled. max_entries
+ * bound on staleness should an invalidation ever be missed; HOTCACHE_GRACE_S more while it is
+ * read again). It starts disabled. max_entries
  * 0 gives a cache that is always disabled. Visits counted by hotcache_get() go to visits_fn
  * (may be NULL). Returns NULL when out of memory. */
 struct hotcache *hotcache_new(size_t max_entries, int64_t max_age, hotcache_visits_fn visits_fn,
                               void *visits_ctx);
 void hotcache_free(struct hotcache *h);
 
+/* How long past its age an entry is still answered while it is read again. */
+#define HOTCACHE_GRACE_S 5
+
+enum { HOTCACHE_REFRESH = 1 };
+
 /* 0 with the URL copied into url (NUL-terminated), its expiry (0: never) and its redirect
- * status (0: the default), or -ENOENT when
- * the key is not cached, its entry is too old, or the URL does not fit in cap bytes. A hit
+ * status (0: the default), or -ENOENT when the key is not cached, its entry is more than
+ * HOTCACHE_GRACE_S past its age, or the URL does not fit in cap bytes. HOTCACHE_REFRESH is a
+ * hit too, of an entry past its age: the caller has it read again (hotcache_put() or
+ * hotcache_evict() it); until then, or the grace is over, later calls answer 0 from it. A hit
  * that will be answered counts a visit in the entry when visit is true: a popular link's
  * visits are then counted where it already is, without a table of their own per request. */
 int hotcache_get(struct hotcache *h, const char *key, size_t keylen, char *url, size_t cap,
@@ -55,8 +63,12 @@ uint64_t hotcache_epoch(struct hotcache *h);
 void hotcache_put(struct hotcache *h, uint64_t epoch, const char *key, size_t keylen,
                   const char *url, int64_t expires_at, int status, int64_t now);
 
-/* Forgets key. */
+/* Forgets key, which changed: a put that read it before is dropped. */
 void hotcache_evict(struct hotcache *h, const char *key, size_t keylen);
+
+/* Forgets key's entry, which could not be confirmed (it has not changed, as far as we know):
+ * puts of other keys are not disturbed. */
+void hotcache_forget(struct hotcache *h, const char *key, size_t keylen);
 
 /* Empties the cache and turns it off, or turns it on (empty). */
 void hotcache_set_enabled(struct hotcache *h, bool enabled);

@@ -52,4 +52,11 @@ static inline struct link_rules link_rules_of(const struct link_attrs *a)
                                .password = a->password_protected};
 }
 
+/* A link whose every click may be answered from memory: the hot cache holds only these.
+ * now is rounded up, so valid_from must be a whole second behind it. */
+static inline bool link_rules_plain(const struct link_rules *ru, int64_t now)
+{
+    return !ru->max_visits && !ru->password && ru->valid_from < now;
+}
+
 #endif

@@ -34,6 +34,16 @@ struct link_rules;
 int linkentry_get(struct redis *r, const char *key, char *url, size_t cap,
                   struct link_rules *rules);
 
+/* linkentry_get() of keys[0..n) in one round trip (MGET; n at most LINKENTRY_GET_MAX):
+ * found(ctx, i, rc, url, rules) for each key in order, rc as linkentry_get()'s but -EAGAIN,
+ * url (at most cap - 1 bytes) valid during the call only. Returns 0, -EAGAIN when Redis is
+ * unavailable (found is not called), -EINVAL for too many keys, or -ENOMEM. */
+#define LINKENTRY_GET_MAX 256
+int linkentry_get_many(struct redis *r, const char *const *keys, size_t n, size_t cap,
+                       void (*found)(void *ctx, size_t i, int rc, const char *url,
+                                     const struct link_rules *rules),
+                       void *ctx);
+
 /* Writes the value of an entry for url under rules into out (cap bytes). Returns its length,
  * or -ENOSPC. */
 int linkentry_format(const char *url, const struct link_rules *rules, char *out, size_t cap);

@@ -78,6 +78,7 @@ struct metrics_gauges {
     unsigned long long visits_pending;
     unsigned long long hot_entries;
     unsigned long long hot_enabled;
+    unsigned long long hot_refreshes;
     unsigned long long writer_queued;
     unsigned long long writer_batches;
     unsigned long long writer_links;

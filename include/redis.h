@@ -140,6 +140,14 @@ int redis_command(struct redis *r, struct redis_reply *reply, const char *fmt, .
 int redis_command_argv(struct redis *r, struct redis_reply *reply, int argc,
                        const char *const *argv, const size_t *argvlen);
 
+/* Runs one command whose reply is an array (MGET, say), given as an argument vector, and
+ * calls each(ctx, i, element) for its elements in order; an element's str is valid during
+ * the call only. Retried like redis_command(). Returns 0, -EAGAIN (as redis_command()),
+ * -EPROTO when the reply is not an array, or each's negative return. */
+int redis_command_each(struct redis *r, int argc, const char *const *argv, const size_t *argvlen,
+                       int (*each)(void *ctx, size_t i, const struct redis_reply *element),
+                       void *ctx);
+
 /* One command of a pipeline, filled in by the caller's build function. */
 struct redis_argv {
     int argc;

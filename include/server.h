@@ -25,6 +25,7 @@ struct visits;
 struct analytics;
 struct authcache;
 struct hotcache;
+struct hotrefresh;
 struct invalidation;
 struct linkwriter;
 struct admission;
@@ -94,6 +95,7 @@ struct server {
     struct visits *visits;
     struct analytics *analytics; /* NULL when ANALYTICS=0 */
     struct hotcache *hot;
+    struct hotrefresh *refresh; /* reads the hot cache's stale entries again */
     struct invalidation *invalidation;
     struct linkwriter *writer;
     struct admission *admission;

@@ -75,6 +75,63 @@ int linkentry_get(struct redis *r, const char *key, char *url, size_t cap, struc
     return linkentry_parse(rep.str, rep.len, url, cap, rules);
 }
 
+/* One MGET's arguments, and what its replies are parsed into. */
+struct get_many {
+    const char *argv[LINKENTRY_GET_MAX + 1];
+    size_t argvlen[LINKENTRY_GET_MAX + 1];
+    char names[LINKENTRY_GET_MAX][KEY_MAX_LEN + 3];
+    void (*found)(void *ctx, size_t i, int rc, const char *url, const struct link_rules *rules);
+    void *ctx;
+    size_t n, cap;
+    char url[]; /* cap bytes */
+};
+
+static int parse_one(void *ctx, size_t i, const struct redis_reply *v)
+{
+    struct get_many *g = ctx;
+    struct link_rules rules = {0};
+    int rc = -ENOENT;
+
+    if (i >= g->n)
+        return -EPROTO;
+    if (v->kind == REDIS_KIND_STRING)
+        rc = linkentry_parse(v->str, v->len, g->url, g->cap, &rules);
+    g->found(g->ctx, i, rc, rc == LINKENTRY_HIT ? g->url : NULL, &rules);
+    return 0;
+}
+
+int linkentry_get_many(struct redis *r, const char *const *keys, size_t n, size_t cap,
+                       void (*found)(void *ctx, size_t i, int rc, const char *url,
+                                     const struct link_rules *rules),
+                       void *ctx)
+{
+    struct get_many *g;
+    int rc;
+
+    if (n == 0)
+        return 0;
+    if (n > LINKENTRY_GET_MAX || cap == 0)
+        return -EINVAL;
+    g = malloc(sizeof(*g) + cap);
+    if (!g)
+        return -ENOMEM;
+    g->found = found;
+    g->ctx = ctx;
+    g->n = n;
+    g->cap = cap;
+    g->argv[0] = "MGET";
+    g->argvlen[0] = 4;
+    for (size_t k = 0; k < n; k++) {
+        int len = snprintf(g->names[k], sizeof(g->names[k]), KEY_FMT, keys[k]);
+        g->argv[k + 1] = g->names[k];
+        g->argvlen[k + 1] =
+            (size_t)len < sizeof(g->names[k]) ? (size_t)len : sizeof(g->names[k]) - 1;
+    }
+    rc = redis_command_each(r, (int)n + 1, g->argv, g->argvlen, parse_one, g);
+    free(g);
+    return rc == -EPROTO ? -EAGAIN : rc;
+}
+
 int linkentry_format(const char *url, const struct link_rules *rules, char *out, size_t cap)
 {
     int n = snprintf(out, cap, "%" PRId64 " %" PRId64 " %" PRId64 " %d %c\n%s", rules->expires_at,

@@ -495,6 +495,23 @@ static int send_command(struct redis *r, void *arg)
     return cmd->reply ? 0 : -EAGAIN;
 }
 
+/* A reply, or an element of one, as the caller sees it. */
+static struct redis_reply view_of(const redisReply *e)
+{
+    struct redis_reply v = {.kind = REDIS_KIND_OTHER};
+    if (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS) {
+        v.kind = REDIS_KIND_STRING;
+        v.str = e->str;
+        v.len = e->len;
+    } else if (e->type == REDIS_REPLY_INTEGER) {
+        v.kind = REDIS_KIND_INTEGER;
+        v.integer = e->integer;
+    } else if (e->type == REDIS_REPLY_NIL) {
+        v.kind = REDIS_KIND_NIL;
+    }
+    return v;
+}
+
 /* Gives the caller its view of rep, which r keeps until its next command. */
 static int hand_out(struct redis *r, redisReply *rep, struct redis_reply *out)
 {
@@ -510,17 +527,7 @@ static int hand_out(struct redis *r, redisReply *rep, struct redis_reply *out)
         return 0;
     }
     r->reply = rep;
-    *out = (struct redis_reply){.kind = REDIS_KIND_OTHER};
-    if (rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_STATUS) {
-        out->kind = REDIS_KIND_STRING;
-        out->str = rep->str;
-        out->len = rep->len;
-    } else if (rep->type == REDIS_REPLY_INTEGER) {
-        out->kind = REDIS_KIND_INTEGER;
-        out->integer = rep->integer;
-    } else if (rep->type == REDIS_REPLY_NIL) {
-        out->kind = REDIS_KIND_NIL;
-    }
+    *out = view_of(rep);
     return 0;
 }
 
@@ -547,6 +554,31 @@ int redis_command_argv(struct redis *r, struct redis_reply *reply, int argc,
     release_reply(r);
     rc = with_connection(r, send_command, &cmd);
     return rc < 0 ? rc : hand_out(r, cmd.reply, reply);
+}
+
+int redis_command_each(struct redis *r, int argc, const char *const *argv, const size_t *argvlen,
+                       int (*each)(void *ctx, size_t i, const struct redis_reply *element),
+                       void *ctx)
+{
+    struct command cmd = {.argc = argc, .argv = argv, .argvlen = argvlen};
+    int rc;
+
+    release_reply(r);
+    rc = with_connection(r, send_command, &cmd);
+    if (rc < 0)
+        return rc;
+    if (cmd.reply->type != REDIS_REPLY_ARRAY) {
+        snprintf(r->error, sizeof(r->error), "not an array: reply type %d", cmd.reply->type);
+        rc = -EPROTO;
+        goto out;
+    }
+    for (size_t i = 0; i < cmd.reply->elements && rc == 0; i++) {
+        struct redis_reply v = view_of(cmd.reply->element[i]);
+        rc = each(ctx, i, &v);
+    }
+out:
+    freeReplyObject(cmd.reply);
+    return rc;
 }
 
 struct pipeline {

@@ -14,6 +14,7 @@
 #include "create.h"
 #include "deadline.h"
 #include "hotcache.h"
+#include "hotrefresh.h"
 #include "http.h"
 #include "latency.h"
 #include "keys_client.h"
@@ -96,6 +97,7 @@ static enum http_step handle_metrics(struct http_request *r)
         .visits_pending = visits_pending(s->visits),
         .hot_entries = hotcache_count(s->hot),
         .hot_enabled = hotcache_enabled(s->hot),
+        .hot_refreshes = hotrefresh_count(s->refresh),
         .writer_queued = linkwriter_queued(s->writer),
         .live_watchers = live_watchers(s->live),
         .live_links = live_links(s->live),

@@ -155,6 +155,14 @@ int cache_get(struct cache *c, const char *key, char *url, size_t cap, struct li
     return linkentry_get(c->redis, key, url, cap, rules);
 }
 
+int cache_get_many(struct cache *c, const char *const *keys, size_t n, size_t cap,
+                   void (*found)(void *ctx, size_t i, int rc, const char *url,
+                                 const struct link_rules *rules),
+                   void *ctx)
+{
+    return linkentry_get_many(c->redis, keys, n, cap, found, ctx);
+}
+
 int cache_fill(struct cache *c, const char *key, const char *url, const struct link_rules *rules,
                int64_t ttl)
 {

@@ -23,6 +23,7 @@ struct hot_entry {
     uint16_t urllen;
     uint32_t visits; /* counted since the last harvest */
     uint16_t status; /* its redirect status; 0: the server's default */
+    bool refreshing; /* past stale_at, and a caller was told to have it read again */
     char data[];     /* key, NUL, url, NUL */
 };
 
@@ -157,14 +158,21 @@ int hotcache_get(struct hotcache *h, const char *key, size_t keylen, char *url, 
     int w = find(set, tag, key, keylen);
     if (w >= 0) {
         struct hot_entry *e = set->entries[w];
-        if (now <= e->stale_at && (size_t)e->urllen < cap) {
+        if (now <= e->stale_at + HOTCACHE_GRACE_S && (size_t)e->urllen < cap) {
+            rc = 0;
+            /* Past its age, the first caller has it read again and everyone is answered from
+             * the entry meanwhile: a popular link going stale would otherwise send every
+             * request for it to Redis until one of them had filled it again. */
+            if (now > e->stale_at && !e->refreshing) {
+                e->refreshing = true;
+                rc = HOTCACHE_REFRESH;
+            }
             memcpy(url, e->data + e->keylen + 1, (size_t)e->urllen + 1);
             *expires_at = e->expires_at;
             *status = e->status;
             if (visit && (!e->expires_at || e->expires_at > now) && e->visits < UINT32_MAX)
                 e->visits++;
             set->referenced |= (uint8_t)(1u << w);
-            rc = 0;
         }
     }
     pthread_mutex_unlock(&set->lock);
@@ -209,6 +217,7 @@ void hotcache_put(struct hotcache *h, uint64_t epoch, const char *key, size_t ke
     e->urllen = (uint16_t)urllen;
     e->visits = 0;
     e->status = (uint16_t)status;
+    e->refreshing = false;
     memcpy(e->data, key, keylen);
     e->data[keylen] = '\0';
     memcpy(e->data + keylen + 1, url, urllen + 1);
@@ -236,11 +245,12 @@ void hotcache_put(struct hotcache *h, uint64_t epoch, const char *key, size_t ke
     pthread_mutex_unlock(&set->lock);
 }
 
-void hotcache_evict(struct hotcache *h, const char *key, size_t keylen)
+static void drop_key(struct hotcache *h, const char *key, size_t keylen, bool changed)
 {
     if (!h->nsets || keylen > KEY_MAX_LEN)
         return;
-    atomic_fetch_add_explicit(&h->epoch, 1, memory_order_acq_rel);
+    if (changed)
+        atomic_fetch_add_explicit(&h->epoch, 1, memory_order_acq_rel);
     uint64_t tag = hash_of(key, keylen);
     struct hot_set *set = set_of(h, tag);
     pthread_mutex_lock(&set->lock);
@@ -253,6 +263,16 @@ void hotcache_evict(struct hotcache *h, const char *key, size_t keylen)
         atomic_fetch_sub_explicit(&h->count, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&set->lock);
+}
+
+void hotcache_evict(struct hotcache *h, const char *key, size_t keylen)
+{
+    drop_key(h, key, keylen, true);
+}
+
+void hotcache_forget(struct hotcache *h, const char *key, size_t keylen)
+{
+    drop_key(h, key, keylen, false);
 }
 
 void hotcache_set_enabled(struct hotcache *h, bool enabled)

@@ -15,6 +15,7 @@
 #include "caller.h"
 #include "container_of.h"
 #include "hotcache.h"
+#include "hotrefresh.h"
 #include "live.h"
 #include "latency.h"
 #include "metrics.h"
@@ -105,13 +106,6 @@ static enum http_step unknown_key(struct http_request *r)
             metrics_inc(&s->metrics.unknown_key_visits);
     }
     return http_link_not_found(r);
-}
-
-/* A link whose every click may be answered from memory: the hot cache holds only these.
- * now is rounded up, so valid_from must be a whole second behind it. */
-static bool plain(const struct link_rules *ru, int64_t now)
-{
-    return !ru->max_visits && !ru->password && ru->valid_from < now;
 }
 
 /* What one redirect is about. */
@@ -246,8 +240,12 @@ static enum http_step lookup(struct http_request *r, const char *key, size_t len
     h.visit = unlocked || is_get(r);
     /* The hot cache holds plain links only: their visits are counted in their entries, or,
      * with analytics on, by analytics (counted_by_analytics). */
-    if (!unlocked && hotcache_get(s->hot, key, len, url, sizeof(url), &h.rules.expires_at,
-                                  &h.rules.redirect_status, now, h.visit && !s->analytics) == 0) {
+    rc = unlocked ? -ENOENT
+                  : hotcache_get(s->hot, key, len, url, sizeof(url), &h.rules.expires_at,
+                                 &h.rules.redirect_status, now, h.visit && !s->analytics);
+    if (rc >= 0) {
+        if (rc == HOTCACHE_REFRESH)
+            (void)hotrefresh_ask(s->refresh, key, len); /* full: looked up after the grace */
         if (!h.rules.expires_at || h.rules.expires_at > now) {
             h.where = MR_HOT_HIT;
             return respond(r, &h);
@@ -265,7 +263,7 @@ static enum http_step lookup(struct http_request *r, const char *key, size_t len
     }
     /* An entry is judged by our clock: a cache may hold it a moment longer than it lives. */
     if (rc == CACHE_HIT && (!h.rules.expires_at || h.rules.expires_at > now)) {
-        if (plain(&h.rules, now))
+        if (link_rules_plain(&h.rules, now))
             hotcache_put(s->hot, epoch, key, len, url, h.rules.expires_at, h.rules.redirect_status,
                          now);
         h.where = MR_CACHE_HIT;
@@ -300,7 +298,7 @@ static enum http_step lookup(struct http_request *r, const char *key, size_t len
     if (remaining != 0 && fill) {
         long long ttl = remaining < 0 ? s->cfg.cache_ttl : min_ll(remaining, s->cfg.cache_ttl);
         cache_fill(w->cache, key, row.url, &h.rules, ttl);
-        if (plain(&h.rules, now))
+        if (link_rules_plain(&h.rules, now))
             hotcache_put(s->hot, epoch, key, len, row.url, h.rules.expires_at,
                          h.rules.redirect_status, now);
     }

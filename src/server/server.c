@@ -19,6 +19,7 @@
 #include "connguard.h"
 #include "create.h"
 #include "hotcache.h"
+#include "hotrefresh.h"
 #include "http.h"
 #include "invalidation.h"
 #include "keys_client.h"
@@ -513,6 +514,9 @@ int server_init(struct server *s)
     s->hot = hotcache_new((size_t)c->hot_cache_entries, c->hot_cache_max_age, hot_visits, s);
     if (!s->hot)
         return -ENOMEM;
+    s->refresh = hotrefresh_start(s->hot, &s->redis_target, &s->pending);
+    if (!s->refresh)
+        return -ENOMEM;
     s->guard = connguard_new((unsigned)c->per_ip_connections, c->request_timeout * 1000,
                              &s->trusted_proxies, &s->metrics);
     if (!s->guard)
@@ -641,6 +645,8 @@ void server_release(struct server *s)
     s->live = NULL;
     invalidation_stop(s->invalidation);
     s->invalidation = NULL;
+    hotrefresh_stop(s->refresh);
+    s->refresh = NULL;
     /* Visits counted in the hot cache go to the visits table (the cache is left off and
      * empty), then the last flush writes them, then the cache goes. */
     if (s->hot)

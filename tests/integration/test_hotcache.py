@@ -206,6 +206,62 @@ def test_redis_stalled_for_long_empties_the_hot_cache(hstack, clients):
     wait_hot(hstack.other, True, timeout=10)
 
 
+def redis_cli(st, *args):
+    import subprocess
+    return subprocess.run(["redis-cli", "-s", str(st.redis.sock), *map(str, args)],
+                          capture_output=True, text=True, timeout=60).stdout.strip()
+
+
+def test_stale_entries_are_read_again_in_the_background(hstack, clients):
+    """Past HOT_CACHE_MAX_AGE a link is still answered from memory while one thread reads it
+    again from Redis: a change that was never announced (here, its entry rewritten in Redis
+    by hand) shows within the age and a moment, and no request waits for Redis meanwhile.
+    An entry Redis no longer has is forgotten and looked up as usual."""
+    a, _ = clients
+    srv = hstack.start_shortener(HOT_CACHE_MAX_AGE=2)
+    try:
+        wait_hot(srv, True)
+        b = stk.Client(srv)
+        keys = [a.create_ok(f"https://example.com/hot/aging/{i}")["key"] for i in range(2)]
+        for key in keys:
+            for _ in range(2):
+                assert b.resolve(key).status_code == 301
+        changed, dropped = keys
+        entry = redis_cli(hstack, "GET", f"u:{changed}")
+        head = entry.split("\n")[0]
+        assert redis_cli(hstack, "SET", f"u:{changed}",
+                         head + "\nhttps://example.com/hot/aging/rewritten", "KEEPTTL") == "OK"
+        assert redis_cli(hstack, "DEL", f"u:{dropped}") == "1"
+        tiers = lambda: {t: metric(srv, "shortener_redirects_total", f'{{result="{t}"}}')
+                         for t in ("hot_hit", "cache_hit", "db_hit")}
+        refreshed = metric(srv, "shortener_hot_cache_refreshes_total")
+        before = tiers()
+        seen, n = [], 0
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            r = b.resolve(changed)
+            n += 1
+            assert r.status_code == 301
+            seen.append(r.headers["Location"])
+            if seen[-1].endswith("/rewritten"):
+                break
+            time.sleep(0.05)
+        assert seen[-1] == "https://example.com/hot/aging/rewritten", seen[-3:]
+        assert seen[0] == "https://example.com/hot/aging/0"
+        after = tiers()
+        assert after["hot_hit"] - before["hot_hit"] == n, (before, after)
+        assert after["cache_hit"] == before["cache_hit"], "a request waited for Redis"
+        assert metric(srv, "shortener_hot_cache_refreshes_total") > refreshed
+        # The dropped one: once stale and read again, it is gone from memory, and the next
+        # lookup finds it in PostgreSQL (and fills Redis and the cache again).
+        wait_until("the dropped entry to be forgotten",
+                   lambda: b.resolve(dropped).status_code == 301
+                   and tiers()["db_hit"] > after["db_hit"], 10, interval=0.1)
+        assert redis_cli(hstack, "EXISTS", f"u:{dropped}") == "1"
+    finally:
+        assert srv.stop() is None
+
+
 def test_hot_cache_can_be_turned_off(hstack):
     srv = hstack.start_shortener(HOT_CACHE_ENTRIES=0)
     try:

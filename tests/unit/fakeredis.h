@@ -1,5 +1,5 @@
 /* A stand-in Redis for unit tests: a thread serving one connection at a time on a Unix socket,
- * answering the few commands our modules send (AUTH, SELECT, PING, GET, SET, DEL, PUBLISH,
+ * answering the few commands our modules send (AUTH, SELECT, PING, GET, MGET, SET, DEL, PUBLISH,
  * INCR, SCRIPT LOAD, EVALSHA, EVAL) from a small table, and logging every command it hears.
  * fake_redis_restart() drops the connection and forgets the scripts, as a restart would;
  * fake_redis_reply_error() makes the next commands answer with an error. */
@@ -86,6 +86,14 @@ static inline void fake_answer(struct fake_redis *f, int argc, char argv[][256],
             snprintf(out, cap, "$-1\r\n");
         else
             snprintf(out, cap, "$%zu\r\n%s\r\n", strlen(f->values[k]), f->values[k]);
+    } else if (strcmp(cmd, "MGET") == 0) {
+        size_t n = (size_t)snprintf(out, cap, "*%d\r\n", argc - 1);
+        for (int i = 1; i < argc && n < cap; i++) {
+            k = fake_find(f, argv[i]);
+            n += (size_t)(k < 0 ? snprintf(out + n, cap - n, "$-1\r\n")
+                                : snprintf(out + n, cap - n, "$%zu\r\n%s\r\n", strlen(f->values[k]),
+                                           f->values[k]));
+        }
     } else if (strcmp(cmd, "SET") == 0) {
         bool nx = argc > 5 && strcmp(argv[argc - 1], "NX") == 0;
         k = fake_find(f, argv[1]);

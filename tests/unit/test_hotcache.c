@@ -130,7 +130,8 @@ static void test_age_bound_and_sizes(void **state)
     hotcache_put(h, hotcache_epoch(h), "old", 3, "https://e.com/", 0, 0, NOW);
     assert_int_equal(hotcache_get(h, "old", 3, url, sizeof(url), &exp, &status, NOW + 45, false),
                      0);
-    assert_int_equal(hotcache_get(h, "old", 3, url, sizeof(url), &exp, &status, NOW + 61, false),
+    assert_int_equal(hotcache_get(h, "old", 3, url, sizeof(url), &exp, &status,
+                                  NOW + 61 + HOTCACHE_GRACE_S, false),
                      -ENOENT);
     /* A URL that does not fit the caller's buffer is a miss, not a truncation. */
     hotcache_put(h, hotcache_epoch(h), "long", 4, "https://example.com/long", 0, 0, NOW);
@@ -147,7 +148,8 @@ static void test_age_bound_and_sizes(void **state)
 }
 
 /* Links cached in the same second go stale over the last quarter of the age bound, not in
- * the same second: every one is served for three quarters of it and none past it. */
+ * the same second: every one is served for three quarters of it and none past it (and its
+ * grace). */
 static void test_refreshes_spread_out(void **state)
 {
     struct hotcache *h = enabled_cache(1024);
@@ -167,8 +169,8 @@ static void test_refreshes_spread_out(void **state)
             !hotcache_get(h, key, strlen(key), url, sizeof(url), &exp, &status, NOW + 45, false);
         middle +=
             !hotcache_get(h, key, strlen(key), url, sizeof(url), &exp, &status, NOW + 52, false);
-        late +=
-            !hotcache_get(h, key, strlen(key), url, sizeof(url), &exp, &status, NOW + 61, false);
+        late += !hotcache_get(h, key, strlen(key), url, sizeof(url), &exp, &status,
+                              NOW + 61 + HOTCACHE_GRACE_S, false);
     }
     assert_int_equal(early, 64);
     assert_true(middle > 0 && middle < 64);
@@ -270,6 +272,47 @@ static void test_paused_keeps_its_entries(void **state)
     hotcache_free(h);
 }
 
+/* A stale entry read again: put back fresh (answered again without a refresh), or forgotten
+ * without disturbing a put of another key that began before. */
+static void test_refreshed_or_forgotten(void **state)
+{
+    /* Trusted 4 s less up to 1: stale by NOW + 5, its grace over after NOW + 9. */
+    struct hotcache *h = hotcache_new(64, 4, count_visit, NULL);
+    char url[64];
+    int64_t exp;
+    int status;
+    (void)state;
+
+    hotcache_set_enabled(h, true);
+    hotcache_put(h, hotcache_epoch(h), "a", 1, "https://e.com/a", 0, 0, NOW);
+    hotcache_put(h, hotcache_epoch(h), "b", 1, "https://e.com/b", 0, 0, NOW);
+    hotcache_put(h, hotcache_epoch(h), "c", 1, "https://e.com/c", 0, 0, NOW);
+    /* Past its age: answered, and only the first caller is told to have it read again. */
+    assert_int_equal(hotcache_get(h, "a", 1, url, sizeof(url), &exp, &status, NOW + 5, false),
+                     HOTCACHE_REFRESH);
+    assert_string_equal(url, "https://e.com/a");
+    assert_int_equal(hotcache_get(h, "a", 1, url, sizeof(url), &exp, &status, NOW + 5, false), 0);
+    assert_int_equal(hotcache_get(h, "b", 1, url, sizeof(url), &exp, &status, NOW + 5, false),
+                     HOTCACHE_REFRESH);
+    uint64_t e = hotcache_epoch(h); /* the refresh reads Redis */
+    hotcache_forget(h, "b", 1);     /* b was not there */
+    hotcache_put(h, e, "a", 1, "https://e.com/a2", 0, 301, NOW + 5);
+    assert_int_equal(hotcache_get(h, "a", 1, url, sizeof(url), &exp, &status, NOW + 6, false), 0);
+    assert_string_equal(url, "https://e.com/a2");
+    assert_int_equal(status, 301);
+    assert_int_equal(hotcache_get(h, "b", 1, url, sizeof(url), &exp, &status, NOW + 6, false),
+                     -ENOENT);
+    /* Never read again: answered until its grace is over, then a miss. */
+    assert_int_equal(hotcache_get(h, "c", 1, url, sizeof(url), &exp, &status, NOW + 5, false),
+                     HOTCACHE_REFRESH);
+    assert_int_equal(hotcache_get(h, "c", 1, url, sizeof(url), &exp, &status, NOW + 8, false), 0);
+    assert_int_equal(
+        hotcache_get(h, "c", 1, url, sizeof(url), &exp, &status, NOW + 5 + HOTCACHE_GRACE_S, false),
+        -ENOENT);
+    assert_int_equal(hotcache_count(h), 2);
+    hotcache_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_bounded_and_keeps_the_referenced),
         cmocka_unit_test(test_visits_are_handed_on),
         cmocka_unit_test(test_paused_keeps_its_entries),
+        cmocka_unit_test(test_refreshed_or_forgotten),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

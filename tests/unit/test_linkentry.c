@@ -139,6 +139,54 @@ static void test_evict_many_in_chunks(void **state)
     assert_int_equal(linkentry_get(r, "e2004", url, sizeof(url), &expires), -ENOENT);
 }
 
+/* What linkentry_get_many() reported for each key. */
+struct seen {
+    int rc[8];
+    char url[8][64];
+    int64_t expires[8];
+    size_t calls;
+};
+
+static void record(void *ctx, size_t i, int rc, const char *url, const struct link_rules *rules)
+{
+    struct seen *s = ctx;
+    s->rc[i] = rc;
+    snprintf(s->url[i], sizeof(s->url[i]), "%s", url ? url : "");
+    s->expires[i] = rules->expires_at;
+    s->calls++;
+}
+
+static void test_get_many(void **state)
+{
+    const char *keys[] = {"m1", "m2", "m3", "m4", "m5", "m6"};
+    struct seen s = {0};
+    (void)state;
+    assert_int_equal(linkentry_fill(r, "m1", "https://example.com/m1",
+                                    &(struct link_rules){.expires_at = 1700000000}, 60),
+                     0);
+    assert_int_equal(linkentry_fill_negative(r, "m2", 60), 0);
+    assert_int_equal(linkentry_mark_edited(r, "m3", 60), 0);
+    /* m4: nothing; m5: not ours; m6: a URL longer than the caller's buffer. */
+    assert_int_equal(redis_command(r, NULL, "SET u:m5 %s", "garbage"), 0);
+    assert_int_equal(linkentry_fill(r, "m6", "https://example.com/a-rather-long-url",
+                                    &(struct link_rules){0}, 60),
+                     0);
+    assert_int_equal(linkentry_get_many(r, keys, 6, 24, record, &s), 0);
+    assert_int_equal(s.calls, 6);
+    assert_int_equal(s.rc[0], LINKENTRY_HIT);
+    assert_string_equal(s.url[0], "https://example.com/m1");
+    assert_int_equal(s.expires[0], 1700000000);
+    assert_int_equal(s.rc[1], LINKENTRY_NEGATIVE);
+    assert_int_equal(s.rc[2], LINKENTRY_EDITED);
+    assert_int_equal(s.rc[3], -ENOENT);
+    assert_int_equal(s.rc[4], -ENOENT);
+    assert_int_equal(s.rc[5], -ENOENT);
+    assert_string_equal(s.url[5], "");
+    assert_int_equal(linkentry_get_many(r, keys, 0, 24, record, &s), 0);
+    assert_int_equal(linkentry_get_many(r, keys, LINKENTRY_GET_MAX + 1, 24, record, &s), -EINVAL);
+    assert_int_equal(s.calls, 6);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -148,6 +196,7 @@ int main(void)
         cmocka_unit_test(test_foreign_values_are_misses),
         cmocka_unit_test(test_evict_many_in_chunks),
         cmocka_unit_test(test_entries_with_impossible_statuses_are_misses),
+        cmocka_unit_test(test_get_many),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

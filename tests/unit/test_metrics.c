@@ -89,6 +89,10 @@ static const char expected[] =
     "deletions).\n"
     "# TYPE shortener_hot_cache_enabled gauge\n"
     "shortener_hot_cache_enabled 1\n"
+    "# HELP shortener_hot_cache_refreshes_total In-process cache entries past their age read "
+    "again from Redis in the background.\n"
+    "# TYPE shortener_hot_cache_refreshes_total counter\n"
+    "shortener_hot_cache_refreshes_total 113\n"
     "# HELP shortener_create_queue Creates waiting for a link writer.\n"
     "# TYPE shortener_create_queue gauge\n"
     "shortener_create_queue 104\n"
@@ -144,6 +148,7 @@ static void fill(struct metrics *m, struct metrics_gauges *g)
                                  .visits_pending = 102,
                                  .hot_entries = 103,
                                  .hot_enabled = 1,
+                                 .hot_refreshes = 113,
                                  .writer_queued = 104,
                                  .writer_batches = 105,
                                  .writer_links = 106,
