@@ -29,24 +29,21 @@ struct hotcache;
 typedef void (*hotcache_visits_fn)(void *ctx, const char *key, size_t keylen, uint32_t count);
 
 /* A cache of up to about max_entries links, each trusted for at most max_age seconds (a
- * bound on staleness should an invalidation ever be missed; HOTCACHE_GRACE_S more while it is
- * read again). It starts disabled. max_entries
- * 0 gives a cache that is always disabled. Visits counted by hotcache_get() go to visits_fn
- * (may be NULL). Returns NULL when out of memory. */
+ * bound on staleness should an invalidation ever be missed), and read again from the second
+ * half of that on. It starts disabled. max_entries 0 gives a cache that is always disabled.
+ * Visits counted by hotcache_get() go to visits_fn (may be NULL). Returns NULL when out of
+ * memory. */
 struct hotcache *hotcache_new(size_t max_entries, int64_t max_age, hotcache_visits_fn visits_fn,
                               void *visits_ctx);
 void hotcache_free(struct hotcache *h);
 
-/* How long past its age an entry is still answered while it is read again. */
-#define HOTCACHE_GRACE_S 5
-
 enum { HOTCACHE_REFRESH = 1 };
 
 /* 0 with the URL copied into url (NUL-terminated), its expiry (0: never) and its redirect
- * status (0: the default), or -ENOENT when the key is not cached, its entry is more than
- * HOTCACHE_GRACE_S past its age, or the URL does not fit in cap bytes. HOTCACHE_REFRESH is a
- * hit too, of an entry past its age: the caller has it read again (hotcache_put() or
- * hotcache_evict() it); until then, or the grace is over, later calls answer 0 from it. A hit
+ * status (0: the default), or -ENOENT when the key is not cached, its entry is too old, or the
+ * URL does not fit in cap bytes. HOTCACHE_REFRESH is a hit too, the first one in the second
+ * half of the entry's age: the caller has it read again (hotcache_put() or hotcache_forget()
+ * it); until then later calls answer 0 from it, and -ENOENT once its age is over. A hit
  * that will be answered counts a visit in the entry when visit is true: a popular link's
  * visits are then counted where it already is, without a table of their own per request. */
 int hotcache_get(struct hotcache *h, const char *key, size_t keylen, char *url, size_t cap,

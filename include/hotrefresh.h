@@ -1,13 +1,13 @@
-/* Reading hot cache entries past their age again, off the request path: a request that finds
- * its link's entry past HOT_CACHE_MAX_AGE (hotcache_get() answered HOTCACHE_REFRESH) is
- * answered from the entry and hands the key to one thread, which reads the queued keys from
- * Redis in batches (one MGET per batch) and puts each entry back fresh, or evicts it when Redis
- * has no live plain link for it (deleted, edited, evicted from Redis, or Redis unavailable or
+/* Reading hot cache entries again off the request path: the first hit in the second half of
+ * an entry's HOT_CACHE_MAX_AGE (hotcache_get() answered HOTCACHE_REFRESH) is answered from
+ * the entry and hands the key to one thread, which reads the queued keys from Redis in
+ * batches (one MGET per batch) and puts each entry back fresh, or forgets it when Redis has no
+ * live plain link for it (deleted, edited, evicted from Redis, or Redis unavailable or
  * distrusted: the next request then looks it up as usual).
  *
- * A cache of many links filled in the same few minutes (a warm-up, a restart) goes stale in
- * the same few minutes too; looked up again by the requests themselves, each of them waited
- * for its own Redis round trip, thousands a second. */
+ * Read again only once past its age, and by the request that found it so, a link requested
+ * less often than its age (most links of skewed traffic) cost one request in each age a Redis
+ * round trip of its own. */
 #ifndef SHORTENER_HOTREFRESH_H
 #define SHORTENER_HOTREFRESH_H
 
@@ -26,7 +26,7 @@ struct hotrefresh *hotrefresh_start(struct hotcache *hot, const struct redis_tar
                                     struct cache_pending *pending);
 
 /* Queues key (at most KEY_MAX_LEN bytes) to be read again. False when the queue is full: the
- * entry is then answered until its grace is over, and looked up as usual after. */
+ * entry is then answered until its age is over, and looked up as usual after. */
 bool hotrefresh_ask(struct hotrefresh *r, const char *key, size_t len);
 
 /* Entries read again so far. */

@@ -18,12 +18,13 @@
 
 struct hot_entry {
     int64_t expires_at;
-    int64_t stale_at; /* asks Redis again after this */
+    int64_t refresh_at; /* read again from Redis, in the background, on a hit after this */
+    int64_t stale_at;   /* never answered after this */
     uint16_t keylen;
     uint16_t urllen;
     uint32_t visits; /* counted since the last harvest */
     uint16_t status; /* its redirect status; 0: the server's default */
-    bool refreshing; /* past stale_at, and a caller was told to have it read again */
+    bool refreshing; /* past refresh_at, and a caller was told to have it read again */
     char data[];     /* key, NUL, url, NUL */
 };
 
@@ -158,12 +159,13 @@ int hotcache_get(struct hotcache *h, const char *key, size_t keylen, char *url, 
     int w = find(set, tag, key, keylen);
     if (w >= 0) {
         struct hot_entry *e = set->entries[w];
-        if (now <= e->stale_at + HOTCACHE_GRACE_S && (size_t)e->urllen < cap) {
+        if (now <= e->stale_at && (size_t)e->urllen < cap) {
             rc = 0;
-            /* Past its age, the first caller has it read again and everyone is answered from
-             * the entry meanwhile: a popular link going stale would otherwise send every
-             * request for it to Redis until one of them had filled it again. */
-            if (now > e->stale_at && !e->refreshing) {
+            /* In the second half of its age, the first caller has it read again, off the
+             * request path, and everyone is answered from the entry meanwhile. Read again
+             * only once stale, every link requested less often than its age (most of a
+             * skewed traffic's links) would cost one request a Redis round trip per age. */
+            if (now > e->refresh_at && !e->refreshing) {
                 e->refreshing = true;
                 rc = HOTCACHE_REFRESH;
             }
@@ -212,7 +214,9 @@ void hotcache_put(struct hotcache *h, uint64_t epoch, const char *key, size_t ke
         return;
     uint64_t tag = hash_of(key, keylen);
     e->expires_at = expires_at;
-    e->stale_at = now + max_age_of(h, tag);
+    int64_t age = max_age_of(h, tag);
+    e->refresh_at = now + age / 2;
+    e->stale_at = now + age;
     e->keylen = (uint16_t)keylen;
     e->urllen = (uint16_t)urllen;
     e->visits = 0;

@@ -245,7 +245,7 @@ static enum http_step lookup(struct http_request *r, const char *key, size_t len
                                  &h.rules.redirect_status, now, h.visit && !s->analytics);
     if (rc >= 0) {
         if (rc == HOTCACHE_REFRESH)
-            (void)hotrefresh_ask(s->refresh, key, len); /* full: looked up after the grace */
+            (void)hotrefresh_ask(s->refresh, key, len); /* full: looked up once too old */
         if (!h.rules.expires_at || h.rules.expires_at > now) {
             h.where = MR_HOT_HIT;
             return respond(r, &h);

@@ -128,10 +128,11 @@ static void test_age_bound_and_sizes(void **state)
     (void)state;
 
     hotcache_put(h, hotcache_epoch(h), "old", 3, "https://e.com/", 0, 0, NOW);
-    assert_int_equal(hotcache_get(h, "old", 3, url, sizeof(url), &exp, &status, NOW + 45, false),
+    assert_int_equal(hotcache_get(h, "old", 3, url, sizeof(url), &exp, &status, NOW + 20, false),
                      0);
-    assert_int_equal(hotcache_get(h, "old", 3, url, sizeof(url), &exp, &status,
-                                  NOW + 61 + HOTCACHE_GRACE_S, false),
+    assert_int_equal(hotcache_get(h, "old", 3, url, sizeof(url), &exp, &status, NOW + 45, false),
+                     HOTCACHE_REFRESH);
+    assert_int_equal(hotcache_get(h, "old", 3, url, sizeof(url), &exp, &status, NOW + 61, false),
                      -ENOENT);
     /* A URL that does not fit the caller's buffer is a miss, not a truncation. */
     hotcache_put(h, hotcache_epoch(h), "long", 4, "https://example.com/long", 0, 0, NOW);
@@ -148,8 +149,7 @@ static void test_age_bound_and_sizes(void **state)
 }
 
 /* Links cached in the same second go stale over the last quarter of the age bound, not in
- * the same second: every one is served for three quarters of it and none past it (and its
- * grace). */
+ * the same second: every one is served for three quarters of it and none past it. */
 static void test_refreshes_spread_out(void **state)
 {
     struct hotcache *h = enabled_cache(1024);
@@ -165,12 +165,12 @@ static void test_refreshes_spread_out(void **state)
     assert_int_equal(hotcache_count(h), 64);
     for (int i = 0; i < 64; i++) {
         snprintf(key, sizeof(key), "k%d", i);
-        early +=
-            !hotcache_get(h, key, strlen(key), url, sizeof(url), &exp, &status, NOW + 45, false);
-        middle +=
-            !hotcache_get(h, key, strlen(key), url, sizeof(url), &exp, &status, NOW + 52, false);
-        late += !hotcache_get(h, key, strlen(key), url, sizeof(url), &exp, &status,
-                              NOW + 61 + HOTCACHE_GRACE_S, false);
+        early += hotcache_get(h, key, strlen(key), url, sizeof(url), &exp, &status, NOW + 45,
+                              false) >= 0;
+        middle += hotcache_get(h, key, strlen(key), url, sizeof(url), &exp, &status, NOW + 52,
+                               false) >= 0;
+        late += hotcache_get(h, key, strlen(key), url, sizeof(url), &exp, &status, NOW + 61,
+                             false) >= 0;
     }
     assert_int_equal(early, 64);
     assert_true(middle > 0 && middle < 64);
@@ -276,8 +276,9 @@ static void test_paused_keeps_its_entries(void **state)
  * without disturbing a put of another key that began before. */
 static void test_refreshed_or_forgotten(void **state)
 {
-    /* Trusted 4 s less up to 1: stale by NOW + 5, its grace over after NOW + 9. */
-    struct hotcache *h = hotcache_new(64, 4, count_visit, NULL);
+    /* Trusted 8 s less up to 2: read again after NOW + 4 at the latest, never answered
+     * after NOW + 8. */
+    struct hotcache *h = hotcache_new(64, 8, count_visit, NULL);
     char url[64];
     int64_t exp;
     int status;
@@ -287,7 +288,8 @@ static void test_refreshed_or_forgotten(void **state)
     hotcache_put(h, hotcache_epoch(h), "a", 1, "https://e.com/a", 0, 0, NOW);
     hotcache_put(h, hotcache_epoch(h), "b", 1, "https://e.com/b", 0, 0, NOW);
     hotcache_put(h, hotcache_epoch(h), "c", 1, "https://e.com/c", 0, 0, NOW);
-    /* Past its age: answered, and only the first caller is told to have it read again. */
+    /* In the second half of its age: answered, and only the first caller is told to have it
+     * read again. */
     assert_int_equal(hotcache_get(h, "a", 1, url, sizeof(url), &exp, &status, NOW + 5, false),
                      HOTCACHE_REFRESH);
     assert_string_equal(url, "https://e.com/a");
@@ -302,13 +304,15 @@ static void test_refreshed_or_forgotten(void **state)
     assert_int_equal(status, 301);
     assert_int_equal(hotcache_get(h, "b", 1, url, sizeof(url), &exp, &status, NOW + 6, false),
                      -ENOENT);
-    /* Never read again: answered until its grace is over, then a miss. */
+    /* Never read again: answered until its age is over, then a miss. */
     assert_int_equal(hotcache_get(h, "c", 1, url, sizeof(url), &exp, &status, NOW + 5, false),
                      HOTCACHE_REFRESH);
-    assert_int_equal(hotcache_get(h, "c", 1, url, sizeof(url), &exp, &status, NOW + 8, false), 0);
-    assert_int_equal(
-        hotcache_get(h, "c", 1, url, sizeof(url), &exp, &status, NOW + 5 + HOTCACHE_GRACE_S, false),
-        -ENOENT);
+    assert_int_equal(hotcache_get(h, "c", 1, url, sizeof(url), &exp, &status, NOW + 6, false), 0);
+    assert_int_equal(hotcache_get(h, "c", 1, url, sizeof(url), &exp, &status, NOW + 9, false),
+                     -ENOENT);
+    /* The refreshed one is trusted anew from its refresh. */
+    assert_int_equal(hotcache_get(h, "a", 1, url, sizeof(url), &exp, &status, NOW + 10, false),
+                     HOTCACHE_REFRESH);
     assert_int_equal(hotcache_count(h), 2);
     hotcache_free(h);
 }
