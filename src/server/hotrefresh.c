@@ -17,9 +17,12 @@
 #include "redis.h"
 #include "urlcheck.h"
 
-/* Keys waiting: a popular link is queued once per age, so this holds a burst of thousands. */
+/* Keys waiting: a link is queued once per age, so this holds a burst of thousands. */
 #define QUEUE_KEYS 16384
 #define BATCH      LINKENTRY_GET_MAX
+/* Woken by the first key queued, the thread waits this long for more: taken one by one, as
+ * they come, thousands a second cost a Redis round trip and two context switches each. */
+#define GATHER_MS 50
 
 struct hotrefresh {
     struct hotcache *hot;
@@ -88,6 +91,19 @@ static void *refresh_main(void *arg)
             pthread_cond_wait(&r->nonempty, &r->lock);
         if (r->stopping)
             break;
+        if (r->count < BATCH) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += GATHER_MS * 1000000L;
+            until.tv_sec += until.tv_nsec / 1000000000L;
+            until.tv_nsec %= 1000000000L;
+            /* Woken early by a whole batch, or stop(). */
+            while (r->count < BATCH && !r->stopping &&
+                   pthread_cond_timedwait(&r->nonempty, &r->lock, &until) == 0)
+                ;
+            if (r->stopping)
+                break;
+        }
         size_t n = 0;
         for (; n < BATCH && r->count; n++) {
             memcpy(r->batch[n], r->queue[r->head], sizeof(r->batch[n]));
@@ -141,7 +157,8 @@ bool hotrefresh_ask(struct hotrefresh *r, const char *key, size_t len)
         char *slot = r->queue[(r->head + r->count) % QUEUE_KEYS];
         memcpy(slot, key, len);
         slot[len] = '\0';
-        if (r->count++ == 0)
+        /* The first key wakes the thread, a whole batch ends its gathering. */
+        if (++r->count == 1 || r->count == BATCH)
             pthread_cond_signal(&r->nonempty);
         queued = true;
     }
