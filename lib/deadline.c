@@ -8,6 +8,13 @@ long long deadline_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+long long deadline_now_s_up(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec + (ts.tv_nsec > 0);
+}
+
 void deadline_after(clockid_t clock, int timeout_ms, struct timespec *ts)
 {
     clock_gettime(clock, ts);

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cache.h"
+#include "deadline.h"
 #include "hotcache.h"
 #include "keyspace.h"
 #include "link.h"
@@ -42,14 +43,6 @@ struct hotrefresh {
     atomic_ullong refreshed;
 };
 
-/* Seconds since the epoch, rounded up as the redirect path rounds them (redirect.c). */
-static int64_t now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec + (ts.tv_nsec > 0);
-}
-
 /* One key's entry from Redis: put back fresh if it is a live plain link, else forgotten. */
 static void found(void *ctx, size_t i, int rc, const char *url, const struct link_rules *rules)
 {
@@ -75,7 +68,7 @@ static void refresh(struct hotrefresh *r, size_t n)
     /* Read first, as a fill does (redirect.c): a deletion heard while Redis answers keeps
      * what it answered out of the cache. */
     r->epoch = hotcache_epoch(r->hot);
-    r->now = now_s();
+    r->now = (int64_t)deadline_now_s_up();
     if (cache_get_many(r->cache, r->names, n, URLCHECK_MAX_LEN + 1, found, r) < 0)
         for (size_t i = 0; i < n; i++)
             hotcache_forget(r->hot, r->names[i], strlen(r->names[i]));
@@ -93,10 +86,7 @@ static void *refresh_main(void *arg)
             break;
         if (r->count < BATCH) {
             struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += GATHER_MS * 1000000L;
-            until.tv_sec += until.tv_nsec / 1000000000L;
-            until.tv_nsec %= 1000000000L;
+            deadline_after(CLOCK_REALTIME, GATHER_MS, &until);
             /* Woken early by a whole batch, or stop(). */
             while (r->count < BATCH && !r->stopping &&
                    pthread_cond_timedwait(&r->nonempty, &r->lock, &until) == 0)

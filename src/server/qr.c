@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "metrics.h"
 #include "numparse.h"
 #include "request.h"
@@ -46,14 +47,6 @@ int qr_params(const char *format, unsigned format_count, const char *size, unsig
     return 0;
 }
 
-/* Now in whole seconds rounded up, as the redirect judges valid_from. */
-static int64_t now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec + (ts.tv_nsec > 0);
-}
-
 /* 0 when the link under key redirects now, with its remaining life (-1: no end) in *remaining;
  * else the answer already sent is returned through *step. */
 static int live_link(struct http_request *r, const char *key, int64_t *remaining,
@@ -73,13 +66,13 @@ static int live_link(struct http_request *r, const char *key, int64_t *remaining
     }
     free(row.url);
     *remaining = row.remaining;
-    if (row.a.valid_from >= now_s()) {
+    if (row.a.valid_from >= (int64_t)deadline_now_s_up()) {
         *step = http_link_not_found(r);
         return -1;
     }
     if (row.a.max_visits) {
         /* Only asks (take false): showing the code is not a visit. */
-        int64_t ttl = row.a.expires_at ? row.a.expires_at - now_s() + 60 : 0;
+        int64_t ttl = row.a.expires_at ? row.a.expires_at - (int64_t)deadline_now_s_up() + 60 : 0;
         rc = visitlimit_take(r->worker->redis, key, row.a.max_visits, row.visits, ttl, false);
         if (rc == VISITLIMIT_EXHAUSTED) {
             *step = http_link_not_found(r);

@@ -14,6 +14,7 @@
 #include "cache.h"
 #include "caller.h"
 #include "container_of.h"
+#include "deadline.h"
 #include "hotcache.h"
 #include "hotrefresh.h"
 #include "live.h"
@@ -32,16 +33,6 @@
 /* Wrong passwords allowed per client address and link: 10 in 10 minutes (API.md). */
 static const struct ratelimit_policy wrong_password_policy = {
     .limit = 10, .window = 600, .burst = 10};
-
-/* Now, in whole seconds rounded up: time() reads a coarse clock that can lag a second
- * boundary by a few milliseconds, and a max-age counted from a second already past would
- * outlive the link. Rounding up errs the other way: a link is treated as a moment older. */
-static int64_t now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec + (ts.tv_nsec > 0);
-}
 
 static long long min_ll(long long a, long long b)
 {
@@ -100,8 +91,8 @@ static enum http_step unknown_key(struct http_request *r)
     /* Counted per day, for "what do people mistype?" (analytics.h). */
     if (is_get(r)) {
         if (s->analytics)
-            analytics_unknown(s->analytics, (unsigned)(r->worker - s->workers), now_s(),
-                              r->path + 1, strlen(r->path + 1));
+            analytics_unknown(s->analytics, (unsigned)(r->worker - s->workers),
+                              (int64_t)deadline_now_s_up(), r->path + 1, strlen(r->path + 1));
         else
             metrics_inc(&s->metrics.unknown_key_visits);
     }
@@ -124,7 +115,7 @@ struct hop {
 static enum http_step take_visit(struct http_request *r, struct hop *h)
 {
     struct server *s = r->srv;
-    int64_t now = now_s();
+    int64_t now = (int64_t)deadline_now_s_up();
     int64_t ttl = h->rules.expires_at ? h->rules.expires_at - now + 60 : 0;
     int rc =
         visitlimit_take(r->worker->redis, h->key, h->rules.max_visits, h->durable, ttl, h->visit);
@@ -158,7 +149,7 @@ static enum http_step respond(struct http_request *r, struct hop *h)
 {
     struct server *s = r->srv;
     const struct link_rules *ru = &h->rules;
-    int64_t now = now_s();
+    int64_t now = (int64_t)deadline_now_s_up();
     enum http_step step;
     long long max_age;
     int status;
@@ -232,7 +223,7 @@ static enum http_step lookup(struct http_request *r, const char *key, size_t len
     char url[URLCHECK_MAX_LEN + 1];
     struct hop h = {.key = key, .len = len, .url = url, .durable = -1, .unlocked = unlocked};
     struct redirect_row row;
-    int64_t now = now_s(), remaining;
+    int64_t now = (int64_t)deadline_now_s_up(), remaining;
     bool fill = true;
     uint64_t epoch;
     int rc;
