@@ -176,8 +176,10 @@ int store_add_stats(struct store *st, const struct stats_row *rows, size_t n);
  * their uncounted visits into urls.visits, in one statement; *rolled says how many it took
  * (fewer than limit: none is left from from on, but for rows a flush held just then). from
  * holds KEY_MAX_LEN + 1 bytes ("" to start) and becomes the last key taken, where the next
- * statement goes on (the rest of that key's rows, if the limit cut them). */
-int store_roll_stats(struct store *st, int64_t before, size_t limit, char *from, size_t *rolled);
+ * statement goes on (the rest of that key's rows, if the limit cut them). *busy: another
+ * server was rolling just then, and this statement took nothing. */
+int store_roll_stats(struct store *st, int64_t before, size_t limit, char *from, size_t *rolled,
+                     bool *busy);
 
 /* Visits to a key that does not exist, on a day counted since 1970-01-01. */
 struct unknown_row {

@@ -35,8 +35,13 @@
 /* A write that failed is tried again after this long. */
 #define RETRY_MS 1000
 /* Recent rows rolled into the sums per dimension value per statement (store_roll_stats), and how
- * often the writer looks whether an hour has ended when it has nothing to write. */
+ * often the writer looks whether an hour has ended when it has nothing to write, or whether
+ * the server rolling just then is done. A statement that failed (on a bloated table, one of
+ * 5,000 rows can outrun the statement timeout, and be retried the same way for ever) is tried
+ * again with half as many rows, down to ROLL_ROWS_MIN; each that succeeds takes a quarter
+ * more again. */
 #define ROLL_ROWS     5000
+#define ROLL_ROWS_MIN 100
 #define ROLL_CHECK_MS 1000
 /* Distinct User-Agents whose class is remembered; the cache starts over when full. */
 #define UA_CACHE 4096
@@ -142,6 +147,7 @@ struct analytics {
      * from; "" between rolls. */
     int64_t roll_before;
     char roll_from[KEY_MAX_LEN + 1];
+    size_t roll_rows; /* per statement, now */
     /* The writer's: a flush's rows in the order they are written, kept for the next. */
     struct stats_row *sorted;
     size_t sorted_cap;
@@ -328,6 +334,7 @@ struct analytics *analytics_new(struct store *store, unsigned nslots, unsigned f
     a->store = store;
     a->metrics = metrics;
     a->flush_ms = flush_ms;
+    a->roll_rows = ROLL_ROWS;
     a->nslots = nslots;
     a->slots = calloc(nslots, sizeof(*a->slots));
     a->cur = batch_new();
@@ -746,19 +753,27 @@ static bool roll_some(struct analytics *a)
 {
     int64_t before = stats_floor(time(NULL), STATS_HOUR);
     long long now = deadline_now_ms();
-    size_t n = 0;
+    size_t n = 0, limit = a->roll_rows;
+    bool busy = false;
 
     if (now < a->roll_retry_at || (!a->roll_more && before <= a->rolled_before))
         return false;
     if (!a->roll_from[0])
         a->roll_before = before;
-    if (store_roll_stats(a->store, a->roll_before, ROLL_ROWS, a->roll_from, &n) < 0) {
-        log_warn("analytics: rolling past hours into days, tried again in %d ms: %s", RETRY_MS,
-                 store_error(a->store));
+    if (store_roll_stats(a->store, a->roll_before, limit, a->roll_from, &n, &busy) < 0) {
+        a->roll_rows = limit / 2 < ROLL_ROWS_MIN ? ROLL_ROWS_MIN : limit / 2;
+        log_warn("analytics: rolling past hours into days, tried again in %d ms with %zu rows: %s",
+                 RETRY_MS, a->roll_rows, store_error(a->store));
         a->roll_retry_at = now + RETRY_MS;
         return false;
     }
-    if (n == ROLL_ROWS)
+    if (busy) {
+        /* Another server's roll: this one goes on where it was once that one is done. */
+        a->roll_retry_at = now + ROLL_CHECK_MS;
+        return false;
+    }
+    a->roll_rows = limit + limit / 4 > ROLL_ROWS ? ROLL_ROWS : limit + limit / 4;
+    if (n == limit)
         return true;
     /* The next roll starts from the first key again: a late flush may have written behind. */
     a->roll_from[0] = '\0';

@@ -54,6 +54,8 @@ _Static_assert(FIELD_URL == 0 && FIELD_EXPIRES_AT == 2 && FIELD_TTL == 3 &&
     " COALESCE(redirect_status, 0), public_stats, password_hash IS NOT NULL,"                      \
     " array_to_string(tags, ','), " VISITSQL_LINK_VISITS
 #define LIVE "(expires_at IS NULL OR expires_at > now())"
+/* The advisory lock of a stats roll statement (shortenerctl migrate's is ...0001). */
+#define STATS_ROLL_LOCK "7283512390002"
 
 static const struct {
     const char *name;
@@ -192,10 +194,18 @@ static const struct {
      * upsert per profile and value. Taken as they lay (flush order, every row another link's),
      * an hour of 1.8 M rows over 100,000 links rolled at 3,200 rows per CPU-second; in key
      * order, at 17,000. Starting each statement where the last one ended ($3) keeps the
-     * index scan off the rows it has just deleted. */
+     * index scan off the rows it has just deleted.
+     *
+     * One server rolls at a time (the advisory lock, taken for the statement; answered in the
+     * third column): the others would wait on the same links' sums, which the rows they skip
+     * share with the rows they take, and each would walk the rows the others just deleted.
+     * Two servers rolling a bloated table together ran into the statement timeout, again and
+     * again. */
     [ST_STATS_ROLL] =
         {"stats_roll",
-         "WITH c AS MATERIALIZED (DELETE FROM visit_recent WHERE ctid = ANY(ARRAY("
+         "WITH lk AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(" STATS_ROLL_LOCK ") AS got),"
+         " c AS MATERIALIZED (DELETE FROM visit_recent WHERE (SELECT got FROM lk)"
+         " AND ctid = ANY(ARRAY("
          "SELECT ctid FROM visit_recent WHERE hour < to_timestamp($1::float8) AND key >= $3"
          " ORDER BY key LIMIT $2 FOR UPDATE SKIP LOCKED))"
          " RETURNING key, hour, profile, visits, uncounted),"
@@ -218,7 +228,7 @@ static const struct {
          " WHERE dim > 0 GROUP BY key, dim, h - h % 1382400, value"
          " ORDER BY 1, 2, 3, 4 ON CONFLICT (key, dim, block, value)"
          " DO UPDATE SET visits = t.visits + EXCLUDED.visits)," VISITSQL_COUNT_DELETED
-         " SELECT count(*), COALESCE(max(key), '') FROM c"},
+         " SELECT count(*), COALESCE(max(key), ''), (SELECT got FROM lk) FROM c"},
     /* Days are counted since 1970-01-01. A key gets a row only while its day has fewer than
      * 1000 (judged before this statement: a flush adds at most the 100 it sends), or has one
      * already; every visit counts in the day's total. */
@@ -1032,7 +1042,8 @@ out:
     return rc;
 }
 
-int store_roll_stats(struct store *st, int64_t before, size_t limit, char *from, size_t *rolled)
+int store_roll_stats(struct store *st, int64_t before, size_t limit, char *from, size_t *rolled,
+                     bool *busy)
 {
     char text[2][24];
     const char *params[3] = {text[0], text[1], from};
@@ -1040,11 +1051,13 @@ int store_roll_stats(struct store *st, int64_t before, size_t limit, char *from,
     int rc;
 
     *rolled = 0;
+    *busy = false;
     snprintf(text[0], sizeof(text[0]), "%" PRId64, before);
     snprintf(text[1], sizeof(text[1]), "%zu", limit);
     rc = run(st, ST_STATS_ROLL, 3, params, PGRES_TUPLES_OK, &res);
     if (rc == 0 && PQntuples(res) == 1) {
         *rolled = (size_t)int_at(res, 0, 0);
+        *busy = strcmp(PQgetvalue(res, 0, 2), "t") != 0;
         if (*rolled) {
             const char *last = PQgetvalue(res, 0, 1);
             size_t len = strlen(last);

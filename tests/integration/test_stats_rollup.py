@@ -233,6 +233,53 @@ def test_a_roll_of_many_statements_moves_every_row_once(st, owner):
         second.stop()
 
 
+# The advisory lock a roll statement takes (STATS_ROLL_LOCK in src/server/store.c).
+ROLL_LOCK = 7283512390002
+
+
+def test_one_server_rolls_at_a_time(st, owner):
+    """A roll statement runs only while no other server's does (an advisory lock): two
+    servers rolling at once waited on the same links' sums and ran into the statement
+    timeout. While another session holds the lock, a server that has an hour to roll takes
+    nothing, and logs no error; once it is free, it rolls every row, once."""
+    key = owner.create_ok(f"https://example.com/{unique()}")["key"]
+    st.psql("INSERT INTO visit_recent (key, hour, profile, visits, uncounted)"
+            f" SELECT '{key}', date_trunc('hour', now()) - (g % 5 + 1) * interval '1 hour',"
+            f" {profile_text('g', 'Edge')} || g, g % 3 + 1, 1 FROM generate_series(1, 3000) g")
+    want = sums_per_hour(st, key)
+    visits = st.psql(f"SELECT visits FROM link_visits WHERE key = '{key}'")
+    assert int(visits) == int(st.psql(f"SELECT visits FROM urls WHERE key = '{key}'")) + 3000
+    holder = subprocess.Popen(
+        ["psql", st.pg.dsn_for("shortener"), "-AtXq", "-c",
+         f"SELECT pg_advisory_lock({ROLL_LOCK})", "-c", "SELECT pg_sleep(60)"],
+        env=stk.base_env({"PGAPPNAME": "roll-lock-holder"}), stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second = None
+    try:
+        wait_until("the test to hold the roll lock", lambda: st.psql(
+            f"SELECT pg_try_advisory_xact_lock({ROLL_LOCK})") == "f", 10)
+        second = st.start_shortener(VISITS_FLUSH_MS=FLUSH_MS)
+        # A server rolls when it starts and looks again every second.
+        time.sleep(3)
+        assert recent_past(st, key) == 3000
+        assert "rolling past hours" not in second.proc.log_text()
+        # Its session ends (a killed psql would leave the lock held until the sleep ends).
+        assert st.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                       " WHERE application_name = 'roll-lock-holder'") == "1"
+        holder.wait(10)
+        wait_until("the hours to be rolled once the lock is free",
+                   lambda: recent_past(st, key) == 0, 30)
+        check_rolled(st, key, want)
+        assert st.psql(f"SELECT visits FROM link_visits WHERE key = '{key}'") == visits
+        assert st.psql(f"SELECT visits FROM urls WHERE key = '{key}'") == visits
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(10)
+        if second:
+            second.stop()
+
+
 def test_migration_0016_keeps_every_recent_row(st):
     """0016 turns visit_recent's text[] profiles into text: run on a copy of the table as 0015
     left it, every row keeps its sums and its six values, in order, split back as the readers
