@@ -280,6 +280,51 @@ def test_one_server_rolls_at_a_time(st, owner):
             second.stop()
 
 
+def test_a_failed_roll_statement_is_retried_smaller_and_rolls_every_row_once(st, owner):
+    """A roll statement that fails (here: it waits on the link's daily sums, which another
+    session holds, past the server's 5 s statement timeout) leaves everything as it was and
+    is tried again with half as many rows; once it can, the roll moves every row exactly
+    once."""
+    key = owner.create_ok(f"https://example.com/{unique()}")["key"]
+    st.psql("INSERT INTO visit_recent (key, hour, profile, visits, uncounted)"
+            f" SELECT '{key}', date_trunc('hour', now()) - (g % 7 + 1) * interval '1 hour',"
+            f" {profile_text('g', 'Opera')} || g, g % 4 + 1, g % 2 FROM generate_series(1, 3000) g")
+    want = sums_per_hour(st, key)
+    visits = st.psql(f"SELECT visits FROM link_visits WHERE key = '{key}'")
+    # The link's daily total rows exist (empty), so that the roll adds to them and waits.
+    st.psql("INSERT INTO visit_days (key, dim, day, value, visits) SELECT DISTINCT key, 0,"
+            " to_timestamp(floor(extract(epoch FROM hour) / 86400) * 86400), '', 0"
+            f" FROM visit_recent WHERE key = '{key}'")
+    holder = subprocess.Popen(
+        ["psql", st.pg.dsn_for("shortener"), "-AtXq", "-c",
+         f"BEGIN; SELECT 1 FROM visit_days WHERE key = '{key}' FOR UPDATE;"
+         " SELECT pg_sleep(60); COMMIT"],
+        env=stk.base_env({"PGAPPNAME": "visit-days-holder"}), stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second = None
+    try:
+        wait_until("the test to hold the link's daily sums", lambda: st.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'visit-days-holder'"
+            " AND wait_event = 'PgSleep'") == "1", 10)
+        second = st.start_shortener(VISITS_FLUSH_MS=FLUSH_MS)
+        wait_until("a roll statement to fail and be retried smaller",
+                   lambda: "tried again in 1000 ms with 2500 rows" in second.proc.log_text(), 20)
+        assert recent_past(st, key) == 3000
+        assert st.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                       " WHERE application_name = 'visit-days-holder'") == "1"
+        holder.wait(10)
+        wait_until("the hours to be rolled", lambda: recent_past(st, key) == 0, 30)
+        check_rolled(st, key, want)
+        assert st.psql(f"SELECT visits FROM link_visits WHERE key = '{key}'") == visits
+        assert st.psql(f"SELECT visits FROM urls WHERE key = '{key}'") == visits
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(10)
+        if second:
+            second.stop()
+
+
 def test_migration_0016_keeps_every_recent_row(st):
     """0016 turns visit_recent's text[] profiles into text: run on a copy of the table as 0015
     left it, every row keeps its sums and its six values, in order, split back as the readers
