@@ -437,9 +437,9 @@ static int prepare(struct redis *r)
 typedef int (*send_fn)(struct redis *r, void *arg);
 
 /* Runs send on a connection, connecting first if need be (not within RETRY_MS of a failure)
- * and running the prepare hook. A connection that worked before and fails now (Redis
+ * and running the prepare hook if hook. A connection that worked before and fails now (Redis
  * restarted, say) gets one immediate reconnect and retry, so a restart costs no request. */
-static int with_connection(struct redis *r, send_fn send, void *arg)
+static int with_connection_hooked(struct redis *r, send_fn send, void *arg, bool hook)
 {
     int rc = -EAGAIN;
 
@@ -458,7 +458,7 @@ static int with_connection(struct redis *r, send_fn send, void *arg)
             return -EAGAIN;
         if (fresh && connect_now(r) < 0)
             return -EAGAIN;
-        rc = prepare(r);
+        rc = hook ? prepare(r) : 0;
         if (rc == 0)
             rc = send(r, arg);
         if (rc != -EAGAIN || fresh)
@@ -466,6 +466,11 @@ static int with_connection(struct redis *r, send_fn send, void *arg)
         r->retry_at_ms = 0;
     }
     return rc;
+}
+
+static int with_connection(struct redis *r, send_fn send, void *arg)
+{
+    return with_connection_hooked(r, send, arg, true);
 }
 
 /* One command: a format and its arguments, or an argument vector. */
@@ -710,7 +715,16 @@ int redis_incr(struct redis *r, const char *key)
     return redis_command(r, NULL, "INCR %s", key);
 }
 
+/* Without the prepare hook: a PING serves nothing, and whether Redis answers is not whether
+ * this connection may serve (a hook refuses while Redis is distrusted, which it stays while
+ * PostgreSQL is away: /readyz named Redis too when only PostgreSQL was down). */
 int redis_ping(struct redis *r)
 {
-    return redis_command(r, NULL, "PING");
+    static const char *const argv[] = {"PING"};
+    struct command cmd = {.argc = 1, .argv = argv};
+    int rc;
+
+    release_reply(r);
+    rc = with_connection_hooked(r, send_command, &cmd, false);
+    return rc < 0 ? rc : hand_out(r, cmd.reply, NULL);
 }

@@ -118,6 +118,20 @@ def test_postgres_stopped_and_restarted(dstack, dclient, dkey):
     try:
         wait_until("/readyz 503 naming postgres",
                    lambda: not_ready_naming(dclient, "postgres"), 10)
+        # ... and only postgres: Redis answers, though the server distrusts it while it
+        # cannot read PostgreSQL's journal of changes. Also from a server that never saw
+        # PostgreSQL.
+        late = dstack.start_shortener(wait_ready=False)
+        try:
+            for c in (dclient, stk.Client(late)):
+                wait_until("/readyz from the server", lambda: status_of(lambda: readyz(c)) == 503,
+                           15)
+                for _ in range(10):
+                    body = assert_problem(readyz(c), 503)
+                    assert body["detail"] == "not ready: postgres unavailable", body
+                    time.sleep(0.3)
+        finally:
+            late.stop()
         # A cache hit never touches PostgreSQL.
         r = dclient.resolve(cached["key"])
         assert r.status_code == 301, r.text

@@ -295,8 +295,8 @@ static void test_prepare_hook_runs_before_serving(void **state)
     (void)state;
     struct redis *r = redis_new(&fake_target);
     redis_set_prepare(r, hook, &h);
-    assert_int_equal(redis_ping(r), 0);
-    assert_int_equal(redis_ping(r), 0);
+    assert_int_equal(redis_command(r, NULL, "PING"), 0);
+    assert_int_equal(redis_command(r, NULL, "PING"), 0);
     assert_int_equal(h.calls, 2);
     assert_log("AUTH right|INCR hook|PING|PING");
 
@@ -305,8 +305,19 @@ static void test_prepare_hook_runs_before_serving(void **state)
     redisFree(r->ctx);
     r->ctx = NULL;
     h.fail = 1;
-    assert_int_equal(redis_ping(r), -EAGAIN);
+    assert_int_equal(redis_command(r, NULL, "PING"), -EAGAIN);
     assert_log("AUTH right");
+
+    /* redis_ping() asks whether Redis answers, not whether the connection may serve: no hook,
+     * so a hook that refuses (Redis distrusted) does not fail it. */
+    h.calls = 0;
+    h.fail = 5;
+    assert_int_equal(redis_ping(r), 0);
+    assert_int_equal(h.calls, 0);
+    assert_log("PING");
+    /* The next command still runs the hook first. */
+    assert_int_equal(redis_command(r, NULL, "PING"), -EAGAIN);
+    assert_true(h.calls > 0);
     redis_free(r);
 }
 
