@@ -25,7 +25,8 @@ int cors_parse(const char *list, struct cors *out, char *err, size_t errlen);
 void cors_release(struct cors *c);
 
 /* The Access-Control-Allow-Origin to send for a request from origin (the Origin header,
- * NULL when absent): "*", the origin itself, or NULL for none. */
+ * NULL when absent): "*" (whatever the origin, when any is allowed), the origin itself, or
+ * NULL for none. */
 const char *cors_allow_origin(const struct cors *c, const char *origin);
 
 #endif

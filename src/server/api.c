@@ -146,7 +146,8 @@ static enum http_step handle_options(struct http_request *r)
                                      NULL};
     const char *const plain[] = {"Allow", CORS_METHODS, NULL};
 
-    if (r->cors_origin && http_header(r, "Access-Control-Request-Method"))
+    if (r->cors_origin && http_header(r, "Origin") &&
+        http_header(r, "Access-Control-Request-Method"))
         return http_send(r, 204, NULL, "", 0, preflight);
     return http_send(r, 204, NULL, "", 0, plain);
 }

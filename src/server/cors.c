@@ -73,10 +73,12 @@ void cors_release(struct cors *c)
 
 const char *cors_allow_origin(const struct cors *c, const char *origin)
 {
-    if (!origin)
-        return NULL;
+    /* "*" is the same answer for every caller, with an Origin or without (a script, a
+     * cache in between). */
     if (c->any)
         return "*";
+    if (!origin)
+        return NULL;
     /* Origins are ASCII serializations that browsers send lower-cased; an exact match is what
      * the Fetch standard's check does too. */
     for (size_t i = 0; i < c->n; i++)

@@ -97,8 +97,20 @@ def test_too_large_answers_carry_cors_and_ratelimit(stack, server, method, path,
     assert anon.headers.get("Access-Control-Allow-Origin") == "*"
 
 
-def test_no_origin_no_fields(client):
+def test_no_origin_gets_the_star(client):
+    """With every origin allowed (the default), the answer is the same with or without an
+    Origin: a script or a cache in between sees the fields too."""
     r = client.create(GOOD)
+    assert r.status_code == 201
+    assert r.headers.get("Access-Control-Allow-Origin") == "*"
+    assert "Origin" not in r.headers.get("Vary", "")
+    r = client.request("GET", "/api/v1/nope")
+    assert r.status_code == 404
+    assert r.headers.get("Access-Control-Allow-Origin") == "*"
+
+
+def test_no_origin_no_fields_when_origins_are_listed(listed, api_key):
+    r = stk.Client(listed, api_key).create(GOOD)
     assert r.status_code == 201
     assert cors_fields(r) == {}
 
@@ -140,7 +152,9 @@ def test_options_without_preflight_lists_methods(anon):
     r = anon.request("OPTIONS", "/api/v1/urls", auth=False)
     assert r.status_code == 204
     assert "PATCH" in r.headers["Allow"]
-    assert cors_fields(r) == {}
+    # Not a preflight: no Access-Control-Allow-Methods, only the "*" of every API answer.
+    assert "Access-Control-Allow-Methods" not in r.headers
+    assert r.headers.get("Access-Control-Allow-Origin") == "*"
 
 
 @pytest.mark.parametrize("value", ["example.com", "https://a.example/path", "ftp://a.example",
