@@ -191,6 +191,27 @@ enum http_step api_refuse_too_large(struct http_request *r)
     return http_problem(r, 413, "body-too-large", "the body is over %zu bytes", r->body_limit);
 }
 
+/* A refusal of an API path that no handler takes (no such endpoint, a malformed key, a
+ * method the path does not have): a caller that sent credentials is authenticated first, as
+ * every handler would, so that a bad key gets 401 and a good one sees its RateLimit fields
+ * (unspent) on the refusal too. */
+static enum http_step api_refuse(struct http_request *r)
+{
+    return caller_sent_credentials(r) ? caller_peek(r, false) : HTTP_GO_ON;
+}
+
+static enum http_step api_not_found(struct http_request *r, const char *detail)
+{
+    enum http_step step = api_refuse(r);
+    return step != HTTP_GO_ON ? step : http_problem(r, 404, "not-found", "%s", detail);
+}
+
+static enum http_step api_not_allowed(struct http_request *r, const char *allow)
+{
+    enum http_step step = api_refuse(r);
+    return step != HTTP_GO_ON ? step : http_method_not_allowed(r, allow);
+}
+
 enum http_step api_handle(struct http_request *r)
 {
     const char *path = r->path, *m = r->method;
@@ -216,10 +237,10 @@ enum http_step api_handle(struct http_request *r)
     if (strcmp(path, API_PREFIX) == 0 || strcmp(path, API_PREFIX "/") == 0) {
         if (is(m, "POST"))
             return create_handle(r, false);
-        return get_or_head(m) ? links_list(r) : http_method_not_allowed(r, "GET, HEAD, POST");
+        return get_or_head(m) ? links_list(r) : api_not_allowed(r, "GET, HEAD, POST");
     }
-    if (strcmp(path, API_PREFIX "/bulk") == 0 && is(m, "POST"))
-        return create_handle(r, true);
+    if (strcmp(path, API_PREFIX "/bulk") == 0)
+        return is(m, "POST") ? create_handle(r, true) : api_not_allowed(r, "POST");
     if (strncmp(path, API_PREFIX "/", sizeof(API_PREFIX)) == 0) {
         const char *key = path + sizeof(API_PREFIX);
         size_t keylen = strlen(key);
@@ -229,9 +250,9 @@ enum http_step api_handle(struct http_request *r)
             char k[KEY_MAX_LEN + 1];
             keylen -= sizeof(stats_suffix) - 1;
             if (keylen > KEY_MAX_LEN || !request_is_key(key, keylen))
-                return http_problem(r, 404, "not-found", "no link with this key");
+                return api_not_found(r, "no link with this key");
             if (!get_or_head(m))
-                return http_method_not_allowed(r, "GET, HEAD");
+                return api_not_allowed(r, "GET, HEAD");
             memcpy(k, key, keylen);
             k[keylen] = '\0';
             return stats_handle(r, k);
@@ -240,25 +261,25 @@ enum http_step api_handle(struct http_request *r)
         if (klen > 5 && strcmp(key + klen - 5, "/live") == 0) {
             char live_key[KEY_MAX_LEN + 1];
             if (klen - 5 > KEY_MAX_LEN || !request_is_key(key, klen - 5))
-                return http_problem(r, 404, "not-found", "no link with this key");
+                return api_not_found(r, "no link with this key");
             if (!get_or_head(m))
-                return http_method_not_allowed(r, "GET, HEAD");
+                return api_not_allowed(r, "GET, HEAD");
             memcpy(live_key, key, klen - 5);
             live_key[klen - 5] = '\0';
             return live_handle(r, live_key);
         }
         if (!request_is_key(key, strlen(key)))
-            return http_problem(r, 404, "not-found", "no link with this key");
+            return api_not_found(r, "no link with this key");
         if (get_or_head(m))
             return links_read(r, key);
         if (is(m, "PATCH"))
             return links_edit(r, key);
         if (is(m, "DELETE"))
             return links_delete(r, key);
-        return http_method_not_allowed(r, "GET, HEAD, PATCH, DELETE");
+        return api_not_allowed(r, "GET, HEAD, PATCH, DELETE");
     }
     if (strcmp(path, "/api") == 0 || strncmp(path, "/api/", 5) == 0)
-        return http_problem(r, 404, "not-found", "no such endpoint");
+        return api_not_found(r, "no such endpoint");
     if (path[0] == '/' && path[1] != '\0' && !strchr(path + 1, '/')) {
         size_t len = strlen(path + 1);
         if (path[len] == '+')

@@ -241,8 +241,17 @@ enum http_step caller_count_all_here(struct http_request *r, struct caller *c, i
 
 void caller_show_unspent(struct http_request *r, const struct caller *c)
 {
-    if (c->uncounted)
-        count(r, c->count.name, &c->count.policy, false);
+    if (!c->uncounted)
+        return;
+    count(r, c->count.name, &c->count.policy, false);
+    /* Asking says what would be left once this request were admitted: one request, one
+     * interval less than there is while it is not. */
+    if (r->rl_result.allowed) {
+        int64_t interval = ratelimit_interval_us(&c->count.policy);
+        r->rl_result.remaining++;
+        r->rl_result.reset_us =
+            r->rl_result.reset_us > interval ? r->rl_result.reset_us - interval : 0;
+    }
 }
 
 enum http_step caller_peek(struct http_request *r, bool anonymous_ok)

@@ -161,6 +161,40 @@ def test_every_authenticated_answer_carries_the_fields(rl_stack):
     assert_no_headers(r)
 
 
+@pytest.mark.parametrize("method,path,status", [
+    ("GET", "/api/v1/nope", 404),
+    ("GET", "/api/v1", 404),
+    ("GET", "/api/v1/urls/ab", 404),                # too short to be a key
+    ("GET", "/api/v1/urls/bad.key", 404),
+    ("GET", "/api/v1/urls/bad.key/stats", 404),
+    ("GET", "/api/v1/urls/somekey1/nope", 404),
+    ("PUT", "/api/v1/urls", 405),
+    ("DELETE", "/api/v1/urls", 405),
+    ("GET", "/api/v1/urls/bulk", 405),
+    ("POST", "/api/v1/urls/somekey1", 405),
+    ("POST", "/api/v1/urls/somekey1/stats", 405),
+    ("DELETE", "/api/v1/urls/somekey1/live", 405),
+])
+def test_refusals_of_paths_and_methods_are_authenticated(rl_stack, method, path, status):
+    """An API path or method no handler takes is refused after the caller's key was checked,
+    like every other answer: with a good key the refusal carries the RateLimit fields (and
+    costs nothing), with a bad one it is 401, and without any it is the refusal, bare."""
+    key, _ = rl_stack.create_apikey(rate="1000/h")
+    c = stk.Client(rl_stack.server, key)
+    first = c.read("nosuchkey9")
+    remaining, _ = check_headers(first, 1000, 3600, 1000)
+    r = c.request(method, path)
+    body = assert_problem(r, status)
+    if status == 405:
+        assert r.headers.get("Allow"), r.headers
+    assert check_headers(r, 1000, 3600, 1000)[0] == remaining, "a refusal was counted"
+    bad = stk.Client(rl_stack.server, "sk_live_" + "x" * 40).request(method, path)
+    assert_problem(bad, 401)
+    anon = stk.Client(rl_stack.server).request(method, path, auth=False)
+    assert assert_problem(anon, status)["detail"] == body["detail"]
+    assert_no_headers(anon)
+
+
 def test_redirects_are_not_counted(rl_stack):
     key, _ = rl_stack.create_apikey(rate="3/h")
     c = stk.Client(rl_stack.server, key)
