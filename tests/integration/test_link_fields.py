@@ -372,6 +372,8 @@ def test_ten_wrong_passwords_lock_out_that_address_and_link_only(client, server)
         assert r.status_code == 429, f"try {pw!r} after 10 wrong: {r.status_code} {r.text[:200]}"
         retry = r.headers.get("Retry-After", "")
         assert re.fullmatch(r"[1-9]\d*", retry), f"Retry-After {retry!r}"
+        # Locked out for the rest of the 10 minutes, not for a tenth of them.
+        assert 540 <= int(retry) <= 600, f"Retry-After {retry!r}"
         assert "Location" not in r.headers and PASSWORD not in r.text
     # Another address is not locked out, and neither is another link from this one.
     assert_password_form(post_password(there, key, "wrong-password-x"), key)
