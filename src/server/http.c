@@ -352,6 +352,8 @@ enum http_step http_problem(struct http_request *r, unsigned status, const char 
 {
     char detail[1024], seconds[24] = "1";
     const char *const retry[] = {"Retry-After", seconds, NULL};
+    /* RFC 9110: a 401 says how to authenticate; an API key is a bearer token (RFC 6750). */
+    static const char *const challenge[] = {"WWW-Authenticate", "Bearer", NULL};
     va_list ap;
 
     va_start(ap, detail_fmt);
@@ -360,7 +362,9 @@ enum http_step http_problem(struct http_request *r, unsigned status, const char 
     if (status == 429 && r->ratelimited && !r->rl_result.allowed)
         snprintf(seconds, sizeof(seconds), "%lld", (long long)ratelimit_retry_after(&r->rl_result));
     return send_problem(r, status, type_slug, detail,
-                        status == 503 || status == 429 ? retry : NULL);
+                        status == 503 || status == 429 ? retry
+                        : status == 401                ? challenge
+                                                       : NULL);
 }
 
 enum http_step http_method_not_allowed(struct http_request *r, const char *allow)

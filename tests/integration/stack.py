@@ -1036,6 +1036,10 @@ def assert_problem(r, status):
         assert r.headers.get("Allow"), f"405 without Allow: {dict(r.headers)}"
     if status in (429, 503):
         assert r.headers.get("Retry-After"), f"{status} without Retry-After: {dict(r.headers)}"
+    if status == 401:
+        challenge = {k.lower(): v for k, v in r.headers.items()}.get("www-authenticate", "")
+        assert challenge.startswith("Bearer"), \
+            f"401 without a Bearer challenge: {dict(r.headers)}"
     return body
 
 
