@@ -325,6 +325,11 @@ enum urlcheck_result urlcheck_check(const char *url, size_t len, const struct ur
         unsigned char c = (unsigned char)url[i];
         if (c <= 0x20 || c == 0x7f)
             return URLCHECK_CONTROL_CHARS;
+        /* The C1 controls, U+0080..U+009F, in UTF-8 (NEL, U+0085, breaks lines in some
+         * readers); percent-encoded they would pass as well-formed. */
+        if (c == 0xc2 && i + 1 < len && (unsigned char)url[i + 1] >= 0x80 &&
+            (unsigned char)url[i + 1] <= 0x9f)
+            return URLCHECK_CONTROL_CHARS;
     }
 
     slen = scheme_len(url, len);

@@ -81,6 +81,7 @@ def cases():
         Case("url-tab", 400, j(url="https://example.com/\tx")),
         Case("url-nul-escape", 400, j(url="https://example.com/\u0000x", alias="nul-url")),
         Case("url-del-char", 400, j(url="https://example.com/\x7fx")),
+        Case("url-c1-control", 400, j(url="https://example.com/a\u0085b")),
         Case("url-unclosed-ipv6", 400, j(url="http://[::1/x")),
         Case("url-8193-bytes", 400,
              j(url="https://example.com/" + "a" * (8193 - len("https://example.com/")))),

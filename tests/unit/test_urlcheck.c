@@ -117,15 +117,28 @@ static void test_length_limit(void **state)
 static void test_control_chars_and_spaces(void **state)
 {
     static const char *const bad[] = {
-        "http://example.com/a b",  "http://example.com/\r\nX-Evil: 1",
-        "http://example.com/\n",   "http://example.com/\t",
-        "http://example.com/\x7f", "http://exa\x01mple.com/",
-        " http://example.com/",    "http://example.com/ ",
+        "http://example.com/a b",
+        "http://example.com/\r\nX-Evil: 1",
+        "http://example.com/\n",
+        "http://example.com/\t",
+        "http://example.com/\x7f",
+        "http://exa\x01mple.com/",
+        " http://example.com/",
+        "http://example.com/ ",
         "\thttp://example.com/",
+        /* C1 controls in UTF-8: NEL (U+0085), U+0080, U+009F. */
+        "http://example.com/a\xc2\x85"
+        "b",
+        "http://example.com/\xc2\x80",
+        "http://example.com/\xc2\x9f",
     };
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(check(bad[i]), URLCHECK_CONTROL_CHARS);
+    /* Their neighbours are letters: U+00A0 (no-break space) is still taken, encoded, and so is
+     * U+00E9. */
+    assert_int_equal(check("http://example.com/caf\xc3\xa9"), URLCHECK_OK);
+    assert_int_equal(check("http://example.com/\xc2\xa0x"), URLCHECK_OK);
     /* A NUL inside the given length must not cut the URL short. */
     assert_int_equal(check_n("http://example.com/\0evil", 24, BASE), URLCHECK_CONTROL_CHARS);
 }
