@@ -126,10 +126,11 @@ start_redis() {
 }
 
 # var/env is shortenerctl's (it finds it beside its binary, ../var/env): DATABASE_URL is the
-# migrator's. kgs and shortener get their own roles' DATABASE_URL when started.
+# migrator's. kgs and shortener get their own roles' DATABASE_URL when started. Quoted, so
+# that a shell can source it too (`set -a; . var/env`): the DSN has spaces.
 write_env() {
     cat > "$var/env" <<ENV
-DATABASE_URL=$(dsn_for shortener)
+DATABASE_URL='$(dsn_for shortener)'
 REDIS_URL=unix://$run/redis.sock
 KGS_SOCKET=$run/kgs.sock
 PORT=$port

@@ -137,6 +137,16 @@ def test_the_local_stack_keeps_its_secrets_to_its_owner():
              " WHERE datname = 'shortener' AND usename <> 'shortener'"],
             env=stk.base_env(), capture_output=True, text=True, timeout=30)
         assert users.stdout.strip() == "kgs,web", users.stdout + users.stderr
+        # var/env reads the same to a shell that sources it as to shortenerctl.
+        dsn = f"host={var}/run dbname=shortener user=shortener"
+        sourced = subprocess.run(["sh", "-c", f'set -a; . "{var}/env"; printf %s "$DATABASE_URL"'],
+                                 env=stk.base_env(), capture_output=True, text=True, timeout=30)
+        assert sourced.stdout == dsn, sourced.stdout + sourced.stderr
+        ctl = subprocess.run([str(stk.BIN_DIR / "shortenerctl"), "migrate"],
+                             env=stk.base_env({"SHORTENER_ENV_FILE": var / "env"}),
+                             capture_output=True, text=True, timeout=60)
+        assert ctl.returncode == 0 and "up to date" in ctl.stdout + ctl.stderr, \
+            ctl.stdout + ctl.stderr
     finally:
         subprocess.run(devstack + ["down"], env=env, capture_output=True, timeout=120)
         lease.release()
