@@ -119,13 +119,18 @@ static int list_params(struct http_request *r, int64_t owner, struct list_params
         return -1;
     }
     p->limit = (size_t)n;
+    /* An empty tag or q filters nothing (a form's empty field sends "tag=" or "q="). */
     p->tag = http_query(r, "tag");
+    if (p->tag && !p->tag[0])
+        p->tag = NULL;
     if (p->tag && !request_is_tag(p->tag, strlen(p->tag))) {
         snprintf(err, errlen, "tag must be 1 to %d of letters, digits, '_' and '-'",
                  LINK_TAG_MAX_LEN);
         return -1;
     }
     p->q = http_query(r, "q");
+    if (p->q && !p->q[0])
+        p->q = NULL;
     if (p->q) {
         size_t len = strlen(p->q);
         for (size_t i = 0; i < len; i++)
@@ -133,8 +138,8 @@ static int list_params(struct http_request *r, int64_t owner, struct list_params
                 snprintf(err, errlen, "q may not contain control characters");
                 return -1;
             }
-        if (len == 0 || len > QUERY_MAX) {
-            snprintf(err, errlen, "q must be 1 to %d bytes", QUERY_MAX);
+        if (len > QUERY_MAX) {
+            snprintf(err, errlen, "q must be at most %d bytes", QUERY_MAX);
             return -1;
         }
     }

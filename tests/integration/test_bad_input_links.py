@@ -298,6 +298,12 @@ def test_list_parameters_at_their_bounds(lister):
     assert len(list_ok(lister, limit=1000)["items"]) == 5
     assert list_ok(lister, q="q" * 256)["items"] == []
     assert list_ok(lister, tag="x" * 32)["items"] == []
+    # An empty field of a search form filters nothing, and its cursor is the plain list's.
+    every = list_ok(lister, limit=1000)["items"]
+    assert list_ok(lister, limit=1000, q="", tag="")["items"] == every
+    page = list_ok(lister, limit=1, q="")
+    assert page["items"] == every[:1]
+    assert list_ok(lister, limit=1, cursor=page["next_cursor"])["items"] == every[1:2]
     assert len(list_ok(lister, tag="red", cursor=lister.cursors["red"])["items"]) == 2
 
 
