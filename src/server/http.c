@@ -388,10 +388,15 @@ enum http_step http_redirect(struct http_request *r, unsigned status, const char
     return http_send(r, status, NULL, "", 0, headers);
 }
 
+/* The page for browsers, the problem for everyone else: either answer depends on Accept, and
+ * neither may be kept, as the key may be made (an alias) a moment later. */
 enum http_step http_link_not_found(struct http_request *r)
 {
     const char *accept = http_header(r, "Accept");
+    const char *html_headers[PWFORM_HTML_FIELDS * 2 + 3] = {"Vary", "Accept"};
+    static const char *const json_headers[] = {"Cache-Control", "no-store", "Vary", "Accept", NULL};
 
+    memcpy(html_headers + 2, pwform_html_headers, sizeof(pwform_html_headers));
     if (accept && strstr(accept, "text/html")) {
         char page[1024];
         int n =
@@ -407,8 +412,7 @@ enum http_step http_link_not_found(struct http_request *r)
                      "<p><a href=\"/\">Make a short link</a></p></section></main></body></html>\n",
                      web_css_href);
         if (n > 0 && (size_t)n < sizeof(page))
-            return http_send(r, 404, "text/html; charset=utf-8", page, (size_t)n,
-                             pwform_html_headers);
+            return http_send(r, 404, "text/html; charset=utf-8", page, (size_t)n, html_headers);
     }
-    return http_problem(r, 404, "not-found", "no link with this key");
+    return send_problem(r, 404, "not-found", "no link with this key", json_headers);
 }
