@@ -114,9 +114,10 @@ TARGETS = {
 # The second zipf row: the hot cache of earlier builds (262,144 links, trusted 60 s), which
 # shows what the default's memory buys on skewed traffic over many links.
 ZIPF_SMALL = {"HOT_CACHE_ENTRIES": 262144, "HOT_CACHE_MAX_AGE": 60}
-# The third: as shipped but with ANALYTICS=0, which splits the first row's distance to nginx
-# into the redirect path's and that of the visit sums PostgreSQL writes beside it (on the
-# same two CPUs here; on its own machine in production).
+# The third: as shipped but with ANALYTICS=0. PostgreSQL then gets each flush's visits as
+# updates of urls.visits instead of visit sums, so this row compares the two ways a visit
+# reaches PostgreSQL on this traffic (measured 2026-12-01: no faster than the first row; the
+# distance to nginx is not the analytics writer's).
 ZIPF_NO_ANALYTICS = {"ANALYTICS": 0}
 # PostgreSQL as README's "PostgreSQL settings" asks for it in production, not as a fresh
 # initdb leaves it: 128 MB of shared_buffers cannot hold the hour's visit sums of 100,000
