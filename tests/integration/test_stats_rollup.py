@@ -6,6 +6,7 @@ be exact before, during and after: every range gives what its hours hold, wherev
 are. The writer rolls when it starts, when an hour ends, and after a flush to a past hour; a
 row a flush holds is skipped, never waited for."""
 
+import contextlib
 import subprocess
 import time
 
@@ -237,47 +238,83 @@ def test_a_roll_of_many_statements_moves_every_row_once(st, owner):
 ROLL_LOCK = 7283512390002
 
 
+class Holder:
+    """Another session that holds something a roll needs: runs sql (ending in a long sleep)
+    under its own application_name; end() ends its session, which a killed psql would not
+    until the sleep is over."""
+
+    def __init__(self, st, name, *sql):
+        self.st, self.name = st, name
+        argv = ["psql", st.pg.dsn_for("shortener"), "-AtXq"]
+        for statement in sql:
+            argv += ["-c", statement]
+        self.proc = subprocess.Popen(argv, env=stk.base_env({"PGAPPNAME": name}),
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_until(f"{name} to hold", lambda: st.psql(
+            f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{name}'"
+            " AND wait_event = 'PgSleep'") == "1", 10)
+
+    def end(self):
+        assert self.st.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                            f" WHERE application_name = '{self.name}'") == "1"
+        self.proc.wait(10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@contextlib.contextmanager
+def roller(st):
+    """One more server: it rolls the past hours when it starts."""
+    second = st.start_shortener(VISITS_FLUSH_MS=FLUSH_MS)
+    try:
+        yield second
+    finally:
+        second.stop()
+
+
+def load_past_rows(st, owner, browser, uncounted):
+    """A new link with 3,000 profile rows over past hours; returns its key, its sums per hour
+    and its visit count."""
+    key = owner.create_ok(f"https://example.com/{unique()}")["key"]
+    st.psql("INSERT INTO visit_recent (key, hour, profile, visits, uncounted)"
+            f" SELECT '{key}', date_trunc('hour', now()) - (g % 7 + 1) * interval '1 hour',"
+            f" {profile_text('g', browser)} || g, g % 4 + 1, {uncounted}"
+            " FROM generate_series(1, 3000) g")
+    visits = st.psql(f"SELECT visits FROM link_visits WHERE key = '{key}'")
+    return key, sums_per_hour(st, key), visits
+
+
+def check_rolled_once(st, key, want, visits):
+    wait_until("the hours to be rolled", lambda: recent_past(st, key) == 0, 30)
+    check_rolled(st, key, want)
+    assert st.psql(f"SELECT visits FROM link_visits WHERE key = '{key}'") == visits
+    assert st.psql(f"SELECT visits FROM urls WHERE key = '{key}'") == visits
+
+
 def test_one_server_rolls_at_a_time(st, owner):
     """A roll statement runs only while no other server's does (an advisory lock): two
     servers rolling at once waited on the same links' sums and ran into the statement
     timeout. While another session holds the lock, a server that has an hour to roll takes
     nothing, and logs no error; once it is free, it rolls every row, once."""
-    key = owner.create_ok(f"https://example.com/{unique()}")["key"]
-    st.psql("INSERT INTO visit_recent (key, hour, profile, visits, uncounted)"
-            f" SELECT '{key}', date_trunc('hour', now()) - (g % 5 + 1) * interval '1 hour',"
-            f" {profile_text('g', 'Edge')} || g, g % 3 + 1, 1 FROM generate_series(1, 3000) g")
-    want = sums_per_hour(st, key)
-    visits = st.psql(f"SELECT visits FROM link_visits WHERE key = '{key}'")
+    key, want, visits = load_past_rows(st, owner, "Edge", 1)
     assert int(visits) == int(st.psql(f"SELECT visits FROM urls WHERE key = '{key}'")) + 3000
-    holder = subprocess.Popen(
-        ["psql", st.pg.dsn_for("shortener"), "-AtXq", "-c",
-         f"SELECT pg_advisory_lock({ROLL_LOCK})", "-c", "SELECT pg_sleep(60)"],
-        env=stk.base_env({"PGAPPNAME": "roll-lock-holder"}), stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    second = None
-    try:
-        wait_until("the test to hold the roll lock", lambda: st.psql(
-            f"SELECT pg_try_advisory_xact_lock({ROLL_LOCK})") == "f", 10)
-        second = st.start_shortener(VISITS_FLUSH_MS=FLUSH_MS)
-        # A server rolls when it starts and looks again every second.
-        time.sleep(3)
-        assert recent_past(st, key) == 3000
-        assert "rolling past hours" not in second.proc.log_text()
-        # Its session ends (a killed psql would leave the lock held until the sleep ends).
-        assert st.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                       " WHERE application_name = 'roll-lock-holder'") == "1"
-        holder.wait(10)
-        wait_until("the hours to be rolled once the lock is free",
-                   lambda: recent_past(st, key) == 0, 30)
-        check_rolled(st, key, want)
-        assert st.psql(f"SELECT visits FROM link_visits WHERE key = '{key}'") == visits
-        assert st.psql(f"SELECT visits FROM urls WHERE key = '{key}'") == visits
-    finally:
-        if holder.poll() is None:
-            holder.kill()
-            holder.wait(10)
-        if second:
-            second.stop()
+    with Holder(st, "roll-lock-holder", f"SELECT pg_advisory_lock({ROLL_LOCK})",
+                "SELECT pg_sleep(60)") as holder:
+        assert st.psql(f"SELECT pg_try_advisory_xact_lock({ROLL_LOCK})") == "f"
+        with roller(st) as second:
+            # A server rolls when it starts and looks again every second.
+            time.sleep(3)
+            assert recent_past(st, key) == 3000
+            assert "rolling past hours" not in second.proc.log_text()
+            holder.end()
+            check_rolled_once(st, key, want, visits)
 
 
 def test_a_failed_roll_statement_is_retried_smaller_and_rolls_every_row_once(st, owner):
@@ -285,44 +322,18 @@ def test_a_failed_roll_statement_is_retried_smaller_and_rolls_every_row_once(st,
     session holds, past the server's 5 s statement timeout) leaves everything as it was and
     is tried again with half as many rows; once it can, the roll moves every row exactly
     once."""
-    key = owner.create_ok(f"https://example.com/{unique()}")["key"]
-    st.psql("INSERT INTO visit_recent (key, hour, profile, visits, uncounted)"
-            f" SELECT '{key}', date_trunc('hour', now()) - (g % 7 + 1) * interval '1 hour',"
-            f" {profile_text('g', 'Opera')} || g, g % 4 + 1, g % 2 FROM generate_series(1, 3000) g")
-    want = sums_per_hour(st, key)
-    visits = st.psql(f"SELECT visits FROM link_visits WHERE key = '{key}'")
+    key, want, visits = load_past_rows(st, owner, "Opera", "g % 2")
     # The link's daily total rows exist (empty), so that the roll adds to them and waits.
     st.psql("INSERT INTO visit_days (key, dim, day, value, visits) SELECT DISTINCT key, 0,"
             " to_timestamp(floor(extract(epoch FROM hour) / 86400) * 86400), '', 0"
             f" FROM visit_recent WHERE key = '{key}'")
-    holder = subprocess.Popen(
-        ["psql", st.pg.dsn_for("shortener"), "-AtXq", "-c",
-         f"BEGIN; SELECT 1 FROM visit_days WHERE key = '{key}' FOR UPDATE;"
-         " SELECT pg_sleep(60); COMMIT"],
-        env=stk.base_env({"PGAPPNAME": "visit-days-holder"}), stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    second = None
-    try:
-        wait_until("the test to hold the link's daily sums", lambda: st.psql(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'visit-days-holder'"
-            " AND wait_event = 'PgSleep'") == "1", 10)
-        second = st.start_shortener(VISITS_FLUSH_MS=FLUSH_MS)
+    with Holder(st, "visit-days-holder", f"BEGIN; SELECT 1 FROM visit_days WHERE key = '{key}'"
+                " FOR UPDATE; SELECT pg_sleep(60); COMMIT") as holder, roller(st) as second:
         wait_until("a roll statement to fail and be retried smaller",
                    lambda: "tried again in 1000 ms with 2500 rows" in second.proc.log_text(), 20)
         assert recent_past(st, key) == 3000
-        assert st.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                       " WHERE application_name = 'visit-days-holder'") == "1"
-        holder.wait(10)
-        wait_until("the hours to be rolled", lambda: recent_past(st, key) == 0, 30)
-        check_rolled(st, key, want)
-        assert st.psql(f"SELECT visits FROM link_visits WHERE key = '{key}'") == visits
-        assert st.psql(f"SELECT visits FROM urls WHERE key = '{key}'") == visits
-    finally:
-        if holder.poll() is None:
-            holder.kill()
-            holder.wait(10)
-        if second:
-            second.stop()
+        holder.end()
+        check_rolled_once(st, key, want, visits)
 
 
 def test_migration_0016_keeps_every_recent_row(st):
