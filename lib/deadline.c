@@ -8,11 +8,11 @@ long long deadline_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-long long deadline_now_s_up(void)
+int64_t deadline_now_s_up(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec + (ts.tv_nsec > 0);
+    return (int64_t)ts.tv_sec + (ts.tv_nsec > 0);
 }
 
 void deadline_after(clockid_t clock, int timeout_ms, struct timespec *ts)

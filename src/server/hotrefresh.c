@@ -68,7 +68,7 @@ static void refresh(struct hotrefresh *r, size_t n)
     /* Read first, as a fill does (redirect.c): a deletion heard while Redis answers keeps
      * what it answered out of the cache. */
     r->epoch = hotcache_epoch(r->hot);
-    r->now = (int64_t)deadline_now_s_up();
+    r->now = deadline_now_s_up();
     if (cache_get_many(r->cache, r->names, n, URLCHECK_MAX_LEN + 1, found, r) < 0)
         for (size_t i = 0; i < n; i++)
             hotcache_forget(r->hot, r->names[i], strlen(r->names[i]));

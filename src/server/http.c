@@ -393,11 +393,10 @@ enum http_step http_redirect(struct http_request *r, unsigned status, const char
 enum http_step http_link_not_found(struct http_request *r)
 {
     const char *accept = http_header(r, "Accept");
-    const char *html_headers[PWFORM_HTML_FIELDS * 2 + 3] = {"Vary", "Accept"};
     static const char *const json_headers[] = {"Cache-Control", "no-store", "Vary", "Accept", NULL};
 
-    memcpy(html_headers + 2, pwform_html_headers, sizeof(pwform_html_headers));
     if (accept && strstr(accept, "text/html")) {
+        const char *html_headers[PWFORM_HTML_FIELDS * 2 + 3] = {"Vary", "Accept"};
         char page[1024];
         int n =
             snprintf(page, sizeof(page),
@@ -411,6 +410,7 @@ enum http_step http_link_not_found(struct http_request *r)
                      "<p>This short link does not exist, has expired or was deleted.</p>"
                      "<p><a href=\"/\">Make a short link</a></p></section></main></body></html>\n",
                      web_css_href);
+        memcpy(html_headers + 2, pwform_html_headers, sizeof(pwform_html_headers));
         if (n > 0 && (size_t)n < sizeof(page))
             return http_send(r, 404, "text/html; charset=utf-8", page, (size_t)n, html_headers);
     }

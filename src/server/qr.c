@@ -53,6 +53,7 @@ static int live_link(struct http_request *r, const char *key, int64_t *remaining
                      enum http_step *step)
 {
     struct redirect_row row;
+    int64_t now;
     int rc = store_lookup_redirect(r->worker->store, key, &row);
 
     if (rc == -ENOENT) {
@@ -66,13 +67,14 @@ static int live_link(struct http_request *r, const char *key, int64_t *remaining
     }
     free(row.url);
     *remaining = row.remaining;
-    if (row.a.valid_from >= (int64_t)deadline_now_s_up()) {
+    now = deadline_now_s_up();
+    if (row.a.valid_from >= now) {
         *step = http_link_not_found(r);
         return -1;
     }
     if (row.a.max_visits) {
         /* Only asks (take false): showing the code is not a visit. */
-        int64_t ttl = row.a.expires_at ? row.a.expires_at - (int64_t)deadline_now_s_up() + 60 : 0;
+        int64_t ttl = row.a.expires_at ? row.a.expires_at - now + 60 : 0;
         rc = visitlimit_take(r->worker->redis, key, row.a.max_visits, row.visits, ttl, false);
         if (rc == VISITLIMIT_EXHAUSTED) {
             *step = http_link_not_found(r);

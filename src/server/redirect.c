@@ -93,8 +93,8 @@ static enum http_step unknown_key(struct http_request *r)
     /* Counted per day, for "what do people mistype?" (analytics.h). */
     if (is_get(r)) {
         if (s->analytics)
-            analytics_unknown(s->analytics, (unsigned)(r->worker - s->workers),
-                              (int64_t)deadline_now_s_up(), r->path + 1, strlen(r->path + 1));
+            analytics_unknown(s->analytics, (unsigned)(r->worker - s->workers), deadline_now_s_up(),
+                              r->path + 1, strlen(r->path + 1));
         else
             metrics_inc(&s->metrics.unknown_key_visits);
     }
@@ -117,7 +117,7 @@ struct hop {
 static enum http_step take_visit(struct http_request *r, struct hop *h)
 {
     struct server *s = r->srv;
-    int64_t now = (int64_t)deadline_now_s_up();
+    int64_t now = deadline_now_s_up();
     int64_t ttl = h->rules.expires_at ? h->rules.expires_at - now + 60 : 0;
     int rc =
         visitlimit_take(r->worker->redis, h->key, h->rules.max_visits, h->durable, ttl, h->visit);
@@ -151,7 +151,7 @@ static enum http_step respond(struct http_request *r, struct hop *h)
 {
     struct server *s = r->srv;
     const struct link_rules *ru = &h->rules;
-    int64_t now = (int64_t)deadline_now_s_up();
+    int64_t now = deadline_now_s_up();
     enum http_step step;
     long long max_age;
     int status;
@@ -225,7 +225,7 @@ static enum http_step lookup(struct http_request *r, const char *key, size_t len
     char url[URLCHECK_MAX_LEN + 1];
     struct hop h = {.key = key, .len = len, .url = url, .durable = -1, .unlocked = unlocked};
     struct redirect_row row;
-    int64_t now = (int64_t)deadline_now_s_up(), remaining;
+    int64_t now = deadline_now_s_up(), remaining;
     bool fill = true;
     uint64_t epoch;
     int rc;
