@@ -49,6 +49,18 @@ enum { HOTCACHE_REFRESH = 1 };
 int hotcache_get(struct hotcache *h, const char *key, size_t keylen, char *url, size_t cap,
                  int64_t *expires_at, int *status, int64_t now, bool visit);
 
+/* Looks at *sets of the table's hotcache_sets() sets from *cursor on (wrapping), for entries
+ * in the second half of their age that nobody reads again yet, moving *cursor past and
+ * counting down *sets for each set it looked at. Copies up to max of their keys into keys
+ * (NUL-terminated) and counts each as being read again, as a HOTCACHE_REFRESH hit does;
+ * stops early, before a set, when max is near. Returns how many keys it copied. */
+size_t hotcache_due(struct hotcache *h, int64_t now, size_t *cursor, size_t *sets,
+                    char (*keys)[KEY_MAX_LEN + 1], size_t max);
+
+/* The number of sets (0 for a cache that is always disabled) and the age it was made with. */
+size_t hotcache_sets(const struct hotcache *h);
+int64_t hotcache_max_age(const struct hotcache *h);
+
 /* Hands every entry's uncounted visits to the visits function and zeroes them. */
 void hotcache_harvest(struct hotcache *h);
 

@@ -1,13 +1,15 @@
-/* Reading hot cache entries again off the request path: the first hit in the second half of
- * an entry's HOT_CACHE_MAX_AGE (hotcache_get() answered HOTCACHE_REFRESH) is answered from
- * the entry and hands the key to one thread, which reads the queued keys from Redis in
- * batches (one MGET per batch) and puts each entry back fresh, or forgets it when Redis has no
- * live plain link for it (deleted, edited, evicted from Redis, or Redis unavailable or
- * distrusted: the next request then looks it up as usual).
- *
- * Read again only once past its age, and by the request that found it so, a link requested
- * less often than its age (most links of skewed traffic) cost one request in each age a Redis
- * round trip of its own. */
+/* Reading hot cache entries again off the request path, so that no request waits for Redis
+ * because an entry aged. One thread reads keys from Redis in batches (one MGET per batch) and
+ * puts each entry back fresh, or forgets it when Redis has no live plain link for it
+ * (deleted, edited, evicted from Redis, or Redis unavailable or distrusted: the next request
+ * then looks it up as usual). It reads:
+ * - the key of the first hit in the second half of an entry's HOT_CACHE_MAX_AGE
+ *   (hotcache_get() answered HOTCACHE_REFRESH), answered from the entry meanwhile;
+ * - every other entry in the second half of its age, found by sweeping the whole table once
+ *   in a quarter of HOT_CACHE_MAX_AGE. Read again only when requested, a link requested less
+ *   often than its age (under skewed traffic, a tenth of all requests) cost its next request
+ *   a Redis round trip of its own. An entry is kept fresh this way for as long as Redis holds
+ *   its link (CACHE_TTL from the fill), at one pipelined key per entry per half age. */
 #ifndef SHORTENER_HOTREFRESH_H
 #define SHORTENER_HOTREFRESH_H
 

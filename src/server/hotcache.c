@@ -1,7 +1,11 @@
 /* A set-associative table: the key's hash picks a set of HOT_WAYS entries guarded by one
  * lock, and CLOCK (a referenced bit per entry) picks the victim inside the set. Lookups cost
  * one hash, one uncontended lock and a short copy; a set never grows, so no key pattern can
- * make an operation slower than HOT_WAYS comparisons. */
+ * make an operation slower than HOT_WAYS comparisons.
+ *
+ * With a million links drawn, nearly every lookup misses the CPU caches twice: on its set and
+ * on its entry. A set is therefore two cache lines, 128-byte aligned (lock, short tags and
+ * the bit masks in one, the entry pointers in the other), which the CPU fetches as a pair. */
 #include "hotcache.h"
 
 #include <errno.h>
@@ -30,11 +34,14 @@ struct hot_entry {
 
 struct hot_set {
     pthread_mutex_t lock;
-    uint64_t tags[HOT_WAYS];
-    struct hot_entry *entries[HOT_WAYS];
-    uint8_t referenced; /* one bit per way */
+    uint16_t tags[HOT_WAYS]; /* 16 bits of the key's hash, never 0: 0 marks an empty way */
+    uint8_t referenced;      /* one bit per way */
+    uint8_t counted;         /* one bit per way: its entry holds visits not yet harvested */
     uint8_t hand;
-};
+    struct hot_entry *entries[HOT_WAYS];
+} __attribute__((aligned(128)));
+
+_Static_assert(sizeof(struct hot_set) == 128, "a set is two cache lines");
 
 struct hotcache {
     struct hot_set *sets;
@@ -101,6 +108,7 @@ static void clear_set(struct hotcache *h, struct hot_set *set)
             atomic_fetch_sub_explicit(&h->count, 1, memory_order_relaxed);
         }
     set->referenced = 0;
+    set->counted = 0;
 }
 
 void hotcache_free(struct hotcache *h)
@@ -119,7 +127,13 @@ void hotcache_free(struct hotcache *h)
 /* Hash flooding could only crowd one set, but a keyed hash keeps sets evenly used. */
 static uint64_t hash_of(const char *key, size_t keylen)
 {
-    return keyhash(key, keylen) | 1; /* 0 marks an empty way */
+    return keyhash(key, keylen);
+}
+
+/* The low bits: the set is chosen by the high ones. */
+static uint16_t tag_of(uint64_t hash)
+{
+    return (uint16_t)(hash | 1);
 }
 
 static struct hot_set *set_of(struct hotcache *h, uint64_t hash)
@@ -136,7 +150,7 @@ static int64_t max_age_of(const struct hotcache *h, uint64_t hash)
     return h->max_age - (int64_t)((hash >> 8) % (uint64_t)(h->max_age / 4 + 1));
 }
 
-static int find(const struct hot_set *set, uint64_t tag, const char *key, size_t keylen)
+static int find(const struct hot_set *set, uint16_t tag, const char *key, size_t keylen)
 {
     for (int w = 0; w < HOT_WAYS; w++)
         if (set->tags[w] == tag && set->entries[w]->keylen == keylen &&
@@ -153,10 +167,10 @@ int hotcache_get(struct hotcache *h, const char *key, size_t keylen, char *url, 
     if (!h->nsets || keylen > KEY_MAX_LEN ||
         !atomic_load_explicit(&h->enabled, memory_order_acquire))
         return -ENOENT;
-    uint64_t tag = hash_of(key, keylen);
-    struct hot_set *set = set_of(h, tag);
+    uint64_t hash = hash_of(key, keylen);
+    struct hot_set *set = set_of(h, hash);
     pthread_mutex_lock(&set->lock);
-    int w = find(set, tag, key, keylen);
+    int w = find(set, tag_of(hash), key, keylen);
     if (w >= 0) {
         struct hot_entry *e = set->entries[w];
         if (now <= e->stale_at && (size_t)e->urllen < cap) {
@@ -172,8 +186,10 @@ int hotcache_get(struct hotcache *h, const char *key, size_t keylen, char *url, 
             memcpy(url, e->data + e->keylen + 1, (size_t)e->urllen + 1);
             *expires_at = e->expires_at;
             *status = e->status;
-            if (visit && (!e->expires_at || e->expires_at > now) && e->visits < UINT32_MAX)
+            if (visit && (!e->expires_at || e->expires_at > now) && e->visits < UINT32_MAX) {
                 e->visits++;
+                set->counted |= (uint8_t)(1u << w);
+            }
             set->referenced |= (uint8_t)(1u << w);
         }
     }
@@ -212,9 +228,10 @@ void hotcache_put(struct hotcache *h, uint64_t epoch, const char *key, size_t ke
     struct hot_entry *e = malloc(sizeof(*e) + keylen + urllen + 2);
     if (!e)
         return;
-    uint64_t tag = hash_of(key, keylen);
+    uint64_t hash = hash_of(key, keylen);
+    uint16_t tag = tag_of(hash);
     e->expires_at = expires_at;
-    int64_t age = max_age_of(h, tag);
+    int64_t age = max_age_of(h, hash);
     e->refresh_at = now + age / 2;
     e->stale_at = now + age;
     e->keylen = (uint16_t)keylen;
@@ -226,7 +243,7 @@ void hotcache_put(struct hotcache *h, uint64_t epoch, const char *key, size_t ke
     e->data[keylen] = '\0';
     memcpy(e->data + keylen + 1, url, urllen + 1);
 
-    struct hot_set *set = set_of(h, tag);
+    struct hot_set *set = set_of(h, hash);
     pthread_mutex_lock(&set->lock);
     /* Checked under the set's lock: an eviction advances the epoch before it takes this lock,
      * so either we see the new epoch here, or the eviction runs after us and removes e. */
@@ -246,6 +263,7 @@ void hotcache_put(struct hotcache *h, uint64_t epoch, const char *key, size_t ke
     set->entries[w] = e;
     set->tags[w] = tag;
     set->referenced &= (uint8_t) ~(1u << w);
+    set->counted &= (uint8_t) ~(1u << w);
     pthread_mutex_unlock(&set->lock);
 }
 
@@ -255,15 +273,16 @@ static void drop_key(struct hotcache *h, const char *key, size_t keylen, bool ch
         return;
     if (changed)
         atomic_fetch_add_explicit(&h->epoch, 1, memory_order_acq_rel);
-    uint64_t tag = hash_of(key, keylen);
-    struct hot_set *set = set_of(h, tag);
+    uint64_t hash = hash_of(key, keylen);
+    struct hot_set *set = set_of(h, hash);
     pthread_mutex_lock(&set->lock);
-    int w = find(set, tag, key, keylen);
+    int w = find(set, tag_of(hash), key, keylen);
     if (w >= 0) {
         drop(h, set->entries[w]);
         set->entries[w] = NULL;
         set->tags[w] = 0;
         set->referenced &= (uint8_t) ~(1u << w);
+        set->counted &= (uint8_t) ~(1u << w);
         atomic_fetch_sub_explicit(&h->count, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&set->lock);
@@ -296,6 +315,42 @@ void hotcache_set_enabled(struct hotcache *h, bool enabled)
         atomic_store_explicit(&h->enabled, true, memory_order_release);
 }
 
+size_t hotcache_due(struct hotcache *h, int64_t now, size_t *cursor, size_t *sets,
+                    char (*keys)[KEY_MAX_LEN + 1], size_t max)
+{
+    size_t n = 0;
+
+    if (!h->nsets || !atomic_load_explicit(&h->enabled, memory_order_acquire)) {
+        *sets = 0;
+        return 0;
+    }
+    for (; *sets > 0 && max - n >= HOT_WAYS; (*sets)--) {
+        struct hot_set *set = &h->sets[*cursor & (h->nsets - 1)];
+        *cursor = (*cursor + 1) & (h->nsets - 1);
+        pthread_mutex_lock(&set->lock);
+        for (int w = 0; w < HOT_WAYS; w++) {
+            struct hot_entry *e = set->entries[w];
+            if (e && !e->refreshing && now > e->refresh_at && now <= e->stale_at) {
+                e->refreshing = true;
+                memcpy(keys[n], e->data, (size_t)e->keylen + 1);
+                n++;
+            }
+        }
+        pthread_mutex_unlock(&set->lock);
+    }
+    return n;
+}
+
+size_t hotcache_sets(const struct hotcache *h)
+{
+    return h->nsets;
+}
+
+int64_t hotcache_max_age(const struct hotcache *h)
+{
+    return h->max_age;
+}
+
 void hotcache_harvest(struct hotcache *h)
 {
     if (!h->visits_fn)
@@ -303,13 +358,16 @@ void hotcache_harvest(struct hotcache *h)
     for (size_t i = 0; i < h->nsets; i++) {
         struct hot_set *set = &h->sets[i];
         pthread_mutex_lock(&set->lock);
-        for (int w = 0; w < HOT_WAYS; w++) {
+        /* Only the entries that were visited are read: most of a million are not, each
+         * flush, and reading each would cost a cache miss. */
+        for (int w = 0; set->counted && w < HOT_WAYS; w++) {
             struct hot_entry *e = set->entries[w];
-            if (e && e->visits) {
+            if ((set->counted & (1u << w)) && e->visits) {
                 h->visits_fn(h->visits_ctx, e->data, e->keylen, e->visits);
                 e->visits = 0;
             }
         }
+        set->counted = 0;
         pthread_mutex_unlock(&set->lock);
     }
 }

@@ -24,6 +24,10 @@
 /* Woken by the first key queued, the thread waits this long for more: taken one by one, as
  * they come, thousands a second cost a Redis round trip and two context switches each. */
 #define GATHER_MS 50
+/* How often the thread sweeps a slice of the table for entries due (hotcache_due), sized so
+ * that the whole table is swept once in a quarter of the age: an entry is due for half its
+ * age (at least 3/8 of HOT_CACHE_MAX_AGE), so it is found before it goes stale. */
+#define SWEEP_MS 1000
 
 struct hotrefresh {
     struct hotcache *hot;
@@ -38,6 +42,7 @@ struct hotrefresh {
     char (*queue)[KEY_MAX_LEN + 1]; /* under lock */
     char (*batch)[KEY_MAX_LEN + 1]; /* the thread's */
     const char *names[BATCH];       /* the thread's: into batch */
+    size_t cursor;                  /* the thread's: the next set to sweep */
     uint64_t epoch;                 /* the thread's: read before the batch's MGET */
     int64_t now;                    /* the thread's */
     atomic_ullong refreshed;
@@ -74,16 +79,48 @@ static void refresh(struct hotrefresh *r, size_t n)
             hotcache_forget(r->hot, r->names[i], strlen(r->names[i]));
 }
 
+/* One SWEEP_MS slice of the table: its entries due, read again batch by batch. */
+static void sweep(struct hotrefresh *r)
+{
+    size_t nsets = hotcache_sets(r->hot);
+    long long period_ms = (long long)hotcache_max_age(r->hot) * 1000 / 4;
+    size_t sets =
+        period_ms <= SWEEP_MS
+            ? nsets
+            : (size_t)(((unsigned long long)nsets * SWEEP_MS + (unsigned long long)period_ms - 1) /
+                       (unsigned long long)period_ms);
+
+    while (sets > 0) {
+        size_t n = hotcache_due(r->hot, deadline_now_s_up(), &r->cursor, &sets, r->batch, BATCH);
+        if (n)
+            refresh(r, n);
+    }
+}
+
 static void *refresh_main(void *arg)
 {
     struct hotrefresh *r = arg;
+    long long next_sweep = deadline_now_ms() + SWEEP_MS;
 
     pthread_mutex_lock(&r->lock);
     for (;;) {
-        while (!r->count && !r->stopping)
-            pthread_cond_wait(&r->nonempty, &r->lock);
+        long long now = deadline_now_ms();
+        /* Asked-for keys do not hold the sweep up, nor the sweep them for long. */
+        while (!r->count && !r->stopping && now < next_sweep) {
+            struct timespec until;
+            deadline_after(CLOCK_REALTIME, (int)(next_sweep - now), &until);
+            pthread_cond_timedwait(&r->nonempty, &r->lock, &until);
+            now = deadline_now_ms();
+        }
         if (r->stopping)
             break;
+        if (now >= next_sweep) {
+            pthread_mutex_unlock(&r->lock);
+            sweep(r);
+            pthread_mutex_lock(&r->lock);
+            next_sweep = now + SWEEP_MS;
+            continue;
+        }
         if (r->count < BATCH) {
             struct timespec until;
             deadline_after(CLOCK_REALTIME, GATHER_MS, &until);

@@ -262,6 +262,42 @@ def test_stale_entries_are_read_again_in_the_background(hstack, clients):
         assert srv.stop() is None
 
 
+def test_entries_nobody_requests_are_kept_fresh(hstack, clients):
+    """A link requested less often than HOT_CACHE_MAX_AGE is still answered from memory: the
+    refresh thread sweeps the table and reads every entry in the second half of its age again
+    from Redis, asked for or not. One whose Redis entry is gone is forgotten by the sweep, and
+    its next request is looked up as usual."""
+    a, _ = clients
+    srv = hstack.start_shortener(HOT_CACHE_MAX_AGE=3)
+    try:
+        wait_hot(srv, True)
+        b = stk.Client(srv)
+        keys = [a.create_ok(f"https://example.com/hot/swept/{i}")["key"] for i in range(2)]
+        for key in keys:
+            for _ in range(2):
+                assert b.resolve(key).status_code == 301
+        kept, dropped = keys
+        assert redis_cli(hstack, "DEL", f"u:{dropped}") == "1"
+        tiers = lambda: {t: metric(srv, "shortener_redirects_total", f'{{result="{t}"}}')
+                         for t in ("hot_hit", "cache_hit", "db_hit")}
+        refreshed = metric(srv, "shortener_hot_cache_refreshes_total")
+        # Two ages and more without a request: stale twice over, but read again meanwhile.
+        time.sleep(7)
+        assert metric(srv, "shortener_hot_cache_refreshes_total") >= refreshed + 2
+        before = tiers()
+        r = b.resolve(kept)
+        assert r.status_code == 301
+        assert r.headers["Location"] == "https://example.com/hot/swept/0"
+        after = tiers()
+        assert after["hot_hit"] == before["hot_hit"] + 1, (before, after)
+        assert (after["cache_hit"], after["db_hit"]) == (before["cache_hit"], before["db_hit"])
+        # The dropped one was forgotten, not served: PostgreSQL answers it.
+        assert b.resolve(dropped).status_code == 301
+        assert tiers()["db_hit"] == after["db_hit"] + 1
+    finally:
+        assert srv.stop() is None
+
+
 def test_hot_cache_can_be_turned_off(hstack):
     srv = hstack.start_shortener(HOT_CACHE_ENTRIES=0)
     try:

@@ -317,6 +317,69 @@ static void test_refreshed_or_forgotten(void **state)
     hotcache_free(h);
 }
 
+static int cmp_keys(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* The sweep finds every entry in the second half of its age, once, and none before or after,
+ * in slices that together cover the table. */
+static void test_sweep_finds_the_due(void **state)
+{
+    struct hotcache *h = hotcache_new(64, 8, count_visit, NULL); /* due NOW+4, stale NOW+8 */
+    char keys[HOT_WAYS * 4][KEY_MAX_LEN + 1];
+    char url[64];
+    int64_t exp;
+    int status;
+    size_t cursor = 0, sets;
+    (void)state;
+
+    sets = 1;
+    assert_int_equal(hotcache_due(h, NOW + 5, &cursor, &sets, keys, HOT_WAYS * 4), 0);
+    assert_int_equal(sets, 0); /* disabled: nothing to look at */
+    hotcache_set_enabled(h, true);
+    size_t nsets = hotcache_sets(h);
+    assert_true(nsets >= 2);
+    hotcache_put(h, hotcache_epoch(h), "a", 1, "https://e.com/a", 0, 0, NOW);
+    hotcache_put(h, hotcache_epoch(h), "b", 1, "https://e.com/b", 0, 0, NOW);
+    hotcache_put(h, hotcache_epoch(h), "c", 1, "https://e.com/c", 0, 0, NOW);
+    hotcache_put(h, hotcache_epoch(h), "late", 4, "https://e.com/l", 0, 0, NOW + 3);
+    /* Not yet due. */
+    sets = nsets;
+    assert_int_equal(hotcache_due(h, NOW + 2, &cursor, &sets, keys, HOT_WAYS * 4), 0);
+    assert_int_equal(cursor, 0);
+    /* Too little room for a set's worth: nothing looked at. */
+    sets = nsets;
+    assert_int_equal(hotcache_due(h, NOW + 5, &cursor, &sets, keys, HOT_WAYS - 1), 0);
+    assert_int_equal(sets, nsets);
+    /* Slices of one set each add up to the whole table; the entry cached later is not due. */
+    size_t n = 0;
+    for (size_t i = 0; i < nsets; i++) {
+        sets = 1;
+        n += hotcache_due(h, NOW + 5, &cursor, &sets, keys + n, HOT_WAYS * 4 - n);
+        assert_int_equal(sets, 0);
+    }
+    assert_int_equal(cursor, 0);
+    assert_int_equal(n, 3);
+    qsort(keys, n, sizeof(keys[0]), cmp_keys);
+    assert_string_equal(keys[0], "a");
+    assert_string_equal(keys[1], "b");
+    assert_string_equal(keys[2], "c");
+    /* Once found, neither the next sweep nor a hit asks for it again. */
+    sets = nsets;
+    assert_int_equal(hotcache_due(h, NOW + 6, &cursor, &sets, keys, HOT_WAYS * 4), 0);
+    assert_int_equal(hotcache_get(h, "a", 1, url, sizeof(url), &exp, &status, NOW + 6, false), 0);
+    /* Read again, it is trusted anew; past its age, a stale entry is not due but gone. */
+    hotcache_put(h, hotcache_epoch(h), "a", 1, "https://e.com/a", 0, 0, NOW + 6);
+    sets = nsets;
+    assert_int_equal(hotcache_due(h, NOW + 9, &cursor, &sets, keys, HOT_WAYS * 4), 1);
+    assert_string_equal(keys[0], "late");
+    sets = nsets;
+    assert_int_equal(hotcache_due(h, NOW + 11, &cursor, &sets, keys, HOT_WAYS * 4), 1);
+    assert_string_equal(keys[0], "a");
+    hotcache_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +392,7 @@ int main(void)
         cmocka_unit_test(test_visits_are_handed_on),
         cmocka_unit_test(test_paused_keeps_its_entries),
         cmocka_unit_test(test_refreshed_or_forgotten),
+        cmocka_unit_test(test_sweep_finds_the_due),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
