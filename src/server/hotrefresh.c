@@ -1,4 +1,5 @@
-/* The thread that reads stale hot cache entries again from Redis, and its queue of keys. */
+/* The thread that reads hot cache entries again from Redis before they go stale: the keys
+ * that hits queue, and those a sweep of the table finds. */
 #include "hotrefresh.h"
 
 #include <errno.h>
