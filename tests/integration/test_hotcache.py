@@ -4,6 +4,7 @@ second, and while that channel is down (Redis stopped or frozen) the hot cache i
 emptied unless Redis answers again within seconds), so it can never serve a link deleted
 meanwhile."""
 
+import contextlib
 import re
 import signal
 import time
@@ -212,30 +213,43 @@ def redis_cli(st, *args):
                           capture_output=True, text=True, timeout=60).stdout.strip()
 
 
+def tiers_of(srv):
+    return {t: metric(srv, "shortener_redirects_total", f'{{result="{t}"}}')
+            for t in ("hot_hit", "cache_hit", "db_hit")}
+
+
+@contextlib.contextmanager
+def aging_server(hstack, client, age, path):
+    """A server whose hot cache trusts an entry age seconds, and two links created by client,
+    each requested twice through it (so held in its hot cache): (server, its client, keys)."""
+    srv = hstack.start_shortener(HOT_CACHE_MAX_AGE=age)
+    try:
+        wait_hot(srv, True)
+        b = stk.Client(srv)
+        keys = [client.create_ok(f"https://example.com/hot/{path}/{i}")["key"]
+                for i in range(2)]
+        for key in keys:
+            for _ in range(2):
+                assert b.resolve(key).status_code == 301
+        yield srv, b, keys
+    finally:
+        assert srv.stop() is None
+
+
 def test_stale_entries_are_read_again_in_the_background(hstack, clients):
     """Past HOT_CACHE_MAX_AGE a link is still answered from memory while one thread reads it
     again from Redis: a change that was never announced (here, its entry rewritten in Redis
     by hand) shows within the age and a moment, and no request waits for Redis meanwhile.
     An entry Redis no longer has is forgotten and looked up as usual."""
-    a, _ = clients
-    srv = hstack.start_shortener(HOT_CACHE_MAX_AGE=2)
-    try:
-        wait_hot(srv, True)
-        b = stk.Client(srv)
-        keys = [a.create_ok(f"https://example.com/hot/aging/{i}")["key"] for i in range(2)]
-        for key in keys:
-            for _ in range(2):
-                assert b.resolve(key).status_code == 301
+    with aging_server(hstack, clients[0], 2, "aging") as (srv, b, keys):
         changed, dropped = keys
         entry = redis_cli(hstack, "GET", f"u:{changed}")
         head = entry.split("\n")[0]
         assert redis_cli(hstack, "SET", f"u:{changed}",
                          head + "\nhttps://example.com/hot/aging/rewritten", "KEEPTTL") == "OK"
         assert redis_cli(hstack, "DEL", f"u:{dropped}") == "1"
-        tiers = lambda: {t: metric(srv, "shortener_redirects_total", f'{{result="{t}"}}')
-                         for t in ("hot_hit", "cache_hit", "db_hit")}
         refreshed = metric(srv, "shortener_hot_cache_refreshes_total")
-        before = tiers()
+        before = tiers_of(srv)
         seen, n = [], 0
         deadline = time.monotonic() + 6
         while time.monotonic() < deadline:
@@ -248,7 +262,7 @@ def test_stale_entries_are_read_again_in_the_background(hstack, clients):
             time.sleep(0.05)
         assert seen[-1] == "https://example.com/hot/aging/rewritten", seen[-3:]
         assert seen[0] == "https://example.com/hot/aging/0"
-        after = tiers()
+        after = tiers_of(srv)
         assert after["hot_hit"] - before["hot_hit"] == n, (before, after)
         assert after["cache_hit"] == before["cache_hit"], "a request waited for Redis"
         assert metric(srv, "shortener_hot_cache_refreshes_total") > refreshed
@@ -256,10 +270,8 @@ def test_stale_entries_are_read_again_in_the_background(hstack, clients):
         # lookup finds it in PostgreSQL (and fills Redis and the cache again).
         wait_until("the dropped entry to be forgotten",
                    lambda: b.resolve(dropped).status_code == 301
-                   and tiers()["db_hit"] > after["db_hit"], 10, interval=0.1)
+                   and tiers_of(srv)["db_hit"] > after["db_hit"], 10, interval=0.1)
         assert redis_cli(hstack, "EXISTS", f"u:{dropped}") == "1"
-    finally:
-        assert srv.stop() is None
 
 
 def test_entries_nobody_requests_are_kept_fresh(hstack, clients):
@@ -267,35 +279,23 @@ def test_entries_nobody_requests_are_kept_fresh(hstack, clients):
     refresh thread sweeps the table and reads every entry in the second half of its age again
     from Redis, asked for or not. One whose Redis entry is gone is forgotten by the sweep, and
     its next request is looked up as usual."""
-    a, _ = clients
-    srv = hstack.start_shortener(HOT_CACHE_MAX_AGE=3)
-    try:
-        wait_hot(srv, True)
-        b = stk.Client(srv)
-        keys = [a.create_ok(f"https://example.com/hot/swept/{i}")["key"] for i in range(2)]
-        for key in keys:
-            for _ in range(2):
-                assert b.resolve(key).status_code == 301
+    with aging_server(hstack, clients[0], 3, "swept") as (srv, b, keys):
         kept, dropped = keys
         assert redis_cli(hstack, "DEL", f"u:{dropped}") == "1"
-        tiers = lambda: {t: metric(srv, "shortener_redirects_total", f'{{result="{t}"}}')
-                         for t in ("hot_hit", "cache_hit", "db_hit")}
         refreshed = metric(srv, "shortener_hot_cache_refreshes_total")
         # Two ages and more without a request: stale twice over, but read again meanwhile.
         time.sleep(7)
         assert metric(srv, "shortener_hot_cache_refreshes_total") >= refreshed + 2
-        before = tiers()
+        before = tiers_of(srv)
         r = b.resolve(kept)
         assert r.status_code == 301
         assert r.headers["Location"] == "https://example.com/hot/swept/0"
-        after = tiers()
+        after = tiers_of(srv)
         assert after["hot_hit"] == before["hot_hit"] + 1, (before, after)
         assert (after["cache_hit"], after["db_hit"]) == (before["cache_hit"], before["db_hit"])
         # The dropped one was forgotten, not served: PostgreSQL answers it.
         assert b.resolve(dropped).status_code == 301
-        assert tiers()["db_hit"] == after["db_hit"] + 1
-    finally:
-        assert srv.stop() is None
+        assert tiers_of(srv)["db_hit"] == after["db_hit"] + 1
 
 
 def test_hot_cache_can_be_turned_off(hstack):
