@@ -7,8 +7,8 @@
  *   (hotcache_get() answered HOTCACHE_REFRESH), answered from the entry meanwhile;
  * - every other entry in the second half of its age, found by sweeping the whole table once
  *   in a quarter of HOT_CACHE_MAX_AGE. Read again only when requested, a link requested less
- *   often than its age (under skewed traffic, a tenth of all requests) cost its next request
- *   a Redis round trip of its own. An entry is kept fresh this way for as long as Redis holds
+ *   often than its age (most links of skewed traffic) cost its next request a Redis round
+ *   trip of its own. An entry is kept fresh this way for as long as Redis holds
  *   its link (CACHE_TTL from the fill), at one pipelined key per entry per half age. */
 #ifndef SHORTENER_HOTREFRESH_H
 #define SHORTENER_HOTREFRESH_H
