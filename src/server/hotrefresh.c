@@ -84,12 +84,8 @@ static void refresh(struct hotrefresh *r, size_t n)
 static void sweep(struct hotrefresh *r)
 {
     size_t nsets = hotcache_sets(r->hot);
-    long long period_ms = (long long)hotcache_max_age(r->hot) * 1000 / 4;
-    size_t sets =
-        period_ms <= SWEEP_MS
-            ? nsets
-            : (size_t)(((unsigned long long)nsets * SWEEP_MS + (unsigned long long)period_ms - 1) /
-                       (unsigned long long)period_ms);
+    size_t period_ms = (size_t)hotcache_max_age(r->hot) * 1000 / 4;
+    size_t sets = period_ms <= SWEEP_MS ? nsets : (nsets * SWEEP_MS + period_ms - 1) / period_ms;
 
     while (sets > 0) {
         size_t n = hotcache_due(r->hot, deadline_now_s_up(), &r->cursor, &sets, r->batch, BATCH);

@@ -12,6 +12,7 @@ import time
 import pytest
 
 import stack as stk
+from linkutil import redirects_by_tier
 from stack import assert_problem, wait_until
 
 
@@ -215,11 +216,6 @@ def redis_cli(st, *args):
                           capture_output=True, text=True, timeout=60).stdout.strip()
 
 
-def tiers_of(srv):
-    return {t: metric(srv, "shortener_redirects_total", f'{{result="{t}"}}')
-            for t in ("hot_hit", "cache_hit", "db_hit")}
-
-
 @contextlib.contextmanager
 def aging_server(hstack, client, age, path):
     """A server whose hot cache trusts an entry age seconds, and two links created by client,
@@ -251,7 +247,7 @@ def test_stale_entries_are_read_again_in_the_background(hstack, clients):
                          head + "\nhttps://example.com/hot/aging/rewritten", "KEEPTTL") == "OK"
         assert redis_cli(hstack, "DEL", f"u:{dropped}") == "1"
         refreshed = metric(srv, "shortener_hot_cache_refreshes_total")
-        before = tiers_of(srv)
+        before = redirects_by_tier(srv)
         seen, n = [], 0
         deadline = time.monotonic() + 6
         while time.monotonic() < deadline:
@@ -264,7 +260,7 @@ def test_stale_entries_are_read_again_in_the_background(hstack, clients):
             time.sleep(0.05)
         assert seen[-1] == "https://example.com/hot/aging/rewritten", seen[-3:]
         assert seen[0] == "https://example.com/hot/aging/0"
-        after = tiers_of(srv)
+        after = redirects_by_tier(srv)
         assert after["hot_hit"] - before["hot_hit"] == n, (before, after)
         assert after["cache_hit"] == before["cache_hit"], "a request waited for Redis"
         assert metric(srv, "shortener_hot_cache_refreshes_total") > refreshed
@@ -272,7 +268,7 @@ def test_stale_entries_are_read_again_in_the_background(hstack, clients):
         # lookup finds it in PostgreSQL (and fills Redis and the cache again).
         wait_until("the dropped entry to be forgotten",
                    lambda: b.resolve(dropped).status_code == 301
-                   and tiers_of(srv)["db_hit"] > after["db_hit"], 10, interval=0.1)
+                   and redirects_by_tier(srv)["db_hit"] > after["db_hit"], 10, interval=0.1)
         assert redis_cli(hstack, "EXISTS", f"u:{dropped}") == "1"
 
 
@@ -288,16 +284,16 @@ def test_entries_nobody_requests_are_kept_fresh(hstack, clients):
         # Two ages and more without a request: stale twice over, but read again meanwhile.
         time.sleep(7)
         assert metric(srv, "shortener_hot_cache_refreshes_total") >= refreshed + 2
-        before = tiers_of(srv)
+        before = redirects_by_tier(srv)
         r = b.resolve(kept)
         assert r.status_code == 301
         assert r.headers["Location"] == "https://example.com/hot/swept/0"
-        after = tiers_of(srv)
+        after = redirects_by_tier(srv)
         assert after["hot_hit"] == before["hot_hit"] + 1, (before, after)
         assert (after["cache_hit"], after["db_hit"]) == (before["cache_hit"], before["db_hit"])
         # The dropped one was forgotten, not served: PostgreSQL answers it.
         assert b.resolve(dropped).status_code == 301
-        assert tiers_of(srv)["db_hit"] == after["db_hit"] + 1
+        assert redirects_by_tier(srv)["db_hit"] == after["db_hit"] + 1
 
 
 def test_hot_cache_can_be_turned_off(hstack):

@@ -2,13 +2,13 @@
 IPv4 clients are plain IPv4 addresses whichever socket they came in on (rate-limit buckets,
 trusted proxies), and an IPv6 /64 is one client for the per-address budgets."""
 
-import re
 import socket
 import subprocess
 
 import pytest
 
 import stack as stk
+from linkutil import wait_hot_cache_on
 
 GOOD = "https://example.com/ipv6"
 
@@ -68,10 +68,7 @@ def test_ipv4_client_has_one_bucket_whichever_socket(stack, extra_server):
     # /readyz answers 200 before a new server trusts Redis (its first resync); until then each
     # limits by itself, so the shared budget is only shared from then on.
     for srv in (v4, v6):
-        stk.wait_until("Redis to be trusted", lambda: re.search(
-            r"^shortener_hot_cache_enabled 1$",
-            stk.Client(srv).request("GET", "/metrics", auth=False).text, re.M), 10,
-            interval=0.05)
+        wait_hot_cache_on(srv)
     for i in range(5):
         srv = v4 if i % 2 else v6
         assert get("127.0.0.1", srv.port, f"/nokey{i}fam", source="127.0.0.6") == 404
