@@ -53,4 +53,7 @@ void invalidation_stop(struct invalidation *inv);
 /* True while subscribed. */
 bool invalidation_subscribed(struct invalidation *inv);
 
+/* True once Redis has been made consistent (trusted) since start, whatever happened since. */
+bool invalidation_synced(struct invalidation *inv);
+
 #endif

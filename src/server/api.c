@@ -16,6 +16,7 @@
 #include "hotcache.h"
 #include "hotrefresh.h"
 #include "http.h"
+#include "invalidation.h"
 #include "latency.h"
 #include "keys_client.h"
 #include "links.h"
@@ -52,6 +53,15 @@ static unsigned readyz_check(struct http_request *r)
     if (cache_ping(w->cache) < 0) {
         failed |= 2;
         log_warn("readyz: redis: %s", cache_error(w->cache));
+    }
+    /* A new server distrusts Redis until its first resync (invalidation.h): meanwhile every
+     * redirect goes to PostgreSQL and each server limits rates by itself, so it is not ready
+     * yet. Only the first: a later distrust (an outage, a failover) comes to every server at
+     * once, and taking them all out of the balancer would turn slower into down. While
+     * PostgreSQL is away no resync can run, and PostgreSQL alone is named. */
+    if (!failed && !invalidation_synced(r->srv->invalidation)) {
+        failed |= 2;
+        log_warn("readyz: redis: not yet made consistent since start");
     }
     if ((rc = keys_client_ping(r->srv->keys)) < 0) {
         failed |= 4;

@@ -41,6 +41,7 @@ struct invalidation {
     pthread_t thread;
     atomic_bool stopping;
     atomic_bool subscribed;
+    atomic_bool synced; /* a resync has completed since start */
     bool down_logged;
     struct redis *redis; /* the resync's writes */
     char (*keys)[KEY_MAX_LEN + 1];
@@ -319,6 +320,7 @@ static void *listener_main(void *arg)
         }
         hotcache_set_enabled(inv->cfg.hot, true);
         atomic_store(&inv->subscribed, true);
+        atomic_store(&inv->synced, true);
         if (inv->down_logged)
             log_info("redis: subscribed to deletions again; hot cache on");
         inv->down_logged = false;
@@ -346,6 +348,7 @@ struct invalidation *invalidation_start(const struct invalidation_config *cfg)
     inv->cfg = *cfg;
     atomic_init(&inv->stopping, false);
     atomic_init(&inv->subscribed, false);
+    atomic_init(&inv->synced, false);
     inv->redis = redis_new(cfg->target);
     inv->keys = calloc(RESYNC_BATCH, sizeof(*inv->keys));
     if (!inv->redis || !inv->keys || pthread_create(&inv->thread, NULL, listener_main, inv) != 0)
@@ -376,4 +379,9 @@ void invalidation_stop(struct invalidation *inv)
 bool invalidation_subscribed(struct invalidation *inv)
 {
     return inv && atomic_load(&inv->subscribed);
+}
+
+bool invalidation_synced(struct invalidation *inv)
+{
+    return inv && atomic_load(&inv->synced);
 }

@@ -452,6 +452,15 @@ class Redis:
             "--daemonize", "no", "--dir", str(root)],
             base_env(), root, root / "redis.log", checked=False)
 
+    def cli(self, *args, timeout=60):
+        """redis-cli's answer to one command, stripped."""
+        res = subprocess.run(["redis-cli", "-s", str(self.sock), *map(str, args)],
+                             env=base_env(), stdin=subprocess.DEVNULL, capture_output=True,
+                             text=True, timeout=timeout)
+        if res.returncode != 0:
+            raise RuntimeError(f"redis-cli {args}: {res.stderr}")
+        return res.stdout.strip()
+
     def ping(self):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(1)

@@ -155,13 +155,6 @@ def redirects_checked(st, prefix, skip=()):
     assert not bad, f"{len(bad)} wrong redirects during cleanup, e.g. {bad[:5]}"
 
 
-def redis_cli(st, *args):
-    res = subprocess.run(["redis-cli", "-s", str(st.redis.sock), *map(str, args)],
-                         capture_output=True, text=True, timeout=30, env=stk.base_env())
-    assert res.returncode == 0, res.stderr
-    return res.stdout.strip()
-
-
 # ---------------------------------------------------------------------------- the work
 
 
@@ -171,14 +164,14 @@ def test_cleanup_removes_exactly_the_expired_in_batches(cst, owner):
     # An entry that should never exist (no cache entry outlives its link), so that only the
     # cleanup's eviction can remove it.
     stale = "cae7"
-    redis_cli(cst, "SET", f"u:{stale}", f"{int(time.time()) + 86400}\nhttps://example.com/{stale}",
-              "EX", 3600)
+    cst.redis.cli("SET", f"u:{stale}", f"{int(time.time()) + 86400}\nhttps://example.com/{stale}",
+                  "EX", 3600)
 
     res = cst.ctl("cleanup", "--dry-run")
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == f"cleanup: {EXPIRED} expired links would be deleted (dry run)"
     assert counts(cst, "ca") == (EXPIRED, LIVE), "the dry run deleted something"
-    assert redis_cli(cst, "EXISTS", f"u:{stale}") == "1"
+    assert cst.redis.cli("EXISTS", f"u:{stale}") == "1"
 
     with redirects_checked(cst, "ca", skip=[stale]):
         res = cst.ctl("cleanup", "--batch", 5000)
@@ -190,7 +183,7 @@ def test_cleanup_removes_exactly_the_expired_in_batches(cst, owner):
     assert rest == "", res.stdout
     assert counts(cst, "ca") == (0, LIVE)
     assert expired_total(cst) == 0
-    assert redis_cli(cst, "EXISTS", f"u:{stale}") == "0", "the cache entry was not evicted"
+    assert cst.redis.cli("EXISTS", f"u:{stale}") == "0", "the cache entry was not evicted"
     # The registry keeps every key, cleaned up or not.
     assert cst.psql("SELECT count(*) FROM link_keys WHERE key LIKE 'ca%'") == str(EXPIRED + LIVE)
 

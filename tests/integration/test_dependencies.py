@@ -9,6 +9,7 @@ import pytest
 import requests
 
 import stack as stk
+from linkutil import metric
 from stack import assert_problem, parse_time, wait_until
 
 RECOVERY = 20  # seconds a dependency's return may take to be noticed (bounded polls)
@@ -64,6 +65,36 @@ def test_readyz_ok_with_everything_up(dclient):
     r = readyz(dclient)
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "ok"
+
+
+def test_a_new_server_is_ready_once_it_trusts_redis(dstack, dclient):
+    # A new server distrusts Redis until it has marked again every link changed lately
+    # (invalidation.h): meanwhile it serves every redirect from PostgreSQL and limits rates by
+    # itself, so a balancer must not send it traffic yet. A deletion in the journal gives the
+    # resync a write to make, and a write pause holds it there while PING still answers.
+    made = dclient.create_ok("https://example.com/deleted-before-a-new-server")
+    assert dclient.delete(made["key"]).status_code == 204
+    assert dstack.redis.cli("CLIENT", "PAUSE", 30000, "WRITE") == "OK"
+    late = None
+    try:
+        late = dstack.start_shortener(wait_ready=False)
+        c = stk.Client(late)
+        wait_until("/readyz from the new server", lambda: status_of(lambda: readyz(c)) == 503,
+                   15)
+        for _ in range(5):
+            body = assert_problem(readyz(c), 503)
+            assert body["detail"] == "not ready: redis unavailable", body
+            assert metric(late, "shortener_hot_cache_enabled") == 0
+            time.sleep(0.3)
+        assert dstack.redis.cli("CLIENT", "UNPAUSE") == "OK"
+        wait_until("/readyz 200 once the resync is done",
+                   lambda: readyz(c).status_code == 200, RECOVERY, interval=0.1)
+        assert metric(late, "shortener_hot_cache_enabled") == 1
+        assert_problem(c.resolve(made["key"]), 404)
+    finally:
+        dstack.redis.cli("CLIENT", "UNPAUSE")
+        if late:
+            late.stop()
 
 
 def test_redis_stopped_and_restarted(dstack, dclient):

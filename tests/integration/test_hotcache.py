@@ -210,12 +210,6 @@ def test_redis_stalled_for_long_empties_the_hot_cache(hstack, clients):
     wait_hot(hstack.other, True, timeout=10)
 
 
-def redis_cli(st, *args):
-    import subprocess
-    return subprocess.run(["redis-cli", "-s", str(st.redis.sock), *map(str, args)],
-                          capture_output=True, text=True, timeout=60).stdout.strip()
-
-
 @contextlib.contextmanager
 def aging_server(hstack, client, age, path):
     """A server whose hot cache trusts an entry age seconds, and two links created by client,
@@ -241,11 +235,12 @@ def test_stale_entries_are_read_again_in_the_background(hstack, clients):
     An entry Redis no longer has is forgotten and looked up as usual."""
     with aging_server(hstack, clients[0], 2, "aging") as (srv, b, keys):
         changed, dropped = keys
-        entry = redis_cli(hstack, "GET", f"u:{changed}")
+        entry = hstack.redis.cli("GET", f"u:{changed}")
         head = entry.split("\n")[0]
-        assert redis_cli(hstack, "SET", f"u:{changed}",
-                         head + "\nhttps://example.com/hot/aging/rewritten", "KEEPTTL") == "OK"
-        assert redis_cli(hstack, "DEL", f"u:{dropped}") == "1"
+        assert hstack.redis.cli("SET", f"u:{changed}",
+                                head + "\nhttps://example.com/hot/aging/rewritten",
+                                "KEEPTTL") == "OK"
+        assert hstack.redis.cli("DEL", f"u:{dropped}") == "1"
         refreshed = metric(srv, "shortener_hot_cache_refreshes_total")
         before = redirects_by_tier(srv)
         seen, n = [], 0
@@ -269,7 +264,7 @@ def test_stale_entries_are_read_again_in_the_background(hstack, clients):
         wait_until("the dropped entry to be forgotten",
                    lambda: b.resolve(dropped).status_code == 301
                    and redirects_by_tier(srv)["db_hit"] > after["db_hit"], 10, interval=0.1)
-        assert redis_cli(hstack, "EXISTS", f"u:{dropped}") == "1"
+        assert hstack.redis.cli("EXISTS", f"u:{dropped}") == "1"
 
 
 def test_entries_nobody_requests_are_kept_fresh(hstack, clients):
@@ -279,7 +274,7 @@ def test_entries_nobody_requests_are_kept_fresh(hstack, clients):
     its next request is looked up as usual."""
     with aging_server(hstack, clients[0], 3, "swept") as (srv, b, keys):
         kept, dropped = keys
-        assert redis_cli(hstack, "DEL", f"u:{dropped}") == "1"
+        assert hstack.redis.cli("DEL", f"u:{dropped}") == "1"
         refreshed = metric(srv, "shortener_hot_cache_refreshes_total")
         # Two ages and more without a request: stale twice over, but read again meanwhile.
         time.sleep(7)

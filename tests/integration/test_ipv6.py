@@ -8,7 +8,6 @@ import subprocess
 import pytest
 
 import stack as stk
-from linkutil import wait_hot_cache_on
 
 GOOD = "https://example.com/ipv6"
 
@@ -65,10 +64,6 @@ def test_ipv4_client_has_one_bucket_whichever_socket(stack, extra_server):
     # as ::ffff:127.0.0.6). Misses from 127.0.0.6 on both spend one budget of 5.
     v4 = extra_server(LISTEN_ADDRESS="127.0.0.1", MISS_RATE="5/min", REQUEST_TIMEOUT=11)
     v6 = extra_server(LISTEN_ADDRESS="::", MISS_RATE="5/min", REQUEST_TIMEOUT=11)
-    # /readyz answers 200 before a new server trusts Redis (its first resync); until then each
-    # limits by itself, so the shared budget is only shared from then on.
-    for srv in (v4, v6):
-        wait_hot_cache_on(srv)
     for i in range(5):
         srv = v4 if i % 2 else v6
         assert get("127.0.0.1", srv.port, f"/nokey{i}fam", source="127.0.0.6") == 404

@@ -54,12 +54,6 @@ def in_threads(fn, items):
     return failures
 
 
-def redis_cli(st, *args):
-    import subprocess
-    return subprocess.run(["redis-cli", "-s", str(st.redis.sock), *map(str, args)],
-                          capture_output=True, text=True, timeout=60).stdout.strip()
-
-
 def resolves(srv, status):
     def check(s, key):
         r = s.get(srv.url("/" + key), allow_redirects=False, timeout=stk.HTTP_TIMEOUT)
@@ -78,8 +72,8 @@ def run_outage(st, kill_deleter):
     # Every link in Redis (through s1) and in s2's hot cache.
     assert not in_threads(resolves(s1, 301), doomed + kept)
     assert not in_threads(resolves(s2, 301), doomed + kept)
-    assert int(redis_cli(st, "EXISTS", *[f"u:{k}" for k in doomed[:100]])) == 100
-    assert redis_cli(st, "SAVE") == "OK"
+    assert int(st.redis.cli("EXISTS", *[f"u:{k}" for k in doomed[:100]])) == 100
+    assert st.redis.cli("SAVE") == "OK"
     st.redis.stop()
 
     def delete(s, key):
