@@ -388,31 +388,87 @@ enum http_step http_redirect(struct http_request *r, unsigned status, const char
     return http_send(r, status, NULL, "", 0, headers);
 }
 
+static bool wants_html(struct http_request *r)
+{
+    const char *accept = http_header(r, "Accept");
+    return accept && strstr(accept, "text/html");
+}
+
+/* The page a browser gets when a short link it followed cannot take it anywhere: the heading
+ * and text (plain, no markup) say why. retry_after: a Retry-After value, or NULL. Never kept
+ * by a cache, and varying by Accept, as the other answer is the problem. HTTP_GO_ON when the
+ * page could not be made (the caller sends the problem instead). */
+static enum http_step link_page(struct http_request *r, unsigned status, const char *heading,
+                                const char *text, const char *retry_after)
+{
+    const char *headers[PWFORM_HTML_FIELDS * 2 + 5] = {"Vary", "Accept"};
+    size_t n = 2 + PWFORM_HTML_FIELDS * 2;
+    char page[1024];
+    int len = snprintf(
+        page, sizeof(page),
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        "<meta name=\"color-scheme\" content=\"light dark\">"
+        "<title>%s</title><link rel=\"icon\" href=\"data:,\">"
+        "<link rel=\"stylesheet\" href=\"%s\"></head>\n<body class=\"plain\">"
+        "<header class=\"top\"><a class=\"brand\" href=\"/\">shortener</a></header>"
+        "<main><section class=\"card\"><h1>%s</h1>\n"
+        "<p>%s</p><p><a href=\"/\">Make a short link</a></p></section></main></body></html>\n",
+        heading, web_css_href, heading, text);
+
+    if (len < 0 || (size_t)len >= sizeof(page))
+        return HTTP_GO_ON;
+    memcpy(headers + 2, pwform_html_headers, sizeof(pwform_html_headers));
+    if (retry_after) {
+        headers[n++] = "Retry-After";
+        headers[n++] = retry_after;
+    }
+    headers[n] = NULL;
+    return http_send(r, status, "text/html; charset=utf-8", page, (size_t)len, headers);
+}
+
 /* The page for browsers, the problem for everyone else: either answer depends on Accept, and
  * neither may be kept, as the key may be made (an alias) a moment later. */
 enum http_step http_link_not_found(struct http_request *r)
 {
-    const char *accept = http_header(r, "Accept");
     static const char *const json_headers[] = {"Cache-Control", "no-store", "Vary", "Accept", NULL};
 
-    if (accept && strstr(accept, "text/html")) {
-        const char *html_headers[PWFORM_HTML_FIELDS * 2 + 3] = {"Vary", "Accept"};
-        char page[1024];
-        int n =
-            snprintf(page, sizeof(page),
-                     "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-                     "<meta name=\"color-scheme\" content=\"light dark\">"
-                     "<title>Link not found</title><link rel=\"icon\" href=\"data:,\">"
-                     "<link rel=\"stylesheet\" href=\"%s\"></head>\n<body class=\"plain\">"
-                     "<header class=\"top\"><a class=\"brand\" href=\"/\">shortener</a></header>"
-                     "<main><section class=\"card\"><h1>Link not found</h1>\n"
-                     "<p>This short link does not exist, has expired or was deleted.</p>"
-                     "<p><a href=\"/\">Make a short link</a></p></section></main></body></html>\n",
-                     web_css_href);
-        memcpy(html_headers + 2, pwform_html_headers, sizeof(pwform_html_headers));
-        if (n > 0 && (size_t)n < sizeof(page))
-            return http_send(r, 404, "text/html; charset=utf-8", page, (size_t)n, html_headers);
+    if (wants_html(r)) {
+        enum http_step step =
+            link_page(r, 404, "Link not found",
+                      "This short link does not exist, has expired or was deleted.", NULL);
+        if (step != HTTP_GO_ON)
+            return step;
     }
     return send_problem(r, 404, "not-found", "no link with this key", json_headers);
+}
+
+enum http_step http_link_unavailable(struct http_request *r, const char *what)
+{
+    if (wants_html(r)) {
+        enum http_step step = link_page(
+            r, 503, "Try again in a moment",
+            "This short link cannot be followed just now. Please try again shortly.", "1");
+        if (step != HTTP_GO_ON)
+            return step;
+    }
+    return http_unavailable(r, what);
+}
+
+enum http_step http_link_limited(struct http_request *r, const char *detail)
+{
+    char seconds[24], text[160];
+
+    if (wants_html(r)) {
+        long long retry = (long long)ratelimit_retry_after(&r->rl_result);
+        snprintf(seconds, sizeof(seconds), "%lld", retry);
+        snprintf(text, sizeof(text),
+                 "This address has asked for too many links that do not exist. Please try again "
+                 "in %lld s.",
+                 retry);
+        enum http_step step = link_page(r, 429, "Too many requests", text, seconds);
+        if (step != HTTP_GO_ON)
+            return step;
+    }
+    return http_problem(r, 429, "rate-limited", "%s", detail);
 }

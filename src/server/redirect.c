@@ -84,10 +84,12 @@ static enum http_step unknown_key(struct http_request *r)
             r->rl_policy = s->miss_policy;
             r->ratelimited = true;
             metrics_inc(&s->metrics.ratelimited);
-            return http_problem(r, 429, "rate-limited",
-                                "too many look-ups of links that do not exist from this address; "
-                                "retry in %lld s",
-                                (long long)ratelimit_retry_after(&r->rl_result));
+            char detail[128];
+            snprintf(detail, sizeof(detail),
+                     "too many look-ups of links that do not exist from this address; retry in "
+                     "%lld s",
+                     (long long)ratelimit_retry_after(&r->rl_result));
+            return http_link_limited(r, detail);
         }
     }
     /* Counted per day, for "what do people mistype?" (analytics.h). */
@@ -130,7 +132,7 @@ static enum http_step take_visit(struct http_request *r, struct hop *h)
             return http_link_not_found(r);
         if (drc < 0) {
             metrics_inc(&s->metrics.db_errors);
-            return http_unavailable(r, "the database");
+            return http_link_unavailable(r, "the database");
         }
         free(row.url);
         h->durable = row.visits;
@@ -143,7 +145,7 @@ static enum http_step take_visit(struct http_request *r, struct hop *h)
         return http_link_not_found(r);
     /* Without Redis, an exact count cannot be kept: refuse rather than exceed (visitlimit.h). */
     metrics_inc(&s->metrics.cache_errors);
-    return http_unavailable(r, "the visit counter");
+    return http_link_unavailable(r, "the visit counter");
 }
 
 /* Answers the redirect of a live link under its rules. */
@@ -279,7 +281,7 @@ static enum http_step lookup(struct http_request *r, const char *key, size_t len
     }
     if (rc < 0) {
         metrics_inc(&s->metrics.db_errors);
-        return http_unavailable(r, "the database");
+        return http_link_unavailable(r, "the database");
     }
     h.url = row.url;
     h.rules = link_rules_of(&row.a);
@@ -380,7 +382,7 @@ enum http_step redirect_unlock(struct http_request *r, const char *key, size_t l
         return http_link_not_found(r);
     if (rc < 0) {
         metrics_inc(&r->srv->metrics.db_errors);
-        return http_unavailable(r, "the database");
+        return http_link_unavailable(r, "the database");
     }
     if (request_body_type(http_header(r, "Content-Type")) != BODY_FORM ||
         request_parse_create(BODY_FORM, r->body, r->body_len, &u->form, err, sizeof(err)) < 0 ||

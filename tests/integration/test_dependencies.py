@@ -169,6 +169,11 @@ def test_postgres_stopped_and_restarted(dstack, dclient, dkey):
         assert r.headers["Location"] == cached["url"]
         # Everything that needs the database answers 503 with Retry-After, quickly.
         assert_problem(dclient.resolve(uncached["key"]), 503)
+        # A browser that followed the link gets a page, and is told when to come back.
+        r = dclient.resolve(uncached["key"], headers={"Accept": "text/html"})
+        assert r.status_code == 503 and r.headers["Content-Type"].startswith("text/html")
+        assert r.headers["Retry-After"] == "1" and "try again shortly" in r.text
+        assert "no-store" in r.headers["Cache-Control"] and "Accept" in r.headers["Vary"]
         assert_problem(dclient.create("https://example.com/during-pg-stop"), 503)
         assert_problem(dclient.create("https://example.com/during-pg-stop",
                                       alias="pgdown-alias"), 503)

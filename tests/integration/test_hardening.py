@@ -91,6 +91,30 @@ def test_unknown_keys_limited_existing_links_not(proxied, api_key):
     assert c.request("GET", "/nokey6x", auth=False, headers=other).status_code == 404
 
 
+def test_unknown_keys_limited_a_page_for_browsers(proxied):
+    # A person who mistyped links too often gets a page saying when to come back; a program
+    # gets the problem. Both depend on Accept, and neither may be kept.
+    c = stk.Client(proxied)
+    html = {"X-Forwarded-For": "198.51.100.32",
+            "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    for i in range(5):
+        r = c.request("GET", f"/nokey{i}h", auth=False, headers=html)
+        assert r.status_code == 404 and r.headers["Content-Type"].startswith("text/html")
+    r = c.request("GET", "/nokey5h", auth=False, headers=html)
+    assert r.status_code == 429, r.text
+    assert r.headers["Content-Type"] == "text/html; charset=utf-8", r.headers
+    retry = int(r.headers["Retry-After"])
+    assert retry >= 1
+    assert f"try again in {retry} s" in r.text and "<h1>Too many requests</h1>" in r.text
+    assert "no-store" in r.headers["Cache-Control"] and "Accept" in r.headers["Vary"]
+    assert "default-src 'none'" in r.headers["Content-Security-Policy"]
+    assert "RateLimit" in r.headers and "RateLimit-Policy" in r.headers, r.headers
+    r = c.request("GET", "/nokey6h", auth=False,
+                  headers={**html, "Accept": "application/json"})
+    assert "do not exist" in assert_problem(r, 429)["detail"]
+    assert int(r.headers["Retry-After"]) >= 1
+
+
 def test_proxy_itself_is_not_limited(proxied):
     # The balancer's own requests (no X-Forwarded-For: health checks, say) are not a client.
     for i in range(12):
