@@ -60,7 +60,21 @@ struct metrics {
     atomic_ullong connections_timed_out; /* a request not whole by its deadline */
 };
 
-void metrics_count_status(struct metrics *m, unsigned status);
+/* The counters every request moves, one set per request thread (struct worker): shared, each
+ * was a cache line both threads wrote on every request. /metrics adds them to the shared
+ * ones (metrics_snapshot(), metrics_add_shard()). */
+struct metrics_shard {
+    atomic_ullong responses[MS_COUNT];
+    atomic_ullong redirects[MR_COUNT];
+};
+
+void metrics_count_status(struct metrics_shard *sh, unsigned status);
+
+/* out: what m holds now (relaxed loads, each counter a moment's value). */
+void metrics_snapshot(const struct metrics *m, struct metrics *out);
+
+/* Adds a shard's counts to out (a snapshot: no other thread writes it). */
+void metrics_add_shard(struct metrics *out, const struct metrics_shard *sh);
 
 static inline void metrics_inc(atomic_ullong *c)
 {

@@ -84,7 +84,11 @@ struct worker {
     struct store *replica; /* DATABASE_READ_URL's, for redirect look-ups; NULL without one */
     struct redis *redis;   /* rate limits, and the cache's connection */
     struct cache *cache;
-    struct latency latency; /* written by this thread only; summed by /metrics */
+    /* Written by this thread only (summed by /metrics), on cache lines of its own: every
+     * request thread reads the lines above of every worker (server_worker()). */
+    _Alignas(64) struct metrics_shard metrics;
+    uint64_t requests; /* answered so far: request ids */
+    struct latency latency;
 };
 
 struct server {
@@ -117,7 +121,6 @@ struct server {
     bool workers_lock_ready;
     struct worker *workers;
     unsigned nworkers;
-    atomic_uint_fast64_t next_request_id;
     /* /readyz's last check (api.c): when, and which dependencies failed (a bit each). */
     pthread_mutex_t readyz_lock;
     bool readyz_lock_ready;

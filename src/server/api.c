@@ -117,13 +117,17 @@ static enum http_step handle_metrics(struct http_request *r)
     /* Each worker's histograms are written by that worker alone: summed here, a moment's
      * counts at most behind. */
     struct latency total = {0};
-    for (unsigned i = 0; i < s->nworkers; i++)
+    struct metrics sum;
+    metrics_snapshot(&s->metrics, &sum);
+    for (unsigned i = 0; i < s->nworkers; i++) {
         latency_add(&total, &s->workers[i].latency);
+        metrics_add_shard(&sum, &s->workers[i].metrics);
+    }
     enum { METRICS_BUF = 64 * 1024 };
     char *buf = malloc(METRICS_BUF);
     if (!buf)
         return http_problem(r, 500, "internal", "out of memory");
-    int len = metrics_render(&s->metrics, &g, buf, METRICS_BUF);
+    int len = metrics_render(&sum, &g, buf, METRICS_BUF);
     int hlen = len < 0 ? len : latency_render(&total, buf + len, METRICS_BUF - (size_t)len);
     enum http_step step = hlen < 0
                               ? http_problem(r, 500, "internal", "metrics do not fit their buffer")

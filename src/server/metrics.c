@@ -108,14 +108,37 @@ static const struct metric metrics_table[] = {
      COUNTED(connections_timed_out)},
 };
 
-void metrics_count_status(struct metrics *m, unsigned status)
+void metrics_count_status(struct metrics_shard *sh, unsigned status)
 {
     for (int i = 0; i < MS_OTHER; i++)
         if (status_codes[i] == status) {
-            metrics_inc(&m->responses[i]);
+            metrics_inc(&sh->responses[i]);
             return;
         }
-    metrics_inc(&m->responses[MS_OTHER]);
+    metrics_inc(&sh->responses[MS_OTHER]);
+}
+
+/* struct metrics is counters only, so it is copied as an array of them. */
+_Static_assert(sizeof(struct metrics) % sizeof(atomic_ullong) == 0,
+               "struct metrics: counters only");
+
+void metrics_snapshot(const struct metrics *m, struct metrics *out)
+{
+    const atomic_ullong *from = (const atomic_ullong *)(const void *)m;
+    atomic_ullong *to = (atomic_ullong *)(void *)out;
+
+    for (size_t i = 0; i < sizeof(*m) / sizeof(*from); i++)
+        atomic_init(&to[i], atomic_load_explicit(&from[i], memory_order_relaxed));
+}
+
+void metrics_add_shard(struct metrics *out, const struct metrics_shard *sh)
+{
+    for (int i = 0; i < MS_COUNT; i++)
+        metrics_add(&out->responses[i],
+                    atomic_load_explicit(&sh->responses[i], memory_order_relaxed));
+    for (int i = 0; i < MR_COUNT; i++)
+        metrics_add(&out->redirects[i],
+                    atomic_load_explicit(&sh->redirects[i], memory_order_relaxed));
 }
 
 struct out {

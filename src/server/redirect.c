@@ -158,7 +158,7 @@ static enum http_step respond(struct http_request *r, struct hop *h)
     long long max_age;
     int status;
 
-    metrics_inc(&s->metrics.redirects[h->where]);
+    metrics_inc(&r->worker->metrics.redirects[h->where]);
     r->redirect_tier = h->where == MR_HOT_HIT     ? LT_HOT
                        : h->where == MR_CACHE_HIT ? LT_REDIS
                                                   : LT_DB;
@@ -252,7 +252,7 @@ static enum http_step lookup(struct http_request *r, const char *key, size_t len
     epoch = hotcache_epoch(s->hot);
     rc = cache_get(w->cache, key, url, sizeof(url), &h.rules);
     if (rc == CACHE_NEGATIVE) {
-        metrics_inc(&s->metrics.redirects[MR_CACHE_NEGATIVE]);
+        metrics_inc(&r->worker->metrics.redirects[MR_CACHE_NEGATIVE]);
         r->redirect_tier = LT_REDIS;
         return unknown_key(r);
     }
@@ -274,7 +274,7 @@ static enum http_step lookup(struct http_request *r, const char *key, size_t len
     bool replica = w->replica && rc == -ENOENT && replica_row(r, key, &row) == 0;
     rc = replica ? 0 : store_lookup_redirect(w->store, key, &row);
     if (rc == -ENOENT) {
-        metrics_inc(&s->metrics.redirects[MR_DB_MISS]);
+        metrics_inc(&r->worker->metrics.redirects[MR_DB_MISS]);
         r->redirect_tier = LT_DB;
         cache_fill_negative(w->cache, key, s->cfg.negative_ttl);
         return unknown_key(r);
@@ -305,7 +305,7 @@ static enum http_step lookup(struct http_request *r, const char *key, size_t len
 enum http_step redirect_handle(struct http_request *r, const char *key, size_t len)
 {
     if (!request_is_key(key, len)) {
-        metrics_inc(&r->srv->metrics.redirects[MR_INVALID]);
+        metrics_inc(&r->worker->metrics.redirects[MR_INVALID]);
         return http_link_not_found(r);
     }
     return lookup(r, key, len, false);

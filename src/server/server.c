@@ -180,7 +180,8 @@ static enum MHD_Result answer(struct server *s, struct http_request *r)
     r->worker = server_worker(s);
     if (!r->worker)
         return MHD_NO;
-    r->id = atomic_fetch_add_explicit(&s->next_request_id, 1, memory_order_relaxed);
+    /* Unique across threads without a counter they share. */
+    r->id = ++r->worker->requests * s->nworkers + (uint64_t)(r->worker - s->workers);
     r->suspended = false;
     if (api_handle(r) == HTTP_BROKEN)
         return MHD_NO;
@@ -194,7 +195,7 @@ static enum MHD_Result answer(struct server *s, struct http_request *r)
         return MHD_YES; /* answered when resumed */
     if (!r->answered)
         return MHD_NO;
-    metrics_count_status(&s->metrics, r->status);
+    metrics_count_status(&r->worker->metrics, r->status);
     log_debug("request %llu: %s %s -> %u", (unsigned long long)r->id, r->method, r->path,
               r->status);
     return MHD_YES;
@@ -217,7 +218,7 @@ static enum MHD_Result refuse_too_large(struct server *s, struct http_request *r
     connguard_request_received(guard_of(conn));
     if (api_refuse_too_large(r) == HTTP_BROKEN)
         return MHD_NO;
-    metrics_count_status(&s->metrics, r->status);
+    metrics_count_status(&r->worker->metrics, r->status);
     return MHD_YES;
 }
 
@@ -247,7 +248,7 @@ static enum MHD_Result refuse_early(struct server *s, struct http_request *r,
     if (step == HTTP_BROKEN)
         return MHD_NO;
     connguard_request_received(guard_of(conn));
-    metrics_count_status(&s->metrics, r->status);
+    metrics_count_status(&r->worker->metrics, r->status);
     return MHD_YES;
 }
 
@@ -471,8 +472,6 @@ int server_init(struct server *s)
 {
     const struct server_config *c = &s->cfg;
 
-    atomic_init(&s->next_request_id, 1);
-
     if (pthread_mutex_init(&s->workers_lock, NULL) != 0)
         return -ENOMEM;
     s->workers_lock_ready = true;
@@ -488,9 +487,10 @@ int server_init(struct server *s)
     if (!s->auth)
         return -ENOMEM;
     s->nworkers = (unsigned)c->threads;
-    s->workers = calloc(s->nworkers, sizeof(*s->workers));
+    s->workers = aligned_alloc(_Alignof(struct worker), s->nworkers * sizeof(*s->workers));
     if (!s->workers)
         return -ENOMEM;
+    memset(s->workers, 0, s->nworkers * sizeof(*s->workers));
     for (unsigned i = 0; i < s->nworkers; i++) {
         s->workers[i].store = store_new(c->database_url, "shortener");
         s->workers[i].redis = redis_new(&s->redis_target);

@@ -187,19 +187,55 @@ static void test_small_buffer_is_refused(void **state)
 
 static void test_status_counting(void **state)
 {
-    static struct metrics m;
+    static struct metrics_shard sh;
     (void)state;
 
-    memset(&m, 0, sizeof(m));
-    metrics_count_status(&m, 200);
-    metrics_count_status(&m, 503);
-    metrics_count_status(&m, 503);
-    metrics_count_status(&m, 302);
-    metrics_count_status(&m, 0);
-    assert_int_equal(atomic_load(&m.responses[MS_200]), 1);
-    assert_int_equal(atomic_load(&m.responses[MS_503]), 2);
-    assert_int_equal(atomic_load(&m.responses[MS_OTHER]), 2);
-    assert_int_equal(atomic_load(&m.responses[MS_404]), 0);
+    memset(&sh, 0, sizeof(sh));
+    metrics_count_status(&sh, 200);
+    metrics_count_status(&sh, 503);
+    metrics_count_status(&sh, 503);
+    metrics_count_status(&sh, 302);
+    metrics_count_status(&sh, 0);
+    assert_int_equal(atomic_load(&sh.responses[MS_200]), 1);
+    assert_int_equal(atomic_load(&sh.responses[MS_503]), 2);
+    assert_int_equal(atomic_load(&sh.responses[MS_OTHER]), 2);
+    assert_int_equal(atomic_load(&sh.responses[MS_404]), 0);
+}
+
+/* What /metrics shows: the shared counters with every request thread's shard added. */
+static void test_shards_add_up(void **state)
+{
+    static struct metrics m, sum;
+    static struct metrics_shard a, b;
+    struct metrics_gauges g;
+    (void)state;
+
+    fill(&m, &g);
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    metrics_count_status(&a, 301);
+    metrics_count_status(&b, 301);
+    metrics_count_status(&b, 404);
+    metrics_inc(&a.redirects[MR_HOT_HIT]);
+    metrics_add(&b.redirects[MR_HOT_HIT], 5);
+    metrics_inc(&b.redirects[MR_INVALID]);
+    metrics_snapshot(&m, &sum);
+    metrics_add_shard(&sum, &a);
+    metrics_add_shard(&sum, &b);
+    assert_int_equal(atomic_load(&sum.responses[MS_301]), atomic_load(&m.responses[MS_301]) + 2);
+    assert_int_equal(atomic_load(&sum.responses[MS_404]), atomic_load(&m.responses[MS_404]) + 1);
+    assert_int_equal(atomic_load(&sum.responses[MS_200]), atomic_load(&m.responses[MS_200]));
+    assert_int_equal(atomic_load(&sum.redirects[MR_HOT_HIT]),
+                     atomic_load(&m.redirects[MR_HOT_HIT]) + 6);
+    assert_int_equal(atomic_load(&sum.redirects[MR_INVALID]),
+                     atomic_load(&m.redirects[MR_INVALID]) + 1);
+    /* Every other counter is copied as it was, the last one included. */
+    assert_int_equal(atomic_load(&sum.links_created), atomic_load(&m.links_created));
+    assert_int_equal(atomic_load(&sum.connections_timed_out),
+                     atomic_load(&m.connections_timed_out));
+    assert_int_equal(atomic_load(&sum.unknown_key_visits), 203);
+    /* The snapshot left the shared counters alone. */
+    assert_int_equal(atomic_load(&m.redirects[MR_HOT_HIT]), 16);
 }
 
 int main(void)
@@ -208,6 +244,7 @@ int main(void)
         cmocka_unit_test(test_exposition_text),
         cmocka_unit_test(test_small_buffer_is_refused),
         cmocka_unit_test(test_status_counting),
+        cmocka_unit_test(test_shards_add_up),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
