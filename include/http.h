@@ -168,9 +168,10 @@ enum http_step http_redirect(struct http_request *r, unsigned status, const char
 enum http_step http_link_not_found(struct http_request *r);
 
 /* A short link that cannot be followed now (what: as http_unavailable()), or refused because
- * the caller's address looked up too many unknown keys (r->rl_result holds the limit's state;
- * detail: the problem's): a page for browsers, the problem for everyone else, as above. */
+ * the caller's address looked up too many unknown keys (r->rl_result holds the limit's state,
+ * which says when to come back): a page for browsers, the problem for everyone else, as
+ * above. */
 enum http_step http_link_unavailable(struct http_request *r, const char *what);
-enum http_step http_link_limited(struct http_request *r, const char *detail);
+enum http_step http_link_limited(struct http_request *r);
 
 #endif

@@ -42,6 +42,8 @@ enum metric_status { METRICS_STATUSES(METRICS_STATUS_ENUM_) MS_OTHER, MS_COUNT }
 enum metric_redirect { METRICS_REDIRECTS(METRICS_REDIRECT_ENUM_) MR_COUNT };
 
 struct metrics {
+    /* Counted in the request threads' shards (struct metrics_shard): here only in the sum
+     * /metrics renders. */
     atomic_ullong responses[MS_COUNT];
     atomic_ullong redirects[MR_COUNT];
     atomic_ullong links_created;

@@ -388,22 +388,20 @@ enum http_step http_redirect(struct http_request *r, unsigned status, const char
     return http_send(r, status, NULL, "", 0, headers);
 }
 
-static bool wants_html(struct http_request *r)
-{
-    const char *accept = http_header(r, "Accept");
-    return accept && strstr(accept, "text/html");
-}
-
 /* The page a browser gets when a short link it followed cannot take it anywhere: the heading
  * and text (plain, no markup) say why. retry_after: a Retry-After value, or NULL. Never kept
  * by a cache, and varying by Accept, as the other answer is the problem. HTTP_GO_ON when the
- * page could not be made (the caller sends the problem instead). */
+ * client does not take HTML or the page could not be made: the caller sends the problem. */
 static enum http_step link_page(struct http_request *r, unsigned status, const char *heading,
                                 const char *text, const char *retry_after)
 {
+    const char *accept = http_header(r, "Accept");
     const char *headers[PWFORM_HTML_FIELDS * 2 + 5] = {"Vary", "Accept"};
     size_t n = 2 + PWFORM_HTML_FIELDS * 2;
     char page[1024];
+
+    if (!accept || !strstr(accept, "text/html"))
+        return HTTP_GO_ON;
     int len = snprintf(
         page, sizeof(page),
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -432,43 +430,39 @@ static enum http_step link_page(struct http_request *r, unsigned status, const c
 enum http_step http_link_not_found(struct http_request *r)
 {
     static const char *const json_headers[] = {"Cache-Control", "no-store", "Vary", "Accept", NULL};
+    enum http_step step =
+        link_page(r, 404, "Link not found",
+                  "This short link does not exist, has expired or was deleted.", NULL);
 
-    if (wants_html(r)) {
-        enum http_step step =
-            link_page(r, 404, "Link not found",
-                      "This short link does not exist, has expired or was deleted.", NULL);
-        if (step != HTTP_GO_ON)
-            return step;
-    }
-    return send_problem(r, 404, "not-found", "no link with this key", json_headers);
+    return step != HTTP_GO_ON
+               ? step
+               : send_problem(r, 404, "not-found", "no link with this key", json_headers);
 }
 
 enum http_step http_link_unavailable(struct http_request *r, const char *what)
 {
-    if (wants_html(r)) {
-        enum http_step step = link_page(
-            r, 503, "Try again in a moment",
-            "This short link cannot be followed just now. Please try again shortly.", "1");
-        if (step != HTTP_GO_ON)
-            return step;
-    }
-    return http_unavailable(r, what);
+    enum http_step step =
+        link_page(r, 503, "Try again in a moment",
+                  "This short link cannot be followed just now. Please try again shortly.", "1");
+
+    return step != HTTP_GO_ON ? step : http_unavailable(r, what);
 }
 
-enum http_step http_link_limited(struct http_request *r, const char *detail)
+enum http_step http_link_limited(struct http_request *r)
 {
+    long long retry = (long long)ratelimit_retry_after(&r->rl_result);
     char seconds[24], text[160];
 
-    if (wants_html(r)) {
-        long long retry = (long long)ratelimit_retry_after(&r->rl_result);
-        snprintf(seconds, sizeof(seconds), "%lld", retry);
-        snprintf(text, sizeof(text),
-                 "This address has asked for too many links that do not exist. Please try again "
-                 "in %lld s.",
-                 retry);
-        enum http_step step = link_page(r, 429, "Too many requests", text, seconds);
-        if (step != HTTP_GO_ON)
-            return step;
-    }
-    return http_problem(r, 429, "rate-limited", "%s", detail);
+    snprintf(seconds, sizeof(seconds), "%lld", retry);
+    snprintf(text, sizeof(text),
+             "This address has asked for too many links that do not exist. Please try again in "
+             "%lld s.",
+             retry);
+    enum http_step step = link_page(r, 429, "Too many requests", text, seconds);
+    return step != HTTP_GO_ON
+               ? step
+               : http_problem(r, 429, "rate-limited",
+                              "too many look-ups of links that do not exist from this address; "
+                              "retry in %lld s",
+                              retry);
 }

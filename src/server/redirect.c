@@ -84,12 +84,7 @@ static enum http_step unknown_key(struct http_request *r)
             r->rl_policy = s->miss_policy;
             r->ratelimited = true;
             metrics_inc(&s->metrics.ratelimited);
-            char detail[128];
-            snprintf(detail, sizeof(detail),
-                     "too many look-ups of links that do not exist from this address; retry in "
-                     "%lld s",
-                     (long long)ratelimit_retry_after(&r->rl_result));
-            return http_link_limited(r, detail);
+            return http_link_limited(r);
         }
     }
     /* Counted per day, for "what do people mistype?" (analytics.h). */

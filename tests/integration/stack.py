@@ -440,6 +440,17 @@ class Replica(Postgres):
 # ---------------------------------------------------------------------------- Redis
 
 
+def redis_cli(where, args, timeout, name):
+    """redis-cli's raw answer to one command (args) on the Redis at where (its flags),
+    stripped; RuntimeError naming name when it fails."""
+    res = subprocess.run(["redis-cli", *where, "--raw", *map(str, args)], env=base_env(),
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                         timeout=timeout)
+    if res.returncode != 0:
+        raise RuntimeError(f"redis-cli {args} on {name}: {res.stderr}")
+    return res.stdout.strip()
+
+
 class Redis:
     def __init__(self, root):
         self.root = root
@@ -454,12 +465,7 @@ class Redis:
 
     def cli(self, *args, timeout=60):
         """redis-cli's answer to one command, stripped."""
-        res = subprocess.run(["redis-cli", "-s", str(self.sock), *map(str, args)],
-                             env=base_env(), stdin=subprocess.DEVNULL, capture_output=True,
-                             text=True, timeout=timeout)
-        if res.returncode != 0:
-            raise RuntimeError(f"redis-cli {args}: {res.stderr}")
-        return res.stdout.strip()
+        return redis_cli(["-s", str(self.sock)], args, timeout, "redis")
 
     def ping(self):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -497,13 +503,8 @@ class RedisNode:
         self.proc = Proc(name, argv, base_env(), root, root / f"{name}.log", checked=False)
 
     def cli(self, *args, timeout=10):
-        """redis-cli's raw answer to one command, stripped."""
-        res = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), "--raw",
-                              *map(str, args)], env=base_env(), stdin=subprocess.DEVNULL,
-                             capture_output=True, text=True, timeout=timeout)
-        if res.returncode != 0:
-            raise RuntimeError(f"redis-cli {args} on {self.name}: {res.stderr}")
-        return res.stdout.strip()
+        """redis-cli's answer to one command, stripped."""
+        return redis_cli(["-h", "127.0.0.1", "-p", str(self.port)], args, timeout, self.name)
 
     def start(self):
         self.proc.start()
