@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bgthread.h"
 #include "deadline.h"
 #include "keyperm.h"
 #include "keycounter.h"
@@ -146,10 +147,10 @@ static void *refill_main(void *arg)
 
 int refill_start(struct kgs *k)
 {
-    int rc = pthread_create(&k->refill, NULL, refill_main, k);
-    if (rc != 0) {
-        log_error("cannot start the refill thread: %s", strerror(rc));
-        return -rc;
+    int rc = bgthread_start(&k->refill, "refill", refill_main, k);
+    if (rc < 0) {
+        log_error("cannot start the refill thread: %s", strerror(-rc));
+        return rc;
     }
     k->refill_started = true;
     return 0;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bgthread.h"
 #include "cache.h"
 #include "log.h"
 #include "redis.h"
@@ -97,7 +98,7 @@ struct admission *admission_start(struct ratelimit *rl, const struct redis_targe
     if (!a->redis)
         goto fail;
     cache_pending_attach(pending, a->redis);
-    if (pthread_create(&a->thread, NULL, admission_main, a) != 0) {
+    if (bgthread_start(&a->thread, "admission", admission_main, a) < 0) {
         log_error("cannot start the admission thread");
         goto fail;
     }

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "bgthread.h"
 #include "deadline.h"
 #include "keyhash.h"
 #include "keyspace.h"
@@ -861,13 +862,13 @@ static void *analytics_thread(void *arg)
 
 int analytics_start(struct analytics *a)
 {
-    int rc = pthread_create(&a->writer, NULL, writer_thread, a);
-    if (rc != 0)
-        return -rc;
+    int rc = bgthread_start(&a->writer, "analytics-write", writer_thread, a);
+    if (rc < 0)
+        return rc;
     a->writer_started = true;
-    rc = pthread_create(&a->thread, NULL, analytics_thread, a);
-    if (rc != 0)
-        return -rc;
+    rc = bgthread_start(&a->thread, "analytics", analytics_thread, a);
+    if (rc < 0)
+        return rc;
     a->started = true;
     return 0;
 }

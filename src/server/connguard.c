@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "bgthread.h"
 #include "deadline.h"
 #include "keyhash.h"
 #include "log.h"
@@ -237,9 +238,9 @@ static void *sweep(void *arg)
 
 int connguard_start(struct connguard *g)
 {
-    int rc = pthread_create(&g->thread, NULL, sweep, g);
-    if (rc != 0)
-        return -rc;
+    int rc = bgthread_start(&g->thread, "connguard", sweep, g);
+    if (rc < 0)
+        return rc;
     g->started = true;
     return 0;
 }

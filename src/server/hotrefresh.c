@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bgthread.h"
 #include "cache.h"
 #include "deadline.h"
 #include "hotcache.h"
@@ -159,7 +160,7 @@ struct hotrefresh *hotrefresh_start(struct hotcache *hot, const struct redis_tar
     r->cache = r->redis ? cache_new(r->redis, pending) : NULL;
     if (!r->queue || !r->batch || !r->cache)
         goto fail;
-    if (pthread_create(&r->thread, NULL, refresh_main, r) != 0) {
+    if (bgthread_start(&r->thread, "hot-refresh", refresh_main, r) < 0) {
         log_error("cannot start the hot cache refresh thread");
         goto fail;
     }

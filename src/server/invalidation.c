@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bgthread.h"
 #include "cache.h"
 #include "deadline.h"
 #include "hotcache.h"
@@ -351,7 +352,8 @@ struct invalidation *invalidation_start(const struct invalidation_config *cfg)
     atomic_init(&inv->synced, false);
     inv->redis = redis_new(cfg->target);
     inv->keys = calloc(RESYNC_BATCH, sizeof(*inv->keys));
-    if (!inv->redis || !inv->keys || pthread_create(&inv->thread, NULL, listener_main, inv) != 0)
+    if (!inv->redis || !inv->keys ||
+        bgthread_start(&inv->thread, "invalidation", listener_main, inv) < 0)
         goto fail;
     return inv;
 fail:

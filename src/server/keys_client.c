@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base62.h"
+#include "bgthread.h"
 #include "deadline.h"
 #include "keyspace.h"
 #include "kgs_proto.h"
@@ -252,7 +253,7 @@ struct keys_client *keys_client_new(const char *sockets, unsigned batch)
     pthread_condattr_destroy(&attr);
     if (!kc->wanted_ready || !kc->arrived_ready)
         goto fail;
-    kc->started = pthread_create(&kc->thread, NULL, refill_main, kc) == 0;
+    kc->started = bgthread_start(&kc->thread, "kgs-refill", refill_main, kc) == 0;
     if (!kc->started)
         goto fail;
     return kc;

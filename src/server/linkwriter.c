@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bgthread.h"
 #include "cache.h"
 #include "log.h"
 #include "redis.h"
@@ -109,7 +110,8 @@ struct linkwriter *linkwriter_start(const char *conninfo, const struct redis_tar
             goto fail;
     }
     for (unsigned i = 0; i < nwriters; i++) {
-        if (pthread_create(&lw->writers[i].thread, NULL, writer_main, &lw->writers[i]) != 0) {
+        if (bgthread_start(&lw->writers[i].thread, "link-writer", writer_main, &lw->writers[i]) <
+            0) {
             log_error("cannot start a link writer thread");
             goto fail;
         }

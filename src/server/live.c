@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bgthread.h"
 #include "caller.h"
 #include "clientip.h"
 #include "container_of.h"
@@ -943,9 +944,9 @@ struct live *live_new(const struct redis_target *target, const struct live_confi
 
 int live_start(struct live *l)
 {
-    int rc = pthread_create(&l->thread, NULL, live_main, l);
-    if (rc != 0)
-        return -rc;
+    int rc = bgthread_start(&l->thread, "live", live_main, l);
+    if (rc < 0)
+        return rc;
     l->started = true;
     return 0;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bgthread.h"
 #include "log.h"
 
 _Static_assert(PWHASH_STR_MAX >= crypto_pwhash_STRBYTES, "room for a crypto_pwhash_str hash");
@@ -62,7 +63,7 @@ struct pwhash *pwhash_start(unsigned nthreads)
         goto fail;
     p->nthreads = nthreads;
     for (; p->started < nthreads; p->started++)
-        if (pthread_create(&p->threads[p->started], NULL, pwhash_main, p) != 0) {
+        if (bgthread_start(&p->threads[p->started], "pwhash", pwhash_main, p) < 0) {
             log_error("cannot start a password hashing thread");
             goto fail;
         }

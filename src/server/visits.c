@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bgthread.h"
 #include "deadline.h"
 #include "keyhash.h"
 #include "keyspace.h"
@@ -302,9 +303,9 @@ static void *flush_thread(void *arg)
 
 int visits_start(struct visits *v)
 {
-    int rc = pthread_create(&v->thread, NULL, flush_thread, v);
-    if (rc != 0)
-        return -rc;
+    int rc = bgthread_start(&v->thread, "visits", flush_thread, v);
+    if (rc < 0)
+        return rc;
     v->started = true;
     return 0;
 }
