@@ -96,7 +96,8 @@ OFFSET = 1234567890123
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 TARGETS = {
-    "cached": "≥ 0.8× nginx; p99 ≤ 2 ms at 64",
+    # 0.8x in the first issue; issue 11 raised it to 0.9x, at 64 and at 256 connections.
+    "cached": "≥ 0.9× nginx; p99 ≤ 2 ms at 64",
     "redis-path": "≥ 0.9× ceiling",
     "uncached": "≥ 0.9× ceiling",
     "create": "≥ 0.8× pgbench",
