@@ -459,13 +459,10 @@ class Bench:
         log(f"wrote {segments} WAL segments for recycling in {time.monotonic() - t0:.1f}s")
 
     def server_env(self, **extra):
-        # Everything else as shipped. VISITS_FLUSH_MS is named because the test stack's
-        # default (200 ms, so that tests see visits at once) is not what ships: how often
-        # visits are written decides how many rows PostgreSQL upserts per second under this
-        # load. At 200 ms a flush held about one visit per link, PostgreSQL wrote nearly a row
-        # per redirect and took a third of a CPU from the redirects (every row before this
-        # setting was measured so). wrk's connections all come from 127.0.0.1: more than one
-        # address may hold.
+        # Everything else as shipped. VISITS_FLUSH_MS is named because the test stack flushes
+        # every 200 ms, and how often visits are written decides how many rows PostgreSQL
+        # upserts per second under this load (tests/bench/README.md). wrk's connections all
+        # come from 127.0.0.1: more than one address may hold. The cluster rows use this too.
         env = {"THREADS": THREADS, "NEGATIVE_TTL": 5, "LOG_LEVEL": "warn",
                "PER_IP_CONNECTIONS": 0, "VISITS_FLUSH_MS": FLUSH_S * 1000}
         env.update(extra)
@@ -1245,8 +1242,7 @@ FROM generate_series(1, {STATS_PROFILES}) p ON CONFLICT DO NOTHING""")
         leases = [st.PortLease() for _ in cl.DEFAULT_PORTS]
         ports = {n: lease.port for n, lease in zip(cl.DEFAULT_PORTS, leases)}
         c = cl.Cluster(self.stack.root / "cluster", ports=ports, bin_dir=st.BIN_DIR)
-        c.extra_shortener_env = {"THREADS": THREADS, "LOG_LEVEL": "warn", "NEGATIVE_TTL": 5,
-                                 "VISITS_FLUSH_MS": FLUSH_S * 1000}
+        c.extra_shortener_env = self.server_env()
         try:
             self._cluster_rows(c, cl)
         finally:
