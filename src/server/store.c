@@ -11,8 +11,9 @@
 
 #include "db.h"
 #include "deadline.h"
-#include "request.h"
 #include "log.h"
+#include "request.h"
+#include "statsrecent.h"
 
 /* Statements run by the server: prepared once per connection, right after it opens. */
 enum stmt {
@@ -37,6 +38,7 @@ enum stmt {
     ST_STATS_LINK,
     ST_STATS_TOP,
     ST_STATS_SERIES,
+    ST_STATS_RECENT,
     ST_COUNT
 };
 
@@ -250,9 +252,9 @@ static const struct {
                                      " WHERE key = $1 AND " LIVE},
     /* $2..$7: first hour, last hour, first whole day, end of the whole days, first whole
      * block, end of the whole blocks (epoch seconds, statsquery.h): blocks, then days outside
-     * them, then hours outside those, and the recent rows of all the hours, not yet rolled
-     * into any of those (ST_STATS_ROLL). Each dimension's 10 largest values (the bot
-     * dimension has two). */
+     * them, then hours outside those. Each dimension's 10 largest values (the bot dimension
+     * has two), and the values $8, $9 (dimensions and values) have recent rows for
+     * (ST_STATS_RECENT), which the server adds to these (statsrecent.h). */
     [ST_STATS_TOP] =
         {"stats_top",
          "SELECT dim, value, n FROM (SELECT dim, value, sum(visits)::bigint AS n,"
@@ -273,12 +275,10 @@ static const struct {
          " UNION ALL SELECT dim, value, visits FROM visit_hours WHERE key = $1"
          " AND dim = ANY('{1,2,3,4,5,6}'::smallint[])"
          " AND hour >= to_timestamp($5::float8) AND hour <= to_timestamp($3::float8)"
-         " UNION ALL SELECT d::smallint, v, visits FROM visit_recent,"
-         " unnest(string_to_array(profile, chr(31))) WITH ORDINALITY AS u(v, d) WHERE key = $1"
-         " AND hour >= to_timestamp($2::float8) AND hour <= to_timestamp($3::float8)"
-         ") r GROUP BY dim, value) x WHERE rank <= 10"},
-    /* The total's rows (dimension 0, one per hour or day) by their time, for the series, and
-     * the recent rows of all the hours (several per hour: stats.c adds them up). */
+         ") r GROUP BY dim, value) x WHERE rank <= 10"
+         " OR (dim, value) IN (SELECT d, v FROM unnest($8::smallint[], $9::text[]) AS f(d, v))"},
+    /* The total's rows (dimension 0, one per hour or day) by their time, for the series (the
+     * recent rows of the hours are added by the server: ST_STATS_RECENT). */
     [ST_STATS_SERIES] =
         {"stats_series",
          "SELECT extract(epoch FROM day)::bigint, visits FROM visit_days"
@@ -289,8 +289,12 @@ static const struct {
          " AND hour >= to_timestamp($2::float8) AND hour < to_timestamp($4::float8)"
          " UNION ALL SELECT extract(epoch FROM hour)::bigint, visits FROM visit_hours"
          " WHERE key = $1 AND dim = 0"
-         " AND hour >= to_timestamp($5::float8) AND hour <= to_timestamp($3::float8)"
-         " UNION ALL SELECT extract(epoch FROM hour)::bigint, visits FROM visit_recent"
+         " AND hour >= to_timestamp($5::float8) AND hour <= to_timestamp($3::float8)"},
+    /* The recent rows of the hours $2..$3 (not yet rolled: ST_STATS_ROLL), one per visitor
+     * profile, for the top lists and the series (statsrecent.h). */
+    [ST_STATS_RECENT] =
+        {"stats_recent",
+         "SELECT extract(epoch FROM hour)::bigint, profile, visits FROM visit_recent"
          " WHERE key = $1"
          " AND hour >= to_timestamp($2::float8) AND hour <= to_timestamp($3::float8)"},
 };
@@ -437,7 +441,8 @@ static int run(struct store *st, enum stmt s, int nparams, const char *const *pa
 {
     bool retry = s == ST_PING || s == ST_LOOKUP || s == ST_LOOKUP_REPLICA || s == ST_CHANGES ||
                  s == ST_GET || s == ST_PASSWORD || s == ST_LIST || s == ST_IDEM_FIND ||
-                 s == ST_STATS_LINK || s == ST_STATS_TOP || s == ST_STATS_SERIES;
+                 s == ST_STATS_LINK || s == ST_STATS_TOP || s == ST_STATS_SERIES ||
+                 s == ST_STATS_RECENT;
     int rc;
 
     if (!retry && st->conn && deadline_now_ms() - st->used_at > WRITE_IDLE_PING_MS) {
@@ -1119,52 +1124,154 @@ int store_stats_link(struct store *st, const char *key, int64_t *owner, bool *pu
     return rc;
 }
 
-int store_stats(struct store *st, const char *key, const int64_t range[6],
-                const int64_t series_range[4], struct stats_result *out)
+/* The recent rows of key's hours range[0]..range[1], summed per dimension value into r; their
+ * visits per hour in *points (heap), *npoints of them. */
+static int stats_recent_rows(struct store *st, const char *key, const int64_t range[2],
+                             struct stats_recent *r, struct stats_point **points, size_t *npoints)
 {
-    char text[10][24];
-    const char *params[7];
+    char text[2][24];
+    const char *params[3] = {key, text[0], text[1]};
     PGresult *res = NULL;
     int rc;
 
-    memset(out, 0, sizeof(*out));
+    *points = NULL;
+    *npoints = 0;
+    snprintf(text[0], sizeof(text[0]), "%" PRId64, range[0]);
+    snprintf(text[1], sizeof(text[1]), "%" PRId64, range[1]);
+    rc = run(st, ST_STATS_RECENT, 3, params, PGRES_TUPLES_OK, &res);
+    if (rc < 0)
+        return rc;
+    int n = PQntuples(res);
+    *points = calloc(n ? (size_t)n : 1, sizeof(**points));
+    if (!*points) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (int row = 0; row < n; row++) {
+        int64_t visits = int_at(res, row, 2);
+        int err =
+            stats_recent_add(r, PQgetvalue(res, row, 1), (size_t)PQgetlength(res, row, 1), visits);
+        if (err == -ENOMEM) {
+            rc = err;
+            goto out;
+        }
+        if (err < 0)
+            log_warn("postgres: a recent stats row of %s has no profile of %d values", key,
+                     STATS_DIMS);
+        (*points)[*npoints].t = int_at(res, row, 0);
+        (*points)[(*npoints)++].visits = visits;
+    }
+out:
+    PQclear(res);
+    return rc;
+}
+
+/* The top lists: the rolled sums (ST_STATS_TOP, which also answers the rolled sums of every
+ * value r has) merged with r's. */
+static int stats_top_lists(struct store *st, const char *key, const int64_t range[6],
+                           const struct stats_recent *r, struct stats_result *out)
+{
+    char text[6][24];
+    const char *params[9];
+    struct array_text dims, values;
+    const char **more_names = NULL;
+    int64_t *more_sums = NULL;
+    PGresult *res = NULL;
+    int rc = -ENOMEM;
+
+    array_begin(&dims);
+    array_begin(&values);
+    for (size_t i = 0; i < stats_recent_count(r); i++) {
+        int dim;
+        const char *v = stats_recent_value(r, i, &dim);
+        array_int(&dims, dim, false);
+        array_text(&values, v);
+    }
     params[0] = key;
     for (int i = 0; i < 6; i++) {
         snprintf(text[i], sizeof(text[i]), "%" PRId64, range[i]);
         params[i + 1] = text[i];
     }
-    rc = run(st, ST_STATS_TOP, 7, params, PGRES_TUPLES_OK, &res);
+    if (!(params[7] = array_end(&dims)) || !(params[8] = array_end(&values)))
+        goto out;
+    rc = run(st, ST_STATS_TOP, 9, params, PGRES_TUPLES_OK, &res);
     if (rc < 0)
-        return rc;
-    for (int row = 0; row < PQntuples(res); row++) {
-        int dim = (int)int_at(res, row, 0);
-        struct stats_top *t;
-        if (dim < 1 || dim > STATS_DIMS)
-            continue;
-        t = &out->top[dim - 1];
-        if (t->n >= STATS_TOP_MAX)
-            continue;
-        snprintf(t->name[t->n], sizeof(t->name[t->n]), "%s", PQgetvalue(res, row, 1));
-        t->visits[t->n++] = int_at(res, row, 2);
+        goto out;
+    /* The rows come in no order that matters: each dimension picks out its own. */
+    size_t nrows = (size_t)PQntuples(res);
+    more_names = malloc((nrows + 1) * sizeof(*more_names));
+    more_sums = malloc((nrows + 1) * sizeof(*more_sums));
+    if (!more_names || !more_sums) {
+        rc = -ENOMEM;
+        goto out;
     }
+    for (int dim = 1; dim <= STATS_DIMS; dim++) {
+        size_t n = 0;
+        for (size_t row = 0; row < nrows; row++) {
+            if (int_at(res, (int)row, 0) != dim)
+                continue;
+            more_names[n] = PQgetvalue(res, (int)row, 1);
+            more_sums[n++] = int_at(res, (int)row, 2);
+        }
+        rc = stats_recent_top(r, dim, more_names, more_sums, n, &out->top[dim - 1]);
+        if (rc < 0)
+            goto out;
+    }
+out:
     PQclear(res);
+    free(more_names);
+    free(more_sums);
+    free(dims.buf);
+    free(values.buf);
+    return rc;
+}
+
+int store_stats(struct store *st, const char *key, const int64_t range[6],
+                const int64_t series_range[4], struct stats_result *out)
+{
+    char text[4][24];
+    const char *params[5];
+    struct stats_recent *recent = stats_recent_new();
+    struct stats_point *recent_points = NULL;
+    size_t nrecent = 0;
+    PGresult *res = NULL;
+    int rc = -ENOMEM;
+
+    memset(out, 0, sizeof(*out));
+    if (!recent)
+        goto out;
+    /* Both ranges start and end at the same hours (statsquery.h): one read serves both. */
+    rc = stats_recent_rows(st, key, range, recent, &recent_points, &nrecent);
+    if (rc < 0)
+        goto out;
+    rc = stats_top_lists(st, key, range, recent, out);
+    if (rc < 0)
+        goto out;
+    params[0] = key;
     for (int i = 0; i < 4; i++) {
-        snprintf(text[6 + i], sizeof(text[6 + i]), "%" PRId64, series_range[i]);
-        params[i + 1] = text[6 + i];
+        snprintf(text[i], sizeof(text[i]), "%" PRId64, series_range[i]);
+        params[i + 1] = text[i];
     }
     rc = run(st, ST_STATS_SERIES, 5, params, PGRES_TUPLES_OK, &res);
     if (rc < 0)
-        return rc;
-    out->npoints = (size_t)PQntuples(res);
-    out->points = calloc(out->npoints ? out->npoints : 1, sizeof(*out->points));
+        goto out;
+    size_t nrolled = (size_t)PQntuples(res);
+    out->points = calloc(nrolled + nrecent + 1, sizeof(*out->points));
     if (!out->points) {
-        PQclear(res);
-        return -ENOMEM;
+        rc = -ENOMEM;
+        goto out;
     }
-    for (size_t row = 0; row < out->npoints; row++) {
+    for (size_t row = 0; row < nrolled; row++) {
         out->points[row].t = int_at(res, (int)row, 0);
         out->points[row].visits = int_at(res, (int)row, 1);
     }
+    /* Several per hour, and beside the hour's rolled row if a flush came after its roll:
+     * stats.c adds up the points of a bucket. */
+    memcpy(out->points + nrolled, recent_points, nrecent * sizeof(*out->points));
+    out->npoints = nrolled + nrecent;
+out:
     PQclear(res);
-    return 0;
+    free(recent_points);
+    stats_recent_free(recent);
+    return rc;
 }

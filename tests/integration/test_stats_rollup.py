@@ -200,6 +200,45 @@ def test_a_row_a_flush_holds_is_skipped_not_waited_for(st, owner):
     rolled_by_a_fresh_server(st, owner, key, "the held hour to be rolled")
 
 
+def test_top_lists_merge_recent_and_rolled_sums_exactly(st, owner):
+    """The server adds the recent rows' visits per value (statsrecent.h) to the rolled sums'
+    top ten: a value ranked 12th by its rolled sums rises to the top, a value only recent rows
+    have enters, one gains a visit, and a tie is broken by the name; the series counts them."""
+    key = owner.create_ok(f"https://example.com/{unique()}")["key"]
+    past = "date_trunc('hour', now()) - interval '3 hours'"
+    # Rolled: referrers r01..r12 with 120, 110, .. 10 visits, one hour.
+    st.psql("INSERT INTO visit_hours (key, dim, hour, value, visits)"
+            f" SELECT '{key}', 2, {past}, 'r' || lpad(g::text, 2, '0'), 130 - 10 * g"
+            " FROM generate_series(1, 12) g"
+            f" UNION ALL SELECT '{key}', 0, {past}, '', 780"
+            f" UNION ALL SELECT '{key}', 1, {past}, 'human', 780")
+    st.psql("INSERT INTO visit_days (key, dim, day, value, visits) SELECT key, dim,"
+            " date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', value, visits"
+            f" FROM visit_hours WHERE key = '{key}'")
+    st.psql("INSERT INTO visit_blocks (key, dim, block, value, visits) SELECT key, dim,"
+            " to_timestamp(floor(extract(epoch FROM hour) / 1382400) * 1382400), value, visits"
+            f" FROM visit_hours WHERE key = '{key}' AND dim > 0")
+
+    def recent(ref, bot, n):
+        return (f"('{key}', date_trunc('hour', now()), array_to_string(ARRAY['{bot}', '{ref}',"
+                f" 'unknown', 'Chrome', 'Windows', 'desktop'], chr(31)), {n})")
+    st.psql("INSERT INTO visit_recent (key, hour, profile, visits) VALUES "
+            + ", ".join([recent("r12", "human", 200), recent("new.example", "human", 105),
+                         recent("r05", "bot", 1), recent("r11", "bot", 0),
+                         recent("R", "human", 50)]))
+    now = int(time.time())
+    for interval in ("day", "hour"):
+        body = stats_ok(owner, key, interval=interval, **{"from": iso(now - 2 * 86400),
+                                                          "to": iso(now)})
+        assert [(e["name"], e["visits"]) for e in body["referrers"]] == [
+            ("r12", 210), ("r01", 120), ("r02", 110), ("new.example", 105), ("r03", 100),
+            ("r04", 90), ("r05", 81), ("r06", 70), ("r07", 60), ("R", 50)]
+        assert (body["total"], body["human"], body["bots"]) == (1136, 1135, 1)
+        assert sum(p["visits"] for p in body["series"]) == 1136
+    # R (recent only) ties with r08 (rolled only) at 50 and goes first: "R" < "r08" bytewise.
+    assert_ranges_match_hours(st, owner, key, ((2 * 86400, 0), (3600, 0)))
+
+
 def test_a_roll_of_many_statements_moves_every_row_once(st, owner):
     """A roll takes its rows in key order, 5,000 a statement, each going on from the last key
     the one before took: every row must be moved exactly once, also those of a link with more
