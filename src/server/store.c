@@ -1174,8 +1174,8 @@ static int stats_top_lists(struct store *st, const char *key, const int64_t rang
     char text[6][24];
     const char *params[9];
     struct array_text dims, values;
-    const char **more_names = NULL;
-    int64_t *more_sums = NULL;
+    const char **names = NULL;
+    int64_t *sums = NULL;
     PGresult *res = NULL;
     int rc = -ENOMEM;
 
@@ -1199,9 +1199,9 @@ static int stats_top_lists(struct store *st, const char *key, const int64_t rang
         goto out;
     /* The rows come in no order that matters: each dimension picks out its own. */
     size_t nrows = (size_t)PQntuples(res);
-    more_names = malloc((nrows + 1) * sizeof(*more_names));
-    more_sums = malloc((nrows + 1) * sizeof(*more_sums));
-    if (!more_names || !more_sums) {
+    names = malloc((nrows + 1) * sizeof(*names));
+    sums = malloc((nrows + 1) * sizeof(*sums));
+    if (!names || !sums) {
         rc = -ENOMEM;
         goto out;
     }
@@ -1210,17 +1210,17 @@ static int stats_top_lists(struct store *st, const char *key, const int64_t rang
         for (size_t row = 0; row < nrows; row++) {
             if (int_at(res, (int)row, 0) != dim)
                 continue;
-            more_names[n] = PQgetvalue(res, (int)row, 1);
-            more_sums[n++] = int_at(res, (int)row, 2);
+            names[n] = PQgetvalue(res, (int)row, 1);
+            sums[n++] = int_at(res, (int)row, 2);
         }
-        rc = stats_recent_top(r, dim, more_names, more_sums, n, &out->top[dim - 1]);
+        rc = stats_recent_top(r, dim, names, sums, n, &out->top[dim - 1]);
         if (rc < 0)
             goto out;
     }
 out:
     PQclear(res);
-    free(more_names);
-    free(more_sums);
+    free(names);
+    free(sums);
     free(dims.buf);
     free(values.buf);
     return rc;
