@@ -36,10 +36,9 @@ local mode, n, pos, step, auth, bulk_n, unlock_path, unlock_body, get_req
 -- KEYFILE's lines as the paths "/<key>", one after another in a C buffer, and where each
 -- starts (path i: paths[offsets[i - 1] .. offsets[i] - 1]). Held as a Lua table of strings,
 -- the zipf group's 4 M draws (a million distinct keys) were live objects that every cycle of
--- LuaJIT's collector had to go through, and the cycles (one every few thousand requests: each
--- request makes new strings) stopped wrk for long enough to put a 60-165 ms p99 on nginx's
--- `return 301`, against 4-5 ms for the same load drawn from 1,000 keys. Read into C memory in
--- one piece, which the collector does not look into, the same draws give nginx 4.5-5 ms.
+-- LuaJIT's collector goes through, and nginx's `return 301` measured a p99 of 4-166 ms
+-- against 4-6 ms for 1,000 keys. In C memory, which the collector does not look into, the
+-- same draws give nginx 4-10 ms (README, "wrk's own pauses").
 local paths, offsets
 
 local function load_paths(file)
@@ -74,7 +73,6 @@ local function load_paths(file)
       end
    end
    offsets[n] = out
-   text = nil
 end
 
 local function path(i)
