@@ -171,10 +171,15 @@ unit-bins: $(UNIT_BINS)
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# The suite spends most of its time waiting (flush intervals, timeouts, restarts): run by
+# TEST_WORKERS pytest-xdist workers, each with its own stack, it takes 8 minutes instead of 12
+# on two CPUs. Test files stay whole (--dist loadfile), as their fixtures and order assume;
+# TEST_WORKERS=0 runs it in this process, one test after another.
+TEST_WORKERS ?= 2
 integration: all
 	SHORTENER_BIN_DIR=$(abspath $(BINDIR)) \
 		SHORTENER_TEST_HELPER_DIR=$(abspath $(BUILD)/tests/integration) \
-		$(PYTEST) -q -p no:cacheprovider tests/integration
+		$(PYTEST) -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile tests/integration
 
 C_FILES = $(wildcard include/*.h lib/*.c src/*/*.c src/*/*.h kgs/*.c kgs/*.h tests/unit/*.c \
 	tests/unit/*.h tests/fuzz/*.c tests/bench/*.c tests/integration/*.c)

@@ -8,7 +8,7 @@ packages=(
     libmicrohttpd-dev libhiredis-dev libpq-dev libsodium-dev libjansson-dev
     libcurl4-openssl-dev libcmocka-dev
     postgresql redis-server
-    python3 python3-pytest python3-requests
+    python3 python3-pytest python3-pytest-xdist python3-requests
     nodejs npm
     curl procps util-linux
     # the cluster (make cluster-up, tests/cluster): engines operators trust, never our own
