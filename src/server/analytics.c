@@ -25,8 +25,14 @@
 
 /* A request thread's buffer: records one after another. 1 MiB holds about 4,000 visits with
  * long headers; the analytics thread empties it every DRAIN_MS, so a thread would have to
- * redirect over 150,000 times a second to fill it. */
+ * redirect over 150,000 times a second to fill it while that thread keeps up. It does not
+ * always: on two loaded CPUs it was seen away for a quarter of a second (growing its sums
+ * table, or not given a CPU), while each request thread wrote 4 MB a second, and a full
+ * buffer dropped thousands of visits. So a full buffer doubles, up to BUF_MAX (about 70,000
+ * visits, seconds of a thread's redirects), and the analytics thread gives it back to
+ * BUF_BYTES once it has caught up. */
 #define BUF_BYTES (1024 * 1024)
+#define BUF_MAX   (16 * 1024 * 1024)
 #define DRAIN_MS  25
 /* Rows summed between flushes (link x hour x visitor profile), about 80 bytes each; a batch
  * half this full is handed to the writer early. Past it (the writer still busy with the one
@@ -65,7 +71,7 @@ struct rec {
 struct slot {
     pthread_mutex_t lock;
     unsigned char *data, *spare;
-    size_t len;
+    size_t len, cap, spare_cap;
     char pad[64]; /* slots of different threads on different cache lines */
 };
 
@@ -77,6 +83,11 @@ struct row {
     int64_t visits; /* 0: empty */
     uint32_t key_off, val_off;
     uint32_t uncounted; /* of the visits, those for the links' counts */
+    /* row_hash's, kept: growing the table then moves rows without hashing their strings
+     * again (a table of 131,000 rows took 230 ms to grow on a loaded machine, hashing them
+     * all, with the request threads' buffers filling meanwhile), and a probe compares it
+     * before the strings. */
+    uint32_t hash;
     uint8_t keylen;
     uint16_t vallen;
 };
@@ -209,7 +220,7 @@ static size_t pack(const char *const vals[STATS_DIMS], char out[PACKED_MAX])
     return n;
 }
 
-static uint64_t row_hash(const char *key, size_t keylen, int64_t hour, const char *val,
+static uint32_t row_hash(const char *key, size_t keylen, int64_t hour, const char *val,
                          size_t vallen)
 {
     char buf[KEY_MAX_LEN + sizeof(int64_t) + PACKED_MAX];
@@ -220,18 +231,20 @@ static uint64_t row_hash(const char *key, size_t keylen, int64_t hour, const cha
     n += sizeof(hour);
     memcpy(buf + n, val, vallen);
     n += vallen;
-    return keyhash(buf, n);
+    return (uint32_t)keyhash(buf, n);
 }
 
-static struct row *rows_find(struct rows *t, const char *key, size_t keylen, int64_t hour,
-                             const char *val, size_t vallen)
+/* The row of (key, hour, val), whose row_hash is hash, or the empty slot where it goes. */
+static struct row *rows_find(struct rows *t, uint32_t hash, const char *key, size_t keylen,
+                             int64_t hour, const char *val, size_t vallen)
 {
-    size_t i = (size_t)row_hash(key, keylen, hour, val, vallen) & (t->cap - 1);
+    size_t i = hash & (t->cap - 1);
     for (;;) {
         struct row *r = &t->slots[i];
-        if (r->visits == 0 || (r->hour == hour && r->keylen == keylen && r->vallen == vallen &&
-                               memcmp(t->arena + r->key_off, key, keylen) == 0 &&
-                               memcmp(t->arena + r->val_off, val, vallen) == 0))
+        if (r->visits == 0 ||
+            (r->hash == hash && r->hour == hour && r->keylen == keylen && r->vallen == vallen &&
+             memcmp(t->arena + r->key_off, key, keylen) == 0 &&
+             memcmp(t->arena + r->val_off, val, vallen) == 0))
             return r;
         i = (i + 1) & (t->cap - 1);
     }
@@ -263,11 +276,15 @@ static int rows_grow(struct rows *t)
     bigger.slots = calloc(bigger.cap, sizeof(*bigger.slots));
     if (!bigger.slots)
         return -ENOMEM;
+    /* The rows are distinct: each goes to the first empty slot from its home. */
     for (size_t i = 0; i < t->cap; i++) {
         const struct row *r = &t->slots[i];
-        if (r->visits)
-            *rows_find(&bigger, t->arena + r->key_off, r->keylen, r->hour, t->arena + r->val_off,
-                       r->vallen) = *r;
+        if (!r->visits)
+            continue;
+        size_t j = r->hash & (bigger.cap - 1);
+        while (bigger.slots[j].visits)
+            j = (j + 1) & (bigger.cap - 1);
+        bigger.slots[j] = *r;
     }
     free(t->slots);
     *t = bigger;
@@ -279,7 +296,8 @@ static int rows_grow(struct rows *t)
 static int rows_add(struct rows *t, const char *key, size_t keylen, int64_t hour, const char *val,
                     size_t vallen, int64_t n, uint32_t u)
 {
-    struct row *r = rows_find(t, key, keylen, hour, val, vallen);
+    uint32_t hash = row_hash(key, keylen, hour, val, vallen);
+    struct row *r = rows_find(t, hash, key, keylen, hour, val, vallen);
 
     if (r->visits == 0) {
         if (t->used >= MAX_ROWS)
@@ -287,12 +305,13 @@ static int rows_add(struct rows *t, const char *key, size_t keylen, int64_t hour
         if ((t->used + 1) * 2 > t->cap) {
             if (rows_grow(t) < 0)
                 return -ENOMEM;
-            r = rows_find(t, key, keylen, hour, val, vallen);
+            r = rows_find(t, hash, key, keylen, hour, val, vallen);
         }
         if (arena_put(t, key, keylen, &r->key_off) < 0 ||
             arena_put(t, val, vallen, &r->val_off) < 0)
             return -ENOMEM;
         r->hour = hour;
+        r->hash = hash;
         r->keylen = (uint8_t)keylen;
         r->vallen = (uint16_t)vallen;
         t->used++;
@@ -347,6 +366,7 @@ struct analytics *analytics_new(struct store *store, unsigned nslots, unsigned f
     for (unsigned i = 0; i < nslots; i++) {
         a->slots[i].data = malloc(BUF_BYTES);
         a->slots[i].spare = malloc(BUF_BYTES);
+        a->slots[i].cap = a->slots[i].spare_cap = BUF_BYTES;
         if (!a->slots[i].data || !a->slots[i].spare ||
             pthread_mutex_init(&a->slots[i].lock, NULL) != 0)
             goto nomem;
@@ -391,10 +411,15 @@ static void append(struct analytics *a, unsigned slot, const struct rec *h, cons
         return;
     s = &a->slots[slot];
     pthread_mutex_lock(&s->lock);
-    if (s->len + need > BUF_BYTES) {
-        pthread_mutex_unlock(&s->lock);
-        dropped(a, h);
-        return;
+    if (s->len + need > s->cap) {
+        unsigned char *bigger = s->cap < BUF_MAX ? realloc(s->data, s->cap * 2) : NULL;
+        if (!bigger) {
+            pthread_mutex_unlock(&s->lock);
+            dropped(a, h);
+            return;
+        }
+        s->data = bigger;
+        s->cap *= 2;
     }
     unsigned char *p = s->data + s->len;
     memcpy(p, h, sizeof(*h));
@@ -605,6 +630,9 @@ static void drain(struct analytics *a)
         s->data = s->spare;
         s->len = 0;
         s->spare = full;
+        size_t cap = s->cap;
+        s->cap = s->spare_cap;
+        s->spare_cap = cap;
         pthread_mutex_unlock(&s->lock);
         /* The spare is ours until the next drain swaps it back: only this thread drains. */
         for (size_t off = 0; off < len;) {
@@ -618,6 +646,14 @@ static void drain(struct analytics *a)
             else
                 classify(a, &h, key, ref, ua);
             off += sizeof(h) + h.keylen + h.reflen + h.ualen;
+        }
+        /* Grown while this thread was away, and little in it now: back to its usual size. */
+        if (s->spare_cap > BUF_BYTES && len <= BUF_BYTES / 2) {
+            unsigned char *smaller = realloc(full, BUF_BYTES);
+            if (smaller) {
+                s->spare = smaller;
+                s->spare_cap = BUF_BYTES;
+            }
         }
     }
 }
