@@ -102,6 +102,51 @@ static void test_full_table_drops_and_failed_writes_are_kept(void **state)
     assert_int_equal(written[100], 0);
 }
 
+/* A table keeps the size it grew to for the flushes after (swapped in again two flushes
+ * later), so an interval with as many links as the one before grows nothing; one used to
+ * less than an eighth of its size starts small again. */
+static void test_table_keeps_its_size(void **state)
+{
+    struct visits *v = visits_new(NULL, 60000, 4 * KEYS);
+    char key[ALIAS_MAX_LEN + 1];
+    size_t cap;
+    (void)state;
+
+    assert_non_null(v);
+    memset(written, 0, sizeof(written));
+    for (int i = 0; i < KEYS; i++) {
+        key_for(i, key, sizeof(key));
+        assert_true(visits_record(v, key, strlen(key)));
+    }
+    cap = v->table.cap;
+    assert_true(cap >= 2 * KEYS);
+    flush(v); /* the full table is written, emptied, and kept */
+    assert_int_equal(v->spare.cap, cap);
+    assert_int_equal(v->spare.used, 0);
+    flush(v); /* and swapped in again */
+    assert_int_equal(v->table.cap, cap);
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < KEYS; i++) {
+            key_for(i, key, sizeof(key));
+            assert_true(visits_record(v, key, strlen(key)));
+        }
+    assert_int_equal(v->table.cap, cap); /* nothing grew */
+    assert_int_equal(visits_pending(v), KEYS);
+    flush(v);
+    flush(v);
+    /* A sixteenth as many links: written, then the table starts small again. */
+    assert_int_equal(v->table.cap, cap);
+    for (int i = 0; i < KEYS / 16; i++) {
+        key_for(i, key, sizeof(key));
+        assert_true(visits_record(v, key, strlen(key)));
+    }
+    flush(v);
+    assert_int_equal(v->spare.cap, INITIAL_CAP);
+    visits_free(v);
+    for (int i = 0; i < KEYS; i++)
+        assert_int_equal(written[i], 3 + (i < KEYS / 16));
+}
+
 /* The hash visits.c used before its hash was keyed: FNV-1a (with an offset basis one digit
  * short of the usual one). Anybody could compute it, and so choose aliases that collide. */
 static uint64_t old_hash(const char *key, size_t len)
@@ -191,6 +236,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sums_are_exact),
         cmocka_unit_test(test_full_table_drops_and_failed_writes_are_kept),
+        cmocka_unit_test(test_table_keeps_its_size),
         cmocka_unit_test(test_colliding_aliases_probe_briefly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
